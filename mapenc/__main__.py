@@ -1,0 +1,5 @@
+"""`python -m mapenc` runs the command line."""
+
+from mapenc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""The `mapenc` command line: one subcommand per module in ``mapenc.commands``.
+
+Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Modules are imported only when their command runs, so ``mapenc describe`` does not load rasterio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from mapenc.errors import MapencError
+
+COMMANDS: dict[str, str] = {
+    "info": "mapenc.commands.info",
+    "render": "mapenc.commands.render",
+    "describe": "mapenc.commands.describe",
+    "train-mnist": "mapenc.commands.train_mnist",
+    "eval-mnist": "mapenc.commands.eval_mnist",
+    "train-traj": "mapenc.commands.train_traj",
+    "eval-traj": "mapenc.commands.eval_traj",
+    "compare": "mapenc.commands.compare",
+    "demo": "mapenc.commands.demo",
+}
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """Parser with every subcommand; only the chosen command's module is imported."""
+    parser = argparse.ArgumentParser(prog="mapenc", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, module_name in COMMANDS.items():
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+            module.add_arguments(cmd)
+            cmd.set_defaults(run=module.run)
+        else:
+            sub.add_parser(name, help=f"see `mapenc {name} --help`")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `mapenc` console script; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(args_list).parse_args(args_list)
+    try:
+        return int(args.run(args))
+    except MapencError as err:
+        print(f"mapenc {args.command}: error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,38 @@
+"""The errors mapenc raises on bad input: one base class, one subclass per kind of input."""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class MapencError(Exception):
+    """Base class of every error mapenc raises on bad input or a failed run."""
+
+
+class MapFormatError(MapencError):
+    """A map or scenario file that cannot be read: the message names the file and the problem."""
+
+    def __init__(self, path: str | PathLike[str], problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class ScenarioFormatError(MapFormatError):
+    """A scenario (tracks) file that cannot be read."""
+
+
+class PoseError(MapencError):
+    """Poses that are not an (N, 3) array of finite [x, y, heading] values."""
+
+
+class ConfigError(MapencError):
+    """A configuration value that is out of range or names something that does not exist."""
+
+
+class DataError(MapencError):
+    """A data set (MNIST, trajectory samples) that is missing, malformed or empty."""
+
+
+class TrainingError(MapencError):
+    """Training that cannot go on, e.g. a loss that turned NaN; the message names the step."""

@@ -1,0 +1,115 @@
+"""SE(2): rotation + translation of the plane, float64 throughout.
+
+Name instances by the frames they connect, as in ``city_SE2_agent``: it maps points given in the
+agent frame to the city frame (``city_SE2_agent.transform_from(points_agent) -> points_city``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from mapenc.errors import PoseError
+
+FloatArray = NDArray[np.float64]
+
+
+def wrap_angle(angle: ArrayLike) -> Any:
+    """Wrap angles (rad) to [-pi, pi)."""
+    a = np.asarray(angle, dtype=np.float64)
+    return (a + np.pi) % (2.0 * np.pi) - np.pi
+
+
+def check_poses(poses: ArrayLike, name: str = "poses") -> FloatArray:
+    """Return ``poses`` as a finite (N, 3) float64 array ``[x, y, heading]``; raise PoseError if not.
+
+    A single pose of shape (3,) is accepted and returned as (1, 3).
+    """
+    arr = np.asarray(poses, dtype=np.float64)
+    if arr.ndim == 1 and arr.shape[0] == 3:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise PoseError(f"{name} must have shape (N, 3) [x, y, heading], got {arr.shape}")
+    if not np.isfinite(arr).all():
+        bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+        raise PoseError(f"{name} has NaN or inf values at rows {bad[:10].tolist()}")
+    return arr
+
+
+@dataclass(frozen=True)
+class SE2:
+    """A rigid transform ``p_dst = R(rotation_rad) @ p_src + translation``.
+
+    Attributes:
+        rotation_rad: angle of the source frame's +x axis in the destination frame (rad).
+        translation: (2,) origin of the source frame in the destination frame (metres).
+    """
+
+    rotation_rad: float
+    translation: FloatArray
+
+    def __post_init__(self) -> None:
+        t = np.asarray(self.translation, dtype=np.float64).reshape(-1)
+        if t.shape != (2,) or not np.isfinite(t).all() or not np.isfinite(self.rotation_rad):
+            raise PoseError(f"SE2 needs a finite angle and a (2,) translation, got {t.shape}")
+        object.__setattr__(self, "translation", t)
+        object.__setattr__(self, "rotation_rad", float(self.rotation_rad))
+
+    @classmethod
+    def identity(cls) -> SE2:
+        return cls(0.0, np.zeros(2))
+
+    @classmethod
+    def from_pose(cls, pose: ArrayLike) -> SE2:
+        """``dst_SE2_agent`` from an agent pose ``[x, y, heading]`` given in the dst frame."""
+        x, y, heading = check_poses(pose, "pose")[0]
+        return cls(heading, np.array([x, y]))
+
+    @classmethod
+    def from_matrix(cls, matrix: ArrayLike) -> SE2:
+        """From a 3x3 homogeneous matrix whose top-left 2x2 block is a rotation."""
+        m = np.asarray(matrix, dtype=np.float64)
+        if m.shape != (3, 3):
+            raise PoseError(f"SE2 matrix must be 3x3, got {m.shape}")
+        rot = m[:2, :2]
+        if not np.allclose(rot @ rot.T, np.eye(2), atol=1e-9) or np.linalg.det(rot) <= 0:
+            raise PoseError("SE2 matrix rotation block is not a proper rotation")
+        return cls(float(np.arctan2(m[1, 0], m[0, 0])), m[:2, 2].copy())
+
+    @property
+    def rotation(self) -> FloatArray:
+        """(2, 2) rotation matrix."""
+        c, s = np.cos(self.rotation_rad), np.sin(self.rotation_rad)
+        return np.array([[c, -s], [s, c]])
+
+    def as_matrix(self) -> FloatArray:
+        """(3, 3) homogeneous matrix."""
+        m = np.eye(3)
+        m[:2, :2] = self.rotation
+        m[:2, 2] = self.translation
+        return m
+
+    def compose(self, right: SE2) -> SE2:
+        """``a_SE2_c = a_SE2_b.compose(b_SE2_c)``."""
+        return SE2(
+            float(wrap_angle(self.rotation_rad + right.rotation_rad)),
+            self.rotation @ right.translation + self.translation,
+        )
+
+    def inverse(self) -> SE2:
+        """``b_SE2_a`` from ``a_SE2_b``."""
+        return SE2(float(wrap_angle(-self.rotation_rad)), -(self.rotation.T @ self.translation))
+
+    def transform_from(self, points_src: ArrayLike) -> FloatArray:
+        """Map (N, 2) points from the source frame to the destination frame (metres)."""
+        p = np.asarray(points_src, dtype=np.float64)
+        if p.ndim != 2 or p.shape[1] != 2:
+            raise PoseError(f"points must have shape (N, 2), got {p.shape}")
+        return p @ self.rotation.T + self.translation
+
+    def transform_heading_from(self, heading_src: ArrayLike) -> Any:
+        """Map headings (rad) from the source frame to the destination frame, wrapped."""
+        return wrap_angle(np.asarray(heading_src, dtype=np.float64) + self.rotation_rad)

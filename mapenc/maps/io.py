@@ -1,0 +1,134 @@
+"""Entry points ``load_map`` / ``load_scenario``: detect the format from content, then dispatch.
+
+Readers live one per format (``av2``, ``lanelet2``, ``commonroad``, ``geojson``) and are imported
+lazily through the registries below, so a user without pyarrow can still read CommonRoad.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+import zlib
+from collections.abc import Callable
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from mapenc.errors import MapFormatError
+from mapenc.maps.types import Scenario, VectorMap
+
+PathType = str | PathLike[str]
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+# format name -> "module:function" of the reader taking a Path.
+MAP_READERS: dict[str, str] = {
+    "av2": "mapenc.maps.av2:read_av2_map",
+    "lanelet2": "mapenc.maps.lanelet2:read_lanelet2_map",
+    "commonroad": "mapenc.maps.commonroad:read_commonroad_map",
+    "geojson": "mapenc.maps.geojson:read_geojson_map",
+}
+SCENARIO_READERS: dict[str, str] = {
+    "av2": "mapenc.maps.av2:read_av2_scenario",
+    "commonroad": "mapenc.maps.commonroad:read_commonroad_scenario",
+    "generic": "mapenc.maps.geojson:read_generic_scenario",
+}
+
+
+def read_bytes(path: PathType) -> bytes:
+    """Whole file content, gunzipped when it starts with the gzip magic.
+
+    Raises MapFormatError for a missing or empty file, a ``.gz`` file that is not gzip, or a
+    truncated gzip stream.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise MapFormatError(p, "no such file")
+    raw = p.read_bytes()
+    if not raw:
+        raise MapFormatError(p, "empty file")
+    if raw[:2] == GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as err:
+            raise MapFormatError(p, f"truncated or corrupt gzip data ({err})") from None
+        if not raw:
+            raise MapFormatError(p, "empty file after gunzip")
+    elif p.suffix == ".gz":
+        raise MapFormatError(p, "has a .gz suffix but is not gzip-compressed")
+    return raw
+
+
+def detect_format(path: PathType) -> str:
+    """Name of the map format of ``path`` ("av2", "lanelet2", "commonroad", "geojson"), by content."""
+    head = read_bytes(path)[:4096].lstrip()
+    if head.startswith(b"{"):
+        if b'"lane_segments"' in head or b'"drivable_areas"' in head:
+            return "av2"
+        if b"FeatureCollection" in head or b'"features"' in head:
+            return "geojson"
+        raise MapFormatError(
+            path, "JSON that is neither an AV2 map nor a GeoJSON FeatureCollection"
+        )
+    if head.startswith(b"<"):
+        if b"<osm" in head:
+            return "lanelet2"
+        if b"<commonRoad" in head:
+            return "commonroad"
+        raise MapFormatError(path, "XML that is neither Lanelet2 OSM nor CommonRoad")
+    raise MapFormatError(path, "unrecognised map format (expected JSON or XML)")
+
+
+def _reader(spec: str) -> Callable[..., Any]:
+    module_name, func_name = spec.split(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+def load_map(path: PathType) -> VectorMap:
+    """Read a vector map: AV2 ``log_map_archive_*.json``, Lanelet2 ``.osm``, CommonRoad
+    ``.xml``/``.xml.gz`` or GeoJSON FeatureCollection. A folder holding exactly one of these
+    (e.g. an AV2 scenario folder, a generic scene folder with ``map.geojson``) also works."""
+    p = Path(path)
+    if p.is_dir():
+        p = find_map_in_folder(p)
+    reader = _reader(MAP_READERS[detect_format(p)])
+    result: VectorMap = reader(p)
+    return result
+
+
+def find_map_in_folder(folder: Path) -> Path:
+    """The map file inside a scene folder (``log_map_archive_*.json`` or ``map.geojson``)."""
+    candidates = sorted(folder.glob("log_map_archive_*.json")) + sorted(folder.glob("map.geojson"))
+    if len(candidates) != 1:
+        raise MapFormatError(
+            folder,
+            f"expected one map file (log_map_archive_*.json or map.geojson), found {len(candidates)}",
+        )
+    return candidates[0]
+
+
+def load_scenario(
+    path: PathType, tracks: PathType | None = None, dt: float | None = None
+) -> Scenario:
+    """Read a scenario: an AV2 ``scenario_*.parquet`` (map JSON beside it) or its folder, a
+    CommonRoad XML, or the generic format (a folder with ``map.geojson`` + ``tracks.csv``, or the
+    GeoJSON path plus ``tracks``; ``dt`` overrides the GeoJSON's ``properties.dt``)."""
+    p = Path(path)
+    if p.is_dir():
+        if sorted(p.glob("scenario_*.parquet")):
+            return _reader(SCENARIO_READERS["av2"])(p)
+        if (p / "tracks.csv").is_file():
+            return _reader(SCENARIO_READERS["generic"])(find_map_in_folder(p), p / "tracks.csv", dt)
+        raise MapFormatError(
+            p, "folder holds neither scenario_*.parquet nor map.geojson + tracks.csv"
+        )
+    if p.suffix == ".parquet":
+        return _reader(SCENARIO_READERS["av2"])(p)
+    fmt = detect_format(p)
+    if fmt == "commonroad":
+        return _reader(SCENARIO_READERS["commonroad"])(p)
+    if fmt == "geojson":
+        if tracks is None:
+            raise MapFormatError(p, "a GeoJSON scenario needs its tracks CSV (tracks=...)")
+        return _reader(SCENARIO_READERS["generic"])(p, Path(tracks), dt)
+    raise MapFormatError(p, f"{fmt} files hold a map only, no tracks; use load_map")

@@ -1,0 +1,353 @@
+"""Format-independent map and scene primitives; every reader produces these.
+
+All coordinates are in the map's city frame (metres, float64). Maps know nothing of pixels.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
+from shapely.strtree import STRtree
+
+from mapenc.errors import MapencError, PoseError
+
+FloatArray = NDArray[np.float64]
+Bounds = tuple[float, float, float, float]
+
+
+class LaneType(str, Enum):
+    """What a lane is for."""
+
+    VEHICLE = "vehicle"
+    BIKE = "bike"
+    BUS = "bus"
+    UNKNOWN = "unknown"
+
+
+class MarkType(str, Enum):
+    """Painted (or physical) kind of a lane boundary, colour dropped."""
+
+    SOLID = "solid"
+    DASHED = "dashed"
+    DOUBLE_SOLID = "double_solid"
+    DOUBLE_DASHED = "double_dashed"
+    SOLID_DASHED = "solid_dashed"
+    DASHED_SOLID = "dashed_solid"
+    CURB = "curb"
+    VIRTUAL = "virtual"
+    NONE = "none"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_solid(self) -> bool:
+        """True for marks that must not be crossed (solid, double solid, curb)."""
+        return self in {MarkType.SOLID, MarkType.DOUBLE_SOLID, MarkType.CURB}
+
+    @property
+    def is_dashed(self) -> bool:
+        """True for marks that may be crossed (dashed, and mixed marks)."""
+        return self in {
+            MarkType.DASHED,
+            MarkType.DOUBLE_DASHED,
+            MarkType.SOLID_DASHED,
+            MarkType.DASHED_SOLID,
+        }
+
+
+def as_polyline(points: Any, what: str) -> FloatArray:
+    """(K, 2) float64 polyline with K >= 2 and finite values; raise MapencError naming ``what``.
+
+    Readers catch this and re-raise it as a MapFormatError naming the file.
+    """
+    arr = np.asarray(points, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] < 2:
+        raise MapencError(f"{what}: expected a list of (x, y) points, got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr[:, :2])
+    if arr.shape[0] < 2:
+        raise MapencError(f"{what}: a polyline needs at least 2 points, got {arr.shape[0]}")
+    if not np.isfinite(arr).all():
+        raise MapencError(f"{what}: NaN or inf coordinates")
+    return arr
+
+
+def centerline_from_boundaries(left: FloatArray, right: FloatArray, num: int = 0) -> FloatArray:
+    """Centerline midway between two boundaries that run in the lane's direction.
+
+    Both boundaries are resampled at the same arc-length fractions and averaged.
+    Args:
+        left, right: (K, 2) and (L, 2) polylines (metres).
+        num: number of output points; default max(K, L, 2).
+    Returns: (num, 2) float64.
+    """
+    n = num or max(len(left), len(right), 2)
+    return 0.5 * (resample_polyline(left, n) + resample_polyline(right, n))
+
+
+def resample_polyline(points: FloatArray, num: int) -> FloatArray:
+    """``num`` points at equal arc-length fractions along a (K, 2) polyline."""
+    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    if cum[-1] == 0.0:
+        return np.repeat(points[:1], num, axis=0)
+    s = np.linspace(0.0, cum[-1], num)
+    return np.stack([np.interp(s, cum, points[:, 0]), np.interp(s, cum, points[:, 1])], axis=1)
+
+
+def repair_polygon(geom: BaseGeometry, what: str) -> BaseGeometry:
+    """Return ``geom`` made valid (shapely ``make_valid``), warning when a repair was needed.
+
+    Self-intersecting rings are repaired, not rejected: real maps contain a few, and dropping them
+    would silently lose drivable area. Only the polygonal part of the repair is kept.
+    """
+    if geom.is_valid:
+        return geom
+    warnings.warn(f"{what}: invalid polygon repaired with make_valid", stacklevel=2)
+    fixed = shapely.make_valid(geom)
+    polys = [g for g in getattr(fixed, "geoms", [fixed]) if isinstance(g, Polygon | MultiPolygon)]
+    return shapely.union_all(polys) if polys else Polygon()
+
+
+@dataclass(frozen=True, eq=False)
+class Lane:
+    """One lane segment.
+
+    Attributes:
+        id: identifier, unique within the map (the source's id as a string).
+        centerline: (K, 2) float64, city frame, in the driving direction.
+        left_boundary, right_boundary: (L, 2) / (R, 2) float64, in the driving direction.
+        left_mark, right_mark: kind of the boundary marking.
+        lane_type: what the lane is for.
+        predecessors, successors: ids of the lanes before and after.
+        left_neighbor, right_neighbor: ids of adjacent lanes (any direction), or None.
+        is_intersection: the lane lies inside a junction.
+    """
+
+    id: str
+    centerline: FloatArray
+    left_boundary: FloatArray
+    right_boundary: FloatArray
+    left_mark: MarkType = MarkType.UNKNOWN
+    right_mark: MarkType = MarkType.UNKNOWN
+    lane_type: LaneType = LaneType.VEHICLE
+    predecessors: tuple[str, ...] = ()
+    successors: tuple[str, ...] = ()
+    left_neighbor: str | None = None
+    right_neighbor: str | None = None
+    is_intersection: bool = False
+
+    @cached_property
+    def polygon(self) -> BaseGeometry:
+        """The lane's area: left boundary + reversed right boundary, made valid."""
+        ring = np.concatenate([self.left_boundary, self.right_boundary[::-1]])
+        return repair_polygon(Polygon(ring), f"lane {self.id}")
+
+    @cached_property
+    def length_m(self) -> float:
+        """Arc length of the centerline (metres)."""
+        return float(np.linalg.norm(np.diff(self.centerline, axis=0), axis=1).sum())
+
+
+@dataclass(frozen=True)
+class MapQuery:
+    """Indices into ``VectorMap.lanes`` and ``VectorMap.crosswalks`` of elements touching a window."""
+
+    lanes: NDArray[np.intp]
+    crosswalks: NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class Projection:
+    """How a geographic (lon/lat) map was projected to its metric city frame.
+
+    Attributes:
+        crs: the projected CRS as a PROJ string (transverse Mercator centred on the map).
+        origin_lonlat: (lon, lat) in degrees of the city frame's origin.
+    """
+
+    crs: str
+    origin_lonlat: tuple[float, float]
+
+    def to_city(self, lon: Any, lat: Any) -> FloatArray:
+        """(N,) lon, lat in degrees (WGS84) -> (N, 2) city-frame metres."""
+        from rasterio.warp import transform
+
+        xs, ys = transform("EPSG:4326", self.crs, np.atleast_1d(lon), np.atleast_1d(lat))
+        return np.stack([np.asarray(xs), np.asarray(ys)], axis=1)
+
+    def to_lonlat(self, points_city: FloatArray) -> FloatArray:
+        """(N, 2) city-frame metres -> (N, 2) [lon, lat] degrees (WGS84)."""
+        from rasterio.warp import transform
+
+        lon, lat = transform(self.crs, "EPSG:4326", points_city[:, 0], points_city[:, 1])
+        return np.stack([np.asarray(lon), np.asarray(lat)], axis=1)
+
+
+@dataclass(eq=False)
+class VectorMap:
+    """A vector road map in one metric city frame.
+
+    Attributes:
+        lanes: the lane segments.
+        crosswalks: pedestrian crossings as polygons.
+        drivable_area: one (Multi)Polygon; built as the union of lane polygons when not given.
+        road_edges: extra boundary polylines (curbs, road borders) as (K, 2) arrays.
+        source: the file the map was read from ("" when built in memory).
+        projection: set when the source was geographic (lat/lon), else None.
+    """
+
+    lanes: list[Lane]
+    crosswalks: list[Polygon] = field(default_factory=list)
+    drivable_area: BaseGeometry | None = None
+    road_edges: list[FloatArray] = field(default_factory=list)
+    source: str = ""
+    projection: Projection | None = None
+
+    def __post_init__(self) -> None:
+        ids = [lane.id for lane in self.lanes]
+        if len(set(ids)) != len(ids):
+            raise MapencError(f"{self.source or 'map'}: duplicate lane ids")
+        if self.drivable_area is None:
+            self.drivable_area = shapely.union_all([lane.polygon for lane in self.lanes])
+        self._lane_by_id = {lane.id: lane for lane in self.lanes}
+
+    def lane(self, lane_id: str) -> Lane:
+        """The lane with this id; MapencError if there is none."""
+        try:
+            return self._lane_by_id[lane_id]
+        except KeyError:
+            raise MapencError(f"{self.source or 'map'}: no lane with id {lane_id!r}") from None
+
+    @property
+    def area(self) -> BaseGeometry:
+        """The drivable area (never None after construction)."""
+        assert self.drivable_area is not None
+        return self.drivable_area
+
+    @cached_property
+    def bounds(self) -> Bounds:
+        """(xmin, ymin, xmax, ymax) of every element, city frame; (0, 0, 0, 0) for an empty map."""
+        parts: list[BaseGeometry] = [self.area, *self.crosswalks]
+        parts += [shapely.multipoints(lane.centerline) for lane in self.lanes]
+        geoms = [g for g in parts if not g.is_empty]
+        if not geoms:
+            return (0.0, 0.0, 0.0, 0.0)
+        b = shapely.bounds(np.array(geoms, dtype=object))
+        return (
+            float(b[:, 0].min()),
+            float(b[:, 1].min()),
+            float(b[:, 2].max()),
+            float(b[:, 3].max()),
+        )
+
+    @cached_property
+    def _lane_tree(self) -> STRtree:
+        return STRtree(
+            [lane.polygon.union(shapely.LineString(lane.centerline)) for lane in self.lanes]
+        )
+
+    @cached_property
+    def _crosswalk_tree(self) -> STRtree:
+        return STRtree(self.crosswalks)
+
+    def query(self, window: Bounds | BaseGeometry) -> MapQuery:
+        """Lanes and crosswalks whose geometry touches ``window`` (a box (xmin, ymin, xmax, ymax)
+        or any shapely geometry, city frame)."""
+        geom = window if isinstance(window, BaseGeometry) else shapely.box(*window)
+        return MapQuery(
+            lanes=np.sort(self._lane_tree.query(geom, predicate="intersects")),
+            crosswalks=np.sort(self._crosswalk_tree.query(geom, predicate="intersects")),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, bounds and projection, for printing."""
+        xmin, ymin, xmax, ymax = self.bounds
+        return {
+            "source": self.source,
+            "lanes": len(self.lanes),
+            "crosswalks": len(self.crosswalks),
+            "drivable_area_m2": round(float(self.area.area), 1),
+            "road_edges": len(self.road_edges),
+            "bounds": [xmin, ymin, xmax, ymax],
+            "extent_m": [round(xmax - xmin, 1), round(ymax - ymin, 1)],
+            "projection": None if self.projection is None else self.projection.crs,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Track:
+    """One agent over the scenario's time steps (index t = 0..T-1, time t * dt seconds).
+
+    Attributes:
+        id: identifier, unique within the scenario.
+        kind: "vehicle", "pedestrian", "cyclist", ... (lower case).
+        xy: (T, 2) float64 city-frame positions (metres); rows where ``valid`` is False are NaN.
+        heading: (T,) float64 heading (rad, city frame); NaN where not valid.
+        valid: (T,) bool, the agent is observed at that step.
+        length, width: box size (metres).
+        velocity: (T, 2) float64 city-frame velocity (m/s) when the source gives it, else None.
+        category: source-specific label (AV2 object_category: 0 fragment .. 3 focal), or None.
+    """
+
+    id: str
+    kind: str
+    xy: FloatArray
+    heading: FloatArray
+    valid: NDArray[np.bool_]
+    length: float = 4.5
+    width: float = 2.0
+    velocity: FloatArray | None = None
+    category: int | None = None
+
+
+@dataclass(eq=False)
+class Scenario:
+    """A map and the tracks recorded on it, sampled every ``dt`` seconds.
+
+    Attributes:
+        map: the vector map, same city frame as the tracks.
+        dt: seconds between time steps.
+        tracks: every agent; each Track holds arrays over the same T steps.
+        focal_track_id: the agent to predict when the source names one (AV2), else None.
+        source: the file or folder read.
+    """
+
+    map: VectorMap
+    dt: float
+    tracks: list[Track]
+    focal_track_id: str | None = None
+    source: str = ""
+
+    @property
+    def num_steps(self) -> int:
+        """T, the number of time steps."""
+        return int(self.tracks[0].valid.shape[0]) if self.tracks else 0
+
+    def track(self, track_id: str) -> Track:
+        """The track with this id; MapencError if there is none."""
+        for tr in self.tracks:
+            if tr.id == track_id:
+                return tr
+        raise MapencError(f"{self.source or 'scenario'}: no track with id {track_id!r}")
+
+    def poses_at(self, t: int) -> tuple[list[str], FloatArray]:
+        """Ids and (N, 3) [x, y, heading] city-frame poses of the agents valid at step ``t``."""
+        if not 0 <= t < self.num_steps:
+            raise PoseError(f"time step {t} outside 0..{self.num_steps - 1}")
+        ids = [tr.id for tr in self.tracks if tr.valid[t]]
+        rows = [[*tr.xy[t], tr.heading[t]] for tr in self.tracks if tr.valid[t]]
+        return ids, np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+
+
+def stack_polygons(polys: Sequence[BaseGeometry]) -> BaseGeometry:
+    """Union of polygons as one geometry (empty Polygon for none)."""
+    return shapely.union_all(list(polys)) if polys else Polygon()
