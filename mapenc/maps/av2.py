@@ -1,0 +1,306 @@
+"""Argoverse 2 readers: ``log_map_archive_*.json`` maps and scenario / sensor-log track parquets.
+
+Maps (city frame, metres; z dropped): lane segments with boundaries and mark types (colour
+dropped, ``DOUBLE_SOLID_YELLOW`` -> ``MarkType.DOUBLE_SOLID``), drivable areas (union of the
+``area_boundary`` rings, closed implicitly) and pedestrian crossings (``edge1`` + reversed
+``edge2``). Sensor-log maps have no ``centerline``: it is derived midway between the boundaries.
+
+Tracks need pyarrow (``pip install mapenc[av2]``), imported only when a parquet is read:
+- motion-forecasting ``scenario_*.parquet``: steps 0..109 at 10 Hz, ``object_type`` as the kind,
+  ``object_category`` as the category, the focal track kept; AV2 gives no box sizes, so
+  ``mapenc.maps.tracks.DEFAULT_BOX_SIZE_M`` supplies them per kind;
+- sensor-log ``DERIVED_tracks_city_frame.parquet``: one step per lidar sweep, sizes from the
+  annotations, the map in the log's ``map/`` folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+
+from mapenc.errors import MapencError, ScenarioFormatError
+from mapenc.maps.io import find_map_in_folder
+from mapenc.maps.jsonparse import (
+    format_errors,
+    parse_json,
+    polyline,
+    require,
+    require_dict,
+    require_list,
+    ring_polygon,
+)
+from mapenc.maps.tracks import TrackRows, build_tracks
+from mapenc.maps.types import FloatArray, Lane, LaneType, MarkType, Scenario, VectorMap
+from mapenc.maps.types import centerline_from_boundaries as derive_centerline
+
+AV2_DT_S = 0.1
+SENSOR_LOG_TRACKS = "DERIVED_tracks_city_frame.parquet"
+
+# AV2 mark types are "<PATTERN>_<COLOUR>" (or NONE / UNKNOWN); mapenc keeps the pattern only.
+_MARK_COLOURS = ("_WHITE", "_YELLOW", "_BLUE")
+_MARK_PATTERNS: dict[str, MarkType] = {
+    "SOLID": MarkType.SOLID,
+    "DASHED": MarkType.DASHED,
+    "DOUBLE_SOLID": MarkType.DOUBLE_SOLID,
+    "DOUBLE_DASH": MarkType.DOUBLE_DASHED,
+    "SOLID_DASH": MarkType.SOLID_DASHED,
+    "DASH_SOLID": MarkType.DASHED_SOLID,
+    "NONE": MarkType.NONE,
+    "UNKNOWN": MarkType.UNKNOWN,
+}
+_LANE_TYPES = {"VEHICLE": LaneType.VEHICLE, "BIKE": LaneType.BIKE, "BUS": LaneType.BUS}
+
+# Sensor-log annotation categories -> the forecasting dataset's object types; others lower-cased.
+_SENSOR_CATEGORY_KINDS: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "REGULAR_VEHICLE",
+            "LARGE_VEHICLE",
+            "BOX_TRUCK",
+            "TRUCK",
+            "TRUCK_CAB",
+            "VEHICULAR_TRAILER",
+            "EGO_VEHICLE",
+        ],
+        "vehicle",
+    ),
+    **dict.fromkeys(["BUS", "SCHOOL_BUS", "ARTICULATED_BUS"], "bus"),
+    **dict.fromkeys(["PEDESTRIAN", "STROLLER", "WHEELCHAIR", "OFFICIAL_SIGNALER"], "pedestrian"),
+    **dict.fromkeys(["BICYCLIST", "WHEELED_RIDER"], "cyclist"),
+    "MOTORCYCLIST": "motorcyclist",
+    "BICYCLE": "riderless_bicycle",
+    **dict.fromkeys(
+        ["BOLLARD", "CONSTRUCTION_CONE", "CONSTRUCTION_BARREL", "MESSAGE_BOARD_TRAILER"],
+        "construction",
+    ),
+}
+
+
+def av2_mark_type(value: Any) -> MarkType:
+    """MarkType of an AV2 mark-type string such as ``DASHED_YELLOW``; MapencError if unknown."""
+    pattern = str(value)
+    for colour in _MARK_COLOURS:
+        pattern = pattern.removesuffix(colour)
+    if pattern not in _MARK_PATTERNS:
+        raise MapencError(f"unknown lane mark type {value!r}")
+    return _MARK_PATTERNS[pattern]
+
+
+def _points(record: Mapping[str, Any], key: str, what: str) -> FloatArray:
+    """(K, 2) polyline from a list of ``{x, y, z}`` under ``record[key]``."""
+    raw = require_list(record, key, what)
+    try:
+        xy = [(p["x"], p["y"]) for p in raw]
+    except (KeyError, TypeError):
+        raise MapencError(f"{what}: {key!r} must be a list of {{x, y, z}} points") from None
+    return polyline(xy, f"{what} {key}")
+
+
+def _optional_id(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _lane(record: Mapping[str, Any], what: str) -> Lane:
+    """One lane segment; the centerline is derived from the boundaries when absent."""
+    left = _points(record, "left_lane_boundary", what)
+    right = _points(record, "right_lane_boundary", what)
+    if "centerline" in record:
+        centerline = _points(record, "centerline", what)
+    else:
+        centerline = derive_centerline(left, right)
+    lane_type = str(require(record, "lane_type", what))
+    if lane_type not in _LANE_TYPES:
+        raise MapencError(f"{what}: unknown lane_type {lane_type!r}")
+    return Lane(
+        id=str(require(record, "id", what)),
+        centerline=centerline,
+        left_boundary=left,
+        right_boundary=right,
+        left_mark=av2_mark_type(require(record, "left_lane_mark_type", what)),
+        right_mark=av2_mark_type(require(record, "right_lane_mark_type", what)),
+        lane_type=_LANE_TYPES[lane_type],
+        predecessors=tuple(str(i) for i in record.get("predecessors") or ()),
+        successors=tuple(str(i) for i in record.get("successors") or ()),
+        left_neighbor=_optional_id(record.get("left_neighbor_id")),
+        right_neighbor=_optional_id(record.get("right_neighbor_id")),
+        is_intersection=bool(require(record, "is_intersection", what)),
+    )
+
+
+def read_av2_map(path: Path) -> VectorMap:
+    """Read an AV2 ``log_map_archive_*.json`` into a VectorMap (city frame, metres).
+
+    Raises MapFormatError naming the file and the element for malformed JSON, missing keys,
+    unknown mark or lane types, NaN/inf coordinates and polylines of fewer than 2 points.
+    Self-intersecting drivable-area or crossing polygons are repaired with a warning.
+    """
+    doc = parse_json(path)
+    with format_errors(path):
+        lanes = [
+            _lane(seg, f"lane segment {key}")
+            for key, seg in require_dict(doc, "lane_segments", "map").items()
+        ]
+        areas = [
+            ring_polygon(
+                _points(area, "area_boundary", f"drivable area {key}"), f"drivable area {key}"
+            )
+            for key, area in require_dict(doc, "drivable_areas", "map").items()
+        ]
+        crosswalks = [
+            _crossing(crossing, f"pedestrian crossing {key}")
+            for key, crossing in require_dict(doc, "pedestrian_crossings", "map").items()
+        ]
+        return VectorMap(
+            lanes=lanes,
+            crosswalks=crosswalks,
+            drivable_area=shapely.union_all(areas) if areas else None,
+            source=str(path),
+        )
+
+
+def _crossing(record: Mapping[str, Any], what: str) -> Any:
+    """Crossing polygon: ``edge1`` followed by ``edge2`` reversed (both edges run alike)."""
+    edge1 = _points(record, "edge1", what)
+    edge2 = _points(record, "edge2", what)
+    return ring_polygon(np.concatenate([edge1, edge2[::-1]]), what)
+
+
+def read_av2_scenario(path: Path) -> Scenario:
+    """Read an AV2 scenario parquet (or its folder) and the map JSON beside it.
+
+    ``path`` is a ``scenario_*.parquet`` of the motion-forecasting dataset, a sensor log's
+    ``DERIVED_tracks_city_frame.parquet``, or a folder holding exactly one of them. Raises
+    ScenarioFormatError for missing columns, null or non-finite values and repeated
+    (track, step) rows; MapencError when pyarrow is not installed.
+    """
+    parquet = _scenario_parquet(Path(path))
+    columns = _read_parquet(parquet)
+    with format_errors(parquet, ScenarioFormatError):
+        if "track_uuid" in columns:
+            rows, num_steps, dt = _sensor_log_rows(columns)
+            focal = None
+        else:
+            rows, num_steps, dt = _forecasting_rows(columns)
+            focal = str(columns["focal_track_id"][0])
+        tracks = build_tracks(rows, num_steps)
+    folder = parquet.parent
+    if not any(folder.glob("log_map_archive_*.json")) and (folder / "map").is_dir():
+        folder = folder / "map"
+    vector_map = read_av2_map(find_map_in_folder(folder))
+    if focal is not None and focal not in {t.id for t in tracks}:
+        raise ScenarioFormatError(parquet, f"focal track {focal!r} has no rows")
+    return Scenario(vector_map, dt, tracks, focal_track_id=focal, source=str(path))
+
+
+def _scenario_parquet(path: Path) -> Path:
+    """The track parquet named by ``path`` (itself, or the one inside a folder)."""
+    if not path.is_dir():
+        return path
+    found = sorted(path.glob("scenario_*.parquet")) + sorted(path.glob(SENSOR_LOG_TRACKS))
+    if len(found) != 1:
+        raise ScenarioFormatError(
+            path, f"expected one scenario_*.parquet or {SENSOR_LOG_TRACKS}, found {len(found)}"
+        )
+    return found[0]
+
+
+def _read_parquet(path: Path) -> dict[str, NDArray[Any]]:
+    """Every column of the parquet file as a numpy array; nulls refused."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MapencError(
+            f"{path}: reading AV2 tracks needs pyarrow; install it with `pip install mapenc[av2]`"
+        ) from None
+    if not path.is_file():
+        raise ScenarioFormatError(path, "no such file")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise ScenarioFormatError(path, f"not a readable parquet file ({err})") from None
+    if table.num_rows == 0:
+        raise ScenarioFormatError(path, "no rows")
+    for name in table.column_names:
+        if table.column(name).null_count:
+            raise ScenarioFormatError(path, f"column {name!r} has null values")
+    return {name: table.column(name).to_numpy() for name in table.column_names}
+
+
+def _require_columns(columns: Mapping[str, NDArray[Any]], names: list[str]) -> None:
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise MapencError(f"missing columns {missing}")
+
+
+def _as_float(columns: Mapping[str, NDArray[Any]], *names: str) -> FloatArray:
+    """(N, len(names)) float64 from numeric columns."""
+    try:
+        return np.stack([columns[n].astype(np.float64) for n in names], axis=1)
+    except (TypeError, ValueError):
+        raise MapencError(f"columns {list(names)} must be numeric") from None
+
+
+def _forecasting_rows(columns: Mapping[str, NDArray[Any]]) -> tuple[TrackRows, int | None, float]:
+    """Rows, step count (``num_timestamps``, 110, when given) and dt of a forecasting scenario."""
+    _require_columns(
+        columns,
+        [
+            "track_id",
+            "timestep",
+            "position_x",
+            "position_y",
+            "heading",
+            "velocity_x",
+            "velocity_y",
+            "object_type",
+            "object_category",
+            "focal_track_id",
+        ],
+    )
+    num_steps = int(columns["num_timestamps"].max()) if "num_timestamps" in columns else None
+    rows = TrackRows(
+        track_id=columns["track_id"].astype(str),
+        step=_as_float(columns, "timestep")[:, 0].astype(np.int64),
+        xy=_as_float(columns, "position_x", "position_y"),
+        heading=_as_float(columns, "heading")[:, 0],
+        kind=np.char.lower(columns["object_type"].astype(str)),
+        velocity=_as_float(columns, "velocity_x", "velocity_y"),
+        category=_as_float(columns, "object_category")[:, 0].astype(np.int64),
+    )
+    return rows, num_steps, AV2_DT_S
+
+
+def _sensor_log_rows(columns: Mapping[str, NDArray[Any]]) -> tuple[TrackRows, int | None, float]:
+    """Rows, step count and dt of a sensor log: one step per distinct lidar timestamp."""
+    _require_columns(
+        columns,
+        [
+            "timestamp_ns",
+            "track_uuid",
+            "category",
+            "x_city_m",
+            "y_city_m",
+            "yaw_city_rad",
+            "length_m",
+            "width_m",
+        ],
+    )
+    times, step = np.unique(columns["timestamp_ns"].astype(np.int64), return_inverse=True)
+    if len(times) < 2:
+        raise MapencError("a sensor log needs at least 2 timestamps")
+    categories = columns["category"].astype(str)
+    rows = TrackRows(
+        track_id=columns["track_uuid"].astype(str),
+        step=step.astype(np.int64),
+        xy=_as_float(columns, "x_city_m", "y_city_m"),
+        heading=_as_float(columns, "yaw_city_rad")[:, 0],
+        kind=np.array([_SENSOR_CATEGORY_KINDS.get(c, c.lower()) for c in categories]),
+        size=_as_float(columns, "length_m", "width_m"),
+    )
+    return rows, len(times), float(np.median(np.diff(times))) * 1e-9

@@ -1,0 +1,473 @@
+"""The generic scene format: a GeoJSON map plus a CSV of tracks, for users' own data.
+
+``map.geojson`` is a FeatureCollection whose coordinates are city-frame metres (not WGS84, despite
+GeoJSON's default). Each feature has ``properties.type``:
+
+- ``lane``: LineString centerline in the driving direction. Optional properties: ``id`` (else the
+  feature's ``id``, else its index), ``left_boundary`` / ``right_boundary`` (coordinate lists,
+  both or neither), ``width`` (metres, default 3.5; used only without boundaries: the centerline
+  is offset by ``width / 2`` to each side), ``left_mark`` / ``right_mark`` (``MarkType`` values,
+  e.g. ``"solid"``), ``lane_type`` (``LaneType`` values), ``predecessors`` / ``successors``,
+  ``left_neighbor`` / ``right_neighbor``, ``is_intersection``.
+- ``crosswalk``: Polygon.
+- ``drivable_area``: Polygon or MultiPolygon; all of them are united. Without any, the drivable
+  area is the union of the lane polygons.
+- ``road_edge``: LineString or MultiLineString (curbs, road borders).
+
+The top-level ``properties`` may hold ``dt`` (seconds per step), ``focal_track_id`` and
+``projection`` (``{"crs": PROJ string, "origin_lonlat": [lon, lat]}``).
+
+Polygon rings that are not closed are closed with a warning; self-intersecting rings are repaired
+with shapely ``make_valid`` and a warning (``mapenc.maps.types.repair_polygon``).
+
+``tracks.csv`` has the columns ``track_id,timestep,x,y,heading,kind`` and optionally ``vx,vy``,
+``length,width`` (each pair both or neither) and ``category`` (integer). One row per observed
+(track, step); missing steps are invalid. Without ``length,width``, boxes get per-kind defaults
+(``mapenc.maps.tracks.DEFAULT_BOX_SIZE_M``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import shapely
+from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
+
+from mapenc.errors import MapencError, MapFormatError, ScenarioFormatError
+from mapenc.maps.io import read_bytes
+from mapenc.maps.jsonparse import (
+    format_errors,
+    parse_json,
+    polyline,
+    require,
+    require_dict,
+    require_list,
+    ring_polygon,
+)
+from mapenc.maps.tracks import TrackRows, build_tracks
+from mapenc.maps.types import (
+    FloatArray,
+    Lane,
+    LaneType,
+    MarkType,
+    Projection,
+    Scenario,
+    VectorMap,
+)
+
+MAP_FILE = "map.geojson"
+TRACKS_FILE = "tracks.csv"
+DEFAULT_LANE_WIDTH_M = 3.5
+REQUIRED_TRACK_COLUMNS = ("track_id", "timestep", "x", "y", "heading", "kind")
+OPTIONAL_TRACK_COLUMNS = ("vx", "vy", "length", "width", "category")
+# A miter at a sharp bend would put an offset boundary far from the centerline: cap its factor.
+_MAX_MITER = 2.0
+
+EnumT = TypeVar("EnumT", MarkType, LaneType)
+
+
+@dataclass
+class _MapParts:
+    """Map elements collected feature by feature."""
+
+    lanes: list[Lane] = field(default_factory=list)
+    crosswalks: list[BaseGeometry] = field(default_factory=list)
+    areas: list[BaseGeometry] = field(default_factory=list)
+    road_edges: list[FloatArray] = field(default_factory=list)
+
+
+def read_geojson_map(path: Path) -> VectorMap:
+    """Read a generic-format GeoJSON FeatureCollection into a VectorMap (city frame, metres).
+
+    Raises MapFormatError naming the file and the feature for malformed JSON, a document that is
+    not a FeatureCollection, unknown feature types, wrong geometry types, NaN/inf coordinates,
+    polylines of fewer than 2 points and rings of fewer than 3 distinct points.
+    """
+    return _map_from_collection(_feature_collection(path), path)
+
+
+def read_generic_scenario(map_path: Path, tracks_path: Path, dt: float | None) -> Scenario:
+    """Read a generic scene: the GeoJSON map and the tracks CSV.
+
+    ``dt`` (seconds per step) overrides the GeoJSON's top-level ``properties.dt``; with neither,
+    ScenarioFormatError. Bad CSVs (missing columns, non-numeric values, fractional or negative
+    steps, repeated (track_id, timestep)) raise ScenarioFormatError naming the file and line.
+    """
+    doc = _feature_collection(map_path)
+    vector_map = _map_from_collection(doc, map_path)
+    props = doc.get("properties") or {}
+    step_s = props.get("dt") if dt is None else dt
+    if step_s is None:
+        raise ScenarioFormatError(
+            map_path, "no time step: give dt or set the GeoJSON's top-level properties.dt"
+        )
+    if isinstance(step_s, bool) or not isinstance(step_s, int | float) or not 0 < step_s < math.inf:
+        raise ScenarioFormatError(
+            map_path, f"dt must be a positive number of seconds, got {step_s!r}"
+        )
+    with format_errors(tracks_path, ScenarioFormatError):
+        tracks = build_tracks(_read_tracks_csv(tracks_path))
+    focal = props.get("focal_track_id")
+    if focal is not None and str(focal) not in {t.id for t in tracks}:
+        raise ScenarioFormatError(tracks_path, f"focal track {focal!r} has no rows")
+    return Scenario(
+        vector_map,
+        float(step_s),
+        tracks,
+        focal_track_id=None if focal is None else str(focal),
+        source=str(tracks_path),
+    )
+
+
+def _feature_collection(path: Path) -> dict[str, Any]:
+    doc = parse_json(path)
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
+        raise MapFormatError(path, "not a GeoJSON FeatureCollection (top-level type)")
+    if not isinstance(doc.get("features"), list):
+        raise MapFormatError(path, "FeatureCollection without a 'features' list")
+    if not isinstance(doc.get("properties") or {}, dict):
+        raise MapFormatError(path, "top-level 'properties' must be an object")
+    return doc
+
+
+def _map_from_collection(doc: Mapping[str, Any], path: Path) -> VectorMap:
+    parts = _MapParts()
+    with format_errors(path):
+        for index, feature in enumerate(doc["features"]):
+            what = f"feature {index}"
+            props = require_dict(feature, "properties", what)
+            kind = require(props, "type", what)
+            if kind not in _FEATURE_READERS:
+                raise MapencError(
+                    f"{what}: unknown properties.type {kind!r}, expected one of "
+                    f"{sorted(_FEATURE_READERS)}"
+                )
+            what = f"feature {index} ({kind})"
+            _FEATURE_READERS[kind](parts, feature, props, what)
+        return VectorMap(
+            lanes=parts.lanes,
+            crosswalks=parts.crosswalks,
+            drivable_area=shapely.union_all(parts.areas) if parts.areas else None,
+            road_edges=parts.road_edges,
+            source=str(path),
+            projection=_projection((doc.get("properties") or {}).get("projection")),
+        )
+
+
+def _geometry(feature: Any, allowed: tuple[str, ...], what: str) -> tuple[str, Any]:
+    """(type, coordinates) of the feature's geometry, which must be one of ``allowed``."""
+    geometry = require_dict(feature, "geometry", what)
+    kind = require(geometry, "type", f"{what} geometry")
+    if kind not in allowed:
+        raise MapencError(f"{what}: geometry type {kind!r}, expected {' or '.join(allowed)}")
+    return kind, require(geometry, "coordinates", f"{what} geometry")
+
+
+def _ring(coords: Any, what: str) -> FloatArray:
+    """(K, 2) ring; an unclosed one is closed with a warning."""
+    ring = polyline(coords, what)
+    if not np.array_equal(ring[0], ring[-1]):
+        warnings.warn(f"{what}: polygon ring not closed; closing it", stacklevel=2)
+        ring = np.concatenate([ring, ring[:1]])
+    return ring
+
+
+def _polygon(coords: Any, what: str) -> BaseGeometry:
+    """Polygon from GeoJSON Polygon coordinates ``[shell, *holes]``."""
+    if not isinstance(coords, list) or not coords:
+        raise MapencError(f"{what}: a Polygon needs a list of rings")
+    rings = [_ring(r, f"{what} ring {i}") for i, r in enumerate(coords)]
+    return ring_polygon(rings[0], what, rings[1:])
+
+
+def _add_lane(parts: _MapParts, feature: Any, props: Mapping[str, Any], what: str) -> None:
+    _, coords = _geometry(feature, ("LineString",), what)
+    centerline = _drop_repeated_points(polyline(coords, f"{what} centerline"), what)
+    has_left, has_right = "left_boundary" in props, "right_boundary" in props
+    if has_left != has_right:
+        raise MapencError(f"{what}: give both left_boundary and right_boundary, or neither")
+    if has_left:
+        left = polyline(props["left_boundary"], f"{what} left_boundary")
+        right = polyline(props["right_boundary"], f"{what} right_boundary")
+    else:
+        width = props.get("width", DEFAULT_LANE_WIDTH_M)
+        if (
+            isinstance(width, bool)
+            or not isinstance(width, int | float)
+            or not 0 < width < math.inf
+        ):
+            raise MapencError(f"{what}: width must be a positive number of metres, got {width!r}")
+        left = offset_polyline(centerline, width / 2)
+        right = offset_polyline(centerline, -width / 2)
+    parts.lanes.append(
+        Lane(
+            id=str(props.get("id", feature.get("id", len(parts.lanes)))),
+            centerline=centerline,
+            left_boundary=left,
+            right_boundary=right,
+            left_mark=_enum(MarkType, props.get("left_mark", "unknown"), what),
+            right_mark=_enum(MarkType, props.get("right_mark", "unknown"), what),
+            lane_type=_enum(LaneType, props.get("lane_type", "vehicle"), what),
+            predecessors=_ids(props, "predecessors", what),
+            successors=_ids(props, "successors", what),
+            left_neighbor=_optional_id(props.get("left_neighbor")),
+            right_neighbor=_optional_id(props.get("right_neighbor")),
+            is_intersection=bool(props.get("is_intersection", False)),
+        )
+    )
+
+
+def _add_crosswalk(parts: _MapParts, feature: Any, props: Mapping[str, Any], what: str) -> None:
+    _, coords = _geometry(feature, ("Polygon",), what)
+    parts.crosswalks.append(_polygon(coords, what))
+
+
+def _add_drivable_area(parts: _MapParts, feature: Any, props: Mapping[str, Any], what: str) -> None:
+    kind, coords = _geometry(feature, ("Polygon", "MultiPolygon"), what)
+    polygons = [coords] if kind == "Polygon" else coords
+    if not isinstance(polygons, list):
+        raise MapencError(f"{what}: a MultiPolygon needs a list of polygons")
+    parts.areas += [_polygon(p, f"{what} polygon {i}") for i, p in enumerate(polygons)]
+
+
+def _add_road_edge(parts: _MapParts, feature: Any, props: Mapping[str, Any], what: str) -> None:
+    kind, coords = _geometry(feature, ("LineString", "MultiLineString"), what)
+    lines = [coords] if kind == "LineString" else coords
+    if not isinstance(lines, list):
+        raise MapencError(f"{what}: a MultiLineString needs a list of lines")
+    parts.road_edges += [polyline(line, f"{what} line {i}") for i, line in enumerate(lines)]
+
+
+_FEATURE_READERS: dict[str, Callable[[_MapParts, Any, Mapping[str, Any], str], None]] = {
+    "lane": _add_lane,
+    "crosswalk": _add_crosswalk,
+    "drivable_area": _add_drivable_area,
+    "road_edge": _add_road_edge,
+}
+
+
+def _enum(enum: type[EnumT], value: Any, what: str) -> EnumT:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = [e.value for e in enum]
+        raise MapencError(
+            f"{what}: {value!r} is not a {enum.__name__}, expected {allowed}"
+        ) from None
+
+
+def _ids(props: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
+    return tuple(str(i) for i in require_list(props, key, what)) if key in props else ()
+
+
+def _optional_id(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _projection(value: Any) -> Projection | None:
+    if value is None:
+        return None
+    crs = require(value, "crs", "properties.projection")
+    lon, lat = require(value, "origin_lonlat", "properties.projection")
+    return Projection(crs=str(crs), origin_lonlat=(float(lon), float(lat)))
+
+
+def _drop_repeated_points(points: FloatArray, what: str) -> FloatArray:
+    """The polyline without consecutive duplicate points; MapencError if it has zero length."""
+    keep = np.concatenate([[True], (np.diff(points, axis=0) != 0).any(axis=1)])
+    if keep.sum() < 2:
+        raise MapencError(f"{what}: centerline has zero length")
+    return points[keep]
+
+
+def offset_polyline(points: FloatArray, distance_m: float) -> FloatArray:
+    """(K, 2) polyline moved ``distance_m`` to its left (negative: right), vertex by vertex.
+
+    Each vertex moves along the mean of its adjacent segments' left normals, lengthened by the
+    miter factor (capped at 2) so straight parts keep exactly ``|distance_m|`` from the input.
+    Consecutive points must differ. Returns (K, 2) float64.
+    """
+    seg = np.diff(points, axis=0)
+    unit = seg / np.linalg.norm(seg, axis=1, keepdims=True)
+    seg_normal = np.stack([-unit[:, 1], unit[:, 0]], axis=1)
+    normal = np.zeros_like(points)
+    normal[:-1] += seg_normal
+    normal[1:] += seg_normal
+    length = np.linalg.norm(normal, axis=1, keepdims=True)
+    # A U-turn cancels the two normals: use the incoming segment's normal there.
+    reversed_at = length[:, 0] < 1e-9
+    normal[reversed_at] = seg_normal[np.maximum(np.flatnonzero(reversed_at) - 1, 0)]
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    cos_half = (normal[1:] * seg_normal).sum(axis=1)
+    miter = np.ones(len(points))
+    miter[1:] = 1.0 / np.maximum(cos_half, 1.0 / _MAX_MITER)
+    return np.asarray(points + distance_m * miter[:, None] * normal, dtype=np.float64)
+
+
+def _read_tracks_csv(path: Path) -> TrackRows:
+    """TrackRows of a tracks CSV; MapencError naming the line for bad rows."""
+    try:
+        text = read_bytes(path).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise MapencError("not UTF-8 text") from None
+    reader = csv.reader(io.StringIO(text))
+    header = [name.strip() for name in next(reader, [])]
+    missing = [c for c in REQUIRED_TRACK_COLUMNS if c not in header]
+    if missing:
+        raise MapencError(f"missing columns {missing} (header: {header})")
+    if len(set(header)) != len(header):
+        raise MapencError(f"repeated column names in header {header}")
+    for pair in (("vx", "vy"), ("length", "width")):
+        if (pair[0] in header) != (pair[1] in header):
+            raise MapencError(f"give both columns {list(pair)} or neither")
+    records, lines = [], []
+    for record in reader:
+        if not record:
+            continue
+        if len(record) != len(header):
+            raise MapencError(
+                f"line {reader.line_num}: {len(record)} fields, header has {len(header)}"
+            )
+        records.append(record)
+        lines.append(reader.line_num)
+    if not records:
+        raise MapencError("no track rows")
+    columns = {name: [r[i].strip() for r in records] for i, name in enumerate(header)}
+
+    def numbers(*names: str) -> FloatArray:
+        return np.stack([_numeric(columns[n], n, lines) for n in names], axis=1)
+
+    has = set(header)
+    return TrackRows(
+        track_id=np.array(columns["track_id"], dtype=str),
+        step=_integers(columns["timestep"], "timestep", lines),
+        xy=numbers("x", "y"),
+        heading=numbers("heading")[:, 0],
+        kind=np.char.lower(np.array(columns["kind"], dtype=str)),
+        velocity=numbers("vx", "vy") if "vx" in has else None,
+        size=numbers("length", "width") if "length" in has else None,
+        category=_integers(columns["category"], "category", lines) if "category" in has else None,
+    )
+
+
+def _numeric(values: list[str], name: str, lines: list[int]) -> FloatArray:
+    try:
+        return np.array(values, dtype=np.float64)
+    except ValueError:
+        line, value = next(
+            (ln, v) for ln, v in zip(lines, values, strict=True) if not _is_number(v)
+        )
+        raise MapencError(f"line {line}: column {name!r} value {value!r} is not a number") from None
+
+
+def _integers(
+    values: list[str], name: str, lines: list[int]
+) -> np.ndarray[Any, np.dtype[np.int64]]:
+    numbers = _numeric(values, name, lines)
+    bad = ~np.isfinite(numbers) | (numbers != np.round(numbers))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise MapencError(f"line {lines[i]}: column {name!r} value {values[i]!r} is not an integer")
+    return numbers.astype(np.int64)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def write_generic_scene(scene: Scenario | VectorMap, folder: Path) -> Path:
+    """Write ``map.geojson`` (and ``tracks.csv`` for a Scenario) into ``folder``; return it.
+
+    Coordinates are written at full float64 precision, so ``load_scenario(folder)`` /
+    ``load_map(folder)`` read back the same lanes, polygons and tracks (invalid steps omitted).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vector_map = scene.map if isinstance(scene, Scenario) else scene
+    properties: dict[str, Any] = {}
+    if isinstance(scene, Scenario):
+        properties["dt"] = scene.dt
+        if scene.focal_track_id is not None:
+            properties["focal_track_id"] = scene.focal_track_id
+        _write_tracks_csv(scene, folder / TRACKS_FILE)
+    if vector_map.projection is not None:
+        properties["projection"] = {
+            "crs": vector_map.projection.crs,
+            "origin_lonlat": list(vector_map.projection.origin_lonlat),
+        }
+    doc = {
+        "type": "FeatureCollection",
+        "properties": properties,
+        "features": _map_features(vector_map),
+    }
+    (folder / MAP_FILE).write_text(json.dumps(doc, allow_nan=False))
+    return folder
+
+
+def _feature(geometry: Mapping[str, Any], kind: str, **properties: Any) -> dict[str, Any]:
+    return {"type": "Feature", "geometry": geometry, "properties": {"type": kind, **properties}}
+
+
+def _map_features(vector_map: VectorMap) -> list[dict[str, Any]]:
+    features = [
+        _feature(
+            {"type": "LineString", "coordinates": lane.centerline.tolist()},
+            "lane",
+            id=lane.id,
+            left_boundary=lane.left_boundary.tolist(),
+            right_boundary=lane.right_boundary.tolist(),
+            left_mark=lane.left_mark.value,
+            right_mark=lane.right_mark.value,
+            lane_type=lane.lane_type.value,
+            predecessors=list(lane.predecessors),
+            successors=list(lane.successors),
+            left_neighbor=lane.left_neighbor,
+            right_neighbor=lane.right_neighbor,
+            is_intersection=lane.is_intersection,
+        )
+        for lane in vector_map.lanes
+    ]
+    features += [_feature(mapping(cw), "crosswalk") for cw in vector_map.crosswalks]
+    if not vector_map.area.is_empty:
+        features.append(_feature(mapping(vector_map.area), "drivable_area"))
+    features += [
+        _feature({"type": "LineString", "coordinates": edge.tolist()}, "road_edge")
+        for edge in vector_map.road_edges
+    ]
+    return features
+
+
+def _write_tracks_csv(scenario: Scenario, path: Path) -> None:
+    """One row per valid (track, step); vx,vy / category only when every track has them."""
+    with_velocity = all(t.velocity is not None for t in scenario.tracks)
+    with_category = all(t.category is not None for t in scenario.tracks)
+    header = [*REQUIRED_TRACK_COLUMNS, "length", "width"]
+    header += ["vx", "vy"] if with_velocity else []
+    header += ["category"] if with_category else []
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        for track in scenario.tracks:
+            for t in np.flatnonzero(track.valid):
+                row: list[Any] = [track.id, int(t), *track.xy[t].tolist(), float(track.heading[t])]
+                row += [track.kind, track.length, track.width]
+                if with_velocity:
+                    assert track.velocity is not None
+                    row += track.velocity[t].tolist()
+                if with_category:
+                    row.append(track.category)
+                writer.writerow(row)

@@ -1,0 +1,98 @@
+"""JSON parsing shared by the AV2 and GeoJSON readers: every problem becomes a MapFormatError.
+
+Readers parse one element at a time inside ``format_errors(path)``; helpers here raise a plain
+MapencError naming the element (``"lane segment 42: missing key 'left_lane_boundary'"``) and the
+context manager adds the file, so no KeyError, TypeError or ValueError escapes from deep inside.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
+
+from mapenc.errors import MapencError, MapFormatError
+from mapenc.maps.io import read_bytes
+from mapenc.maps.types import FloatArray, as_polyline, repair_polygon
+
+
+def parse_json(path: Path) -> Any:
+    """The JSON document in ``path`` (gzip handled by ``read_bytes``).
+
+    Raises MapFormatError for a missing, empty, truncated or otherwise malformed file, and for
+    NaN / Infinity literals (not JSON, and never a valid coordinate).
+    """
+    raw = read_bytes(path)
+
+    def refuse_constant(name: str) -> float:
+        raise MapFormatError(path, f"{name} is not a valid JSON number (NaN/inf coordinates)")
+
+    try:
+        return json.loads(raw, parse_constant=refuse_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise MapFormatError(path, f"malformed or truncated JSON ({err})") from None
+
+
+@contextmanager
+def format_errors(path: Path, error: type[MapFormatError] = MapFormatError) -> Iterator[None]:
+    """Re-raise a MapencError from inside the block as ``error(path, message)``."""
+    try:
+        yield
+    except MapFormatError:
+        raise
+    except MapencError as err:
+        raise error(path, str(err)) from None
+
+
+def require(record: Any, key: str, what: str) -> Any:
+    """``record[key]``; MapencError naming ``what`` when ``record`` is not a dict or lacks ``key``."""
+    if not isinstance(record, Mapping):
+        raise MapencError(f"{what}: expected an object, got {type(record).__name__}")
+    if key not in record:
+        raise MapencError(f"{what}: missing key {key!r}")
+    return record[key]
+
+
+def require_dict(record: Any, key: str, what: str) -> Mapping[str, Any]:
+    """``record[key]``, which must be a JSON object."""
+    value = require(record, key, what)
+    if not isinstance(value, Mapping):
+        raise MapencError(f"{what}: {key!r} must be an object, got {type(value).__name__}")
+    return value
+
+
+def require_list(record: Any, key: str, what: str) -> list[Any]:
+    """``record[key]``, which must be a JSON array."""
+    value = require(record, key, what)
+    if not isinstance(value, list):
+        raise MapencError(f"{what}: {key!r} must be a list, got {type(value).__name__}")
+    return value
+
+
+def polyline(points: Any, what: str) -> FloatArray:
+    """(K, 2) float64 city-frame polyline from ``[[x, y(, z)], ...]``; K >= 2, finite values."""
+    try:
+        arr = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise MapencError(f"{what}: coordinates must be lists of numbers") from None
+    return as_polyline(arr, what)
+
+
+def ring_polygon(
+    shell: FloatArray, what: str, holes: list[FloatArray] | None = None
+) -> BaseGeometry:
+    """Polygon from a (K, 2) ring, closed implicitly; self-intersections repaired with a warning.
+
+    A ring needs at least 3 distinct points. ``repair_polygon`` (shapely ``make_valid``) fixes
+    self-intersecting rings and warns rather than dropping area.
+    """
+    for ring in [shell, *(holes or [])]:
+        if len(np.unique(ring, axis=0)) < 3:
+            raise MapencError(f"{what}: a polygon ring needs at least 3 distinct points")
+    return repair_polygon(Polygon(shell, holes), what)
