@@ -1,0 +1,23 @@
+"""CNN encoders ``[N, C, H, W] -> [N, latent_dim]``, mirror decoders, and ``describe``.
+
+>>> e = build_encoder("seed_global", latent_dim=16)      # [N, 1, 28, 28] -> [N, 16]
+>>> d = build_decoder(default_decoder_for("seed_global"), latent_dim=16, out_channels=1,
+...                   output_size=(28, 28))              # [N, 16] -> [N, 1, 28, 28] logits
+"""
+
+from mapenc.encoders import decoders, seed  # noqa: F401  (importing registers the architectures)
+from mapenc.encoders.registry import (
+    build_decoder,
+    build_encoder,
+    default_decoder_for,
+    list_decoders,
+    list_encoders,
+)
+
+__all__ = [
+    "build_decoder",
+    "build_encoder",
+    "default_decoder_for",
+    "list_decoders",
+    "list_encoders",
+]
