@@ -85,7 +85,7 @@ def build_tracks(rows: TrackRows, num_steps: int | None = None) -> list[Track]:
     if (counts > 1).any():
         dup = unique_flat[counts > 1][0]
         raise MapencError(
-            f"duplicate row for track {ids[dup // steps]!r} at time step {int(dup % steps)}"
+            f"duplicate row for track {str(ids[dup // steps])!r} at time step {int(dup % steps)}"
         )
 
     tracks = []
