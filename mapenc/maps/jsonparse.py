@@ -41,11 +41,17 @@ def parse_json(path: Path) -> Any:
 
 @contextmanager
 def format_errors(path: Path, error: type[MapFormatError] = MapFormatError) -> Iterator[None]:
-    """Re-raise a MapencError from inside the block as ``error(path, message)``."""
+    """Re-raise a MapencError from inside the block as ``error(path, message)``.
+
+    A MapFormatError already naming a file keeps its file and is raised as ``error`` too, so a
+    problem in a tracks file is always a ScenarioFormatError.
+    """
     try:
         yield
-    except MapFormatError:
-        raise
+    except MapFormatError as err:
+        if isinstance(err, error):
+            raise
+        raise error(err.path, err.problem) from None
     except MapencError as err:
         raise error(path, str(err)) from None
 
