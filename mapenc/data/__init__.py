@@ -1,0 +1,1 @@
+"""Torch datasets: MNIST (``mapenc.data.mnist``) and trajectory samples."""
