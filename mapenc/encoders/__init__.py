@@ -5,7 +5,7 @@
 ...                   output_size=(28, 28))              # [N, 16] -> [N, 1, 28, 28] logits
 """
 
-from mapenc.encoders import decoders, seed  # noqa: F401  (importing registers the architectures)
+from mapenc.encoders import conv, decoders, resnet, seed  # noqa: F401  (imports register)
 from mapenc.encoders.registry import (
     build_decoder,
     build_encoder,

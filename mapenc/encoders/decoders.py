@@ -11,23 +11,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
 
+from mapenc.encoders.conv import BOTTLENECKS
 from mapenc.encoders.layers import (
     ACTIVATIONS,
+    NORMS,
+    BasicBlock,
     ConvGeometry,
     Size2,
     activation,
     check_choice,
     check_input,
+    check_per_stage,
     check_positive,
+    norm_layers,
     pair,
     same_geometry,
     trace_sizes,
 )
 from mapenc.encoders.registry import Entry, register_decoder
+from mapenc.encoders.resnet import resnet_sizes
+from mapenc.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -71,26 +79,28 @@ def mirror_stack(
     widths: list[int],
     act: Callable[[], nn.Module],
     after_upsample: Callable[[int], list[nn.Module]] | None = None,
+    head: list[nn.Module] | None = None,
 ) -> nn.Sequential:
     """Linear + unflatten + transposed convs undoing an encoder stack, ending on ``output_size``.
 
     ``geometries[i]`` and ``widths[i]`` are the encoder's layer ``i`` and its output channels. The
-    linear layer produces the encoder's last map ``[widths[-1], h, w]``; each transposed conv but
-    the last is followed by ``after_upsample(channels)`` (norm, blocks) and ``act()``.
+    linear layer (or ``head``, given ``[N, latent_dim]``) produces the encoder's last map
+    ``[widths[-1], h, w]``; each transposed conv but the last is followed by
+    ``after_upsample(channels)`` (default: ``[act()]``).
     """
     sizes = trace_sizes(config.output_size, geometries, "mirrored encoder")
     last_h, last_w = sizes[-1]
-    layers: list[nn.Module] = [
-        nn.Linear(config.latent_dim, widths[-1] * last_h * last_w),
-        nn.Unflatten(1, (widths[-1], last_h, last_w)),
-        act(),
-    ]
+    if head is None:
+        head = [
+            nn.Linear(config.latent_dim, widths[-1] * last_h * last_w),
+            nn.Unflatten(1, (widths[-1], last_h, last_w)),
+        ]
+    layers: list[nn.Module] = [*head, act()]
     channels_out = [config.out_channels, *widths[:-1]]
     for i in reversed(range(len(geometries))):
         layers.append(geometries[i].transposed(widths[i], channels_out[i], sizes[i]))
         if i > 0:
-            layers.extend(after_upsample(channels_out[i]) if after_upsample else [])
-            layers.append(act())
+            layers.extend(after_upsample(channels_out[i]) if after_upsample else [act()])
     return nn.Sequential(*layers)
 
 
@@ -172,6 +182,150 @@ class SpatialBroadcastDecoder(ImageDecoder):
         super().__init__(config, nn.Sequential(*layers))
 
 
+@dataclass(frozen=True)
+class ConvDecoderConfig(DecoderConfig):
+    """Mirror of ``ConvEncoderConfig``: the same stage settings, read backwards."""
+
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    strides: tuple[int, ...] = (2, 2, 2, 2)
+    kernel_size: int = 3
+    norm: str = "batch"
+    activation: str = "relu"
+    residual_blocks: int = 0
+    bottleneck: str = "global"
+    spatial_channels: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_per_stage(widths=self.widths, strides=self.strides)
+        check_positive(kernel_size=self.kernel_size, spatial_channels=self.spatial_channels)
+        check_choice(self.norm, NORMS, "norm")
+        check_choice(self.activation, list(ACTIVATIONS), "activation")
+        check_choice(self.bottleneck, BOTTLENECKS, "bottleneck")
+        if self.residual_blocks < 0:
+            raise ConfigError(f"residual_blocks must be >= 0, got {self.residual_blocks}")
+
+
+class MixedUnflatten(nn.Module):
+    """Mirror of the ``mixed`` bottleneck: ``[N, C + S*h*w] -> [N, C, h, w]``.
+
+    The first ``C`` values are broadcast over the map (the global part); the ``S x h x w`` map is
+    lifted to ``C`` channels by a 1x1 conv (the spatial part); the two are added.
+    """
+
+    def __init__(self, channels: int, spatial_channels: int, size: Size2) -> None:
+        super().__init__()
+        self.channels = channels
+        self.unflatten = nn.Unflatten(1, (spatial_channels, *size))
+        self.lift = nn.Conv2d(spatial_channels, channels, kernel_size=1)
+
+    def forward(self, flat: torch.Tensor) -> torch.Tensor:
+        """``[N, C + S*h*w] -> [N, C, h, w]``."""
+        global_part = flat[:, : self.channels, None, None]
+        return global_part + self.lift(self.unflatten(flat[:, self.channels :]))
+
+
+class ConvDecoder(ImageDecoder):
+    """Mirror of the ``conv`` encoder (strided-conv stages), with the matching bottleneck.
+
+    ``global``: fc -> ``[C,1,1]`` -> transposed conv over the whole ``h x w`` map; ``spatial``:
+    fc -> ``[S,h,w]`` -> 1x1 transposed conv to ``C``; ``mixed``: both, added. Then one transposed
+    conv (+ norm, activation, residual blocks) per stage, the last giving ``out_channels`` logits.
+    """
+
+    def __init__(self, config: ConvDecoderConfig) -> None:
+        geometries = [same_geometry(config.kernel_size, s) for s in config.strides]
+        h, w = trace_sizes(config.output_size, geometries, "conv decoder")[-1]
+        widths = list(config.widths)
+        head = None
+        if config.bottleneck == "global":
+            geometries, widths = [*geometries, ConvGeometry((h, w))], [*widths, widths[-1]]
+        elif config.bottleneck == "spatial":
+            geometries = [*geometries, ConvGeometry((1, 1))]
+            widths = [*widths, config.spatial_channels]
+        else:
+            flat = widths[-1] + config.spatial_channels * h * w
+            head = [
+                nn.Linear(config.latent_dim, flat),
+                MixedUnflatten(widths[-1], config.spatial_channels, (h, w)),
+            ]
+
+        def after_upsample(channels: int) -> list[nn.Module]:
+            blocks = [
+                BasicBlock(channels, channels, 1, config.norm, config.activation)
+                for _ in range(config.residual_blocks)
+            ]
+            return [*norm_layers(config.norm, channels), activation(config.activation), *blocks]
+
+        act = partial(activation, config.activation)
+        super().__init__(
+            config, mirror_stack(config, geometries, widths, act, after_upsample, head)
+        )
+
+
+@dataclass(frozen=True)
+class ResNetDecoderConfig(DecoderConfig):
+    """Mirror of ``ResNetConfig``: the same stem and stage settings, read backwards."""
+
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    blocks: tuple[int, ...] = (2, 2, 2, 2)
+    stem_kernel: int = 3
+    stem_stride: int = 2
+    stem_pool: bool = False
+    norm: str = "batch"
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_per_stage(widths=self.widths, blocks=self.blocks)
+        check_positive(stem_kernel=self.stem_kernel, stem_stride=self.stem_stride)
+        check_choice(self.norm, NORMS, "norm")
+        check_choice(self.activation, list(ACTIVATIONS), "activation")
+
+
+class ResNetDecoder(ImageDecoder):
+    """Mirror of ``resnet``: fc -> last map, then per stage (backwards) basic blocks and a nearest
+    upsampling to the exact size the encoder stage was given; a 3x3 conv gives the logits."""
+
+    def __init__(self, config: ResNetDecoderConfig) -> None:
+        n_stages = len(config.widths)
+        sizes = resnet_sizes(
+            config.output_size, config.stem_kernel, config.stem_stride, config.stem_pool, n_stages
+        )
+        first_stage = len(sizes) - 1 - n_stages  # index in ``sizes`` of stage 1's input
+        channels, (h, w) = config.widths[-1], sizes[-1]
+        layers: list[nn.Module] = [
+            nn.Linear(config.latent_dim, channels * h * w),
+            nn.Unflatten(1, (channels, h, w)),
+            activation(config.activation),
+        ]
+        current = sizes[-1]
+        for stage in reversed(range(n_stages)):
+            for _ in range(config.blocks[stage]):
+                width = config.widths[stage]
+                layers.append(BasicBlock(channels, width, 1, config.norm, config.activation))
+                channels = width
+            targets = [sizes[first_stage + stage]] if stage > 0 else sizes[first_stage::-1]
+            for target in targets:
+                if target != current:
+                    layers.append(nn.Upsample(size=target, mode="nearest"))
+                    current = target
+        layers.append(same_geometry(3).conv(channels, config.out_channels))
+        super().__init__(config, nn.Sequential(*layers))
+
+
+register_decoder("conv", Entry(ConvDecoderConfig, ConvDecoder, "mirror of conv"))
+for _bottleneck in BOTTLENECKS:
+    register_decoder(
+        f"conv-{_bottleneck}",
+        Entry(
+            ConvDecoderConfig,
+            ConvDecoder,
+            f"mirror of conv-{_bottleneck}",
+            defaults={"bottleneck": _bottleneck},
+        ),
+    )
+register_decoder("resnet", Entry(ResNetDecoderConfig, ResNetDecoder, "mirror of resnet"))
 register_decoder("seed_global", Entry(DecoderConfig, SeedGlobalDecoder, "mirror of seed_global"))
 register_decoder("seed_spatial", Entry(DecoderConfig, SeedSpatialDecoder, "mirror of seed_spatial"))
 register_decoder(

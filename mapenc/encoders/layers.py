@@ -173,6 +173,15 @@ def check_input(x: torch.Tensor, expected: tuple[int, ...], who: str) -> None:
         raise ConfigError(f"{who} expects input [N, {want}], got {list(x.shape)}")
 
 
+def check_per_stage(**lists: tuple[int, ...]) -> None:
+    """Raise ConfigError unless the per-stage lists are non-empty, equally long and positive."""
+    lengths = {name: len(values) for name, values in lists.items()}
+    if min(lengths.values()) == 0 or len(set(lengths.values())) != 1:
+        raise ConfigError(f"need one entry per stage in each of {lengths}")
+    for name, values in lists.items():
+        check_positive(**{f"{name}[{i}]": v for i, v in enumerate(values)})
+
+
 def check_positive(**values: int | float) -> None:
     """Raise ConfigError naming the first setting that is not a positive number."""
     for name, value in values.items():
