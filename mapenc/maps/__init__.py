@@ -1,5 +1,6 @@
 """Vector maps and scenes from Argoverse 2, Lanelet2, CommonRoad and GeoJSON+CSV."""
 
+from mapenc.maps.geojson import write_generic_scene
 from mapenc.maps.io import load_map, load_scenario
 from mapenc.maps.types import (
     Lane,
@@ -23,4 +24,5 @@ __all__ = [
     "VectorMap",
     "load_map",
     "load_scenario",
+    "write_generic_scene",
 ]

@@ -110,17 +110,19 @@ def find_map_in_folder(folder: Path) -> Path:
 def load_scenario(
     path: PathType, tracks: PathType | None = None, dt: float | None = None
 ) -> Scenario:
-    """Read a scenario: an AV2 ``scenario_*.parquet`` (map JSON beside it) or its folder, a
+    """Read a scenario: an AV2 ``scenario_*.parquet`` (map JSON beside it) or its folder, an AV2
+    sensor log's ``DERIVED_tracks_city_frame.parquet`` or its folder, a
     CommonRoad XML, or the generic format (a folder with ``map.geojson`` + ``tracks.csv``, or the
     GeoJSON path plus ``tracks``; ``dt`` overrides the GeoJSON's ``properties.dt``)."""
     p = Path(path)
     if p.is_dir():
-        if sorted(p.glob("scenario_*.parquet")):
+        if any(p.glob("scenario_*.parquet")) or (p / "DERIVED_tracks_city_frame.parquet").is_file():
             return _reader(SCENARIO_READERS["av2"])(p)
         if (p / "tracks.csv").is_file():
             return _reader(SCENARIO_READERS["generic"])(find_map_in_folder(p), p / "tracks.csv", dt)
         raise MapFormatError(
-            p, "folder holds neither scenario_*.parquet nor map.geojson + tracks.csv"
+            p,
+            "folder holds no scenario_*.parquet, DERIVED_tracks_city_frame.parquet or map.geojson + tracks.csv",
         )
     if p.suffix == ".parquet":
         return _reader(SCENARIO_READERS["av2"])(p)
