@@ -1,0 +1,19 @@
+"""The training machinery every mapenc model uses: ``fit``, checkpoints, resume, DDP."""
+
+from mapenc.train.checkpoint import load_checkpoint, save_checkpoint
+from mapenc.train.config import TrainConfig, config_from_dict, config_to_dict
+from mapenc.train.distributed import DistContext, init_distributed
+from mapenc.train.loop import FitResult, fit, seed_everything
+
+__all__ = [
+    "DistContext",
+    "FitResult",
+    "TrainConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "fit",
+    "init_distributed",
+    "load_checkpoint",
+    "save_checkpoint",
+    "seed_everything",
+]

@@ -1,0 +1,83 @@
+"""Distributed data-parallel set-up under ``torchrun`` (gloo on CPU, NCCL on CUDA).
+
+``torchrun --nproc_per_node=N -m mapenc train-mnist ...`` sets ``RANK``, ``WORLD_SIZE``,
+``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``; ``init_distributed`` reads them. Without
+them everything runs in one process and the collectives below are no-ops.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from mapenc.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process sits: ``rank`` of ``world_size`` processes, and its torch device."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the only process that writes files and shows progress."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        """True when more than one process trains together."""
+        return self.world_size > 1
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``"auto"`` → ``cuda:local_rank`` when CUDA is present, else CPU; other names as given."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"device={name!r}: {err}") from None
+
+
+def init_distributed(device: str = "auto") -> DistContext:
+    """Join the process group named by torchrun's environment, or a single-process context.
+
+    The backend is NCCL when the device is CUDA and gloo otherwise. Calling it again in a
+    process that already joined returns the same context.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    torch_device = resolve_device(device, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if torch_device.type == "cuda" else "gloo"
+        if torch_device.type == "cuda":
+            torch.cuda.set_device(torch_device)
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=torch_device)
+
+
+def all_reduce_sum(tensor: torch.Tensor, context: DistContext) -> torch.Tensor:
+    """Sum of ``tensor`` over all ranks (in place); the tensor itself in a single process."""
+    if context.distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def barrier(context: DistContext) -> None:
+    """Wait for every rank; a no-op in a single process."""
+    if context.distributed:
+        dist.barrier()
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
