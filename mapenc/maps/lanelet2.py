@@ -196,8 +196,9 @@ def read_lanelet2_map(path: Path) -> VectorMap:
 
 def _centred_projection(lon: FloatArray, lat: FloatArray) -> Projection:
     """Transverse Mercator (scale 1, WGS84) whose origin is the centre of the lon/lat box."""
-    lon0 = 0.5 * float(lon.min() + lon.max())
-    lat0 = 0.5 * float(lat.min() + lat.max())
+    # Rounded so that the PROJ string and origin_lonlat name the very same point.
+    lon0 = round(0.5 * float(lon.min() + lon.max()), 9)
+    lat0 = round(0.5 * float(lat.min() + lat.max()), 9)
     crs = (
         f"+proj=tmerc +lat_0={lat0:.9f} +lon_0={lon0:.9f} +k=1 +x_0=0 +y_0=0 +ellps=WGS84 +units=m"
     )
