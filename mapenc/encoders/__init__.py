@@ -6,6 +6,7 @@
 """
 
 from mapenc.encoders import conv, decoders, resnet, seed  # noqa: F401  (imports register)
+from mapenc.encoders.describe import Description, LayerRow, describe
 from mapenc.encoders.registry import (
     build_decoder,
     build_encoder,
@@ -15,9 +16,12 @@ from mapenc.encoders.registry import (
 )
 
 __all__ = [
+    "Description",
+    "LayerRow",
     "build_decoder",
     "build_encoder",
     "default_decoder_for",
+    "describe",
     "list_decoders",
     "list_encoders",
 ]
