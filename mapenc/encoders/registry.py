@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from torch import nn
 
+from mapenc.encoders.layers import ImageEncoder
 from mapenc.errors import ConfigError
 
 ConfigT = TypeVar("ConfigT")
@@ -58,7 +59,7 @@ def _lookup(registry: Mapping[str, Entry], name: str, kind: str) -> Entry:
     return registry[name]
 
 
-def build_encoder(name: str, **config: Any) -> nn.Module:
+def build_encoder(name: str, **config: Any) -> ImageEncoder:
     """The encoder ``name`` with ``config`` overriding the preset's defaults.
 
     Returns an ``nn.Module`` mapping ``[N, C, H, W] -> [N, latent_dim]``.
@@ -66,7 +67,9 @@ def build_encoder(name: str, **config: Any) -> nn.Module:
     """
     entry = _lookup(ENCODERS, name, "encoder")
     values = {**entry.defaults, **config}
-    return entry.build(make_config(entry.config_type, values, f"encoder {name!r}"))
+    return cast(
+        ImageEncoder, entry.build(make_config(entry.config_type, values, f"encoder {name!r}"))
+    )
 
 
 def list_encoders() -> list[str]:
@@ -122,3 +125,9 @@ def register_decoder(name: str, entry: Entry) -> None:
     if name in DECODERS:
         raise ConfigError(f"decoder {name!r} is already registered")
     DECODERS[name] = entry
+
+
+def encoder_settings(name: str) -> list[str]:
+    """Setting names ``build_encoder(name, ...)`` accepts (the fields of its config dataclass)."""
+    entry = _lookup(ENCODERS, name, "encoder")
+    return [f.name for f in dataclasses.fields(entry.config_type)]

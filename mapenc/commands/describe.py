@@ -1,0 +1,78 @@
+"""`mapenc describe NAME [--input-shape C H W] [--latent-dim D] [--pixel-size S] [--json]`.
+
+Builds the encoder ``NAME`` and prints its per-layer table (output shape, elements, parameters,
+MACs, receptive field) with the bottleneck and the compression ratio, or the same as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from mapenc.encoders import build_encoder, describe, list_encoders
+from mapenc.encoders.registry import encoder_settings
+from mapenc.errors import ConfigError
+
+HELP = "per-layer shape trace of an encoder: elements, params, MACs, receptive field, compression"
+
+
+@dataclass(frozen=True)
+class DescribeConfig:
+    """Settings of `mapenc describe`.
+
+    Attributes:
+        encoder: a registered encoder name.
+        input_shape: ``(C, H, W)``, for encoders that take any input; None keeps the default.
+        latent_dim: output length, or None for the encoder's default.
+        pixel_size_m: metres per pixel, to give receptive fields in metres.
+        as_json: print JSON instead of the table.
+    """
+
+    encoder: str
+    input_shape: tuple[int, int, int] | None = None
+    latent_dim: int | None = None
+    pixel_size_m: float | None = None
+    as_json: bool = False
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `mapenc describe`, one per DescribeConfig field."""
+    parser.add_argument("encoder", help=f"one of: {', '.join(list_encoders())}")
+    parser.add_argument(
+        "--input-shape", type=int, nargs=3, metavar=("C", "H", "W"), help="input channels and size"
+    )
+    parser.add_argument("--latent-dim", type=int, help="length of the latent vector")
+    parser.add_argument("--pixel-size", type=float, help="metres per pixel (receptive field in m)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+
+
+def encoder_overrides(config: DescribeConfig) -> dict[str, Any]:
+    """Keyword settings for ``build_encoder``; ConfigError if the encoder's input is fixed."""
+    overrides: dict[str, Any] = {}
+    if config.latent_dim is not None:
+        overrides["latent_dim"] = config.latent_dim
+    if config.input_shape is not None:
+        settings = encoder_settings(config.encoder)
+        if "in_channels" not in settings or "input_size" not in settings:
+            raise ConfigError(
+                f"encoder {config.encoder!r} has a fixed input shape; drop --input-shape"
+            )
+        channels, height, width = config.input_shape
+        overrides.update(in_channels=channels, input_size=(height, width))
+    return overrides
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the description of the encoder. Returns 0."""
+    config = DescribeConfig(
+        encoder=args.encoder,
+        input_shape=tuple(args.input_shape) if args.input_shape else None,
+        latent_dim=args.latent_dim,
+        pixel_size_m=args.pixel_size,
+        as_json=args.json,
+    )
+    encoder = build_encoder(config.encoder, **encoder_overrides(config))
+    description = describe(encoder, encoder.input_shape, pixel_size_m=config.pixel_size_m)
+    print(description.to_json() if config.as_json else description)
+    return 0
