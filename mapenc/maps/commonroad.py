@@ -299,24 +299,30 @@ def _read_obstacle(path: Path, el: Element) -> _Trajectory:
     what = f"dynamicObstacle {obstacle_id}"
     if obstacle_id is None:
         raise ScenarioFormatError(path, "a <dynamicObstacle> has no id")
+    containers = [c for c in (el.find("initialState"), el.find("trajectory")) if c is not None]
     num_states = len(el.findall("initialState")) + len(el.findall("trajectory/state"))
     if num_states == 0:
         raise ScenarioFormatError(path, f"{what}: no initialState")
 
-    def values(leaf: str, required: bool = True) -> FloatArray | None:
-        texts = [e.text for e in el.iterfind(f"initialState/{leaf}")]
-        texts += [e.text for e in el.iterfind(f"trajectory/state/{leaf}")]
-        if not texts and not required:
+    def optional_values(tag: str, leaf: str | None = "exact") -> FloatArray | None:
+        """Every state's ``tag/leaf`` value in state order (Element.iter: no per-state lookups);
+        None when no state has ``tag``."""
+        texts = [e.findtext(leaf) if leaf else e.text for c in containers for e in c.iter(tag)]
+        if not texts:
             return None
         if len(texts) != num_states:
-            raise ScenarioFormatError(path, f"{what}: {leaf} missing in some states")
-        return parse_floats(path, texts, f"{what} {leaf}")
+            raise ScenarioFormatError(path, f"{what}: {tag} missing in some states")
+        return parse_floats(path, texts, f"{what} {tag}")
 
-    steps_f = values("time/exact")
-    xs, ys = values("position/point/x"), values("position/point/y")
-    heading = values("orientation/exact")
-    speed = values("velocity/exact", required=False)
-    assert steps_f is not None and xs is not None and ys is not None and heading is not None
+    def values(tag: str, leaf: str | None = "exact") -> FloatArray:
+        found = optional_values(tag, leaf)
+        if found is None:
+            raise ScenarioFormatError(path, f"{what}: its states have no {tag}")
+        return found
+
+    steps_f, heading = values("time"), values("orientation")
+    xs, ys = values("x", leaf=None), values("y", leaf=None)  # position/point/x and /y
+    speed = optional_values("velocity")
     xy = np.stack([xs, ys], axis=1)
     finite = [np.isfinite(a).all() for a in (steps_f, xy, heading)]
     if not all(finite) or (speed is not None and not np.isfinite(speed).all()):
