@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,13 +12,14 @@ import shapely
 from shapely.geometry import Polygon
 
 from mapenc.errors import ConfigError
-from mapenc.maps import MarkType, Scenario, VectorMap, load_map
+from mapenc.maps import MarkType, Scenario, VectorMap, load_map, load_scenario
 from mapenc.maps.synthetic import (
     ScenarioConfig,
     TownConfig,
     make_scenario,
     make_scenarios,
     make_town,
+    write_scenarios,
 )
 
 ROAD_KINDS = ("vehicle", "cyclist")
@@ -261,13 +263,28 @@ def test_bad_settings_raise_config_error(make_bad: object) -> None:
         make_bad()  # type: ignore[operator]
 
 
-def test_agents_drive_on_a_real_map(real_data: object) -> None:
+def test_agents_drive_on_a_real_map(real_data: Path) -> None:
     """Any map with successors works: agents follow the lanes of the AV2 forecasting map."""
-    from pathlib import Path
-
-    folder = next((Path(str(real_data)) / "av2" / "forecasting").iterdir())
+    folder = next((real_data / "av2" / "forecasting").iterdir())
     town = load_map(folder)
     scenario = make_scenario(ScenarioConfig(num_agents=30, pedestrian_fraction=0.0), town)
     area = town.area.buffer(0.5)
     xy = np.concatenate([tr.xy[tr.valid] for tr in scenario.tracks])
     assert shapely.contains_xy(area, xy[:, 0], xy[:, 1]).mean() >= 0.95
+
+
+def test_written_scenes_read_back(tmp_path: Path) -> None:
+    config = ScenarioConfig(num_agents=6, num_steps=30)
+    folders = write_scenarios(tmp_path, 2, seed=4, scenario_config=config)
+    assert [f.name for f in folders] == ["scene_000", "scene_001"]
+    expected = make_scenarios(2, seed=4, scenario_config=config)[1]
+    loaded = load_scenario(folders[1])
+    assert loaded.dt == pytest.approx(expected.dt)
+    assert [ln.successors for ln in loaded.map.lanes] == [
+        ln.successors for ln in expected.map.lanes
+    ]
+    for want in expected.tracks:
+        got = loaded.track(want.id)
+        assert got.kind == want.kind
+        np.testing.assert_array_equal(got.valid, want.valid)
+        np.testing.assert_allclose(got.xy[got.valid], want.xy[want.valid])

@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
 
 import numpy as np
 import shapely
@@ -802,4 +804,25 @@ def make_scenarios(
             dataclasses.replace(base, seed=int(seeds[num_towns + i])), towns[i % num_towns]
         )
         for i in range(n)
+    ]
+
+
+def write_scenarios(
+    folder: str | PathLike[str],
+    n: int,
+    seed: int = 0,
+    scenario_config: ScenarioConfig | None = None,
+    town_config: TownConfig | None = None,
+    num_towns: int | None = None,
+) -> list[Path]:
+    """Write ``make_scenarios(n, seed, ...)`` in the generic format, one folder per scenario
+    (``folder/scene_000``, ...; each with ``map.geojson`` + ``tracks.csv``) that
+    ``load_scenario`` reads back. Returns the scene folders."""
+    from mapenc.maps.geojson import write_generic_scene
+
+    scenarios = make_scenarios(n, seed, scenario_config, town_config, num_towns)
+    width = max(3, len(str(n - 1)))
+    return [
+        write_generic_scene(scenario, Path(folder) / f"scene_{index:0{width}d}")
+        for index, scenario in enumerate(scenarios)
     ]
