@@ -106,7 +106,7 @@ def test_npz_reading_and_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="missing arrays"):
         load_mnist(tmp_path / "bad.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(DataError, match="junk.npz"):
+    with pytest.raises(DataError, match=r"junk\.npz"):
         load_mnist(tmp_path / "junk.npz")
     with pytest.raises(DataError, match="no such"):
         load_mnist(tmp_path / "absent.npz")
@@ -162,7 +162,9 @@ def test_full_mnist_npz_matches_official_idx(real_data: Path) -> None:
     reference = real_data / "mnist" / "official_idx_reference"
     np.testing.assert_array_equal(read_idx(reference / "t10k-images-idx3-ubyte.gz"), splits.x_test)
     np.testing.assert_array_equal(read_idx(reference / "t10k-labels-idx1-ubyte.gz"), splits.y_test)
-    np.testing.assert_array_equal(read_idx(reference / "train-labels-idx1-ubyte.gz"), splits.y_train)
+    np.testing.assert_array_equal(
+        read_idx(reference / "train-labels-idx1-ubyte.gz"), splits.y_train
+    )
     # The embedded subset is the first 500 training images of each digit.
     embedded = load_mnist()
     first_zeros = splits.x_train[splits.y_train == 0][:400]

@@ -297,6 +297,24 @@ def fit(
                 },
             )
 
+    def log_row(epoch: int) -> dict[str, float]:
+        """Write the means since the last row to the CSV (and TensorBoard); return them."""
+        nonlocal log_started, samples_since_log
+        now = time.monotonic()
+        means = step_means.pop()
+        row = {
+            "step": step,
+            "epoch": epoch + 1,
+            "seconds": round(seconds_before + now - started, 3),
+            "samples_per_s": round(samples_since_log / max(now - log_started, 1e-9), 1),
+            **means,
+        }
+        log_started, samples_since_log = now, 0
+        board.add(means, step)
+        if train_log is not None:
+            train_log.append(row)
+        return means
+
     started = time.monotonic()
     budget_s = None if config.max_minutes is None else 60.0 * config.max_minutes
     stopped: StopReason = "epochs"
@@ -364,20 +382,7 @@ def fit(
             step_means.add(values)
             epoch_means.add(values)
             if step % config.log_every_steps == 0:
-                now = time.monotonic()
-                means = step_means.pop()
-                row = {
-                    "step": step,
-                    "epoch": epoch + 1,
-                    "seconds": round(seconds_before + now - started, 3),
-                    "samples_per_s": round(samples_since_log / max(now - log_started, 1e-9), 1),
-                    **means,
-                }
-                log_started, samples_since_log = now, 0
-                bar.set_postfix(loss=f"{means['loss']:.4g}")
-                board.add(means, step)
-                if train_log is not None:
-                    train_log.append(row)
+                bar.set_postfix(loss=f"{log_row(epoch)['loss']:.4g}")
             if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
                 checkpoint()
                 saved_at_step = step
@@ -402,6 +407,8 @@ def fit(
         checkpoint()
         saved_at_step = step
         barrier(context)
+    if step_means.count:
+        log_row(epoch)
     if saved_at_step != step:
         checkpoint()
     board.close()
