@@ -19,6 +19,12 @@ from mapenc.encoders import (
 from mapenc.errors import ConfigError
 
 
+@pytest.fixture(autouse=True)
+def _fixed_seed() -> None:
+    """Tiny random networks can have every ReLU dead on a draw; fix the draw."""
+    torch.manual_seed(0)
+
+
 def feature_shapes(model: nn.Module, x: torch.Tensor) -> list[list[int]]:
     """Output shape of every conv of ``model`` for input ``x``, in execution order."""
     shapes: list[list[int]] = []
