@@ -221,8 +221,9 @@ def _read_bound(path: Path, el: Element, lanelet_id: str, tag: str) -> tuple[Flo
     bound = el.find(tag)
     if bound is None:
         raise MapFormatError(path, f"{what}: missing")
-    xs = parse_floats(path, [e.text for e in bound.iterfind("point/x")], what)
-    ys = parse_floats(path, [e.text for e in bound.iterfind("point/y")], what)
+    # Element.iter runs in C; in a bound only points hold <x>/<y> (the counts are checked below).
+    xs = parse_floats(path, [e.text for e in bound.iter("x")], what)
+    ys = parse_floats(path, [e.text for e in bound.iter("y")], what)
     if xs.shape != ys.shape:
         raise MapFormatError(path, f"{what}: every point needs one x and one y")
     try:
