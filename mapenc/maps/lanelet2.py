@@ -121,7 +121,7 @@ class _Nodes:
         self.path = path
         self.projection = _centred_projection(lon, lat)
         self.xy = self.projection.to_city(lon, lat)
-        self.index = {n.get("id"): i for i, n in enumerate(elements)}
+        self.index = {_element_id(path, n, "node"): i for i, n in enumerate(elements)}
 
     def polyline(self, node_ids: tuple[str, ...], what: str) -> FloatArray:
         """(K, 2) city-frame points of ``node_ids``; MapFormatError for a missing node."""
