@@ -6,5 +6,13 @@ from mapenc.vae.image import (
     MnistExperimentConfig,
     train_and_evaluate_mnist,
 )
+from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE
 
-__all__ = ["ImageVAE", "ImageVAEConfig", "MnistExperimentConfig", "train_and_evaluate_mnist"]
+__all__ = [
+    "ImageVAE",
+    "ImageVAEConfig",
+    "MnistExperimentConfig",
+    "TrajCVAEConfig",
+    "TrajectoryCVAE",
+    "train_and_evaluate_mnist",
+]

@@ -1,0 +1,344 @@
+"""Train and evaluate the map-conditioned TrajectoryCVAE end to end (what train-traj/eval-traj run).
+
+``train_traj`` loads the scenarios of a split, cuts samples, caches their rasters and fits the
+model with ``mapenc.train.fit``; the run folder then holds ``checkpoint.pt`` and ``config.json``
+(the TrainConfig under ``train``, this module's TrajExperimentConfig under ``experiment``).
+``evaluate_traj`` reloads a run, draws K futures per test sample and scores them against the
+constant-velocity baseline (``mapenc.metrics``); ``train_and_evaluate_traj`` does both and adds
+the parameter count and seconds, for studies that compare encoders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch.utils.data import DataLoader
+
+from mapenc.data.traj_dataset import TrajectoryDataset
+from mapenc.data.traj_sources import load_scenarios, split_scenarios
+from mapenc.data.trajectory import (
+    AV2_TASK,
+    NGSIM_TASK,
+    TrajSamples,
+    TrajTask,
+    constant_velocity_forecast,
+    samples_from_scenarios,
+)
+from mapenc.errors import ConfigError, DataError
+from mapenc.maps.types import Scenario
+from mapenc.metrics import offroad_mask, score_forecasts
+from mapenc.raster import RasterSpec
+from mapenc.train import TrainConfig, config_from_dict, fit, load_checkpoint
+from mapenc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, read_json
+from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE
+
+# NGSIM: 64 m x 64 m at 1 m/px, 48 m ahead of the agent; lane geometry, road edges and direction.
+NGSIM_RASTER = RasterSpec(
+    size_px=(64, 64),
+    pixel_size_m=1.0,
+    agent_at=(0.25, 0.5),
+    layers=(
+        "drivable_area",
+        "lane_boundaries",
+        "centerlines",
+        "lane_heading_sin",
+        "lane_heading_cos",
+    ),
+)
+TASKS: dict[str, TrajTask] = {"ngsim": NGSIM_TASK, "av2": AV2_TASK}
+CACHE_ENV = "MAPENC_CACHE"
+
+
+def default_cache_dir() -> str:
+    """``$MAPENC_CACHE/traj`` or ``~/.cache/mapenc/traj``: where raster caches live."""
+    root = os.environ.get(CACHE_ENV) or str(Path.home() / ".cache" / "mapenc")
+    return str(Path(root) / "traj")
+
+
+@dataclass(frozen=True)
+class TrajExperimentConfig:
+    """Everything a train-traj run depends on (saved beside its checkpoint).
+
+    Attributes:
+        data: data paths (``mapenc.data.traj_sources.load_scenarios``).
+        split: the split trained on ("train", "val", "test" or "all").
+        task: history/future lengths and sampling.
+        raster: the raster spec of the map branch (ignored without the map).
+        model: the TrajectoryCVAE architecture (its raster shape must match ``raster``).
+        train: the training loop's settings.
+        cache_dir: raster cache folder ("" = ``default_cache_dir()``).
+        raster_mode: Rasterizer mode used to build the cache ("fast" or "exact").
+    """
+
+    data: tuple[str, ...] = ("synthetic",)
+    split: str = "train"
+    task: TrajTask = NGSIM_TASK
+    raster: RasterSpec = NGSIM_RASTER
+    model: TrajCVAEConfig = field(default_factory=lambda: TrajCVAEConfig.for_raster(NGSIM_RASTER))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, batch_size=64))
+    cache_dir: str = ""
+    raster_mode: str = "fast"
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ConfigError("TrajExperimentConfig.data is empty: give at least one data path")
+        if (self.model.raster_channels, self.model.raster_size) != (
+            self.raster.num_channels,
+            self.raster.size_px,
+        ):
+            raise ConfigError(
+                f"model takes {self.model.raster_channels}x{self.model.raster_size} rasters, "
+                f"the raster spec gives {self.raster.num_channels}x{self.raster.size_px}"
+            )
+        if (self.model.history_steps, self.model.future_steps) != (
+            self.task.history_steps,
+            self.task.future_steps,
+        ) or not np.isclose(self.model.dt, self.task.dt):
+            raise ConfigError("model history/future steps and dt must match the task's")
+
+
+def make_experiment_config(
+    data: Sequence[str],
+    *,
+    encoder: str = "conv-spatial",
+    use_map: bool = True,
+    task: TrajTask = NGSIM_TASK,
+    raster: RasterSpec = NGSIM_RASTER,
+    train: TrainConfig | None = None,
+    **model_settings: Any,
+) -> TrajExperimentConfig:
+    """A consistent TrajExperimentConfig: the model's raster and task fields follow the arguments."""
+    model = TrajCVAEConfig.for_raster(
+        raster,
+        history_steps=task.history_steps,
+        future_steps=task.future_steps,
+        dt=task.dt,
+        use_map=use_map,
+        map_encoder=encoder,
+        **model_settings,
+    )
+    return TrajExperimentConfig(
+        data=tuple(data),
+        task=task,
+        raster=raster,
+        model=model,
+        train=train or TrainConfig(epochs=10, batch_size=64),
+    )
+
+
+@dataclass
+class SplitData:
+    """The scenarios, samples and cached-raster dataset of one split."""
+
+    scenarios: list[Scenario]
+    samples: TrajSamples
+    dataset: TrajectoryDataset
+
+
+def load_split(
+    config: TrajExperimentConfig,
+    split: str,
+    data: Sequence[str] | None = None,
+    progress: bool = True,
+) -> SplitData:
+    """Scenarios of ``split`` from ``data`` (default ``config.data``), samples and dataset."""
+    paths = tuple(data or config.data)
+    scenarios = split_scenarios(load_scenarios(paths), split, paths)
+    if not scenarios:
+        raise DataError(f"split {split!r} of {', '.join(paths)} holds no scenario")
+    samples = samples_from_scenarios(scenarios, config.task)
+    dataset = TrajectoryDataset(
+        samples,
+        scenarios,
+        config.raster,
+        config.task,
+        config.cache_dir or default_cache_dir(),
+        mode="exact" if config.raster_mode == "exact" else "fast",
+        progress=progress,
+    )
+    return SplitData(scenarios, samples, dataset)
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def train_traj(
+    config: TrajExperimentConfig, out_dir: str | os.PathLike[str], resume: bool = False
+) -> dict[str, Any]:
+    """Fit a TrajectoryCVAE on ``config.split``; returns samples, params, steps, seconds, stop."""
+    torch.manual_seed(config.train.seed)
+    split = load_split(config, config.split, progress=config.train.progress)
+    model = TrajectoryCVAE(config.model)
+    result = fit(
+        model,
+        split.dataset,
+        config.train,
+        out_dir,
+        resume=resume,
+        saved_configs={"experiment": config},
+    )
+    return {
+        "train_samples": len(split.samples),
+        "params": count_parameters(model),
+        "map_params": count_parameters(model.map_encoder) if model.map_encoder else 0,
+        "steps": result.steps,
+        "epochs": result.epochs_completed,
+        "train_seconds": round(result.seconds, 1),
+        "stopped": result.stopped,
+    }
+
+
+def load_trained(run_dir: str | os.PathLike[str]) -> tuple[TrajExperimentConfig, TrajectoryCVAE]:
+    """The experiment config and trained model of a train-traj run folder."""
+    run = Path(run_dir)
+    if not (run / CONFIG_NAME).is_file() or not (run / CHECKPOINT_NAME).is_file():
+        raise DataError(f"{run}: not a train-traj run (needs {CONFIG_NAME} and {CHECKPOINT_NAME})")
+    saved = read_json(run / CONFIG_NAME)
+    if "experiment" not in saved:
+        raise DataError(f"{run / CONFIG_NAME}: no 'experiment' section; not a train-traj run")
+    config = config_from_dict(TrajExperimentConfig, saved["experiment"])
+    model = TrajectoryCVAE(config.model)
+    model.load_state_dict(load_checkpoint(run / CHECKPOINT_NAME)["model"])
+    return config, model
+
+
+def predict(
+    model: TrajectoryCVAE, dataset: TrajectoryDataset, k: int, seed: int = 0, batch_size: int = 256
+) -> NDArray[np.float64]:
+    """(N, k, F, 2) futures (agent frame, metres) for every sample, in dataset order."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    outputs = []
+    with torch.no_grad():
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            on_device = {name: value.to(device) for name, value in batch.items()}
+            outputs.append(model.sample(on_device, k, generator).cpu().double().numpy())
+    return np.concatenate(outputs)
+
+
+def agent_to_city(
+    points_agent: NDArray[np.floating], poses: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """(N, ..., 2) agent-frame points of N samples -> city frame, with poses (N, 3) city_SE2_agent."""
+    c, s = np.cos(poses[:, 2]), np.sin(poses[:, 2])
+    shape = (len(poses),) + (1,) * (points_agent.ndim - 2)
+    c, s = c.reshape(shape), s.reshape(shape)
+    x, y = points_agent[..., 0], points_agent[..., 1]
+    return np.stack(
+        [c * x - s * y + poses[:, 0].reshape(shape), s * x + c * y + poses[:, 1].reshape(shape)],
+        axis=-1,
+    )
+
+
+def offroad_rate_of(
+    forecasts: NDArray[np.floating], samples: TrajSamples, scenarios: Sequence[Scenario]
+) -> float:
+    """Share of forecast points (N, K, F, 2), agent frame, outside each scenario's drivable area."""
+    city = agent_to_city(forecasts, samples.pose)
+    outside = np.zeros(city.shape[:-1], dtype=bool)
+    for index in np.unique(samples.scenario_index):
+        rows = samples.scenario_index == index
+        outside[rows] = offroad_mask(city[rows], scenarios[int(index)].map.area)
+    return float(outside.mean())
+
+
+def evaluate_traj(
+    run_dir: str | os.PathLike[str],
+    data: Sequence[str] | None = None,
+    split: str = "test",
+    k: int = 6,
+    figures: int = 6,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Scores of a trained run on ``split`` (metres and rates), and PNGs of ``figures`` cases.
+
+    Returns ``{"n", "k", "split", "model": {minADE, minFDE, miss_rate, offroad_rate},
+    "constant_velocity": {ADE, FDE, miss_rate, offroad_rate}, "ground_truth": {offroad_rate},
+    "figures": [paths]}``; the PNGs go to ``run_dir/eval_<split>/``.
+    """
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}")
+    config, model = load_trained(run_dir)
+    part = load_split(config, split, data, progress=config.train.progress)
+    samples, task = part.samples, config.task
+    forecasts = predict(model, part.dataset, k, seed)
+    truth = samples.future.astype(np.float64)
+    cv = constant_velocity_forecast(samples.velocity, task.future_steps, task.dt)[:, None]
+    model_scores = score_forecasts(forecasts, truth)
+    cv_scores = score_forecasts(cv, truth)
+    result: dict[str, Any] = {
+        "n": len(samples),
+        "k": k,
+        "split": split,
+        "model": {
+            "minADE": round(model_scores.min_ade, 4),
+            "minFDE": round(model_scores.min_fde, 4),
+            "miss_rate": round(model_scores.miss_rate, 4),
+            "offroad_rate": round(offroad_rate_of(forecasts, samples, part.scenarios), 4),
+        },
+        "constant_velocity": {
+            "ADE": round(cv_scores.min_ade, 4),
+            "FDE": round(cv_scores.min_fde, 4),
+            "miss_rate": round(cv_scores.miss_rate, 4),
+            "offroad_rate": round(offroad_rate_of(cv, samples, part.scenarios), 4),
+        },
+        "ground_truth": {
+            "offroad_rate": round(offroad_rate_of(truth[:, None], samples, part.scenarios), 4)
+        },
+    }
+    if figures > 0:
+        from mapenc.forecast_plots import plot_forecast_cases
+
+        folder = Path(run_dir) / f"eval_{split}"
+        chosen = np.random.default_rng(seed).choice(len(samples), min(figures, len(samples)), False)
+        result["figures"] = plot_forecast_cases(
+            part.dataset, forecasts, cv[:, 0], sorted(int(i) for i in chosen), folder
+        )
+    return result
+
+
+def train_and_evaluate_traj(
+    config: TrajExperimentConfig,
+    out_dir: str | os.PathLike[str],
+    eval_split: str = "test",
+    k: int = 6,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train, then evaluate on ``eval_split``: the eval-traj JSON plus training facts.
+
+    Adds ``params``, ``map_params``, ``train_samples``, ``steps``, ``epochs``, ``train_seconds``,
+    ``eval_seconds``, ``encoder`` and ``use_map``; writes it all to ``out_dir/results.json``.
+    """
+    started = time.monotonic()
+    training = train_traj(config, out_dir, resume=resume)
+    eval_started = time.monotonic()
+    result = evaluate_traj(out_dir, split=eval_split, k=k, figures=0)
+    result.update(training)
+    result.update(
+        {
+            "encoder": config.model.map_encoder if config.model.use_map else None,
+            "use_map": config.model.use_map,
+            "eval_seconds": round(time.monotonic() - eval_started, 1),
+            "seconds": round(time.monotonic() - started, 1),
+        }
+    )
+    Path(out_dir, "results.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def replace_train(config: TrajExperimentConfig, **settings: Any) -> TrajExperimentConfig:
+    """``config`` with TrainConfig fields replaced (e.g. ``epochs``, ``max_minutes``)."""
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, **settings))

@@ -1,0 +1,104 @@
+"""train-traj / eval-traj end to end on a small synthetic town, and on real NGSIM scenes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mapenc.cli import main
+
+SMALL_RASTER = [
+    "--raster-size",
+    "24",
+    "24",
+    "--pixel-size",
+    "2.5",
+    "--layers",
+    "drivable_area",
+    "centerlines",
+]
+
+
+def test_train_then_eval_on_the_synthetic_town(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    common = ["--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    code = main(
+        [
+            "train-traj",
+            "--data",
+            "synthetic:2",
+            "--split",
+            "all",
+            "--epochs",
+            "1",
+            "--out",
+            str(run),
+            *SMALL_RASTER,
+            *common,
+        ]
+    )
+    assert code == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["train_samples"] > 0 and trained["steps"] >= 1 and trained["map_params"] > 0
+    assert (run / "checkpoint.pt").is_file() and (run / "config.json").is_file()
+
+    assert main(["eval-traj", str(run), "--split", "all", "--k", "3", "--figures", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["k"] == 3 and result["n"] == trained["train_samples"]
+    assert set(result["model"]) == {"minADE", "minFDE", "miss_rate", "offroad_rate"}
+    assert set(result["constant_velocity"]) == {"ADE", "FDE", "miss_rate", "offroad_rate"}
+    assert 0.0 <= result["model"]["offroad_rate"] <= 1.0
+    assert result["model"]["minADE"] > 0 and result["constant_velocity"]["FDE"] > 0
+    assert len(result["figures"]) == 2 and all(Path(p).is_file() for p in result["figures"])
+    assert json.loads((run / "eval_all.json").read_text())["n"] == result["n"]
+
+    nomap = tmp_path / "nomap"
+    assert (
+        main(
+            [
+                "train-traj",
+                "--data",
+                "synthetic:2",
+                "--split",
+                "all",
+                "--epochs",
+                "1",
+                "--no-map",
+                "--out",
+                str(nomap),
+                *SMALL_RASTER,
+                *common,
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["map_params"] == 0
+
+
+def test_eval_of_a_folder_that_is_no_run_fails_cleanly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval-traj", str(tmp_path)]) == 2
+    assert "not a train-traj run" in capsys.readouterr().err
+
+
+@pytest.mark.real_data
+def test_train_and_eval_on_a_few_ngsim_scenes(
+    real_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenes = real_data / "commonroad_ngsim" / "US101"
+    files = [str(scenes / f"USA_US101-{i}_1_T-1.xml.gz") for i in (22, 23)]
+    run = tmp_path / "run"
+    args = ["--data", *files, "--split", "all", "--epochs", "1", "--out", str(run), *SMALL_RASTER]
+    assert main(["train-traj", *args, "--cache-dir", str(tmp_path / "c"), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["eval-traj", str(run), "--split", "all", "--figures", "0"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] > 50 and result["k"] == 6
+    # Recorded vehicles stay on the road: the truth is almost never off-road.
+    assert result["ground_truth"]["offroad_rate"] < 0.05
+    assert result["constant_velocity"]["FDE"] > result["constant_velocity"]["ADE"] > 0

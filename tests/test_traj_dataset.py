@@ -1,0 +1,89 @@
+"""The trajectory Dataset: rasters cached once in a memmap, reused by later epochs and runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+from traj_scenes import moving_track, scenario_of
+
+from mapenc.data.traj_dataset import TrajectoryDataset
+from mapenc.data.trajectory import NGSIM_TASK, samples_from_scenarios
+from mapenc.raster import Rasterizer, RasterSpec
+
+SPEC = RasterSpec(
+    size_px=(16, 24),
+    pixel_size_m=2.0,
+    layers=("drivable_area", "lane_heading_cos", "centerlines"),
+)
+
+
+def count_rasterize_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Patch Rasterizer.rasterize to count its calls; returns the one-element counter."""
+    calls = [0]
+    original = Rasterizer.rasterize
+
+    def counting(self: Rasterizer, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Rasterizer, "rasterize", counting)
+    return calls
+
+
+def _dataset(tmp_path: Path) -> TrajectoryDataset:
+    scenes = [
+        scenario_of(
+            moving_track("a", (-40.0, 0.5), 0.0, 8.0, 61),
+            moving_track("b", (30.0, -0.5), np.pi, 8.0, 41),
+        ),
+        scenario_of(moving_track("c", (-20.0, 0.0), 0.1, 5.0, 51)),
+    ]
+    samples = samples_from_scenarios(scenes, NGSIM_TASK)
+    return TrajectoryDataset(
+        samples, scenes, SPEC, NGSIM_TASK, tmp_path, mode="exact", progress=False
+    )
+
+
+def test_rasters_are_drawn_once_and_reused_by_epochs_and_new_datasets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = count_rasterize_calls(monkeypatch)
+    ds = _dataset(tmp_path)
+    assert calls[0] == 2  # one call per scenario (no scene layers)
+    assert len(list(tmp_path.glob("rasters-*.u8"))) == 1
+    for _epoch in range(2):
+        batches = list(DataLoader(ds, batch_size=2, shuffle=True))
+        assert sum(len(b["index"]) for b in batches) == len(ds)
+    again = _dataset(tmp_path)
+    assert calls[0] == 2
+    assert torch.equal(again[0]["raster"], ds[0]["raster"])
+
+
+def test_items_hold_decoded_rasters_and_agent_frame_arrays(tmp_path: Path) -> None:
+    ds = _dataset(tmp_path)
+    item = ds[1]
+    assert item["past"].shape == (11, 2) and item["future"].shape == (30, 2)
+    assert item["raster"].shape == (3, 16, 24) and item["raster"].dtype == torch.float32
+    sample = ds.samples.subset([1])
+    exact = Rasterizer(scenario_of(moving_track("x", (0, 0), 0, 1, 2)).map, SPEC).rasterize(
+        sample.pose
+    )
+    raster = item["raster"].numpy()
+    # uint8 round trip: binary layers exact, heading layers within one quantisation step.
+    np.testing.assert_allclose(raster[0], exact[0, 0], atol=1e-6)
+    np.testing.assert_allclose(raster[1], exact[0, 1], atol=1.0 / 127)
+    # The agent drives along the lane: the cos(lane - agent heading) layer is ~+1 on the lane.
+    assert raster[1][raster[2] > 0.5].mean() > 0.9
+
+
+def test_workers_read_the_memmap_themselves(tmp_path: Path) -> None:
+    ds = _dataset(tmp_path)
+    _ = ds.rasters  # opened in this process; must not be pickled into workers
+    loader = DataLoader(ds, batch_size=4, num_workers=1)
+    total = sum(len(batch["index"]) for batch in loader)
+    assert total == len(ds)

@@ -1,0 +1,134 @@
+"""Trajectory samples in the agent frame, the velocity fit, the CV baseline and the split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from traj_scenes import DT, moving_track, scenario_of
+
+from mapenc.data.traj_sources import (
+    SPLITS,
+    load_scenarios,
+    recording_key,
+    split_of_key,
+    split_scenarios,
+)
+from mapenc.data.trajectory import (
+    NGSIM_TASK,
+    TrajTask,
+    constant_velocity_forecast,
+    extract_samples,
+    fit_velocity,
+    samples_from_scenarios,
+)
+from mapenc.errors import ConfigError, DataError
+from mapenc.maps.types import Track
+
+
+def test_past_ends_at_the_origin_heading_plus_x() -> None:
+    heading, speed = 0.7, 10.0
+    sc = scenario_of(moving_track("a", (3.0, -4.0), heading, speed, 41))
+    s = extract_samples(sc, NGSIM_TASK)
+    assert len(s) == 1 and s.time_step.tolist() == [10]
+    np.testing.assert_allclose(s.past[0, -1], [0.0, 0.0], atol=1e-6)
+    # Straight along +x in the agent frame: 1 m per step (10 m/s at 10 Hz), y = 0.
+    np.testing.assert_allclose(s.past[0, :, 0], np.arange(-10, 1) * 1.0, atol=1e-5)
+    np.testing.assert_allclose(s.future[0, :, 0], np.arange(1, 31) * 1.0, atol=1e-5)
+    np.testing.assert_allclose(s.future[0, :, 1], 0.0, atol=1e-5)
+    np.testing.assert_allclose(s.past_heading[0], 0.0, atol=1e-6)
+    np.testing.assert_allclose(s.velocity[0], [speed, 0.0], atol=1e-4)
+    expected_pose = [3.0 + 10 * np.cos(heading), -4.0 + 10 * np.sin(heading), heading]
+    np.testing.assert_allclose(s.pose[0], expected_pose, atol=1e-9)
+    assert s.kinds == ("vehicle",) and s.track_ids == ("a",)
+
+
+def test_windows_follow_the_stride_and_skip_gaps_and_short_tracks() -> None:
+    long_track = moving_track("long", (0.0, 0.0), 0.0, 5.0, 61, first=2)  # t = 12, 22, 32
+    short_track = moving_track("short", (0.0, 1.0), 0.0, 5.0, 40)  # one step too short
+    gappy = moving_track("gap", (0.0, -1.0), 0.0, 5.0, 63)
+    valid = gappy.valid.copy()
+    valid[30] = False  # runs 0..29 (too short) and 31..62 (too short)
+    gappy = Track("gap", "vehicle", gappy.xy, gappy.heading, valid)
+    s = extract_samples(scenario_of(long_track, short_track, gappy), NGSIM_TASK, scenario_index=4)
+    assert s.track_ids == ("long",) * 3
+    assert s.time_step.tolist() == [12, 22, 32]
+    assert s.scenario_index.tolist() == [4, 4, 4]
+
+
+def test_no_long_enough_track_raises_data_error_naming_the_scenario() -> None:
+    sc = scenario_of(moving_track("a", (0.0, 0.0), 0.0, 5.0, 20), source="tiny.xml")
+    with pytest.raises(DataError, match=r"tiny\.xml"):
+        samples_from_scenarios([sc], NGSIM_TASK)
+    with pytest.raises(DataError, match="time step"):
+        extract_samples(sc, TrajTask(dt=0.04))
+
+
+def test_velocity_fit_averages_out_position_noise() -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(11) * DT
+    true_v = np.array([12.0, -1.0])
+    clean = (t - t[-1])[:, None] * true_v
+    noisy = clean[None] + rng.normal(0.0, 0.1, size=(500, 11, 2))
+    fitted = fit_velocity(noisy, DT, window=5)
+    last_difference = (noisy[:, -1] - noisy[:, -2]) / DT
+    assert np.abs(fitted.mean(axis=0) - true_v).max() < 0.1
+    assert fitted.std(axis=0).max() < 0.5 * last_difference.std(axis=0).min()
+
+
+def test_constant_velocity_forecast_moves_along_the_velocity() -> None:
+    cv = constant_velocity_forecast(np.array([[10.0, 0.0], [0.0, -2.0]]), 3, 0.5)
+    np.testing.assert_allclose(cv[0], [[5.0, 0.0], [10.0, 0.0], [15.0, 0.0]])
+    np.testing.assert_allclose(cv[1], [[0.0, -1.0], [0.0, -2.0], [0.0, -3.0]])
+
+
+def test_task_rejects_bad_settings() -> None:
+    with pytest.raises(ConfigError):
+        TrajTask(history_steps=0)
+    with pytest.raises(ConfigError):
+        TrajTask(velocity_window=20)
+
+
+def test_split_is_deterministic_and_keeps_duplicate_recordings_together() -> None:
+    scenes = [
+        scenario_of(moving_track(f"t{i}", (float(i), 0.0), 0.0, 5.0, 45), source=f"s{i:02d}.xml")
+        for i in range(40)
+    ]
+    copy = scenario_of(moving_track("renamed", (0.0, 0.0), 0.0, 5.0, 45), source="s99_copy.xml")
+    assert recording_key(copy) == recording_key(scenes[0])
+    parts = {name: split_scenarios([*scenes, copy], name) for name in SPLITS}
+    sources = [sorted(sc.source for sc in part) for part in parts.values()]
+    assert sum(len(s) for s in sources) == 40  # the copy is dropped as a duplicate
+    assert len(set().union(*map(set, sources))) == 40  # disjoint
+    assert all(len(s) > 0 for s in sources)
+    assert [sorted(sc.source for sc in split_scenarios(scenes[::-1], n)) for n in SPLITS] == sources
+    assert split_of_key(recording_key(scenes[0])) in SPLITS
+    with pytest.raises(ConfigError):
+        split_scenarios(scenes, "holdout")
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_ngsim_split_by_recording_covers_every_location(real_data) -> None:  # type: ignore[no-untyped-def]
+    root = real_data / "commonroad_ngsim"
+    paths = [str(root)]
+    scenarios = load_scenarios(paths)
+    assert len(scenarios) == 122
+    parts = {name: split_scenarios(scenarios, name, paths) for name in SPLITS}
+    assert sum(len(p) for p in parts.values()) == 63  # distinct recordings
+    starts = {}
+    for name, part in parts.items():
+        locations = {sc.source.split("/")[-2] for sc in part}
+        assert locations == {"US101", "Lankershim", "Peachtree"}, name
+        starts[name] = {
+            (int(np.flatnonzero(tr.valid)[0]), *np.round(tr.xy[tr.valid][0], 1))
+            for sc in part
+            for tr in sc.tracks
+        }
+    # No vehicle start (step, position) appears in two splits: no recording leaks.
+    assert not starts["train"] & starts["test"]
+    assert not starts["train"] & starts["val"]
+    assert not starts["val"] & starts["test"]
+    counts = {n: len(samples_from_scenarios(p, NGSIM_TASK)) for n, p in parts.items()}
+    total = sum(counts.values())
+    assert 0.6 < counts["train"] / total < 0.8
+    assert 0.1 < counts["test"] / total < 0.2

@@ -1,0 +1,53 @@
+"""Hand-made scenes for the trajectory tests: a straight road and constant-speed tracks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mapenc.maps.types import Lane, Scenario, Track, VectorMap
+
+DT = 0.1
+
+
+def straight_road_map() -> VectorMap:
+    """One 200 m lane along +x, 4 m wide."""
+    x = np.linspace(-100.0, 100.0, 21)
+    center = np.stack([x, np.zeros_like(x)], axis=1)
+    return VectorMap(lanes=[Lane("0", center, center + [0, 2.0], center - [0, 2.0])])
+
+
+def moving_track(
+    track_id: str,
+    start: tuple[float, float],
+    heading: float,
+    speed: float,
+    steps: int,
+    first: int = 0,
+) -> Track:
+    """A track at constant speed along ``heading``, valid from step ``first`` to the end."""
+    n = first + steps
+    xy = np.full((n, 2), np.nan)
+    t = np.arange(steps) * DT
+    xy[first:] = np.array(start) + speed * t[:, None] * [np.cos(heading), np.sin(heading)]
+    head = np.full(n, np.nan)
+    head[first:] = heading
+    valid = np.zeros(n, dtype=bool)
+    valid[first:] = True
+    return Track(track_id, "vehicle", xy, head, valid)
+
+
+def scenario_of(*tracks: Track, source: str = "") -> Scenario:
+    steps = max(len(tr.valid) for tr in tracks)
+    padded = []
+    for tr in tracks:
+        pad = steps - len(tr.valid)
+        padded.append(
+            Track(
+                tr.id,
+                tr.kind,
+                np.concatenate([tr.xy, np.full((pad, 2), np.nan)]),
+                np.concatenate([tr.heading, np.full(pad, np.nan)]),
+                np.concatenate([tr.valid, np.zeros(pad, dtype=bool)]),
+            )
+        )
+    return Scenario(map=straight_road_map(), dt=DT, tracks=padded, source=source)
