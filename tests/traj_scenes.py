@@ -13,7 +13,9 @@ def straight_road_map() -> VectorMap:
     """One 200 m lane along +x, 4 m wide."""
     x = np.linspace(-100.0, 100.0, 21)
     center = np.stack([x, np.zeros_like(x)], axis=1)
-    return VectorMap(lanes=[Lane("0", center, center + [0, 2.0], center - [0, 2.0])])
+    return VectorMap(
+        lanes=[Lane("0", center, center + np.array([0.0, 2.0]), center - np.array([0.0, 2.0]))]
+    )
 
 
 def moving_track(
