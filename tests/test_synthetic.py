@@ -91,8 +91,8 @@ def test_successors_exist_and_connect(town: VectorMap) -> None:
             start_dir = succ.centerline[1] - succ.centerline[0]
             cos = end_dir @ start_dir / np.linalg.norm(end_dir) / np.linalg.norm(start_dir)
             assert cos > 0.99, (lane.id, succ_id)
-        # Junction lanes join roads only, roads join through junctions only.
-        assert all(town.lane(s).is_intersection != lane.is_intersection for s in lane.successors)
+        if not lane.is_intersection:  # roads join through junctions only
+            assert all(town.lane(s).is_intersection for s in lane.successors)
 
 
 def test_junctions_offer_left_right_and_straight(town: VectorMap) -> None:
@@ -288,3 +288,30 @@ def test_written_scenes_read_back(tmp_path: Path) -> None:
         assert got.kind == want.kind
         np.testing.assert_array_equal(got.valid, want.valid)
         np.testing.assert_allclose(got.xy[got.valid], want.xy[want.valid])
+
+
+def test_roundabout_ring_loops_around_an_island() -> None:
+    town = make_town(TownConfig(seed=3, roundabouts=1))
+    ring = {ln.id: ln for ln in town.lanes if ln.is_intersection and ln.left_mark == MarkType.CURB}
+    assert len(ring) >= 6  # an entry and an exit for each of three or four roads
+    lane, visited = next(iter(ring.values())), []
+    while lane.id not in visited:
+        visited.append(lane.id)
+        lane = next(ring[s] for s in lane.successors if s in ring)
+    assert sorted(visited) == sorted(ring)
+    points = np.concatenate([ln.centerline for ln in ring.values()])
+    # Least-squares circle: x^2 + y^2 = 2 cx x + 2 cy y + c.
+    design = np.column_stack([2 * points, np.ones(len(points))])
+    centre = np.linalg.lstsq(design, (points**2).sum(axis=1), rcond=None)[0][:2]
+    radii = np.linalg.norm(points - centre, axis=1)
+    assert radii.max() - radii.min() < 0.1
+    assert not town.area.contains(shapely.Point(centre))  # the island is not drivable
+    scenario = make_scenario(ScenarioConfig(num_agents=60, seed=1), town)
+    on_ring = [
+        tr.id
+        for tr in scenario.tracks
+        if np.any(np.abs(np.linalg.norm(tr.xy[tr.valid] - centre, axis=1) - radii.mean()) < 0.5)
+    ]
+    assert on_ring
+    plain = make_town(TownConfig(seed=3, roundabouts=0))
+    assert all(ln.left_mark != MarkType.CURB for ln in plain.lanes if ln.is_intersection)

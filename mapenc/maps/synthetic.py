@@ -4,8 +4,9 @@ A town is a grid of junctions joined by two-way roads (right-hand traffic), some
 with a few grid roads left out so that T-junctions and bends appear inside the town as well as on
 its border. Every road carries ``lanes_per_direction`` lanes each way; inside each junction,
 connector lanes (``is_intersection=True``) turn left, right or go straight as smooth cubic
-curves, so every lane has successors and agents can drive forever. Crosswalks lie across the
-approaches of junctions with three or more roads.
+curves, or, at roundabouts, merge onto and leave a one-lane counter-clockwise ring; so every lane
+has successors and agents can drive forever. Crosswalks lie across the approaches of junctions
+with three or more roads.
 
 Agents follow the lane graph: at every lane end they pick a successor at random, so that the map
 decides where they go and futures are multimodal. Their speed follows a per-agent cruise speed,
@@ -28,6 +29,7 @@ import numpy as np
 import shapely
 from numpy.lib.stride_tricks import sliding_window_view
 from shapely.geometry import Point, Polygon
+from shapely.geometry.base import BaseGeometry
 
 from mapenc.errors import ConfigError
 from mapenc.maps.types import FloatArray, Lane, LaneType, MarkType, Scenario, Track, VectorMap
@@ -36,6 +38,8 @@ from mapenc.maps.types import FloatArray, Lane, LaneType, MarkType, Scenario, Tr
 ARM_NAMES = ("E", "N", "W", "S")
 # Cubic Bezier handle length, as a fraction of the radius, that best approximates a quarter circle.
 QUARTER_CIRCLE_HANDLE = 0.5523
+# Angle (rad) before / after a road's axis at which its lanes join / leave a roundabout's ring.
+ROUNDABOUT_ATTACH_RAD = np.deg2rad(40.0)
 # Spacing (metres) of the dense path samples agents are driven along.
 PATH_STEP_M = 0.5
 
@@ -53,6 +57,7 @@ class TownConfig:
         bent_road_fraction: share of roads that are bent (each by up to ``curvature``).
         removed_road_fraction: share of grid roads left out (never disconnecting the town and
             never leaving a junction with fewer than two roads), which makes T-junctions and bends.
+        roundabouts: number of junctions (of three or more roads) built as one-lane roundabouts.
         crosswalks: put crosswalks on the approaches of junctions with three or more roads.
         seed: random seed; the same config always gives the same town.
     """
@@ -64,6 +69,7 @@ class TownConfig:
     curvature: float = 0.04
     bent_road_fraction: float = 0.4
     removed_road_fraction: float = 0.1
+    roundabouts: int = 1
     crosswalks: bool = True
     seed: int = 0
 
@@ -72,12 +78,14 @@ class TownConfig:
             raise ConfigError(f"TownConfig.blocks must be two counts >= 1, got {self.blocks}")
         if self.lanes_per_direction < 1 or self.lane_width_m <= 0:
             raise ConfigError("TownConfig needs lanes_per_direction >= 1 and lane_width_m > 0")
-        if self.block_length_m < 4 * self.junction_half_size_m:
+        shortest = 2 * self.roundabout_half_size_m + 20.0
+        if self.block_length_m < shortest:
             raise ConfigError(
                 f"TownConfig.block_length_m={self.block_length_m} is too short for "
-                f"{self.lanes_per_direction} lanes per direction (need at least "
-                f"{4 * self.junction_half_size_m:.1f} m)"
+                f"{self.lanes_per_direction} lanes per direction (need at least {shortest:.1f} m)"
             )
+        if self.roundabouts < 0:
+            raise ConfigError("TownConfig.roundabouts must be >= 0")
         road_half_width = self.lanes_per_direction * self.lane_width_m
         if self.curvature < 0 or self.curvature * 2 * road_half_width >= 1:
             raise ConfigError(
@@ -92,6 +100,16 @@ class TownConfig:
     def junction_half_size_m(self) -> float:
         """Distance from a junction centre to where its roads begin (metres): room to turn."""
         return self.lanes_per_direction * self.lane_width_m + 5.0
+
+    @property
+    def roundabout_radius_m(self) -> float:
+        """Radius of a roundabout's ring centerline (metres)."""
+        return self.lanes_per_direction * self.lane_width_m + 4.0
+
+    @property
+    def roundabout_half_size_m(self) -> float:
+        """Distance from a roundabout's centre to where its roads begin (metres)."""
+        return self.roundabout_radius_m + 0.5 * self.lane_width_m + 8.0
 
 
 @dataclass(frozen=True)
@@ -317,6 +335,54 @@ def _road_lanes(
     return lanes, ids["fwd"], ids["bwd"]
 
 
+@dataclass(frozen=True)
+class _Junction:
+    """A junction being built: where it is, how far its roads stay away, which roads meet there.
+
+    Attributes:
+        index: junction number, used in lane ids.
+        centre: (2,) city-frame position (metres).
+        half_size_m: distance from the centre to where the roads begin (metres).
+        approaches: one per road meeting here.
+    """
+
+    index: int
+    centre: FloatArray
+    half_size_m: float
+    approaches: tuple[_Approach, ...]
+
+    def mouth(self, arm: int, lateral_m: float) -> FloatArray:
+        """(2,) point where road ``arm`` begins, ``lateral_m`` to the right of the way out."""
+        return self.centre + self.half_size_m * _axis(arm) + lateral_m * _axis(arm - 1)
+
+    def outline(self, road_half_width_m: float) -> BaseGeometry:
+        """Convex hull of the road mouths: the paved square with its corners cut."""
+        mouths = [
+            self.mouth(a.arm, side * road_half_width_m)
+            for a in self.approaches
+            for side in (-1.0, 1.0)
+        ]
+        return shapely.convex_hull(shapely.multipoints(np.array(mouths)))
+
+
+# Links between lanes as (before, after) lane ids.
+Links = list[tuple[str, str]]
+
+
+def _junction_lane(lane_id: str, points: FloatArray, tangents: FloatArray, w: float) -> Lane:
+    """A lane inside a junction centred on (K, 2) ``points`` with unpainted boundaries."""
+    return _lane_between(
+        lane_id,
+        points,
+        tangents,
+        -0.5 * w,
+        0.5 * w,
+        left_mark=MarkType.NONE,
+        right_mark=MarkType.NONE,
+        is_intersection=True,
+    )
+
+
 def _turn_lane_pairs(turn: int, n: int) -> list[tuple[int, int]]:
     """(incoming, outgoing) lane indices joined for a turn (0 straight, 1 left, 3 right)."""
     if turn == 0:
@@ -324,64 +390,104 @@ def _turn_lane_pairs(turn: int, n: int) -> list[tuple[int, int]]:
     return [(0, 0)] if turn == 1 else [(n - 1, n - 1)]
 
 
-def _junction_connectors(
-    config: TownConfig, junction: int, centre: FloatArray, approaches: list[_Approach]
-) -> tuple[list[Lane], list[tuple[str, str, str]]]:
-    """Connector lanes of one junction and (from lane, connector, to lane) links.
+def _crossing(config: TownConfig, junction: _Junction) -> tuple[list[Lane], Links, BaseGeometry]:
+    """Connector lanes, their links and the paved area of an ordinary junction.
 
     Left turns leave from the innermost lane, right turns from the outermost, straight lanes keep
     their index; a lane that would get no connector (e.g. at a bend) is joined to the same-index
     lane of every other road of the junction.
     """
-    n, w, h = config.lanes_per_direction, config.lane_width_m, config.junction_half_size_m
+    n, w = config.lanes_per_direction, config.lane_width_m
     pairs: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    for a in approaches:
-        for b in approaches:
+    for a in junction.approaches:
+        for b in junction.approaches:
             if a.arm != b.arm:
                 pairs[a.arm, b.arm] = _turn_lane_pairs((b.arm - a.arm - 2) % 4, n)
-    for arm in (a.arm for a in approaches):
+    for arm in (a.arm for a in junction.approaches):
         for role in (0, 1):  # 0: lanes entering from this arm, 1: lanes leaving on it
             arm_pairs = [lp for arms, lp in pairs.items() if arms[role] == arm]
             for k in range(n):
                 if not any(p[role] == k for lane_pairs in arm_pairs for p in lane_pairs):
                     for lane_pairs in arm_pairs:
                         lane_pairs.append((k, k))
-    by_arm = {a.arm: a for a in approaches}
+    by_arm = {a.arm: a for a in junction.approaches}
     lanes: list[Lane] = []
-    links: list[tuple[str, str, str]] = []
+    links: Links = []
     for (arm_in, arm_out), lane_pairs in sorted(pairs.items()):
-        dir_in, dir_out = -_axis(arm_in), _axis(arm_out)
         for k_in, k_out in sorted(set(lane_pairs)):
-            start = centre + h * _axis(arm_in) + (k_in + 0.5) * w * _right_normals(dir_in[None])[0]
-            end = centre + h * dir_out + (k_out + 0.5) * w * _right_normals(dir_out[None])[0]
-            points, tangents = _bezier_lane(start, dir_in, end, dir_out)
-            lane_id = f"j{junction}_{ARM_NAMES[arm_in]}{ARM_NAMES[arm_out]}_l{k_in}{k_out}"
-            lanes.append(
-                _lane_between(
-                    lane_id,
-                    points,
-                    tangents,
-                    -0.5 * w,
-                    0.5 * w,
-                    left_mark=MarkType.NONE,
-                    right_mark=MarkType.NONE,
-                    is_intersection=True,
-                )
+            points, tangents = _bezier_lane(
+                junction.mouth(arm_in, -(k_in + 0.5) * w),
+                -_axis(arm_in),
+                junction.mouth(arm_out, (k_out + 0.5) * w),
+                _axis(arm_out),
             )
-            links.append((by_arm[arm_in].incoming[k_in], lane_id, by_arm[arm_out].outgoing[k_out]))
-    return lanes, links
+            lane_id = f"j{junction.index}_{ARM_NAMES[arm_in]}{ARM_NAMES[arm_out]}_l{k_in}{k_out}"
+            lanes.append(_junction_lane(lane_id, points, tangents, w))
+            links += [(by_arm[arm_in].incoming[k_in], lane_id)]
+            links += [(lane_id, by_arm[arm_out].outgoing[k_out])]
+    return lanes, links, junction.outline(n * w)
 
 
-def _crosswalk(config: TownConfig, centre: FloatArray, arm: int) -> Polygon:
+def _roundabout(config: TownConfig, junction: _Junction) -> tuple[list[Lane], Links, BaseGeometry]:
+    """Lanes, links and paved ring of a one-lane roundabout (counter-clockwise, right-hand
+    traffic) of centerline radius ``config.roundabout_radius_m``.
+
+    Each road's lanes merge onto the ring ROUNDABOUT_ATTACH_RAD before the road's axis and leave
+    it as far after; ring segments run between these points, and each segment ending at an exit
+    continues both round the ring and out.
+    """
+    n, w, radius = config.lanes_per_direction, config.lane_width_m, config.roundabout_radius_m
+    attachments = sorted(
+        ((a.arm * np.pi / 2 + side * ROUNDABOUT_ATTACH_RAD) % (2 * np.pi), side, a)
+        for a in junction.approaches
+        for side in (-1.0, 1.0)
+    )
+    ring_ids = [f"j{junction.index}_ring{i}" for i in range(len(attachments))]
+    lanes: list[Lane] = []
+    links: Links = []
+    for i, (angle, side, approach) in enumerate(attachments):
+        next_angle = attachments[(i + 1) % len(attachments)][0]
+        sweep = (next_angle - angle) % (2 * np.pi) or 2 * np.pi
+        theta = angle + np.linspace(0.0, sweep, max(int(sweep * radius), 4))[:, None]
+        on_ring = np.hstack([np.cos(theta), np.sin(theta)])
+        tangents = np.hstack([-np.sin(theta), np.cos(theta)])
+        lanes.append(_junction_lane(ring_ids[i], junction.centre + radius * on_ring, tangents, w))
+        links.append((ring_ids[i], ring_ids[(i + 1) % len(ring_ids)]))
+        point, heading = junction.centre + radius * on_ring[0], tangents[0]
+        for k in range(n):
+            if side > 0:  # enter: from incoming lane k onto the ring
+                start, start_dir = (
+                    junction.mouth(approach.arm, -(k + 0.5) * w),
+                    -_axis(approach.arm),
+                )
+                points, bezier_tangents = _bezier_lane(start, start_dir, point, heading)
+                lane_id = f"j{junction.index}_{ARM_NAMES[approach.arm]}in_l{k}"
+                links += [(approach.incoming[k], lane_id), (lane_id, ring_ids[i])]
+            else:  # exit: from the ring onto outgoing lane k
+                end = junction.mouth(approach.arm, (k + 0.5) * w)
+                points, bezier_tangents = _bezier_lane(point, heading, end, _axis(approach.arm))
+                lane_id = f"j{junction.index}_{ARM_NAMES[approach.arm]}out_l{k}"
+                links += [(ring_ids[i - 1], lane_id), (lane_id, approach.outgoing[k])]
+            lanes.append(_junction_lane(lane_id, points, bezier_tangents, w))
+    centre = Point(junction.centre)
+    ring = centre.buffer(radius + 0.5 * w).difference(centre.buffer(radius - 0.5 * w))
+    lanes = [
+        dataclasses.replace(lane, left_mark=MarkType.CURB) if "_ring" in lane.id else lane
+        for lane in lanes
+    ]
+    return lanes, links, ring
+
+
+def _crosswalk(config: TownConfig, junction: _Junction, arm: int) -> Polygon:
     """A 3 m wide crossing over the whole road, 1 m out from the junction edge on arm ``arm``."""
     along, across = _axis(arm), _axis(arm + 1)
     half_width = config.lanes_per_direction * config.lane_width_m
-    near, far = config.junction_half_size_m + 1.0, config.junction_half_size_m + 4.0
+    near, far = junction.half_size_m + 1.0, junction.half_size_m + 4.0
     corners = [
-        centre + near * along - half_width * across,
-        centre + far * along - half_width * across,
-        centre + far * along + half_width * across,
-        centre + near * along + half_width * across,
+        junction.centre + near * along - half_width * across,
+        junction.centre + far * along - half_width * across,
+        junction.centre + far * along + half_width * across,
+        junction.centre + near * along + half_width * across,
     ]
     return Polygon(corners)
 
@@ -392,22 +498,40 @@ def _arm_of(centre: FloatArray, other: FloatArray) -> int:
     return int(np.argmax([d[0], d[1], -d[0], -d[1]]))
 
 
+def _pick_roundabouts(
+    config: TownConfig, roads: list[tuple[int, int]], rng: np.random.Generator
+) -> set[int]:
+    """Up to ``config.roundabouts`` junctions with three or more roads, chosen at random."""
+    degree: dict[int, int] = defaultdict(int)
+    for a, b in roads:
+        degree[a] += 1
+        degree[b] += 1
+    candidates = sorted(j for j, d in degree.items() if d >= 3)
+    count = min(config.roundabouts, len(candidates))
+    return {int(j) for j in rng.choice(candidates, size=count, replace=False)} if count else set()
+
+
 def make_town(config: TownConfig | None = None) -> VectorMap:
     """A seeded synthetic town (see the module docstring); deterministic per ``config``.
 
     Returns a VectorMap in a metric city frame with junction 0 at the origin; lanes carry
     centerlines, boundaries, mark types, neighbours and successors/predecessors; the drivable
-    area is the union of lanes and of each junction's outline.
+    area is the union of lanes and of each junction's outline (less roundabout islands).
     """
     config = config or TownConfig()
     rng = np.random.default_rng(config.seed)
     centres, roads = _grid_roads(config, rng)
-    h = config.junction_half_size_m
+    roundabouts = _pick_roundabouts(config, roads, rng)
+    half_size = [
+        config.roundabout_half_size_m if j in roundabouts else config.junction_half_size_m
+        for j in range(len(centres))
+    ]
     lanes: list[Lane] = []
     approaches: dict[int, list[_Approach]] = defaultdict(list)
     for index, (a, b) in enumerate(roads):
         arm_a, arm_b = _arm_of(centres[a], centres[b]), _arm_of(centres[b], centres[a])
-        start, end = centres[a] + h * _axis(arm_a), centres[b] + h * _axis(arm_b)
+        start = centres[a] + half_size[a] * _axis(arm_a)
+        end = centres[b] + half_size[b] * _axis(arm_b)
         bulge = 0.0
         if rng.random() < config.bent_road_fraction:
             # Peak curvature of bulge * sin^2(pi u) over a chord of length L is 2 pi^2 bulge / L^2.
@@ -418,25 +542,18 @@ def make_town(config: TownConfig | None = None) -> VectorMap:
         lanes += road
         approaches[a].append(_Approach(arm_a, incoming=tuple(bwd), outgoing=tuple(fwd)))
         approaches[b].append(_Approach(arm_b, incoming=tuple(fwd), outgoing=tuple(bwd)))
-    links: list[tuple[str, str, str]] = []
-    junction_areas: list[Polygon] = []
+    links: Links = []
+    junction_areas: list[BaseGeometry] = []
     crosswalks: list[Polygon] = []
-    road_half_width = config.lanes_per_direction * config.lane_width_m
-    for junction in sorted(approaches):
-        centre = centres[junction]
-        connectors, junction_links = _junction_connectors(
-            config, junction, centre, approaches[junction]
-        )
-        lanes += connectors
+    for index in sorted(approaches):
+        junction = _Junction(index, centres[index], half_size[index], tuple(approaches[index]))
+        build = _roundabout if index in roundabouts else _crossing
+        junction_lanes, junction_links, area = build(config, junction)
+        lanes += junction_lanes
         links += junction_links
-        mouths = [
-            centre + h * _axis(a.arm) + side * road_half_width * _axis(a.arm + 1)
-            for a in approaches[junction]
-            for side in (-1.0, 1.0)
-        ]
-        junction_areas.append(shapely.convex_hull(shapely.multipoints(np.array(mouths))))
-        if config.crosswalks and len(approaches[junction]) >= 3:
-            crosswalks += [_crosswalk(config, centre, a.arm) for a in approaches[junction]]
+        junction_areas.append(area)
+        if config.crosswalks and len(junction.approaches) >= 3:
+            crosswalks += [_crosswalk(config, junction, a.arm) for a in junction.approaches]
     lanes = _link_lanes(lanes, links)
     drivable = shapely.union_all([lane.polygon for lane in lanes] + junction_areas)
     return VectorMap(
@@ -447,15 +564,13 @@ def make_town(config: TownConfig | None = None) -> VectorMap:
     )
 
 
-def _link_lanes(lanes: list[Lane], links: list[tuple[str, str, str]]) -> list[Lane]:
-    """Lanes with successors/predecessors filled in from (from lane, connector, to lane) links."""
+def _link_lanes(lanes: list[Lane], links: Links) -> list[Lane]:
+    """Lanes with successors/predecessors filled in from (before, after) links."""
     successors: dict[str, list[str]] = defaultdict(list)
     predecessors: dict[str, list[str]] = defaultdict(list)
-    for before, connector, after in links:
-        successors[before].append(connector)
-        successors[connector].append(after)
-        predecessors[connector].append(before)
-        predecessors[after].append(connector)
+    for before, after in links:
+        successors[before].append(after)
+        predecessors[after].append(before)
     return [
         dataclasses.replace(
             lane,
