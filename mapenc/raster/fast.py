@@ -1,0 +1,239 @@
+"""Fast rasterization: draw the map once into a fine north-up global raster, then sample it.
+
+Set-up (once per map): every map layer is drawn with the exact machinery into a global raster
+of pixel size ``pixel_size_m / oversample`` covering the map plus a margin of the raster's
+radius, stored as uint8 codes (binary: 0/1; heading: 0 outside lanes, else 1 + the lane
+direction in 255 bins; distance: 255 * clipped distance / clip). Line layers are widened to the
+output pixel size (a global pixel is on when its centre lies within half an output pixel of a
+line) so that sampling never drops a line.
+
+Binary layers (fill, line) share one global byte, one bit each, so a single ``take`` per agent
+samples all of them; heading and distance layers have one byte array each.
+
+Per agent: the flat index of the global pixel under each output pixel centre is built from a
+small per-agent table (``GlobalLayers.pixel_index``: exact heading, position to 1/16 of a global
+pixel), then one ``take`` per byte array samples the raster (nearest neighbour, so binary layers
+stay binary). Bits are unpacked for the whole batch at once; heading layers are decoded with a
+per-agent 256-entry lookup table (relative to the agent's exact heading).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.ndimage import distance_transform_edt
+
+from mapenc.errors import ConfigError
+from mapenc.raster.exact import Blocks, Segments, burn, burn_lines, fill_polygons
+from mapenc.raster.layers import LAYERS, MapGeometry
+from mapenc.raster.spec import RasterSpec
+
+HEADING_CODES = 255  # lane direction bins of the global heading raster (code 0: no lane)
+PHASES = 2  # sub-cell steps of the row offsets in ``GlobalLayers.pixel_index``
+
+
+@dataclass(frozen=True)
+class FastSettings:
+    """Resolution trade-offs of the fast mode.
+
+    Attributes:
+        oversample: global raster pixels per output pixel, along each axis.
+        max_global_pixels: refuse maps whose global raster would be larger (memory guard).
+    """
+
+    oversample: int = 2
+    max_global_pixels: int = 200_000_000
+
+
+class GlobalLayers:
+    """The global raster of a map's layers and the per-direction offset tables."""
+
+    def __init__(
+        self,
+        geometry: MapGeometry,
+        spec: RasterSpec,
+        layers: tuple[str, ...],
+        settings: FastSettings | None = None,
+    ) -> None:
+        self.spec = spec
+        self.layers = layers
+        self.settings = settings or FastSettings()
+        if self.settings.oversample < 1:
+            raise ConfigError(f"FastSettings out of range: {self.settings}")
+        self.cell_m = spec.pixel_size_m / self.settings.oversample
+        self.margin_px = int(np.ceil(spec.radius_m / self.cell_m)) + 2
+        xmin, ymin, xmax, ymax = geometry.map.bounds
+        self.origin = (xmin - self.margin_px * self.cell_m, ymax + self.margin_px * self.cell_m)
+        self.shape = (
+            int(np.ceil((ymax - ymin) / self.cell_m)) + 2 * self.margin_px,
+            int(np.ceil((xmax - xmin) / self.cell_m)) + 2 * self.margin_px,
+        )
+        if self.shape[0] * self.shape[1] * max(len(layers), 1) > self.settings.max_global_pixels:
+            raise ConfigError(
+                f"{geometry.map.source or 'map'}: fast mode needs a {self.shape} global raster per "
+                "layer, over FastSettings.max_global_pixels; use mode='exact' or less oversample"
+            )
+        binary = [name for name in layers if LAYERS[name].kind in ("fill", "line")]
+        self.bit_of = {name: bit for bit, name in enumerate(binary)}
+        self.bits = np.zeros(self.shape[0] * self.shape[1], dtype=np.uint8)
+        for name, bit in self.bit_of.items():
+            self.bits |= self._draw(geometry, name) << np.uint8(bit)
+        self.codes = {
+            name: self._draw(geometry, name) for name in layers if name not in self.bit_of
+        }
+        xy = spec.pixel_centers_agent()
+        self._x_cells = xy[0, :, 0] / self.cell_m  # (W,) agent-frame x of the columns, in cells
+        self._y_cells = xy[:, 0, 1] / self.cell_m  # (H,) agent-frame y of the rows, in cells
+
+    def _global_from_city(self) -> NDArray[np.float64]:
+        """(1, 3, 3) city metres -> global raster pixel coordinates (north up)."""
+        x0, y1 = self.origin
+        c = self.cell_m
+        return np.array([[[1 / c, 0.0, -x0 / c], [0.0, -1 / c, y1 / c], [0.0, 0.0, 1.0]]])
+
+    def _draw(self, geometry: MapGeometry, name: str) -> NDArray[np.uint8]:
+        """(Hg * Wg,) uint8 codes of one layer (see the module docstring)."""
+        kind = LAYERS[name].kind
+        mats = self._global_from_city()
+        everything = np.zeros(1, dtype=np.intp)
+        if kind == "fill":
+            geoms, _ = geometry.layer(name)
+            idx = np.arange(len(geoms))
+            inside = fill_polygons(
+                Segments.of(geoms), everything.repeat(len(idx)), idx, mats, self.shape
+            )
+            return inside.reshape(-1).astype(np.uint8)
+        if kind == "line":
+            return self._lines_within(geometry, name, 0.5 * self.spec.pixel_size_m)
+        if kind == "distance":
+            clip = self.spec.distance_clip_m
+            dist = self._distance_to(geometry, "centerlines")
+            return np.rint(255 * np.minimum(dist, clip) / clip).astype(np.uint8).reshape(-1)
+        return self._heading_codes(geometry)
+
+    def _line_pixels(self, geometry: MapGeometry, name: str) -> NDArray[np.uint8]:
+        geoms, _ = geometry.layer(name)
+        lines = np.zeros((1, 1, *self.shape), dtype=np.uint8)
+        idx = np.arange(len(geoms))
+        burn_lines(
+            lines,
+            0,
+            1,
+            Segments.of(geoms),
+            np.zeros(len(idx), dtype=np.intp),
+            idx,
+            self._global_from_city(),
+        )
+        return lines[0, 0]
+
+    def _distance_to(self, geometry: MapGeometry, name: str) -> NDArray[np.float64]:
+        """(Hg, Wg) metres from each global pixel centre to the nearest pixel of a line layer."""
+        lines = self._line_pixels(geometry, name)
+        if not lines.any():
+            return np.full(self.shape, np.inf)
+        return np.asarray(distance_transform_edt(lines == 0)) * self.cell_m
+
+    def _lines_within(self, geometry: MapGeometry, name: str, radius_m: float) -> NDArray[np.uint8]:
+        return (self._distance_to(geometry, name) <= radius_m).reshape(-1).astype(np.uint8)
+
+    def _heading_codes(self, geometry: MapGeometry) -> NDArray[np.uint8]:
+        """Lane direction code per global pixel; later lanes on top, as in the exact mode."""
+        quads, _ = geometry.quads
+        codes = np.zeros(self.shape, dtype=np.uint8)
+        direction = np.rint(quads.heading / (2 * np.pi) * HEADING_CODES).astype(np.int64)
+        blocks = Blocks(self._global_from_city(), np.zeros(1, dtype=np.int64), self.shape)
+        burn(
+            codes,
+            quads.quads,
+            np.zeros(len(quads.quads), dtype=np.intp),
+            blocks,
+            all_touched=False,
+            values=1 + direction % HEADING_CODES,
+        )
+        return codes.reshape(-1)
+
+    def pixel_index(self, poses: NDArray[np.float64]) -> Iterator[NDArray[np.int64]]:
+        """For each pose, (H, W) flat index of the global pixel under each output pixel centre.
+
+        The global column (and row) of pixel (i, j) is ``floor(row_part[i] + col_part[j])``;
+        splitting ``row_part`` into an integer and a fraction rounded to one of ``PHASES`` steps
+        makes the index a lookup in a (PHASES**2, W) table plus a per-row offset (heading exact,
+        position within ``1 / (2 * PHASES)`` global pixel). Agents near the raster's edge are
+        clamped into its empty margin.
+        """
+        n = len(poses)
+        hg, wg = self.shape
+        x0, y1 = self.origin
+        c, s = np.cos(poses[:, 2])[:, None], np.sin(poses[:, 2])[:, None]
+        phase = ((np.arange(PHASES) + 0.5) / PHASES)[None, :, None]
+        table_u = np.floor(phase + (c * self._x_cells)[:, None, :]).astype(np.int64)  # (N, P, W)
+        table_v = np.floor(phase - (s * self._x_cells)[:, None, :]).astype(np.int64)
+        row_u = (poses[:, 0:1] - x0) / self.cell_m - s * self._y_cells  # (N, H) global column
+        row_v = (y1 - poses[:, 1:2]) / self.cell_m - c * self._y_cells  # (N, H) global row
+        base_u, base_v = np.floor(row_u), np.floor(row_v)
+        phase_u = ((row_u - base_u) * PHASES).astype(np.intp)
+        phase_v = ((row_v - base_v) * PHASES).astype(np.intp)
+        base_u, base_v = base_u.astype(np.int64), base_v.astype(np.int64)
+        low_u = base_u.min(axis=1) + table_u.min(axis=(1, 2))
+        high_u = base_u.max(axis=1) + table_u.max(axis=(1, 2))
+        low_v = base_v.min(axis=1) + table_v.min(axis=(1, 2))
+        high_v = base_v.max(axis=1) + table_v.max(axis=(1, 2))
+        inside = (low_u >= 0) & (high_u < wg) & (low_v >= 0) & (high_v < hg)
+        combined = (table_v[:, :, None, :] * wg + table_u[:, None, :, :]).reshape(
+            n, -1, self.spec.width
+        )
+        row_table = phase_v * PHASES + phase_u
+        row_start = (base_v * wg + base_u)[:, :, None]
+        index = np.empty(self.spec.size_px, dtype=np.int64)
+        for a in range(n):
+            if inside[a]:
+                np.add(combined[a][row_table[a]], row_start[a], out=index)
+            else:
+                u = np.clip(table_u[a][phase_u[a]] + base_u[a, :, None], 0, wg - 1)
+                v = np.clip(table_v[a][phase_v[a]] + base_v[a, :, None], 0, hg - 1)
+                np.add(v * wg, u, out=index)
+            yield index
+
+    def sample(self, poses: NDArray[np.float64], out: NDArray[Any]) -> None:
+        """Fill ``out`` (N, C, H, W) at the channels of ``self.layers`` for city poses (N, 3)."""
+        n, _, h, w = out.shape
+        bits = np.empty((n, h, w), dtype=np.uint8)
+        coded = {name: np.empty((n, h, w), dtype=np.uint8) for name in self.codes}
+        for a, index in enumerate(self.pixel_index(poses)):
+            np.take(self.bits, index, out=bits[a])
+            for name, buf in coded.items():
+                np.take(self.codes[name], index, out=buf[a])
+        for name, bit in self.bit_of.items():
+            target = out[:, self.spec.layers.index(name)]
+            on = np.bitwise_and(bits, np.uint8(1 << bit)) != 0
+            if out.dtype == np.uint8:
+                np.negative(on.view(np.uint8), out=target)  # 1 -> 255 in uint8
+            else:
+                target[...] = on
+        for name, buf in coded.items():
+            target = out[:, self.spec.layers.index(name)]
+            lut = self._decoder(name, poses[:, 2], out.dtype)
+            if lut.ndim == 1:
+                np.take(lut, buf, out=target)
+            else:
+                per_agent = buf.astype(np.intp) + 256 * np.arange(n)[:, None, None]
+                np.take(lut.reshape(-1), per_agent, out=target)
+
+    def _decoder(
+        self, name: str, heading: NDArray[np.float64], dtype: np.dtype[Any]
+    ) -> NDArray[Any]:
+        """Lookup table code -> output value: (256,) for distance, (N, 256) for heading layers."""
+        from mapenc.raster.rasterizer import encode
+
+        codes = np.arange(256, dtype=np.float64)
+        if LAYERS[name].kind == "distance":
+            return encode(np.minimum(codes / 255.0, 1.0), "distance", dtype)
+        lane_dir = (codes - 1) * 2 * np.pi / HEADING_CODES
+        relative = lane_dir[None, :] - heading[:, None]
+        fn = np.sin if LAYERS[name].component == "sin" else np.cos
+        values = np.where(codes[None, :] > 0, fn(relative), 0.0)
+        return encode(values, "heading", dtype)
