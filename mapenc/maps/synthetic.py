@@ -1,4 +1,4 @@
-"""Seeded synthetic towns and traffic: the embedded default map and scenes when no real data is at hand.
+"""Seeded synthetic towns and traffic: the embedded default when no real data is at hand.
 
 A town is a grid of junctions joined by two-way roads (right-hand traffic), some of them bent,
 with a few grid roads left out so that T-junctions and bends appear inside the town as well as on
@@ -78,7 +78,8 @@ class TownConfig:
             raise ConfigError(f"TownConfig.blocks must be two counts >= 1, got {self.blocks}")
         if self.lanes_per_direction < 1 or self.lane_width_m <= 0:
             raise ConfigError("TownConfig needs lanes_per_direction >= 1 and lane_width_m > 0")
-        shortest = 2 * self.roundabout_half_size_m + 20.0
+        half_size = self.roundabout_half_size_m if self.roundabouts else self.junction_half_size_m
+        shortest = 2 * half_size + 20.0
         if self.block_length_m < shortest:
             raise ConfigError(
                 f"TownConfig.block_length_m={self.block_length_m} is too short for "
@@ -281,20 +282,16 @@ def _bezier_lane(
     return basis @ ctrl, d_basis @ ctrl
 
 
-def _lane_between(
-    lane_id: str,
-    points: FloatArray,
-    tangents: FloatArray,
-    left_offset_m: float,
-    right_offset_m: float,
-    **fields: object,
-) -> Lane:
-    """Lane whose boundaries lie ``left_offset_m`` and ``right_offset_m`` to the right of a
-    reference line (points, tangents (K, 2)); the centerline lies midway."""
+def _lane_lines(
+    points: FloatArray, tangents: FloatArray, left_offset_m: float, right_offset_m: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Centerline, left and right boundary ((K, 2) each) of a lane whose boundaries lie
+    ``left_offset_m`` and ``right_offset_m`` to the right of a reference line (points, tangents
+    (K, 2)); the centerline lies midway."""
     normal = _right_normals(tangents)
     left = points + left_offset_m * normal
     right = points + right_offset_m * normal
-    return Lane(lane_id, 0.5 * (left + right), left, right, **fields)  # type: ignore[arg-type]
+    return 0.5 * (left + right), left, right
 
 
 @dataclass(frozen=True)
@@ -320,12 +317,9 @@ def _road_lanes(
         other = "bwd" if direction == "fwd" else "fwd"
         for k in range(n):
             lanes.append(
-                _lane_between(
+                Lane(
                     ids[direction][k],
-                    pts,
-                    tans,
-                    k * w,
-                    (k + 1) * w,
+                    *_lane_lines(pts, tans, k * w, (k + 1) * w),
                     left_mark=MarkType.DOUBLE_SOLID if k == 0 else MarkType.DASHED,
                     right_mark=MarkType.CURB if k == n - 1 else MarkType.DASHED,
                     left_neighbor=f"r{road_index}_{other}_l0" if k == 0 else ids[direction][k - 1],
@@ -369,15 +363,19 @@ class _Junction:
 Links = list[tuple[str, str]]
 
 
-def _junction_lane(lane_id: str, points: FloatArray, tangents: FloatArray, w: float) -> Lane:
-    """A lane inside a junction centred on (K, 2) ``points`` with unpainted boundaries."""
-    return _lane_between(
+def _junction_lane(
+    lane_id: str,
+    points: FloatArray,
+    tangents: FloatArray,
+    w: float,
+    left_mark: MarkType = MarkType.NONE,
+) -> Lane:
+    """A lane ``w`` metres wide inside a junction, centred on (K, 2) ``points``; its right
+    boundary is unpainted."""
+    return Lane(
         lane_id,
-        points,
-        tangents,
-        -0.5 * w,
-        0.5 * w,
-        left_mark=MarkType.NONE,
+        *_lane_lines(points, tangents, -0.5 * w, 0.5 * w),
+        left_mark=left_mark,
         right_mark=MarkType.NONE,
         is_intersection=True,
     )
@@ -451,16 +449,14 @@ def _roundabout(config: TownConfig, junction: _Junction) -> tuple[list[Lane], Li
         theta = angle + np.linspace(0.0, sweep, max(int(sweep * radius), 4))[:, None]
         on_ring = np.hstack([np.cos(theta), np.sin(theta)])
         tangents = np.hstack([-np.sin(theta), np.cos(theta)])
-        lanes.append(_junction_lane(ring_ids[i], junction.centre + radius * on_ring, tangents, w))
+        ring_points = junction.centre + radius * on_ring
+        lanes.append(_junction_lane(ring_ids[i], ring_points, tangents, w, MarkType.CURB))
         links.append((ring_ids[i], ring_ids[(i + 1) % len(ring_ids)]))
-        point, heading = junction.centre + radius * on_ring[0], tangents[0]
+        point, heading = ring_points[0], tangents[0]
         for k in range(n):
             if side > 0:  # enter: from incoming lane k onto the ring
-                start, start_dir = (
-                    junction.mouth(approach.arm, -(k + 0.5) * w),
-                    -_axis(approach.arm),
-                )
-                points, bezier_tangents = _bezier_lane(start, start_dir, point, heading)
+                start = junction.mouth(approach.arm, -(k + 0.5) * w)
+                points, bezier_tangents = _bezier_lane(start, -_axis(approach.arm), point, heading)
                 lane_id = f"j{junction.index}_{ARM_NAMES[approach.arm]}in_l{k}"
                 links += [(approach.incoming[k], lane_id), (lane_id, ring_ids[i])]
             else:  # exit: from the ring onto outgoing lane k
@@ -471,10 +467,6 @@ def _roundabout(config: TownConfig, junction: _Junction) -> tuple[list[Lane], Li
             lanes.append(_junction_lane(lane_id, points, bezier_tangents, w))
     centre = Point(junction.centre)
     ring = centre.buffer(radius + 0.5 * w).difference(centre.buffer(radius - 0.5 * w))
-    lanes = [
-        dataclasses.replace(lane, left_mark=MarkType.CURB) if "_ring" in lane.id else lane
-        for lane in lanes
-    ]
     return lanes, links, ring
 
 
