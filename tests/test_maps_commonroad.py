@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib.util
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -256,3 +257,17 @@ def test_a_sample_of_osm_sumo_scenarios_loads(real_data: Path) -> None:
         assert sc.tracks and sc.dt == pytest.approx(0.1), path
         for track in sc.tracks:
             assert np.isfinite(track.xy[track.valid]).all(), path
+
+
+def test_committed_fixtures_match_their_generator(tmp_path: Path) -> None:
+    script = TINY.parent / "make_commonroad_lanelet2.py"
+    spec = importlib.util.spec_from_file_location("make_commonroad_lanelet2", script)
+    assert spec is not None and spec.loader is not None
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    for build, name in (
+        (generator.commonroad_tiny, TINY.name),
+        (generator.lanelet2_tiny, "lanelet2_tiny.osm"),
+    ):
+        generator.write(build(), tmp_path / name)
+        assert (tmp_path / name).read_bytes() == (TINY.parent / name).read_bytes(), name
