@@ -20,7 +20,6 @@ All positions are in the agent frame (metres); networks see them divided by ``po
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from mapenc.errors import ConfigError
+from mapenc.pipeline import encoder_for_raster
 
 if TYPE_CHECKING:
     from mapenc.raster import RasterSpec
@@ -85,33 +85,15 @@ class TrajCVAEConfig:
 
 
 def build_map_encoder(config: TrajCVAEConfig) -> nn.Module:
-    """The registered encoder ``config.map_encoder`` for ``[N, C, H, W]`` rasters.
-
-    Settings the encoder does not have (the seed designs fix their input) are not passed; the
-    built encoder must then accept the raster shape, else ConfigError.
-    """
-    from mapenc.encoders import build_encoder
-    from mapenc.encoders.registry import ENCODERS
-
-    settings: dict[str, Any] = {
-        "in_channels": config.raster_channels,
-        "input_size": config.raster_size,
-        "latent_dim": config.map_latent_dim,
-        **dict(config.map_encoder_options),
-    }
-    entry = ENCODERS.get(config.map_encoder)
-    if entry is not None:
-        known = {f.name for f in dataclasses.fields(entry.config_type)}
-        settings = {k: v for k, v in settings.items() if k in known}
-    encoder = build_encoder(config.map_encoder, **settings)
-    expected = (config.raster_channels, *config.raster_size)
-    accepted: tuple[int, ...] = tuple(getattr(encoder, "input_shape", expected))
-    if accepted != expected:
-        raise ConfigError(
-            f"encoder {config.map_encoder!r} takes {accepted} rasters, "
-            f"the raster spec gives {expected}"
-        )
-    return encoder
+    """The registered encoder ``config.map_encoder`` for the configured rasters (ConfigError if
+    it cannot take them); see ``mapenc.pipeline.encoder_for_raster``."""
+    return encoder_for_raster(
+        config.map_encoder,
+        config.raster_channels,
+        config.raster_size,
+        config.map_latent_dim,
+        dict(config.map_encoder_options),
+    )
 
 
 def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
