@@ -59,9 +59,7 @@ def run(args: argparse.Namespace) -> int:
     metrics["test_images"] = len(test_set)
     write_json(config.run_dir / "eval.json", metrics)
     print(json.dumps(metrics, indent=2))
-    image_plots.save_reconstructions(
-        model, test_set.images[:40], config.run_dir / "reconstructions.png"
-    )
+    image_plots.save_reconstructions(model, test_set, config.run_dir / "reconstructions.png")
     image_plots.save_samples(model, config.run_dir / "samples.png")
     image_plots.save_loss_curves(config.run_dir, config.run_dir / "loss_curves.png")
     if model.latent_dim == 2:

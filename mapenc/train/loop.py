@@ -297,6 +297,10 @@ def fit(
                 },
             )
 
+    started = log_started = time.monotonic()
+    samples_since_log = 0
+    step_means, epoch_means = _Means(), _Means()
+
     def log_row(epoch: int) -> dict[str, float]:
         """Write the means since the last row to the CSV (and TensorBoard); return them."""
         nonlocal log_started, samples_since_log
@@ -315,13 +319,10 @@ def fit(
             train_log.append(row)
         return means
 
-    started = time.monotonic()
     budget_s = None if config.max_minutes is None else 60.0 * config.max_minutes
     stopped: StopReason = "epochs"
     last_metrics: dict[str, float] = {}
-    step_means, epoch_means = _Means(), _Means()
     saved_at_step = step if state is not None else -1
-    log_started, samples_since_log = time.monotonic(), 0
     while epoch < config.epochs and stopped == "epochs":
         set_epoch = getattr(train_set, "set_epoch", None)
         if callable(set_epoch):

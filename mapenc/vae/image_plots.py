@@ -16,6 +16,7 @@ from mapenc.train.loop import EPOCH_LOG_NAME, TRAIN_LOG_NAME
 from mapenc.vae.image import ImageVAE, image_batches
 
 PathType = str | PathLike[str]
+GAP_GREY = 0.2
 
 
 def _pyplot() -> Any:
@@ -29,10 +30,10 @@ def _pyplot() -> Any:
 
 def tile_images(images: torch.Tensor, columns: int) -> torch.Tensor:
     """``[N, 1, H, W]`` images as one ``[rows * (H + 1) - 1, columns * (W + 1) - 1]`` mosaic
-    (one-pixel gaps, rows filled left to right)."""
+    (one-pixel light-grey gaps, rows filled left to right)."""
     n, _, h, w = images.shape
     rows = -(-n // columns)
-    mosaic = torch.ones(rows * (h + 1) - 1, columns * (w + 1) - 1)
+    mosaic = torch.full((rows * (h + 1) - 1, columns * (w + 1) - 1), GAP_GREY)
     for index in range(n):
         r, c = divmod(index, columns)
         mosaic[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = images[index, 0]
@@ -54,11 +55,13 @@ def _save_mosaic(mosaic: torch.Tensor, path: PathType, title: str) -> Path:
 
 @torch.no_grad()
 def save_reconstructions(
-    model: ImageVAE, images: torch.Tensor, path: PathType, columns: int = 10
+    model: ImageVAE, dataset: Dataset[Any], path: PathType, columns: int = 10
 ) -> Path:
-    """Rows alternate: ``columns`` inputs, then their reconstructions from ``E_q[z]``."""
+    """Rows alternate: ``columns`` inputs (spread evenly over ``dataset``), then their
+    reconstructions from ``E_q[z]``; four pairs of rows."""
     device = model.q_mean.weight.device
-    images = images[: 4 * columns].to(device)
+    picks = torch.linspace(0, len(dataset) - 1, 4 * columns).long().tolist()  # type: ignore[arg-type]
+    images = torch.stack([dataset[i][0] for i in picks]).to(device)
     recon = model.reconstruct(images)
     pairs = []
     for start in range(0, len(images), columns):
