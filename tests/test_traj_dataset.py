@@ -87,3 +87,22 @@ def test_workers_read_the_memmap_themselves(tmp_path: Path) -> None:
     loader = DataLoader(ds, batch_size=4, num_workers=1)
     total = sum(len(batch["index"]) for batch in loader)
     assert total == len(ds)
+
+
+def test_scene_layers_are_drawn_per_time_step_with_the_agent_as_ego(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = RasterSpec(size_px=(20, 20), pixel_size_m=1.0, layers=("ego", "agents"))
+    scene = scenario_of(
+        moving_track("a", (-40.0, 0.0), 0.0, 8.0, 61), moving_track("b", (-35.0, 0.0), 0.0, 8.0, 61)
+    )
+    samples = samples_from_scenarios([scene], NGSIM_TASK)  # a and b at t = 10, 20, 30
+    calls = count_rasterize_calls(monkeypatch)
+    ds = TrajectoryDataset(samples, [scene], spec, NGSIM_TASK, tmp_path, progress=False)
+    assert len(ds) == 6 and calls[0] == 3  # one call per time step
+    raster = ds[0]["raster"].numpy()
+    row, col = 10, 5  # the agent sits at agent_at = (0.25, 0.5) of a 20 x 20 raster
+    assert raster[0, row, col] == 1.0 and raster[1, row, col] == 0.0
+    # Sample 0 is car a; car b, 5 m ahead (pixel centre x = 5.5 m), is in ``agents`` only.
+    assert samples.track_ids[0] == "a"
+    assert raster[1, row, col + 5] == 1.0 and raster[0, row, col + 5] == 0.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from traj_scenes import DT, moving_track, scenario_of
@@ -14,6 +16,7 @@ from mapenc.data.traj_sources import (
     split_scenarios,
 )
 from mapenc.data.trajectory import (
+    AV2_TASK,
     NGSIM_TASK,
     TrajTask,
     constant_velocity_forecast,
@@ -132,3 +135,28 @@ def test_ngsim_split_by_recording_covers_every_location(real_data) -> None:  # t
     total = sum(counts.values())
     assert 0.6 < counts["train"] / total < 0.8
     assert 0.1 < counts["test"] / total < 0.2
+
+
+REPO_DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def test_data_paths_take_av2_and_generic_folders_and_the_synthetic_town() -> None:
+    av2 = load_scenarios([str(REPO_DATA / "av2_sample")])
+    assert len(av2) == 1 and av2[0].focal_track_id is not None
+    samples = samples_from_scenarios(av2, AV2_TASK)  # 5 s -> 6 s: only fully observed tracks
+    assert av2[0].focal_track_id in samples.track_ids
+    assert samples.past.shape[1:] == (50, 2) and samples.future.shape[1:] == (60, 2)
+    assert "static" not in samples.kinds
+    generic = load_scenarios([str(REPO_DATA / "fixtures" / "generic_tiny")])
+    assert len(generic) == 1 and generic[0].tracks
+    synthetic = load_scenarios(["synthetic:2"])
+    assert len(synthetic) == 2 and len(samples_from_scenarios(synthetic, NGSIM_TASK)) > 0
+
+
+def test_bad_data_paths_raise_mapenc_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such file"):
+        load_scenarios([str(tmp_path / "missing")])
+    with pytest.raises(DataError, match="no CommonRoad"):
+        load_scenarios([str(tmp_path)])
+    with pytest.raises(ConfigError, match="synthetic:N"):
+        load_scenarios(["synthetic:many"])
