@@ -115,7 +115,7 @@ def expected_layer(
     centres = pixel_centers_city(spec, pose)
     xs, ys = centres[..., 0], centres[..., 1]
     s = spec.pixel_size_m
-    half_diag = s * np.sqrt(0.5)
+    half_diag = s * np.sqrt(0.5) * (1 + 1e-6)  # a touch at a pixel corner is uncertain
     if kind == "fill":
         geoms = map_geometry(vector_map, layer)
         area = shapely.union_all(geoms) if geoms else Polygon()

@@ -3,9 +3,9 @@
 Set-up (once per map): every map layer is drawn with the exact machinery into a global raster
 of pixel size ``pixel_size_m / oversample`` covering the map plus a margin of the raster's
 radius, stored as uint8 codes (binary: 0/1; heading: 0 outside lanes, else 1 + the lane
-direction in 255 bins; distance: 255 * clipped distance / clip). Line layers are widened to the
-output pixel size (a global pixel is on when its centre lies within half an output pixel of a
-line) so that sampling never drops a line.
+direction in 255 bins; distance: 255 * clipped distance / clip). Line layers are widened by
+``oversample // 2`` global pixels (binary dilation) so that sampling never drops a line; they
+come out up to about one output pixel thicker than in ``exact``.
 
 Binary layers (fill, line) share one global byte, one bit each, so a single ``take`` per agent
 samples all of them; heading and distance layers have one byte array each.
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.ndimage import distance_transform_edt
+from scipy.ndimage import binary_dilation, distance_transform_edt
 
 from mapenc.errors import ConfigError
 from mapenc.raster.exact import Blocks, Segments, burn, burn_lines, fill_polygons
@@ -42,11 +42,12 @@ class FastSettings:
 
     Attributes:
         oversample: global raster pixels per output pixel, along each axis.
-        max_global_pixels: refuse maps whose global raster would be larger (memory guard).
+        max_global_pixels: refuse maps whose global raster would have more pixels (memory guard:
+            set-up needs about 8 bytes per pixel, sampling 1 byte per pixel and array).
     """
 
     oversample: int = 2
-    max_global_pixels: int = 200_000_000
+    max_global_pixels: int = 100_000_000
 
 
 class GlobalLayers:
@@ -72,10 +73,10 @@ class GlobalLayers:
             int(np.ceil((ymax - ymin) / self.cell_m)) + 2 * self.margin_px,
             int(np.ceil((xmax - xmin) / self.cell_m)) + 2 * self.margin_px,
         )
-        if self.shape[0] * self.shape[1] * max(len(layers), 1) > self.settings.max_global_pixels:
+        if self.shape[0] * self.shape[1] > self.settings.max_global_pixels:
             raise ConfigError(
-                f"{geometry.map.source or 'map'}: fast mode needs a {self.shape} global raster per "
-                "layer, over FastSettings.max_global_pixels; use mode='exact' or less oversample"
+                f"{geometry.map.source or 'map'}: fast mode needs a {self.shape} global raster, "
+                "over FastSettings.max_global_pixels; use mode='exact' or less oversample"
             )
         binary = [name for name in layers if LAYERS[name].kind in ("fill", "line")]
         self.bit_of = {name: bit for bit, name in enumerate(binary)}
@@ -108,7 +109,11 @@ class GlobalLayers:
             )
             return inside.reshape(-1).astype(np.uint8)
         if kind == "line":
-            return self._lines_within(geometry, name, 0.5 * self.spec.pixel_size_m)
+            # Widen the fine lines to about one output pixel, so sampling never skips them.
+            lines = self._line_pixels(geometry, name).astype(bool)
+            if self.settings.oversample > 1:
+                lines = binary_dilation(lines, iterations=self.settings.oversample // 2)
+            return lines.reshape(-1).astype(np.uint8)
         if kind == "distance":
             clip = self.spec.distance_clip_m
             dist = self._distance_to(geometry, "centerlines")
@@ -136,9 +141,6 @@ class GlobalLayers:
         if not lines.any():
             return np.full(self.shape, np.inf)
         return np.asarray(distance_transform_edt(lines == 0)) * self.cell_m
-
-    def _lines_within(self, geometry: MapGeometry, name: str, radius_m: float) -> NDArray[np.uint8]:
-        return (self._distance_to(geometry, name) <= radius_m).reshape(-1).astype(np.uint8)
 
     def _heading_codes(self, geometry: MapGeometry) -> NDArray[np.uint8]:
         """Lane direction code per global pixel; later lanes on top, as in the exact mode."""

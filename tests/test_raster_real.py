@@ -1,0 +1,83 @@
+"""Rasterizer on real maps: exact agrees with shapely at pixel centres, fast agrees with exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mapenc.maps import VectorMap, load_map, load_scenario
+from mapenc.raster import RasterSpec, Rasterizer
+from mapenc.testing import assert_raster_matches_map
+
+pytestmark = pytest.mark.real_data
+
+REAL_MAPS = {
+    "av2": "av2/forecasting/*/log_map_archive_*.json",
+    "av2_sensor": "av2/sensor_logs/3bffdcff-*/map/log_map_archive_*.json",
+    "ngsim_peachtree": "commonroad_ngsim/Peachtree/*.xml.gz",
+    "osm_sumo": "commonroad_osm_sumo/DEU_*.xml.gz",
+    "karlsruhe": "maps_only/lanelet2_karlsruhe/mapping_example.osm",
+    "interaction_roundabout": "maps_only/interaction_locations_commonroad/DEU_Roundabout_OF_repaired.xml",
+    "ind_bendplatz": "maps_only/ind_locations_commonroad/Bendplatz.xml",
+}
+FILLED = ("drivable_area", "crosswalks")
+SPEC = RasterSpec(
+    size_px=(96, 96),
+    pixel_size_m=0.5,
+    layers=(*FILLED, "lane_boundaries", "centerlines", "lane_heading_cos"),
+)
+
+
+def first_match(root: Path, pattern: str) -> Path:
+    found = sorted(root.glob(pattern))
+    if not found:
+        pytest.skip(f"no {pattern} under {root}")
+    return found[0]
+
+
+def poses_on_lanes(m: VectorMap, count: int, seed: int = 0) -> np.ndarray:
+    """(count, 3) poses on random lane centerline points, random headings (city frame)."""
+    rng = np.random.default_rng(seed)
+    lanes = [m.lanes[k] for k in rng.integers(0, len(m.lanes), count)]
+    xy = np.stack([lane.centerline[rng.integers(0, len(lane.centerline))] for lane in lanes])
+    return np.concatenate([xy, rng.uniform(-np.pi, np.pi, (count, 1))], axis=1)
+
+
+@pytest.fixture(scope="module", params=sorted(REAL_MAPS))
+def real_map(request: pytest.FixtureRequest, real_data: Path) -> VectorMap:
+    return load_map(first_match(real_data, REAL_MAPS[request.param]))
+
+
+def test_exact_matches_shapely_at_pixel_centres(real_map: VectorMap) -> None:
+    poses = poses_on_lanes(real_map, 4)
+    rasters = Rasterizer(real_map, SPEC).rasterize(poses, np.uint8)
+    for pose, raster in zip(poses, rasters, strict=True):
+        for layer in (*FILLED, "lane_boundaries", "centerlines"):
+            assert_raster_matches_map(raster, real_map, pose, SPEC, layer=layer)
+
+
+def test_fast_agrees_with_exact_on_filled_layers(real_map: VectorMap) -> None:
+    poses = poses_on_lanes(real_map, 24, seed=1)
+    exact = Rasterizer(real_map, SPEC).rasterize(poses, np.uint8) > 0
+    fast = Rasterizer(real_map, SPEC, mode="fast").rasterize(poses, np.uint8) > 0
+    for c, layer in enumerate(FILLED):
+        union = (exact[:, c] | fast[:, c]).sum()
+        if union == 0:
+            continue  # e.g. no crosswalks on this map
+        iou = (exact[:, c] & fast[:, c]).sum() / union
+        assert iou >= 0.95, f"{real_map.source} {layer}: IoU {iou:.3f}"
+
+
+def test_scene_layers_on_the_av2_scenario(real_data: Path) -> None:
+    folder = first_match(real_data, "av2/forecasting/*/")
+    scenario = load_scenario(folder)
+    spec = RasterSpec(size_px=(64, 64), layers=("drivable_area", "agents", "ego", "history"))
+    r = Rasterizer(spec=spec, scenario=scenario)
+    focal = scenario.focal_track_id
+    assert focal is not None
+    poses, raster = r.rasterize_tracks([focal], t=49, dtype=np.uint8)
+    ego = raster[0, 2]
+    assert ego[32, 16] == 255  # the agent's own box covers the agent's pixel
+    assert raster[0, 3].max() == 255 and raster[0, 3].min() == 0
