@@ -28,7 +28,7 @@ from rasterio.features import rasterize
 from torch.utils.data import DataLoader, Dataset
 
 from mapenc.maps import VectorMap, load_map
-from mapenc.raster import RasterSpec, Rasterizer
+from mapenc.raster import Rasterizer, RasterSpec
 from mapenc.raster.layers import LAYERS, map_geometry
 
 SPEC = RasterSpec()  # 224x224, 0.5 m/px, agent at (0.25, 0.5), the four layers above
@@ -207,7 +207,7 @@ def main() -> None:
     if args.quick:
         return
 
-    big_path, big = biggest(sorted(args.data.glob("av2/sensor_logs/*/map/log_map_archive_*.json")))
+    _, big = biggest(sorted(args.data.glob("av2/sensor_logs/*/map/log_map_archive_*.json")))
     large = bench_map(big, poses_on_lanes(big, args.batch), args.repeats, args.naive_count)
     print(fmt_row(f"AV2 sensor-log city map {big.summary()['extent_m']} m", large), flush=True)
     print(
@@ -248,7 +248,7 @@ def main() -> None:
     print("|---|---|---|")
     many = poses_on_lanes(av2, 2000, seed=2)
     for mode in ("exact", "fast"):
-        r = Rasterizer(av2, SPEC, mode=mode)  # type: ignore[arg-type]
+        r = Rasterizer(av2, SPEC, mode=mode)
         rates = [loader_rate(r, many, workers, 50) for workers in (0, 2)]
         print(f"| {mode} | {rates[0]:.0f} | {rates[1]:.0f} |", flush=True)
 

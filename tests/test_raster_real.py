@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mapenc.maps import VectorMap, load_map, load_scenario
-from mapenc.raster import RasterSpec, Rasterizer
+from mapenc.raster import Rasterizer, RasterSpec
 from mapenc.testing import assert_raster_matches_map
 
 pytestmark = pytest.mark.real_data
@@ -77,7 +77,7 @@ def test_scene_layers_on_the_av2_scenario(real_data: Path) -> None:
     r = Rasterizer(spec=spec, scenario=scenario)
     focal = scenario.focal_track_id
     assert focal is not None
-    poses, raster = r.rasterize_tracks([focal], t=49, dtype=np.uint8)
+    _, raster = r.rasterize_tracks([focal], t=49, dtype=np.uint8)
     ego = raster[0, 2]
     assert ego[32, 16] == 255  # the agent's own box covers the agent's pixel
     assert raster[0, 3].max() == 255 and raster[0, 3].min() == 0
