@@ -11,7 +11,10 @@ with three or more roads.
 Agents follow the lane graph: at every lane end they pick a successor at random, so that the map
 decides where they go and futures are multimodal. Their speed follows a per-agent cruise speed,
 slowed for curvature and junctions and limited in acceleration; positions carry a small smooth
-lateral offset. Pedestrians wait at a curb, walk over a crosswalk and on along the sidewalk.
+lateral offset. All agents move in the same time steps, and road users keep a time gap behind
+whoever is ahead of them going their way, and stop for pedestrians in their path (there is no
+yielding to crossing traffic inside junctions). Pedestrians wait at a curb, walk over a
+crosswalk and on along the sidewalk.
 
 Everything is in one metric city frame (metres, float64) with the town's first junction at the
 origin, and is deterministic per seed.
@@ -32,6 +35,7 @@ from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from mapenc.errors import ConfigError
+from mapenc.geometry import wrap_angle
 from mapenc.maps.types import FloatArray, Lane, LaneType, MarkType, Scenario, Track, VectorMap
 
 # Compass names of the four axis directions a road can leave a junction in (index q: angle q*90°).
@@ -42,6 +46,13 @@ QUARTER_CIRCLE_HANDLE = 0.5523
 ROUNDABOUT_ATTACH_RAD = np.deg2rad(40.0)
 # Spacing (metres) of the dense path samples agents are driven along.
 PATH_STEP_M = 0.5
+# Car following: agents within this distance (metres) of a road user's heading line count as in
+# its way; it keeps this time gap (seconds) plus this distance (metres) behind them, braking at
+# most this hard (m/s^2).
+FOLLOW_CORRIDOR_M = 1.8
+FOLLOW_HEADWAY_S = 1.2
+FOLLOW_MIN_GAP_M = 2.0
+FOLLOW_BRAKE_MPS2 = 4.0
 
 
 @dataclass(frozen=True)
@@ -687,31 +698,98 @@ def _smooth_noise(
     return scale * np.sqrt(2.0 / 3.0) * waves.sum(axis=1)
 
 
-def _follow(
-    path: _Path,
-    speed: FloatArray,
-    config: ScenarioConfig,
-    accel_mps2: float,
-    start_delay_s: float = 0.0,
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Drive ``path`` at the speed profile ``speed`` (M,, m/s), speeding up by at most
-    ``accel_mps2``. With a start delay the agent stands still that long (seconds) first, else it
-    starts at the profile's speed. Returns xy (T, 2), heading (T,) and velocity (T, 2), city frame.
+@dataclass(frozen=True)
+class _Plan:
+    """What one agent means to do before it meets the others.
+
+    Attributes:
+        kind: "vehicle", "cyclist" or "pedestrian".
+        path: where it goes.
+        speed: (M,) the speed it wants along ``path`` (m/s).
+        accel_mps2: how fast it speeds up.
+        start_delay_s: how long it stands still first; 0 means it starts at ``speed[0]``.
+        length_m, width_m: box size (metres).
     """
-    dt = config.dt
-    s = np.zeros(config.num_steps)
-    v = np.zeros(config.num_steps)
-    previous_v = speed[0] if start_delay_s == 0 else 0.0
-    for t in range(config.num_steps):
-        if t > 0:
-            s[t] = min(s[t - 1] + v[t - 1] * dt, path.s[-1])
-        if t * dt >= start_delay_s:
-            v[t] = min(np.interp(s[t], path.s, speed), previous_v + accel_mps2 * dt)
-        previous_v = v[t]
-    xy = np.stack([np.interp(s, path.s, path.xy[:, 0]), np.interp(s, path.s, path.xy[:, 1])], 1)
-    heading = np.interp(s, path.s, path.heading)
-    velocity = v[:, None] * np.stack([np.cos(heading), np.sin(heading)], axis=1)
-    return xy, heading, velocity
+
+    kind: str
+    path: _Path
+    speed: FloatArray
+    accel_mps2: float
+    start_delay_s: float
+    length_m: float
+    width_m: float
+
+
+def _gaps_ahead(
+    xy: FloatArray, heading: FloatArray, road: np.ndarray, half_length: FloatArray
+) -> FloatArray:
+    """(N,) free distance (metres, box to box) from each road user to the nearest agent in its
+    corridor ahead: a road user going roughly its way or a pedestrian; inf where there is none.
+
+    Args: xy (N, 2) and heading (N,) now, city frame; road (N,) bool, the agent is a road user
+    (else a pedestrian); half_length (N,) metres. When two agents each see the other ahead, only
+    the later one yields.
+    """
+    forward = np.stack([np.cos(heading), np.sin(heading)], axis=1)
+    offset = xy[None, :, :] - xy[:, None, :]  # [i, j]: from agent i to agent j
+    ahead = np.einsum("ijk,ik->ij", offset, forward)
+    side = offset[..., 1] * forward[:, None, 0] - offset[..., 0] * forward[:, None, 1]
+    same_way = np.cos(heading[None, :] - heading[:, None]) > 0.5
+    in_corridor = (ahead > 0) & (np.abs(side) < FOLLOW_CORRIDOR_M) & ~np.eye(len(xy), dtype=bool)
+    leads = in_corridor & road[:, None] & ((road[None, :] & same_way) | ~road[None, :])
+    leads &= ~(leads & leads.T & np.tri(len(xy), k=-1, dtype=bool).T)
+    gap = ahead - half_length[:, None] - half_length[None, :]
+    return np.where(leads, gap, np.inf).min(axis=1, initial=np.inf)
+
+
+def _padded(rows: list[FloatArray], width: int) -> FloatArray:
+    """(N, width, ...) stack of arrays (M_i, ...), each padded with its last row."""
+    return np.stack([np.concatenate([r, np.repeat(r[-1:], width - len(r), axis=0)]) for r in rows])
+
+
+def _drive(
+    plans: list[_Plan], config: ScenarioConfig
+) -> list[tuple[FloatArray, FloatArray, FloatArray]]:
+    """Move every agent along its plan, all in the same time steps: each goes at the speed it
+    wants, no faster than its acceleration allows and, for road users, no faster than keeps
+    FOLLOW_HEADWAY_S behind the agent ahead (braking at most FOLLOW_BRAKE_MPS2).
+    Returns per agent xy (T, 2), heading (T,) and velocity (T, 2), city frame."""
+    num, steps, dt = len(plans), config.num_steps, config.dt
+    # Paths are sampled every PATH_STEP_M from s = 0, so sample k sits at s = k * PATH_STEP_M.
+    width = max(max(len(p.path.s) for p in plans), 2)
+    path_xy = _padded([p.path.xy for p in plans], width)
+    path_heading = _padded([p.path.heading for p in plans], width)
+    path_speed = _padded([p.speed for p in plans], width)
+    path_end = np.array([p.path.s[-1] for p in plans])
+    delay = np.array([p.start_delay_s for p in plans])
+    accel = np.array([p.accel_mps2 for p in plans])
+    road = np.array([p.kind != "pedestrian" for p in plans])
+    half_length = np.array([p.length_m / 2 for p in plans])
+    rows = np.arange(num)
+    s = np.zeros(num)
+    v = np.zeros(num)
+    xy = np.zeros((steps, num, 2))
+    heading = np.zeros((steps, num))
+    speed = np.zeros((steps, num))
+    for t in range(steps):
+        k = np.minimum((s / PATH_STEP_M).astype(int), width - 2)
+        frac = s / PATH_STEP_M - k
+        xy[t] = path_xy[rows, k] + frac[:, None] * (path_xy[rows, k + 1] - path_xy[rows, k])
+        heading[t] = path_heading[rows, k] + frac * (
+            path_heading[rows, k + 1] - path_heading[rows, k]
+        )
+        wanted = path_speed[rows, k] + frac * (path_speed[rows, k + 1] - path_speed[rows, k])
+        wanted[t * dt < delay] = 0.0
+        gap = _gaps_ahead(xy[t], heading[t], road, half_length)
+        target = np.minimum(wanted, np.maximum(gap - FOLLOW_MIN_GAP_M, 0.0) / FOLLOW_HEADWAY_S)
+        if t == 0:
+            v = np.where(delay == 0, target, 0.0)
+        else:
+            v = np.clip(target, np.maximum(v - FOLLOW_BRAKE_MPS2 * dt, 0.0), v + accel * dt)
+        speed[t] = v
+        s = np.minimum(s + v * dt, path_end)
+    velocity = speed[..., None] * np.stack([np.cos(heading), np.sin(heading)], axis=-1)
+    return [(xy[:, i], heading[:, i], velocity[:, i]) for i in range(num)]
 
 
 def _road_agent(
@@ -721,8 +799,8 @@ def _road_agent(
     start_offset_m: float,
     config: ScenarioConfig,
     rng: np.random.Generator,
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Trajectory (xy, heading, velocity) of a vehicle or cyclist starting on ``start``."""
+) -> _Plan:
+    """Plan of a vehicle or cyclist starting on ``start``: a random route, its wanted speed."""
     profile = AGENT_PROFILES[kind]
     cruise = rng.uniform(*profile.cruise_speed_mps)
     top_speed = 1.15 * cruise
@@ -734,14 +812,20 @@ def _road_agent(
     path = centerline.offset(lateral)
     speed = _speed_profile(path, cruise, profile)
     speed = speed * (1.0 + _smooth_noise(rng, path.s, 0.04, (40.0, 120.0)))
-    return _follow(path, speed, config, profile.accel_mps2)
+    return _Plan(kind, path, speed, profile.accel_mps2, 0.0, *_box_size(kind, rng))
+
+
+def _box_size(kind: str, rng: np.random.Generator) -> tuple[float, float]:
+    """(length, width) in metres of an agent of this kind, drawn from its profile's ranges."""
+    profile = AGENT_PROFILES[kind]
+    return float(rng.uniform(*profile.length_m)), float(rng.uniform(*profile.width_m))
 
 
 def _pedestrian(
     town: VectorMap, crosswalk: Polygon, config: ScenarioConfig, rng: np.random.Generator
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Trajectory of a pedestrian who waits at a curb, crosses ``crosswalk`` along its long axis
-    and turns onto the sidewalk, away from the drivable area."""
+) -> _Plan:
+    """Plan of a pedestrian who waits at a curb, crosses ``crosswalk`` along its long axis and
+    turns onto the sidewalk, away from the drivable area."""
     rect = np.asarray(crosswalk.minimum_rotated_rectangle.exterior.coords)[:4]
     edges = np.diff(np.vstack([rect, rect[:1]]), axis=0)
     lengths = np.linalg.norm(edges, axis=1)
@@ -762,7 +846,9 @@ def _pedestrian(
     profile = AGENT_PROFILES["pedestrian"]
     speed = np.full(len(path.s), rng.uniform(*profile.cruise_speed_mps))
     delay = rng.uniform(config.dt, 0.4 * config.num_steps * config.dt)
-    return _follow(path, speed, config, profile.accel_mps2, delay)
+    return _Plan(
+        "pedestrian", path, speed, profile.accel_mps2, delay, *_box_size("pedestrian", rng)
+    )
 
 
 def _agent_kinds(
@@ -825,27 +911,30 @@ def make_scenario(config: ScenarioConfig | None = None, town: VectorMap | None =
     lanes_by_id = {lane.id: lane for lane in town.lanes}
     kinds = _agent_kinds(config, rng, bool(town.crosswalks))
     starts: list[tuple[str, float]] = []
-    tracks: list[Track] = []
-    for index, kind in enumerate(kinds):
+    plans: list[_Plan] = []
+    for kind in kinds:
         if kind == "pedestrian":
             crosswalk = town.crosswalks[rng.integers(len(town.crosswalks))]
-            xy, heading, velocity = _pedestrian(town, crosswalk, config, rng)
+            plans.append(_pedestrian(town, crosswalk, config, rng))
         else:
             lane, offset = _free_start(*start_lanes[kind], starts, rng)
             starts.append((lane.id, offset))
-            xy, heading, velocity = _road_agent(lanes_by_id, kind, lane, offset, config, rng)
-        profile = AGENT_PROFILES[kind]
+            plans.append(_road_agent(lanes_by_id, kind, lane, offset, config, rng))
+    tracks: list[Track] = []
+    for index, (plan, (xy, heading, velocity)) in enumerate(
+        zip(plans, _drive(plans, config), strict=True)
+    ):
         valid = np.ones(config.num_steps, dtype=bool) if index == 0 else _valid_window(config, rng)
-        xy[~valid], heading[~valid], velocity[~valid] = np.nan, np.nan, np.nan
+        xy[~valid], velocity[~valid] = np.nan, np.nan
         tracks.append(
             Track(
                 id=str(index),
-                kind=kind,
+                kind=plan.kind,
                 xy=xy,
-                heading=np.where(valid, (heading + np.pi) % (2 * np.pi) - np.pi, np.nan),
+                heading=np.where(valid, wrap_angle(heading), np.nan),
                 valid=valid,
-                length=float(rng.uniform(*profile.length_m)),
-                width=float(rng.uniform(*profile.width_m)),
+                length=plan.length_m,
+                width=plan.width_m,
                 velocity=velocity,
             )
         )
