@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 from scipy.ndimage import distance_transform_edt
 
-from mapenc.errors import ConfigError
+from mapenc.errors import ConfigError, PoseError
 from mapenc.geometry import check_poses
 from mapenc.maps.types import Scenario, VectorMap
 from mapenc.raster.exact import Blocks, Segments, burn, burn_lines, fill_polygons, query_pairs
@@ -217,6 +217,17 @@ class Rasterizer:
         dist_m = dist_px[:, pad : pad + h, pad : pad + w] * s
         return np.minimum(dist_m, self.spec.distance_clip_m) / self.spec.distance_clip_m
 
+    def _box_of(self, box_track: NDArray[np.intp], track: int, t: int) -> int:
+        """Index of track ``track``'s box among the boxes of step ``t``; PoseError if it has none."""
+        found = np.flatnonzero(box_track == track)
+        if len(found) == 0:
+            assert self.scenario is not None
+            name = self.scenario.tracks[track].id
+            raise PoseError(
+                f"{self.scenario.source or 'scenario'}: track {name} not observed at step {t}"
+            )
+        return int(found[0])
+
     def _draw_scene(
         self, mats: FloatArray, out: NDArray[Any], t: int | None, track_ids: list[str] | None
     ) -> None:
@@ -242,9 +253,7 @@ class Rasterizer:
                 if track_ids is None:
                     raise ConfigError("the ego layer needs track_ids, one per pose")
                 agent_idx = np.arange(n)
-                box_idx = np.array(
-                    [np.flatnonzero(boxes.track == k)[0] for k in own], dtype=np.intp
-                )
+                box_idx = np.array([self._box_of(boxes.track, k, t) for k in own], dtype=np.intp)
             else:
                 from shapely.strtree import STRtree
 

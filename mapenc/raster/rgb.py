@@ -27,6 +27,14 @@ LAYER_COLOURS: dict[str, tuple[float, float, float]] = {
 }
 
 
+# Layers that cover large areas are blended in faintly so the composite stays readable.
+FAINT_LAYERS: dict[str, float] = {
+    "lane_heading_sin": 0.25,
+    "lane_heading_cos": 0.25,
+    "distance_to_centerline": 0.3,
+}
+
+
 def layer_intensity(raster: NDArray[Any], name: str) -> NDArray[np.float64]:
     """(..., H, W) intensity in [0, 1] of one decoded channel (uint8 or float)."""
     kind = LAYERS[name].kind
@@ -52,6 +60,7 @@ def to_rgb(raster: NDArray[Any], layers: tuple[str, ...] | list[str]) -> NDArray
         )
     rgb = np.zeros((*raster.shape[:-3], *raster.shape[-2:], 3))
     for c, name in enumerate(layers):
-        alpha = layer_intensity(raster[..., c, :, :], name)[..., None]
+        weight = FAINT_LAYERS.get(name, 1.0)
+        alpha = weight * layer_intensity(raster[..., c, :, :], name)[..., None]
         rgb = (1.0 - alpha) * rgb + alpha * np.asarray(LAYER_COLOURS[name])
     return np.rint(rgb * 255.0).astype(np.uint8)
