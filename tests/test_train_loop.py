@@ -120,6 +120,14 @@ def test_resume_without_checkpoint_starts_afresh(tmp_path: Path) -> None:
     assert result.steps == 2
 
 
+def test_resume_into_a_different_model_names_the_checkpoint(tmp_path: Path) -> None:
+    fit(TinyRegression(), regression_data(64), quiet(epochs=1), tmp_path)
+    other = TinyRegression()
+    other.linear = nn.Linear(4, 2)
+    with pytest.raises(TrainingError, match=r"checkpoint\.pt: does not fit"):
+        fit(other, regression_data(64), quiet(epochs=2), tmp_path, resume=True)
+
+
 def test_checkpoint_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, {"step": 1, "w": torch.ones(3)})

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mapenc.data.mnist import BINARIZE_MODES
 from mapenc.train import TrainConfig
+from mapenc.train.distributed import shutdown_distributed
 from mapenc.vae.image import (
     LIKELIHOODS,
     ImageVAEConfig,
@@ -87,7 +88,10 @@ def config_from_args(args: argparse.Namespace) -> MnistExperimentConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate, print the metrics JSON (rank 0 only under torchrun). Returns 0."""
-    metrics = train_and_evaluate_mnist(config_from_args(args), args.out, resume=args.resume)
+    try:
+        metrics = train_and_evaluate_mnist(config_from_args(args), args.out, resume=args.resume)
+    finally:
+        shutdown_distributed()
     if metrics:
         print(json.dumps(metrics, indent=2))
     return 0

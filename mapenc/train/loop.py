@@ -250,8 +250,13 @@ def fit(
         else None
     )
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError) as err:
+            raise TrainingError(
+                f"{checkpoint_path}: does not fit this model/optimiser (changed settings?): {err}"
+            ) from None
         epoch, samples_in_epoch = int(state["epoch"]), int(state["samples_in_epoch"])
         step, seconds_before = int(state["step"]), float(state["seconds"])
         LOG.info("resuming %s at epoch %d, step %d", checkpoint_path, epoch + 1, step)
