@@ -3,12 +3,13 @@
 from mapenc.train.checkpoint import load_checkpoint, save_checkpoint
 from mapenc.train.config import TrainConfig, config_from_dict, config_to_dict
 from mapenc.train.distributed import DistContext, init_distributed
-from mapenc.train.loop import FitResult, fit, seed_everything
+from mapenc.train.loop import FitResult, Trainer, fit, seed_everything
 
 __all__ = [
     "DistContext",
     "FitResult",
     "TrainConfig",
+    "Trainer",
     "config_from_dict",
     "config_to_dict",
     "fit",

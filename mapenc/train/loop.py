@@ -211,6 +211,247 @@ class _TensorBoard:
             self.writer.close()
 
 
+class Trainer:
+    """One training run of ``model`` on ``train_set`` into ``out_dir``; ``fit`` is its front door.
+
+    Progress (``epoch``, ``samples_in_epoch``, ``step``, training ``seconds``) lives on the object
+    and in every checkpoint, so a resumed run continues mid-epoch with the same sample order.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_set: Dataset[Any],
+        config: TrainConfig,
+        out_dir: PathType,
+        *,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+        evaluate: Evaluate | None = None,
+        context: DistContext | None = None,
+    ) -> None:
+        self.context = context or init_distributed(config.device)
+        self.num_samples = len(train_set)  # type: ignore[arg-type]
+        if self.num_samples == 0:
+            raise TrainingError("the training set is empty")
+        self.model = model.to(self.context.device)
+        self.train_set = train_set
+        self.config = config
+        self.out = Path(out_dir)
+        self.checkpoint_path = self.out / CHECKPOINT_NAME
+        self.collate_fn = collate_fn
+        self.evaluate = evaluate
+        self.optimizer = build_optimizer(model.parameters(), config)
+        self.epoch, self.samples_in_epoch, self.step, self.seconds_before = 0, 0, 0, 0.0
+        self.saved_at_step = -1
+        self.started = self.log_started = time.monotonic()
+        self.samples_since_log = 0
+        self.step_means, self.epoch_means = _Means(), _Means()
+        self.train_log: CsvLog | None = None
+        self.epoch_log: CsvLog | None = None
+        self.board: _TensorBoard | None = None
+        self.wrapped: nn.Module = _LossForward(model)
+        if self.context.distributed:
+            device_ids = [self.context.device] if self.context.device.type == "cuda" else None
+            self.wrapped = DistributedDataParallel(self.wrapped, device_ids=device_ids)
+
+    def seconds(self) -> float:
+        """Training wall-clock seconds so far, resumed runs included."""
+        return self.seconds_before + time.monotonic() - self.started
+
+    def resume(self) -> bool:
+        """Load ``checkpoint.pt`` when there is one; True when training continues from it."""
+        if not self.checkpoint_path.is_file():
+            return False
+        state = load_checkpoint(self.checkpoint_path, self.context.device)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError) as err:
+            raise TrainingError(
+                f"{self.checkpoint_path}: does not fit this model/optimiser (changed settings?): {err}"
+            ) from None
+        self.epoch, self.samples_in_epoch = int(state["epoch"]), int(state["samples_in_epoch"])
+        self.step, self.seconds_before = int(state["step"]), float(state["seconds"])
+        self.saved_at_step = self.step
+        if self.context.is_main:
+            set_rng_state(state["rng"])
+        LOG.info(
+            "resuming %s at epoch %d, step %d", self.checkpoint_path, self.epoch + 1, self.step
+        )
+        return True
+
+    def run(
+        self, resume: bool = False, saved_configs: Mapping[str, Any] | None = None
+    ) -> FitResult:
+        """Train until ``config.epochs`` (or ``max_steps`` / ``max_minutes``); see ``fit``."""
+        resumed = resume and self.resume()
+        if not (resumed and self.context.is_main):
+            # A fresh run, or a rank whose RNG stream rank 0's checkpoint does not hold.
+            torch.manual_seed(self.config.seed * 1_000_003 + 7_919 * self.context.rank + self.step)
+        if self.context.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            configs = {"train": config_to_dict(self.config)}
+            configs.update({name: config_to_dict(c) for name, c in (saved_configs or {}).items()})
+            write_json(self.out / CONFIG_NAME, configs)
+            keep_until = self.step if resumed else None
+            self.train_log = CsvLog(self.out / TRAIN_LOG_NAME, keep_until)
+            self.epoch_log = CsvLog(self.out / EPOCH_LOG_NAME, keep_until)
+        self.board = _TensorBoard(self.config.tensorboard and self.context.is_main, self.out)
+        self.started = self.log_started = time.monotonic()
+        stopped: StopReason | None = None
+        last_metrics: dict[str, float] = {}
+        while self.epoch < self.config.epochs and stopped is None:
+            stopped = self._run_epoch()
+            if stopped is None:
+                last_metrics = self._finish_epoch()
+        if self.step_means.count:
+            self._log_row()
+        if self.saved_at_step != self.step:
+            self._checkpoint()
+        self.board.close()
+        barrier(self.context)
+        return FitResult(
+            steps=self.step,
+            epochs_completed=self.epoch,
+            seconds=self.seconds(),
+            stopped=stopped or "epochs",
+            last_metrics=last_metrics or self.epoch_means.pop(),
+            checkpoint=self.checkpoint_path if self.context.is_main else None,
+        )
+
+    def _run_epoch(self) -> StopReason | None:
+        """Train on the rest of the current epoch; the reason to stop early, if any."""
+        set_epoch = getattr(self.train_set, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(self.epoch)
+        indices = _epoch_indices(
+            self.num_samples, self.epoch, self.config, self.context, self.train_set
+        )
+        loader = DataLoader(
+            self.train_set,
+            batch_size=self.config.batch_size,
+            sampler=indices[self.samples_in_epoch :],
+            collate_fn=self.collate_fn,
+            num_workers=self.config.num_workers,
+            pin_memory=self.context.device.type == "cuda",
+        )
+        bar = tqdm(
+            loader,
+            desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+            disable=not (self.config.progress and self.context.is_main),
+            leave=False,
+            dynamic_ncols=True,
+        )
+        self.model.train()
+        stopped: StopReason | None = None
+        for batch in bar:
+            batch_size = len(
+                indices[self.samples_in_epoch : self.samples_in_epoch + self.config.batch_size]
+            )
+            stopped = self._train_step(batch, batch_size)
+            if self.step % self.config.log_every_steps == 0:
+                bar.set_postfix(loss=f"{self._log_row()['loss']:.4g}")
+            every = self.config.checkpoint_every_steps
+            if every and self.step % every == 0:
+                self._checkpoint()
+            if stopped is not None:
+                break
+        bar.close()
+        return stopped
+
+    def _train_step(self, batch: Any, batch_size: int) -> StopReason | None:
+        """One optimiser step on ``batch`` (``batch_size`` samples on this rank); the reason to
+        stop after it, if any. Loss, metrics and rank 0's time-budget flag travel in one
+        all-reduce, so every rank sees the same loss and stops at the same step."""
+        loss, metrics = self.wrapped(move_to(batch, self.context.device))
+        names = list(metrics)
+        budget_s = None if self.config.max_minutes is None else 60.0 * self.config.max_minutes
+        out_of_time = budget_s is not None and self.seconds() >= budget_s and self.context.is_main
+        packed = torch.tensor(
+            [float(loss.detach()), float(out_of_time)] + [_as_float(metrics[n]) for n in names],
+            dtype=torch.float64,
+            device=self.context.device,
+        )
+        packed = all_reduce_sum(packed, self.context) / self.context.world_size
+        values = {"loss": float(packed[0])}
+        if not math.isfinite(values["loss"]):
+            raise TrainingError(
+                f"loss became {values['loss']} at step {self.step + 1} (epoch {self.epoch + 1}); "
+                "try a lower lr or set grad_clip_norm"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip_norm)
+        self.optimizer.step()
+        self.step += 1
+        self.samples_in_epoch += batch_size
+        self.samples_since_log += batch_size * self.context.world_size
+        values.update({name: float(v) for name, v in zip(names, packed[2:], strict=True)})
+        self.step_means.add(values)
+        self.epoch_means.add(values)
+        if packed[1] > 0:
+            return "max_minutes"
+        if self.config.max_steps is not None and self.step >= self.config.max_steps:
+            return "max_steps"
+        return None
+
+    def _finish_epoch(self) -> dict[str, float]:
+        """Close the epoch: evaluate (rank 0), write ``epochs.csv``, checkpoint; the epoch's means."""
+        self.epoch, self.samples_in_epoch = self.epoch + 1, 0
+        metrics = self.epoch_means.pop()
+        if self.evaluate is not None and self.context.is_main:
+            self.model.eval()
+            with torch.no_grad():
+                metrics.update(
+                    {f"eval_{k}": float(v) for k, v in self.evaluate(self.model).items()}
+                )
+        if self.epoch_log is not None:
+            row = {"epoch": self.epoch, "step": self.step, "seconds": round(self.seconds(), 3)}
+            self.epoch_log.append({**row, **metrics})
+        self._checkpoint()
+        barrier(self.context)
+        return metrics
+
+    def _log_row(self) -> dict[str, float]:
+        """Write the means since the last row to ``train_log.csv`` (and TensorBoard)."""
+        now = time.monotonic()
+        means = self.step_means.pop()
+        rate = self.samples_since_log / max(now - self.log_started, 1e-9)
+        row = {
+            "step": self.step,
+            "epoch": self.epoch + 1,
+            "seconds": round(self.seconds(), 3),
+            "samples_per_s": round(rate, 1),
+            **means,
+        }
+        self.log_started, self.samples_since_log = now, 0
+        if self.board is not None:
+            self.board.add(means, self.step)
+        if self.train_log is not None:
+            self.train_log.append(row)
+        return means
+
+    def _checkpoint(self) -> None:
+        """Write ``checkpoint.pt`` atomically (rank 0 only)."""
+        self.saved_at_step = self.step
+        if not self.context.is_main:
+            return
+        save_checkpoint(
+            self.checkpoint_path,
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "epoch": self.epoch,
+                "samples_in_epoch": self.samples_in_epoch,
+                "step": self.step,
+                "seconds": self.seconds(),
+                "rng": rng_state(),
+                "train_config": config_to_dict(self.config),
+            },
+        )
+
+
 def fit(
     model: nn.Module,
     train_set: Dataset[Any],
@@ -234,198 +475,13 @@ def fit(
 
     Raises TrainingError naming the step when the loss (averaged over ranks) is NaN or infinite.
     """
-    context = context or init_distributed(config.device)
-    out = Path(out_dir)
-    checkpoint_path = out / CHECKPOINT_NAME
-    num_samples = len(train_set)  # type: ignore[arg-type]
-    if num_samples == 0:
-        raise TrainingError("the training set is empty")
-
-    model.to(context.device)
-    optimizer = build_optimizer(model.parameters(), config)
-    epoch, samples_in_epoch, step, seconds_before = 0, 0, 0, 0.0
-    state = (
-        load_checkpoint(checkpoint_path, context.device)
-        if resume and checkpoint_path.is_file()
-        else None
+    trainer = Trainer(
+        model,
+        train_set,
+        config,
+        out_dir,
+        collate_fn=collate_fn,
+        evaluate=evaluate,
+        context=context,
     )
-    if state is not None:
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError) as err:
-            raise TrainingError(
-                f"{checkpoint_path}: does not fit this model/optimiser (changed settings?): {err}"
-            ) from None
-        epoch, samples_in_epoch = int(state["epoch"]), int(state["samples_in_epoch"])
-        step, seconds_before = int(state["step"]), float(state["seconds"])
-        LOG.info("resuming %s at epoch %d, step %d", checkpoint_path, epoch + 1, step)
-    if context.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        configs = {"train": config_to_dict(config)}
-        configs.update({name: config_to_dict(c) for name, c in (saved_configs or {}).items()})
-        write_json(out / CONFIG_NAME, configs)
-    if state is not None and context.is_main:
-        set_rng_state(state["rng"])
-    else:  # a fresh run, or a rank whose RNG stream rank 0's checkpoint does not hold
-        torch.manual_seed(config.seed * 1_000_003 + 7_919 * context.rank + step)
-
-    train_log = (
-        CsvLog(out / TRAIN_LOG_NAME, step if state is not None else None)
-        if context.is_main
-        else None
-    )
-    epoch_log = (
-        CsvLog(out / EPOCH_LOG_NAME, step if state is not None else None)
-        if context.is_main
-        else None
-    )
-    board = _TensorBoard(config.tensorboard and context.is_main, out)
-    wrapped: nn.Module = _LossForward(model)
-    if context.distributed:
-        device_ids = [context.device] if context.device.type == "cuda" else None
-        wrapped = DistributedDataParallel(wrapped, device_ids=device_ids)
-
-    def checkpoint() -> None:
-        if context.is_main:
-            save_checkpoint(
-                checkpoint_path,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "epoch": epoch,
-                    "samples_in_epoch": samples_in_epoch,
-                    "step": step,
-                    "seconds": seconds_before + time.monotonic() - started,
-                    "rng": rng_state(),
-                    "train_config": config_to_dict(config),
-                },
-            )
-
-    started = log_started = time.monotonic()
-    samples_since_log = 0
-    step_means, epoch_means = _Means(), _Means()
-
-    def log_row(epoch: int) -> dict[str, float]:
-        """Write the means since the last row to the CSV (and TensorBoard); return them."""
-        nonlocal log_started, samples_since_log
-        now = time.monotonic()
-        means = step_means.pop()
-        row = {
-            "step": step,
-            "epoch": epoch + 1,
-            "seconds": round(seconds_before + now - started, 3),
-            "samples_per_s": round(samples_since_log / max(now - log_started, 1e-9), 1),
-            **means,
-        }
-        log_started, samples_since_log = now, 0
-        board.add(means, step)
-        if train_log is not None:
-            train_log.append(row)
-        return means
-
-    budget_s = None if config.max_minutes is None else 60.0 * config.max_minutes
-    stopped: StopReason = "epochs"
-    last_metrics: dict[str, float] = {}
-    saved_at_step = step if state is not None else -1
-    while epoch < config.epochs and stopped == "epochs":
-        set_epoch = getattr(train_set, "set_epoch", None)
-        if callable(set_epoch):
-            set_epoch(epoch)
-        indices = _epoch_indices(num_samples, epoch, config, context, train_set)
-        loader = DataLoader(
-            train_set,
-            batch_size=config.batch_size,
-            sampler=indices[samples_in_epoch:],
-            collate_fn=collate_fn,
-            num_workers=config.num_workers,
-            pin_memory=context.device.type == "cuda",
-        )
-        bar = tqdm(
-            loader,
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-            disable=not (config.progress and context.is_main),
-            leave=False,
-            dynamic_ncols=True,
-        )
-        model.train()
-        for batch in bar:
-            batch_on_device = move_to(batch, context.device)
-            loss, metrics = wrapped(batch_on_device)
-            names = list(metrics)
-            out_of_time = (
-                budget_s is not None and seconds_before + time.monotonic() - started >= budget_s
-            )
-            packed = torch.tensor(
-                [float(loss.detach()), float(out_of_time and context.is_main)]
-                + [_as_float(metrics[name]) for name in names],
-                dtype=torch.float64,
-                device=context.device,
-            )
-            packed = all_reduce_sum(packed, context)
-            global_loss = float(packed[0]) / context.world_size
-            if not math.isfinite(global_loss):
-                raise TrainingError(
-                    f"loss became {global_loss} at step {step + 1} (epoch {epoch + 1}); "
-                    "try a lower lr or set grad_clip_norm"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
-            optimizer.step()
-            step += 1
-            batch_size = len(indices[samples_in_epoch : samples_in_epoch + config.batch_size])
-            samples_in_epoch += batch_size
-            samples_since_log += batch_size * context.world_size
-            values = {"loss": global_loss}
-            values.update(
-                {
-                    name: float(v) / context.world_size
-                    for name, v in zip(names, packed[2:], strict=True)
-                }
-            )
-            step_means.add(values)
-            epoch_means.add(values)
-            if step % config.log_every_steps == 0:
-                bar.set_postfix(loss=f"{log_row(epoch)['loss']:.4g}")
-            if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
-                checkpoint()
-                saved_at_step = step
-            if packed[1] > 0:
-                stopped = "max_minutes"
-            elif config.max_steps is not None and step >= config.max_steps:
-                stopped = "max_steps"
-            if stopped != "epochs":
-                break
-        bar.close()
-        if stopped != "epochs":
-            break
-        epoch, samples_in_epoch = epoch + 1, 0
-        last_metrics = epoch_means.pop()
-        if evaluate is not None and context.is_main:
-            model.eval()
-            with torch.no_grad():
-                last_metrics.update({f"eval_{k}": float(v) for k, v in evaluate(model).items()})
-        if epoch_log is not None:
-            elapsed = round(seconds_before + time.monotonic() - started, 3)
-            epoch_log.append({"epoch": epoch, "step": step, "seconds": elapsed, **last_metrics})
-        checkpoint()
-        saved_at_step = step
-        barrier(context)
-    if step_means.count:
-        log_row(epoch)
-    if saved_at_step != step:
-        checkpoint()
-    board.close()
-    barrier(context)
-    if not last_metrics:
-        last_metrics = epoch_means.pop()
-    return FitResult(
-        steps=step,
-        epochs_completed=epoch,
-        seconds=seconds_before + time.monotonic() - started,
-        stopped=stopped,
-        last_metrics=last_metrics,
-        checkpoint=checkpoint_path if context.is_main else None,
-    )
+    return trainer.run(resume=resume, saved_configs=saved_configs)
