@@ -3,8 +3,8 @@
 The rasters of every sample are drawn once (one ``Rasterizer.rasterize`` call per scenario, or per
 scenario and time step when the spec has scene layers) into ``<cache_dir>/<key>.u8``, a raw
 ``(N, C, H, W)`` uint8 array, with ``<key>.json`` beside it. ``key`` hashes the data sources, the
-raster spec, the task and the sample positions, so a later run (or epoch, or worker) with the same
-data reads the file instead of rasterizing again. Files are written to a temporary name and
+raster spec, the task, the Rasterizer mode and the sample positions, so a later run (or epoch, or
+worker) with the same data reads the file instead of rasterizing again. Files are written to a temporary name and
 renamed, so an interrupted build leaves no half-written cache.
 """
 
@@ -34,16 +34,24 @@ CACHE_VERSION = 1
 
 
 def raster_cache_key(
-    samples: TrajSamples, scenarios: Sequence[Scenario], spec: RasterSpec, task: TrajTask
+    samples: TrajSamples,
+    scenarios: Sequence[Scenario],
+    spec: RasterSpec,
+    task: TrajTask,
+    mode: Mode = "fast",
 ) -> str:
-    """SHA-256 (hex, 24 chars) of the sources, spec, task and sample poses."""
+    """SHA-256 (hex, 24 chars) of the sources, spec, task, Rasterizer mode and sample poses.
+
+    The mode is part of the key: "fast" and "exact" rasters differ slightly at edges, and a model
+    must be evaluated on rasters drawn the way its training rasters were.
+    """
     sources = []
     for sc in scenarios:
         path = Path(sc.source) if sc.source else None
         stat = path.stat() if path is not None and path.is_file() else None
         sources.append([sc.source, stat.st_size if stat else 0, stat.st_mtime_ns if stat else 0])
     h = hashlib.sha256()
-    h.update(json.dumps([CACHE_VERSION, sources, asdict(spec), asdict(task)]).encode())
+    h.update(json.dumps([CACHE_VERSION, mode, sources, asdict(spec), asdict(task)]).encode())
     h.update(np.ascontiguousarray(samples.pose).tobytes())
     h.update(np.ascontiguousarray(samples.scenario_index).tobytes())
     return h.hexdigest()[:24]
@@ -129,7 +137,7 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         self.shape = (len(samples), spec.num_channels, *spec.size_px)
         folder = Path(cache_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        key = raster_cache_key(samples, scenarios, spec, task)
+        key = raster_cache_key(samples, scenarios, spec, task, mode)
         self.cache_path = folder / f"rasters-{key}.u8"
         meta_path = self.cache_path.with_suffix(".json")
         if not (self.cache_path.is_file() and meta_path.is_file()):
