@@ -27,8 +27,8 @@ from mapenc.errors import ConfigError
 from mapenc.geometry import check_poses
 from mapenc.maps.types import Lane, MarkType, VectorMap
 from mapenc.raster.layers import LAYERS, map_geometry
-from mapenc.raster.rasterizer import decode
 from mapenc.raster.spec import RasterSpec
+from mapenc.raster.values import decode
 
 
 def _lane(lane_id: str, centerline: NDArray[np.float64], width_m: float, **kwargs: Any) -> Lane:

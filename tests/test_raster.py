@@ -324,3 +324,15 @@ def test_scene_layers_draw_boxes(mode: str) -> None:
         r.rasterize(poses, track_ids=["a"])
     with pytest.raises(ConfigError, match="track_ids"):
         r.rasterize(poses, t=4)
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_out_buffer_is_cleared_and_reused(mode: str) -> None:
+    r = Rasterizer(l_junction(), SMALL, mode=mode)
+    poses = [[3.0, 2.0, 0.4], [20.0, 0.0, 1.0]]
+    buffer = np.full((2, len(MAP_LAYERS), 48, 64), 7, dtype=np.uint8)
+    result = r.rasterize(poses, np.uint8, out=buffer)
+    assert result is buffer
+    np.testing.assert_array_equal(buffer, r.rasterize(poses, np.uint8))
+    with pytest.raises(ConfigError, match="out must be"):
+        r.rasterize(poses, np.float32, out=buffer)

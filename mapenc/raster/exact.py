@@ -31,6 +31,8 @@ from mapenc.raster.layers import GeometryArray
 # Geometry is clipped this far (pixels) inside its block, so a line running along a block's edge
 # cannot touch the neighbouring block's pixels.
 EDGE_EPS_PX = 1e-6
+# Fraction of a segment by which its end pixels are looked up inside the segment.
+END_NUDGE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,13 @@ def _segments_to_pixels(
     return seg_agent, pts[0], pts[1]
 
 
+def _ramp(counts: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """For counts (M,): (owner, k) with owner repeated counts[m] times and k = 0..counts[m]-1."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    k = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return owner, k
+
+
 def fill_polygons(
     segments: Segments,
     agent_idx: NDArray[np.intp],
@@ -201,30 +210,32 @@ def fill_polygons(
         agent_idx, geom_idx: (agent, polygon) pairs from ``query_pairs``.
         mats: (N, 3, 3) city -> pixel coordinates of each agent's raster.
         size_px: (H, W).
-    A pixel centre exactly on an edge counts when the edge is to its left or below it, so
-    polygons sharing an edge never both claim a pixel.
+    Returns a view of an (H, N, W) array. Each edge adds its direction (+-1) where it crosses a
+    column's centre line, in the first row whose centre lies at or below the crossing; a
+    running sum down the rows (one vector add per row for the whole batch) gives the winding
+    number at each pixel centre. A centre exactly on an edge counts when the edge lies above it,
+    so polygons sharing an edge never both claim a pixel.
     """
     h, w = size_px
     n = len(mats)
     seg_agent, p0, p1 = _segments_to_pixels(segments, agent_idx, geom_idx, mats)
-    dv = p1[:, 1] - p0[:, 1]
-    row_lo = np.clip(np.ceil(np.minimum(p0[:, 1], p1[:, 1]) - 0.5), 0, h).astype(np.intp)
-    row_hi = np.clip(np.ceil(np.maximum(p0[:, 1], p1[:, 1]) - 0.5), 0, h).astype(np.intp)
-    rows_per_edge = np.where(dv != 0, row_hi - row_lo, 0)
-    edge = np.repeat(np.arange(len(dv)), rows_per_edge)
-    row = np.arange(len(edge)) - np.repeat(np.cumsum(rows_per_edge) - rows_per_edge, rows_per_edge)
-    row += row_lo[edge]
-    slope = (p1[edge, 0] - p0[edge, 0]) / dv[edge]
-    u = p0[edge, 0] + (row + 0.5 - p0[edge, 1]) * slope
-    col = np.clip(np.ceil(u - 0.5), 0, w).astype(np.intp)
-    winding_step = np.zeros((n * h, w + 1), dtype=np.int16)
-    flat = (seg_agent[edge] * h + row) * (w + 1) + col
-    np.add.at(winding_step.reshape(-1), flat, np.sign(dv[edge]).astype(np.int16))
-    # Every ring crosses each row an even number of times with balanced signs (crossings right of
-    # the raster land in the spare column w), so one running sum over the flattened rows gives
-    # each row's winding numbers.
-    winding = np.cumsum(winding_step.reshape(-1), dtype=np.int16).reshape(n * h, w + 1)
-    return (winding[:, :w] != 0).reshape(n, h, w)
+    du = p1[:, 0] - p0[:, 0]
+    col_lo = np.clip(np.ceil(np.minimum(p0[:, 0], p1[:, 0]) - 0.5), 0, w).astype(np.intp)
+    col_hi = np.clip(np.ceil(np.maximum(p0[:, 0], p1[:, 0]) - 0.5), 0, w).astype(np.intp)
+    edge, k = _ramp(np.where(du != 0, col_hi - col_lo, 0))
+    col = col_lo[edge] + k
+    slope = (p1[edge, 1] - p0[edge, 1]) / du[edge]
+    v = p0[edge, 1] + (col + 0.5 - p0[edge, 0]) * slope
+    row = np.clip(np.ceil(v - 0.5), 0, h).astype(np.intp)
+    winding = np.zeros((h + 1, n * w), dtype=np.int16)
+    np.add.at(
+        winding.reshape(-1),
+        (row * n + seg_agent[edge]) * w + col,
+        np.sign(du[edge]).astype(np.int16),
+    )
+    for i in range(1, h):
+        np.add(winding[i], winding[i - 1], out=winding[i])
+    return (winding[:h] != 0).reshape(h, n, w).transpose(1, 0, 2)
 
 
 def burn_lines(
@@ -239,32 +250,33 @@ def burn_lines(
     """Set every pixel of ``out[:, channel]`` (``out``: C-contiguous (N, C, H, W)) that an agent's
     line segments touch to ``value``.
 
-    Segments are clipped to the raster, then the pixels on both sides of each crossing of a
-    pixel-grid line are burned, plus the end points' pixels: the segment's supercover.
+    Segments are clipped to the raster; a segment touches the pixels it starts and ends in and
+    every pixel it enters by crossing a pixel-grid line: its supercover.
     """
     _, nc, h, w = out.shape
     seg_agent, p0, p1 = _segments_to_pixels(segments, agent_idx, geom_idx, mats)
     seg_agent, p0, p1 = _clip_segments(seg_agent, p0, p1, w, h)
-    cells_r = [p0[:, 1], p1[:, 1]]
-    cells_c = [p0[:, 0], p1[:, 0]]
+    d = p1 - p0
+    # End pixels are taken just inside the segment: an end point on a grid line belongs to the
+    # pixel the segment runs through.
+    first, last = p0 + END_NUDGE * d, p1 - END_NUDGE * d
+    rows = [first[:, 1], last[:, 1]]
+    cols = [first[:, 0], last[:, 0]]
     owners = [seg_agent, seg_agent]
     for axis in (0, 1):  # crossings of vertical (u = k) then horizontal (v = k) grid lines
         lo = np.floor(np.minimum(p0[:, axis], p1[:, axis])) + 1
         hi = np.ceil(np.maximum(p0[:, axis], p1[:, axis])) - 1
-        count = np.maximum(hi - lo + 1, 0).astype(np.intp)
-        seg = np.repeat(np.arange(len(count)), count)
-        k = lo[seg] + (np.arange(len(seg)) - np.repeat(np.cumsum(count) - count, count))
-        t = (k - p0[seg, axis]) / (p1[seg, axis] - p0[seg, axis])
-        other = p0[seg, 1 - axis] + t * (p1[seg, 1 - axis] - p0[seg, 1 - axis])
-        for side in (k - 0.5, k + 0.5):
-            r, c = (other, side) if axis == 0 else (side, other)
-            cells_r.append(r)
-            cells_c.append(c)
-            owners.append(seg_agent[seg])
-    rows = np.clip(np.floor(np.concatenate(cells_r)), 0, h - 1).astype(np.intp)
-    cols = np.clip(np.floor(np.concatenate(cells_c)), 0, w - 1).astype(np.intp)
-    blocks = np.concatenate(owners) * nc + channel
-    out.reshape(-1)[(blocks * h + rows) * w + cols] = value
+        seg, k = _ramp(np.maximum(hi - lo + 1, 0).astype(np.intp))
+        line = lo[seg] + k
+        other = p0[seg, 1 - axis] + (line - p0[seg, axis]) * (d[seg, 1 - axis] / d[seg, axis])
+        entered = line - 0.5 + np.sign(d[seg, axis]) * 0.5  # the pixel past the grid line
+        rows.append(other if axis == 0 else entered)
+        cols.append(entered if axis == 0 else other)
+        owners.append(seg_agent[seg])
+    row = np.clip(np.concatenate(rows), 0, h - 1).astype(np.intp)
+    col = np.clip(np.concatenate(cols), 0, w - 1).astype(np.intp)
+    block = np.concatenate(owners) * nc + channel
+    out.reshape(-1)[(block * h + row) * w + col] = value
 
 
 def _clip_segments(

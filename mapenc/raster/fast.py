@@ -31,6 +31,7 @@ from mapenc.errors import ConfigError
 from mapenc.raster.exact import Blocks, Segments, burn, burn_lines, fill_polygons
 from mapenc.raster.layers import LAYERS, MapGeometry
 from mapenc.raster.spec import RasterSpec
+from mapenc.raster.values import encode, write_binary
 
 HEADING_CODES = 255  # lane direction bins of the global heading raster (code 0: no lane)
 PHASES = 2  # sub-cell steps of the row offsets in ``GlobalLayers.pixel_index``
@@ -210,12 +211,8 @@ class GlobalLayers:
             for name, buf in coded.items():
                 np.take(self.codes[name], index, out=buf[a])
         for name, bit in self.bit_of.items():
-            target = out[:, self.spec.layers.index(name)]
             on = np.bitwise_and(bits, np.uint8(1 << bit)) != 0
-            if out.dtype == np.uint8:
-                np.negative(on.view(np.uint8), out=target)  # 1 -> 255 in uint8
-            else:
-                target[...] = on
+            write_binary(out[:, self.spec.layers.index(name)], on)
         for name, buf in coded.items():
             target = out[:, self.spec.layers.index(name)]
             lut = self._decoder(name, poses[:, 2], out.dtype)
@@ -229,8 +226,6 @@ class GlobalLayers:
         self, name: str, heading: NDArray[np.float64], dtype: np.dtype[Any]
     ) -> NDArray[Any]:
         """Lookup table code -> output value: (256,) for distance, (N, 256) for heading layers."""
-        from mapenc.raster.rasterizer import encode
-
         codes = np.arange(256, dtype=np.float64)
         if LAYERS[name].kind == "distance":
             return encode(np.minimum(codes / 255.0, 1.0), "distance", dtype)

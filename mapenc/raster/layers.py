@@ -63,10 +63,18 @@ def _lines(polylines: list[NDArray[np.float64]]) -> list[BaseGeometry]:
 
 
 def _boundaries(m: VectorMap, keep: Callable[[Lane, str], bool]) -> list[BaseGeometry]:
-    """Lane boundaries (each drawn once per side) whose mark passes ``keep``."""
+    """Lane boundaries whose mark passes ``keep``; a boundary shared by neighbouring lanes (in
+    either direction) is kept once."""
     lines = [lane.left_boundary for lane in m.lanes if keep(lane, "left")]
     lines += [lane.right_boundary for lane in m.lanes if keep(lane, "right")]
-    return _lines(lines)
+    seen: set[bytes] = set()
+    unique = []
+    for line in lines:
+        key = min(line.tobytes(), line[::-1].tobytes())
+        if key not in seen:
+            seen.add(key)
+            unique.append(line)
+    return _lines(unique)
 
 
 def _solid(lane: Lane, side: str) -> bool:
