@@ -268,8 +268,10 @@ def test_to_rgb_shapes_and_colours() -> None:
     spec = RasterSpec(size_px=(20, 30), layers=("drivable_area", "centerlines"))
     raster = Rasterizer(straight_road(), spec).rasterize([[0, 0, 0], [1, 0, 0]])
     assert to_rgb(raster, spec.layers).shape == (2, 20, 30, 3)
-    rgb = to_rgb(raster[0], spec.layers)
+    rgb = Rasterizer(straight_road(), spec).to_rgb(raster[0])
     assert rgb.dtype == np.uint8 and rgb.shape == (20, 30, 3)
+    drivable = rgb[raster[0, 0] > 0]
+    assert (drivable > 0).all() and (rgb[raster[0, 0] == 0] == 0).all()
     with pytest.raises(ConfigError):
         to_rgb(raster, ("drivable_area",))
 

@@ -19,12 +19,15 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 from scipy.ndimage import distance_transform_edt
+from shapely.strtree import STRtree
 
 from mapenc.errors import ConfigError, PoseError
 from mapenc.geometry import check_poses
 from mapenc.maps.types import Scenario, VectorMap
 from mapenc.raster.exact import Blocks, Segments, burn, burn_lines, fill_polygons, query_pairs
+from mapenc.raster.fast import FastSettings, GlobalLayers
 from mapenc.raster.layers import LAYERS, MapGeometry
+from mapenc.raster.rgb import to_rgb
 from mapenc.raster.scene import scene_boxes
 from mapenc.raster.spec import FloatArray, RasterSpec
 from mapenc.raster.values import encode, write_binary
@@ -42,6 +45,7 @@ class Rasterizer:
         spec: size, resolution, agent placement and layers.
         mode: "exact" or "fast" (see the module docstring).
         scenario: the tracks the scene layers (agents, ego, history) are drawn from.
+        fast_settings: resolution of the fast mode's global raster (``FastSettings``).
     """
 
     def __init__(
@@ -50,6 +54,7 @@ class Rasterizer:
         spec: RasterSpec | None = None,
         mode: Mode = "exact",
         scenario: Scenario | None = None,
+        fast_settings: FastSettings | None = None,
     ) -> None:
         if vector_map is None:
             if scenario is None:
@@ -66,12 +71,10 @@ class Rasterizer:
         if scene and scenario is None:
             raise ConfigError(f"layers {scene} need a scenario: Rasterizer(..., scenario=...)")
         self._segment_cache: dict[str, Segments] = {}
-        self._fast: Any = None
+        self._fast: GlobalLayers | None = None
         if mode == "fast":
-            from mapenc.raster.fast import GlobalLayers
-
             map_layers = tuple(n for n in self.spec.layers if LAYERS[n].kind != "scene")
-            self._fast = GlobalLayers(self.geometry, self.spec, map_layers)
+            self._fast = GlobalLayers(self.geometry, self.spec, map_layers, fast_settings)
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -80,6 +83,10 @@ class Rasterizer:
     @property
     def num_channels(self) -> int:
         return self.spec.num_channels
+
+    def to_rgb(self, raster: NDArray[Any]) -> NDArray[np.uint8]:
+        """(C, H, W) or (N, C, H, W) raster of this rasterizer -> uint8 RGB picture(s)."""
+        return to_rgb(raster, self.spec.layers)
 
     def raster_from_city(self, poses: ArrayLike) -> FloatArray:
         """(N, 3, 3) city metres -> pixel coordinates (u, v); see ``RasterSpec.raster_from_city``."""
@@ -251,8 +258,6 @@ class Rasterizer:
                 agent_idx = np.arange(n)
                 box_idx = np.array([self._box_of(boxes.track, k, t) for k in own], dtype=np.intp)
             else:
-                from shapely.strtree import STRtree
-
                 agent_idx, box_idx = query_pairs(STRtree(boxes.geoms), windows)
                 if name == "agents" and track_ids is not None:
                     others = boxes.track[box_idx] != own[agent_idx]

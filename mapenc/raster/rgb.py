@@ -9,6 +9,7 @@ from numpy.typing import NDArray
 
 from mapenc.errors import ConfigError
 from mapenc.raster.layers import LAYERS
+from mapenc.raster.spec import DEFAULT_LAYERS
 
 # RGB colour (0..1) of each layer; heading layers are shown by their magnitude.
 LAYER_COLOURS: dict[str, tuple[float, float, float]] = {
@@ -48,11 +49,14 @@ def layer_intensity(raster: NDArray[Any], name: str) -> NDArray[np.float64]:
     return np.clip(x, 0.0, 1.0)
 
 
-def to_rgb(raster: NDArray[Any], layers: tuple[str, ...] | list[str]) -> NDArray[np.uint8]:
+def to_rgb(
+    raster: NDArray[Any], layers: tuple[str, ...] | list[str] = DEFAULT_LAYERS
+) -> NDArray[np.uint8]:
     """(C, H, W) or (N, C, H, W) raster -> (H, W, 3) or (N, H, W, 3) uint8 picture.
 
-    Layers are painted over a black background in the given order, each blended in with its
-    colour in proportion to its intensity.
+    ``layers`` names the channels (default: the default RasterSpec's layers; see also
+    ``Rasterizer.to_rgb``). Layers are painted over a black background in the given order, each
+    blended in with its colour in proportion to its intensity.
     """
     if raster.ndim not in (3, 4) or raster.shape[-3] != len(layers):
         raise ConfigError(
