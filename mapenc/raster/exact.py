@@ -1,17 +1,18 @@
-"""Exact rasterization: every agent's raster burned from the vector geometry.
+"""Exact rasterization: every agent's raster drawn from the vector geometry, in numpy.
 
-All agents of a batch are burned together: each agent's raster is a block of rows in one tall
-canvas, and per layer the STRtree is queried once for all agents' windows. Every
-(agent, geometry) pair is moved into that agent's pixel coordinates in float64, then:
+All agents of a batch are drawn together: per layer the STRtree is queried once for all agents'
+windows, every segment of every (agent, geometry) pair is moved into that agent's pixel
+coordinates in float64, and then:
 
 - binary fill layers (``fill_polygons``): a pixel is on when its centre lies inside a polygon
-  (non-zero winding over the map's oriented polygons, half-open at edges), computed for the whole
-  batch with vectorised scan-line crossings;
-- line layers (``burn_lines``): every pixel a segment touches is on (the supercover, what
-  ``rasterio.features.rasterize(all_touched=True)`` burns), computed from the segment's crossings
-  of the pixel grid;
-- valued fills (``burn``: lane quads, agent boxes) go through one
-  ``rasterio.features.rasterize`` call per batch, later geometries on top.
+  (non-zero winding over the map's oriented polygons, half-open at edges);
+- valued fills (``paint_polygons``: lane quads, agent boxes): each polygon paints its value on
+  the pixel centres inside it (even-odd), later polygons on top;
+- line layers (``burn_lines``): every pixel a segment touches is on (its supercover, what
+  ``rasterio.features.rasterize(all_touched=True)`` burns).
+
+Fills work on column scan-lines: each edge is intersected with the centre lines of the pixel
+columns it spans, so the work grows with the edges' extent in pixels, not with the raster size.
 """
 
 from __future__ import annotations
@@ -21,47 +22,28 @@ from typing import Any
 
 import numpy as np
 import shapely
-from affine import Affine
 from numpy.typing import NDArray
-from rasterio.features import rasterize
 from shapely.strtree import STRtree
 
 from mapenc.raster.layers import GeometryArray
 
-# Geometry is clipped this far (pixels) inside its block, so a line running along a block's edge
-# cannot touch the neighbouring block's pixels.
-EDGE_EPS_PX = 1e-6
 # Fraction of a segment by which its end pixels are looked up inside the segment.
 END_NUDGE = 1e-9
 
 
-@dataclass(frozen=True)
-class Blocks:
-    """N agents' rasters as row blocks of one tall 2-D canvas.
-
-    Attributes:
-        raster_from_city: (N, 3, 3) city metres -> block-local pixel coordinates (u, v).
-        row_offset: (N,) first canvas row of each agent's block.
-        size_px: (H, W) of one block (a raster, possibly with padding).
-    """
-
-    raster_from_city: NDArray[np.float64]
-    row_offset: NDArray[np.int64]
-    size_px: tuple[int, int]
-
-    def windows_city(self) -> GeometryArray:
-        """(N,) city-frame polygons covering each block (for STRtree queries)."""
-        h, w = self.size_px
-        city_from_raster = np.linalg.inv(self.raster_from_city)
-        corners = np.array([[0.0, 0.0, 1.0], [w, 0.0, 1.0], [w, h, 1.0], [0.0, h, 1.0]])
-        ring = np.einsum("nab,kb->nka", city_from_raster, corners)[..., :2]
-        return shapely.polygons(ring)
+def windows_city(mats: NDArray[np.float64], size_px: tuple[int, int]) -> GeometryArray:
+    """(N,) city-frame polygons covering each raster, from (N, 3, 3) city -> pixel matrices."""
+    h, w = size_px
+    city_from_raster = np.linalg.inv(mats)
+    corners = np.array([[0.0, 0.0, 1.0], [w, 0.0, 1.0], [w, h, 1.0], [0.0, h, 1.0]])
+    ring = np.einsum("nab,kb->nka", city_from_raster, corners)[..., :2]
+    return shapely.polygons(ring)
 
 
 def query_pairs(tree: STRtree, windows: GeometryArray) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """(agent index, geometry index) of every geometry meeting an agent's window polygon
-    (``Blocks.windows_city``), sorted by geometry index so that burning keeps the geometries'
-    order (later ones drawn on top)."""
+    (``windows_city``), sorted by geometry index so that drawing keeps the geometries' order
+    (later ones on top)."""
     if len(windows) == 0 or len(tree.geometries) == 0:
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
     agent_idx, geom_idx = tree.query(windows, predicate="intersects")
@@ -69,68 +51,11 @@ def query_pairs(tree: STRtree, windows: GeometryArray) -> tuple[NDArray[np.intp]
     return agent_idx[order], geom_idx[order]
 
 
-def burn(
-    canvas: NDArray[Any],
-    geoms: GeometryArray,
-    agent_idx: NDArray[np.intp],
-    blocks: Blocks,
-    *,
-    all_touched: bool,
-    values: NDArray[Any] | float = 1.0,
-) -> None:
-    """Burn geometry ``k`` into the block of agent ``agent_idx[k]`` of ``canvas``, in order.
-
-    Args:
-        canvas: (R, W) array written in place; the blocks lie inside it.
-        geoms: (M,) city-frame geometries (one entry per (agent, geometry) pair).
-        agent_idx: (M,) which agent's block each geometry goes to.
-        blocks: where each agent's raster lies in ``canvas`` and its city -> pixel matrix.
-        all_touched: burn every touched pixel (lines) or only pixels whose centre is inside.
-        values: one value for all, or (M,) per geometry; later geometries overwrite earlier ones.
-    """
-    if len(geoms) == 0:
-        return
-    h, w = blocks.size_px
-    local = _to_block_pixels(geoms, blocks.raster_from_city[agent_idx])
-    clipped = shapely.clip_by_rect(local, 0.0, EDGE_EPS_PX, float(w), h - EDGE_EPS_PX)
-    keep = ~shapely.is_empty(clipped)
-    if not keep.any():
-        return
-    shifted = _shift_rows(clipped[keep], blocks.row_offset[agent_idx[keep]].astype(np.float64))
-    vals = np.broadcast_to(np.asarray(values), geoms.shape)[keep]
-    rasterize(
-        zip(shifted, vals.tolist(), strict=True),
-        out=canvas,
-        transform=Affine.identity(),
-        all_touched=all_touched,
-    )
-
-
-def _per_coordinate(geoms: GeometryArray) -> NDArray[np.intp]:
-    """(P,) index of the geometry each coordinate (in ``get_coordinates`` order) belongs to."""
-    return np.repeat(np.arange(len(geoms)), shapely.get_num_coordinates(geoms))
-
-
-def _to_block_pixels(geoms: GeometryArray, matrices: NDArray[np.float64]) -> GeometryArray:
-    """Geometry ``k`` mapped by the affine ``matrices[k]`` (M, 3, 3), all in one pass."""
-    m = matrices[_per_coordinate(geoms)]
-
-    def apply(xy: NDArray[np.float64]) -> NDArray[np.float64]:
-        u = m[:, 0, 0] * xy[:, 0] + m[:, 0, 1] * xy[:, 1] + m[:, 0, 2]
-        v = m[:, 1, 0] * xy[:, 0] + m[:, 1, 1] * xy[:, 1] + m[:, 1, 2]
-        return np.stack([u, v], axis=1)
-
-    return shapely.transform(geoms, apply)
-
-
-def _shift_rows(geoms: GeometryArray, rows: NDArray[np.float64]) -> GeometryArray:
-    """Geometry ``k`` moved down by ``rows[k]`` pixels."""
-    dv = rows[_per_coordinate(geoms)]
-
-    def apply(xy: NDArray[np.float64]) -> NDArray[np.float64]:
-        return xy + np.stack([np.zeros_like(dv), dv], axis=1)
-
-    return shapely.transform(geoms, apply)
+def _ramp(counts: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """For counts (M,): (owner, k) with owner repeated counts[m] times and k = 0..counts[m]-1."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    k = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return owner, k
 
 
 @dataclass(frozen=True)
@@ -165,11 +90,11 @@ class Segments:
     def for_pairs(
         self, agent_idx: NDArray[np.intp], geom_idx: NDArray[np.intp]
     ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-        """(agent of each segment, segment index) for every segment of every (agent, geometry)."""
+        """(pair of each segment, segment index) for every segment of every (agent, geometry)
+        pair ``k = (agent_idx[k], geom_idx[k])``."""
         counts = self.first[geom_idx + 1] - self.first[geom_idx]
-        seg_agent = np.repeat(agent_idx, counts)
-        offsets = np.repeat(self.first[geom_idx] - np.cumsum(counts) + counts, counts)
-        return seg_agent, offsets + np.arange(int(counts.sum()))
+        pair, k = _ramp(counts)
+        return pair, self.first[geom_idx][pair] + k
 
 
 def _segments_to_pixels(
@@ -178,22 +103,70 @@ def _segments_to_pixels(
     geom_idx: NDArray[np.intp],
     mats: NDArray[np.float64],
 ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
-    """(agent, start (S, 2), end (S, 2)) of every segment in its agent's block pixel coordinates."""
-    seg_agent, seg = segments.for_pairs(agent_idx, geom_idx)
-    m = mats[seg_agent]
+    """(pair, start (S, 2), end (S, 2)) of every segment in its agent's pixel coordinates."""
+    seg_pair, seg = segments.for_pairs(agent_idx, geom_idx)
+    m = mats[agent_idx[seg_pair]]
     pts = []
     for xy in (segments.start[seg], segments.end[seg]):
         u = m[:, 0, 0] * xy[:, 0] + m[:, 0, 1] * xy[:, 1] + m[:, 0, 2]
         v = m[:, 1, 0] * xy[:, 0] + m[:, 1, 1] * xy[:, 1] + m[:, 1, 2]
         pts.append(np.stack([u, v], axis=1))
-    return seg_agent, pts[0], pts[1]
+    return seg_pair, pts[0], pts[1]
 
 
-def _ramp(counts: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """For counts (M,): (owner, k) with owner repeated counts[m] times and k = 0..counts[m]-1."""
-    owner = np.repeat(np.arange(len(counts)), counts)
-    k = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
-    return owner, k
+def _column_crossings(
+    segments: Segments,
+    agent_idx: NDArray[np.intp],
+    geom_idx: NDArray[np.intp],
+    mats: NDArray[np.float64],
+    size_px: tuple[int, int],
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp], NDArray[np.int16]]:
+    """Where polygon edges cross the centre lines of pixel columns.
+
+    Returns (pair, column, row, sign) per crossing: the (agent, polygon) pair, the column j
+    whose centre line u = j + 0.5 the edge crosses (half-open in u), the first row whose centre
+    lies at or below the crossing (clipped to 0..H), and the edge's direction in u (+1 / -1).
+    """
+    h, w = size_px
+    seg_pair, p0, p1 = _segments_to_pixels(segments, agent_idx, geom_idx, mats)
+    du = p1[:, 0] - p0[:, 0]
+    col_lo = np.clip(np.ceil(np.minimum(p0[:, 0], p1[:, 0]) - 0.5), 0, w).astype(np.intp)
+    col_hi = np.clip(np.ceil(np.maximum(p0[:, 0], p1[:, 0]) - 0.5), 0, w).astype(np.intp)
+    edge, k = _ramp(np.where(du != 0, col_hi - col_lo, 0))
+    col = col_lo[edge] + k
+    slope = (p1[edge, 1] - p0[edge, 1]) / du[edge]
+    v = p0[edge, 1] + (col + 0.5 - p0[edge, 0]) * slope
+    row = np.clip(np.ceil(v - 0.5), 0, h).astype(np.intp)
+    return seg_pair[edge], col, row, np.sign(du[edge]).astype(np.int16)
+
+
+def paint_polygons(
+    canvas: NDArray[Any],
+    values: NDArray[Any],
+    segments: Segments,
+    agent_idx: NDArray[np.intp],
+    geom_idx: NDArray[np.intp],
+    mats: NDArray[np.float64],
+) -> None:
+    """Paint ``values[k]`` on the pixel centres inside polygon ``geom_idx[k]`` of agent
+    ``agent_idx[k]``'s raster, in order (later pairs on top).
+
+    Args:
+        canvas: C-contiguous (N, H, W) array written in place.
+        values: (M,) one value per (agent, polygon) pair.
+    Within a column, a polygon's crossings sorted by row pair up into the spans it covers
+    (even-odd rule, half-open like ``fill_polygons``).
+    """
+    _, h, w = canvas.shape
+    pair, col, row, _ = _column_crossings(segments, agent_idx, geom_idx, mats, (h, w))
+    key = pair * w + col
+    order = np.lexsort((row, key))  # by pair (drawing order), column, then row
+    key, row = key[order], row[order]
+    span, k = _ramp(row[1::2] - row[0::2])
+    span_key = key[0::2][span]
+    span_pair = span_key // w
+    flat = (agent_idx[span_pair] * h + row[0::2][span] + k) * w + span_key % w
+    canvas.reshape(-1)[flat] = values[span_pair]  # repeated pixels keep the last value
 
 
 def fill_polygons(
@@ -218,21 +191,9 @@ def fill_polygons(
     """
     h, w = size_px
     n = len(mats)
-    seg_agent, p0, p1 = _segments_to_pixels(segments, agent_idx, geom_idx, mats)
-    du = p1[:, 0] - p0[:, 0]
-    col_lo = np.clip(np.ceil(np.minimum(p0[:, 0], p1[:, 0]) - 0.5), 0, w).astype(np.intp)
-    col_hi = np.clip(np.ceil(np.maximum(p0[:, 0], p1[:, 0]) - 0.5), 0, w).astype(np.intp)
-    edge, k = _ramp(np.where(du != 0, col_hi - col_lo, 0))
-    col = col_lo[edge] + k
-    slope = (p1[edge, 1] - p0[edge, 1]) / du[edge]
-    v = p0[edge, 1] + (col + 0.5 - p0[edge, 0]) * slope
-    row = np.clip(np.ceil(v - 0.5), 0, h).astype(np.intp)
+    pair, col, row, sign = _column_crossings(segments, agent_idx, geom_idx, mats, size_px)
     winding = np.zeros((h + 1, n * w), dtype=np.int16)
-    np.add.at(
-        winding.reshape(-1),
-        (row * n + seg_agent[edge]) * w + col,
-        np.sign(du[edge]).astype(np.int16),
-    )
+    np.add.at(winding.reshape(-1), (row * n + agent_idx[pair]) * w + col, sign)
     for i in range(1, h):
         np.add(winding[i], winding[i - 1], out=winding[i])
     return (winding[:h] != 0).reshape(h, n, w).transpose(1, 0, 2)
@@ -254,8 +215,8 @@ def burn_lines(
     every pixel it enters by crossing a pixel-grid line: its supercover.
     """
     _, nc, h, w = out.shape
-    seg_agent, p0, p1 = _segments_to_pixels(segments, agent_idx, geom_idx, mats)
-    seg_agent, p0, p1 = _clip_segments(seg_agent, p0, p1, w, h)
+    seg_pair, p0, p1 = _segments_to_pixels(segments, agent_idx, geom_idx, mats)
+    seg_agent, p0, p1 = _clip_segments(agent_idx[seg_pair], p0, p1, w, h)
     d = p1 - p0
     # End pixels are taken just inside the segment: an end point on a grid line belongs to the
     # pixel the segment runs through.

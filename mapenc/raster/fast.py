@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from scipy.ndimage import binary_dilation, distance_transform_edt
 
 from mapenc.errors import ConfigError
-from mapenc.raster.exact import Blocks, Segments, burn, burn_lines, fill_polygons
+from mapenc.raster.exact import Segments, burn_lines, fill_polygons, paint_polygons
 from mapenc.raster.layers import LAYERS, MapGeometry
 from mapenc.raster.spec import RasterSpec
 from mapenc.raster.values import encode, write_binary
@@ -148,14 +148,15 @@ class GlobalLayers:
         quads, _ = geometry.quads
         codes = np.zeros(self.shape, dtype=np.uint8)
         direction = np.rint(quads.heading / (2 * np.pi) * HEADING_CODES).astype(np.int64)
-        blocks = Blocks(self._global_from_city(), np.zeros(1, dtype=np.int64), self.shape)
-        burn(
-            codes,
-            quads.quads,
-            np.zeros(len(quads.quads), dtype=np.intp),
-            blocks,
-            all_touched=False,
-            values=1 + direction % HEADING_CODES,
+        every = np.arange(len(quads.quads))
+        values = (1 + direction % HEADING_CODES).astype(np.uint8)
+        paint_polygons(
+            codes[None],
+            values,
+            Segments.of(quads.quads),
+            np.zeros_like(every),
+            every,
+            self._global_from_city(),
         )
         return codes.reshape(-1)
 

@@ -24,7 +24,14 @@ from shapely.strtree import STRtree
 from mapenc.errors import ConfigError, PoseError
 from mapenc.geometry import check_poses
 from mapenc.maps.types import Scenario, VectorMap
-from mapenc.raster.exact import Blocks, Segments, burn, burn_lines, fill_polygons, query_pairs
+from mapenc.raster.exact import (
+    Segments,
+    burn_lines,
+    fill_polygons,
+    paint_polygons,
+    query_pairs,
+    windows_city,
+)
 from mapenc.raster.fast import FastSettings, GlobalLayers
 from mapenc.raster.layers import LAYERS, MapGeometry
 from mapenc.raster.rgb import to_rgb
@@ -150,8 +157,8 @@ class Rasterizer:
         return poses, self.rasterize(poses, dtype, t=t, track_ids=track_ids)
 
     def _draw_map_exact(self, poses: FloatArray, mats: FloatArray, out: NDArray[Any]) -> None:
-        n, _, h, w = out.shape
-        windows = Blocks(mats, np.zeros(n, dtype=np.int64), (h, w)).windows_city()
+        h, w = out.shape[2:]
+        windows = windows_city(mats, (h, w))
         on = 255 if out.dtype == np.uint8 else 1.0
         heading_done = False
         for c, name in enumerate(self.spec.layers):
@@ -172,9 +179,14 @@ class Rasterizer:
                 out[:, c] = encode(self._distance_exact(mats), "distance", out.dtype)
 
     def _segments(self, name: str) -> Segments:
-        """The straight segments of a fill or line layer, built once per map."""
+        """The straight segments of a fill or line layer (or of the "lane_quads"), built once."""
         if name not in self._segment_cache:
-            self._segment_cache[name] = Segments.of(self.geometry.layer(name)[0])
+            geoms = (
+                self.geometry.quads[0].quads
+                if name == "lane_quads"
+                else self.geometry.layer(name)[0]
+            )
+            self._segment_cache[name] = Segments.of(geoms)
         return self._segment_cache[name]
 
     def _draw_heading_exact(
@@ -183,13 +195,10 @@ class Rasterizer:
         """Burn quad index + 1 per pixel, then look up each quad's direction (later lanes on top)."""
         n, _, h, w = out.shape
         quads, tree = self.geometry.quads
-        codes = np.zeros((n * h, w), dtype=np.int32)
+        codes = np.zeros((n, h, w), dtype=np.int32)
         agent_idx, quad_idx = query_pairs(tree, windows)
-        blocks = Blocks(mats, np.arange(n) * h, (h, w))
-        burn(
-            codes, quads.quads[quad_idx], agent_idx, blocks, all_touched=False, values=quad_idx + 1
-        )
-        codes = codes.reshape(n, h, w)
+        segments = self._segments("lane_quads")
+        paint_polygons(codes, (quad_idx + 1).astype(np.int32), segments, agent_idx, quad_idx, mats)
         inside = codes > 0
         lane_heading = np.concatenate([[0.0], quads.heading])  # code 0: no lane
         relative = lane_heading[codes] - poses[:, 2, None, None]
@@ -209,14 +218,16 @@ class Rasterizer:
         (h, w), s = self.spec.size_px, self.spec.pixel_size_m
         pad = int(np.ceil(self.spec.distance_clip_m / s)) + 1
         shift = np.array([[1.0, 0.0, pad], [0.0, 1.0, pad], [0.0, 0.0, 1.0]])
-        blocks = Blocks(shift @ mats, np.arange(n) * (h + 2 * pad), (h + 2 * pad, w + 2 * pad))
-        lines = np.zeros((n * (h + 2 * pad), w + 2 * pad), dtype=np.uint8)
-        geoms, tree = self.geometry.layer("centerlines")
-        agent_idx, geom_idx = query_pairs(tree, blocks.windows_city())
-        burn(lines, geoms[geom_idx], agent_idx, blocks, all_touched=True)
+        padded = shift @ mats
+        lines = np.zeros((n, 1, h + 2 * pad, w + 2 * pad), dtype=np.uint8)
+        _, tree = self.geometry.layer("centerlines")
+        agent_idx, geom_idx = query_pairs(tree, windows_city(padded, lines.shape[2:]))
+        burn_lines(lines, 0, 1, self._segments("centerlines"), agent_idx, geom_idx, padded)
         if not lines.any():
             return np.ones((n, h, w))
-        dist_px = distance_transform_edt(lines == 0).reshape(n, h + 2 * pad, w + 2 * pad)
+        # One 2-D transform over the stacked rasters: their padding keeps them apart.
+        stacked = lines.reshape(n * (h + 2 * pad), w + 2 * pad)
+        dist_px = distance_transform_edt(stacked == 0).reshape(n, h + 2 * pad, w + 2 * pad)
         dist_m = dist_px[:, pad : pad + h, pad : pad + w] * s
         return np.minimum(dist_m, self.spec.distance_clip_m) / self.spec.distance_clip_m
 
@@ -241,15 +252,13 @@ class Rasterizer:
         assert self.scenario is not None
         if t is None:
             raise ConfigError(f"layers {[n for _, n in names]} need the time step t")
-        n, nc, h, w = out.shape
+        n, _, h, w = out.shape
         if track_ids is not None and len(track_ids) != n:
             raise ConfigError(f"{len(track_ids)} track_ids for {n} poses")
         index = {tr.id: k for k, tr in enumerate(self.scenario.tracks)}
         own = np.array([index[self.scenario.track(i).id] for i in track_ids or []], dtype=np.intp)
-        canvas = out.reshape(n * nc * h, w)
-        windows = Blocks(mats, np.zeros(n, dtype=np.int64), (h, w)).windows_city()
+        windows = windows_city(mats, (h, w))
         for c, name in names:
-            blocks = Blocks(mats, (np.arange(n) * nc + c) * h, (h, w))
             steps = self.spec.history_steps if name == "history" else 1
             boxes = scene_boxes(self.scenario, t, steps)
             if name == "ego":
@@ -262,5 +271,7 @@ class Rasterizer:
                 if name == "agents" and track_ids is not None:
                     others = boxes.track[box_idx] != own[agent_idx]
                     agent_idx, box_idx = agent_idx[others], box_idx[others]
-            values = encode(boxes.value[box_idx], "history", out.dtype)
-            burn(canvas, boxes.geoms[box_idx], agent_idx, blocks, all_touched=False, values=values)
+            painted = np.zeros((n, h, w))
+            segments = Segments.of(boxes.geoms)
+            paint_polygons(painted, boxes.value[box_idx], segments, agent_idx, box_idx, mats)
+            out[:, c] = encode(painted, "history", out.dtype)
