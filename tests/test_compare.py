@@ -1,0 +1,275 @@
+"""The encoder study: `mapenc compare` on a few hundred MNIST images and a synthetic town, resume,
+the summary, and the probes on hand-made encoders whose answers are known."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mapenc.cli import main
+from mapenc.data.mnist import load_mnist
+from mapenc.encoders import build_encoder, describe
+from mapenc.errors import ConfigError
+from mapenc.study import STUDY_ENCODERS, CompareConfig, probe_encoder, run_compare, summarise
+from mapenc.study.probes import linear_probe_r2, rotate, shift
+
+TINY_MNIST_ENCODERS = "seed_global,seed_spatial_conv"
+
+
+@pytest.fixture(scope="module")
+def tiny_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300 training and 100 test images of the embedded MNIST subset as an .npz."""
+    splits = load_mnist()
+    path = tmp_path_factory.mktemp("mnist") / "tiny.npz"
+    np.savez(
+        path,
+        x_train=splits.x_train[:300],
+        y_train=splits.y_train[:300],
+        x_test=splits.x_test[:100],
+        y_test=splits.y_test[:100],
+    )
+    return path
+
+
+def compare_args(data: Path, out: Path) -> list[str]:
+    return [
+        "compare",
+        "--task",
+        "mnist",
+        "--data",
+        str(data),
+        "--encoders",
+        TINY_MNIST_ENCODERS,
+        "--seeds",
+        "2",
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "64",
+        "--iw",
+        "2",
+        "--probe-samples",
+        "60",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
+
+
+def table_of(output: str) -> list[str]:
+    """The printed table: from its header line to the line before the file locations."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("encoder "))
+    end = next(i for i, line in enumerate(lines) if line.startswith("rows: "))
+    return lines[start:end]
+
+
+@pytest.fixture(scope="module")
+def mnist_study(
+    tiny_mnist: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str, str]:
+    """The study run twice into one folder: (folder, first output, second output)."""
+    out = tmp_path_factory.mktemp("study")
+    outputs = []
+    for _ in range(2):
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            assert main(compare_args(tiny_mnist, out)) == 0
+        outputs.append(buffer.getvalue())
+    return out, outputs[0], outputs[1]
+
+
+def test_mnist_study_writes_rows_with_metrics_sizes_and_probes(
+    mnist_study: tuple[Path, str, str],
+) -> None:
+    out, _, _ = mnist_study
+    rows = json.loads((out / "results.json").read_text())
+    assert [(r["encoder"], r["seed"]) for r in rows] == [
+        ("seed_global", 0),
+        ("seed_global", 1),
+        ("seed_spatial_conv", 0),
+        ("seed_spatial_conv", 1),
+    ]
+    for row in rows:
+        assert row["test_loss"] > 0 and row["nll"] > 0 and row["seconds"] > 0
+        assert row["params"] > row["encoder_params"] > 0
+        assert row["steps"] == 3
+        for name in ("shift", "rotate", "flip", "rot90"):
+            assert row[f"probe_sensitivity_{name}"] >= 0
+        assert row["probe_where_r2"] <= 1.0
+        assert 0 <= row["probe_active_units"] <= row["probe_latent_dims"] == 20
+    by_encoder = {r["encoder"]: r for r in rows}
+    assert by_encoder["seed_global"]["bottleneck_shape"] == [[128, 1, 1]]
+    assert by_encoder["seed_spatial_conv"]["bottleneck_shape"] == [[1, 7, 7]]
+    assert by_encoder["seed_spatial_conv"]["bottleneck_elements"] == 49
+    # Different seeds train different networks.
+    assert rows[0]["test_loss"] != rows[1]["test_loss"]
+
+
+def test_mnist_study_summary_table_and_plots(mnist_study: tuple[Path, str, str]) -> None:
+    out, first, _ = mnist_study
+    rows = json.loads((out / "results.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["encoder"] for s in summary] == ["seed_global", "seed_spatial_conv"]
+    losses = [r["test_loss"] for r in rows if r["encoder"] == "seed_global"]
+    assert summary[0]["n"] == 2
+    assert summary[0]["test_loss"]["mean"] == pytest.approx(np.mean(losses))
+    assert summary[0]["test_loss"]["std"] == pytest.approx(np.std(losses, ddof=1))
+    assert summary[0]["params"]["std"] == 0.0
+    header, *lines = table_of(first)
+    assert len(lines) == 2
+    assert "test_loss" in header and "nll" in header and "where_r2" in header
+    assert lines[0].startswith("seed_global") and "±" in lines[0]
+    for name in ("metric_vs_params", "metric_vs_bottleneck", "probes"):
+        png = out / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_mnist_study_resumes_without_retraining(mnist_study: tuple[Path, str, str]) -> None:
+    out, first, second = mnist_study
+    assert "finished earlier" not in first
+    for run in ("seed_global-s0", "seed_global-s1", "seed_spatial_conv-s0", "seed_spatial_conv-s1"):
+        assert f"{run}: finished earlier" in second
+    # The table is rebuilt from the same runs.
+    assert table_of(first) == table_of(second)
+    log = (out / "runs" / "seed_global-s0" / "train_log.csv").read_text().splitlines()
+    assert len(log) == 2  # header + the one logged window of the only training
+
+
+def test_traj_study_on_the_synthetic_town(tmp_path: Path) -> None:
+    config = CompareConfig(
+        task="traj",
+        encoders=("none", "conv-spatial"),
+        seeds=1,
+        data=("synthetic:2",),
+        max_steps=2,
+        raster_sizes=(32,),
+        train_split="all",
+        eval_split="all",
+        cache_dir=str(tmp_path / "cache"),
+        probe_samples=40,
+        progress=False,
+    )
+    rows = run_compare(config, tmp_path / "study")
+    no_map, spatial = rows
+    assert (no_map["encoder"], spatial["encoder"]) == ("none", "conv-spatial")
+    for row in rows:
+        assert row["minADE"] > 0 and row["minFDE"] >= row["minADE"] * 0.5
+        assert 0.0 <= row["offroad_rate"] <= 1.0 and row["raster_size"] == 32
+    assert no_map["bottleneck_elements"] == 0 and "probe_where_r2" not in no_map
+    assert spatial["bottleneck_elements"] > 0 and spatial["params"] > no_map["params"]
+    assert 0 <= spatial["probe_active_units"] <= spatial["probe_latent_dims"] == 32
+    assert (tmp_path / "study" / "runs" / "conv-spatial-s0" / "probes.json").is_file()
+    assert (tmp_path / "study" / "probes.png").is_file()
+
+
+def test_summary_groups_by_encoder_and_raster_size() -> None:
+    rows = [
+        {"encoder": "a", "seed": s, "raster_size": r, "minADE": float(s + r)}
+        for r in (32, 64)
+        for s in (0, 1, 2)
+    ]
+    summary = summarise(rows)
+    assert [(e["encoder"], e["raster_size"], e["n"]) for e in summary] == [
+        ("a", 32, 3),
+        ("a", 64, 3),
+    ]
+    assert summary[1]["minADE"] == {"mean": 65.0, "std": 1.0}
+
+
+def test_bad_study_settings_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown encoder 'nope'"):
+        CompareConfig(encoders=("nope",))
+    with pytest.raises(ConfigError, match="unknown encoder 'none'"):
+        CompareConfig(task="mnist", encoders=("none",))
+    with pytest.raises(ConfigError, match="needs data"):
+        CompareConfig(task="traj", encoders=("none",))
+    with pytest.raises(ConfigError, match="distinct"):
+        CompareConfig(encoders=("conv-global", "conv-global"))
+
+
+def test_seed_spatial_analogue_keeps_the_design_at_28_pixels() -> None:
+    analogue = STUDY_ENCODERS["seed_spatial_conv"]
+    encoder = build_encoder(
+        analogue.registered, in_channels=1, input_size=(28, 28), **dict(analogue.settings)
+    )
+    description = describe(encoder, (1, 28, 28))
+    assert [list(shape) for _, shape in description.bottleneck] == [[1, 7, 7]]
+    convs = [row for row in description.rows if row.kind == "Conv2d"]
+    assert [row.output_shape[0] for row in convs] == [10, 20, 1]
+    # Same share of the input as seed_spatial's 45 px of 100.
+    assert convs[-1].receptive_field_px == (13.0, 13.0)
+
+
+class ConstantEncoder(nn.Module):
+    """Ignores its input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ones(len(x), 8)
+
+
+class FlattenEncoder(nn.Module):
+    """Keeps every pixel: the latent is the image."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(start_dim=1)
+
+
+class TotalInkEncoder(nn.Module):
+    """Sum of each channel: blind to where things are, invariant to flips and quarter turns."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sum(dim=(-2, -1))
+
+
+def random_images(n: int = 400, size: int = 16) -> torch.Tensor:
+    return torch.rand(n, 1, size, size, generator=torch.Generator().manual_seed(1))
+
+
+def test_an_encoder_that_ignores_its_input_has_no_sensitivity_and_no_active_unit() -> None:
+    probes = probe_encoder(ConstantEncoder(), random_images(100))
+    for name in ("shift", "rotate", "flip", "rot90"):
+        assert probes[f"sensitivity_{name}"] == 0.0
+    assert probes["active_units"] == 0 and probes["latent_dims"] == 8
+    assert probes["where_r2"] < 0.05
+
+
+def test_an_identity_like_encoder_is_sensitive_and_knows_where_things_are() -> None:
+    probes = probe_encoder(FlattenEncoder(), random_images())
+    assert probes["sensitivity_shift"] > 0.5
+    assert probes["sensitivity_flip"] > 0.5 and probes["sensitivity_rot90"] > 0.5
+    assert probes["where_r2"] > 0.99
+    assert probes["active_units"] == 256
+
+
+def test_a_global_sum_is_invariant_to_flips_and_blind_to_position() -> None:
+    probes = probe_encoder(TotalInkEncoder(), random_images())
+    assert probes["sensitivity_flip"] == pytest.approx(0.0, abs=1e-4)  # float32 sums
+    assert probes["sensitivity_rot90"] == pytest.approx(0.0, abs=1e-4)
+    assert probes["sensitivity_shift"] > 0.5  # shifting pushes ink out of the frame
+    assert probes["where_r2"] < 0.3
+
+
+def test_transforms_move_pixels_where_expected() -> None:
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, 2, 3] = 1.0
+    moved = shift(x, 2)
+    assert moved[0, 0, 4, 5] == 1.0 and moved.sum() == 1.0
+    turned = rotate(x, 90.0)
+    assert torch.allclose(turned, torch.rot90(x, 1, dims=(-2, -1)), atol=1e-5)
+
+
+def test_linear_probe_scores_linear_targets_high_and_noise_low() -> None:
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn(300, 5, generator=generator, dtype=torch.float64)
+    linear = latents @ torch.randn(5, 3, generator=generator, dtype=torch.float64)
+    noise = torch.randn(300, 3, generator=generator, dtype=torch.float64)
+    assert linear_probe_r2(latents, linear, ridge=1e-6) > 0.999
+    assert linear_probe_r2(latents, noise) < 0.1
