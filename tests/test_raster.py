@@ -8,7 +8,14 @@ import shapely
 
 from mapenc.errors import ConfigError, PoseError
 from mapenc.maps.types import Lane, Scenario, Track, VectorMap
-from mapenc.raster import Rasterizer, RasterSpec, list_layers, points_to_pixels, to_rgb
+from mapenc.raster import (
+    FastSettings,
+    Rasterizer,
+    RasterSpec,
+    list_layers,
+    points_to_pixels,
+    to_rgb,
+)
 from mapenc.testing import (
     assert_raster_matches_map,
     crosswalk_square,
@@ -153,7 +160,9 @@ def test_rotating_and_translating_map_and_pose_together_changes_nothing(mode: st
         assert changed.mean() < (2e-3 if mode == "exact" else 0.06), (angle, shift, changed.mean())
         area = SMALL.layers.index("drivable_area")
         a, b = reference[:, area] > 0, again[:, area] > 0
-        assert (a & b).sum() / (a | b).sum() >= (0.999 if mode == "exact" else 0.95)
+        # Fast: two rasters, each within its own sampling error of the exact one, on lanes
+        # only 7 pixels wide.
+        assert (a & b).sum() / (a | b).sum() >= (0.999 if mode == "exact" else 0.9)
 
 
 def test_far_from_origin_keeps_pixel_precision() -> None:
@@ -338,3 +347,18 @@ def test_out_buffer_is_cleared_and_reused(mode: str) -> None:
     np.testing.assert_array_equal(buffer, r.rasterize(poses, np.uint8))
     with pytest.raises(ConfigError, match="out must be"):
         r.rasterize(poses, np.float32, out=buffer)
+
+
+def test_fast_mode_lowers_oversample_to_fit_memory_and_refuses_when_nothing_fits() -> None:
+    road = straight_road()
+    spec = RasterSpec(size_px=(16, 16), layers=("drivable_area",))
+    full = Rasterizer(road, spec, mode="fast")._fast
+    assert full is not None and full.oversample == FastSettings().oversample
+    budget = full.shape[0] * full.shape[1] // 2
+    with pytest.warns(UserWarning, match="oversample lowered"):
+        lowered = Rasterizer(
+            road, spec, mode="fast", fast_settings=FastSettings(max_global_pixels=budget)
+        )
+    assert lowered._fast is not None and lowered._fast.oversample < full.oversample
+    with pytest.raises(ConfigError, match="max_global_pixels"):
+        Rasterizer(road, spec, mode="fast", fast_settings=FastSettings(max_global_pixels=10))

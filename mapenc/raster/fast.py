@@ -19,6 +19,7 @@ per-agent 256-entry lookup table (relative to the agent's exact heading).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from numpy.typing import NDArray
 from scipy.ndimage import binary_dilation, distance_transform_edt
 
 from mapenc.errors import ConfigError
+from mapenc.maps.types import VectorMap
 from mapenc.raster.exact import Segments, burn_lines, fill_polygons, paint_polygons
 from mapenc.raster.layers import LAYERS, MapGeometry
 from mapenc.raster.spec import RasterSpec
@@ -42,12 +44,13 @@ class FastSettings:
     """Resolution trade-offs of the fast mode.
 
     Attributes:
-        oversample: global raster pixels per output pixel, along each axis.
+        oversample: global raster pixels per output pixel, along each axis (lowered, with a
+            warning, for maps whose global raster would not fit ``max_global_pixels``).
         max_global_pixels: refuse maps whose global raster would have more pixels (memory guard:
             set-up needs about 8 bytes per pixel, sampling 1 byte per pixel and array).
     """
 
-    oversample: int = 2
+    oversample: int = 3
     max_global_pixels: int = 100_000_000
 
 
@@ -66,19 +69,11 @@ class GlobalLayers:
         self.settings = settings or FastSettings()
         if self.settings.oversample < 1:
             raise ConfigError(f"FastSettings out of range: {self.settings}")
-        self.cell_m = spec.pixel_size_m / self.settings.oversample
-        self.margin_px = int(np.ceil(spec.radius_m / self.cell_m)) + 2
-        xmin, ymin, xmax, ymax = geometry.map.bounds
+        self.oversample = self._fitting_oversample(geometry.map)
+        self.cell_m = spec.pixel_size_m / self.oversample
+        self.margin_px, self.shape = self._extent(geometry.map.bounds, self.cell_m)
+        xmin, _, _, ymax = geometry.map.bounds
         self.origin = (xmin - self.margin_px * self.cell_m, ymax + self.margin_px * self.cell_m)
-        self.shape = (
-            int(np.ceil((ymax - ymin) / self.cell_m)) + 2 * self.margin_px,
-            int(np.ceil((xmax - xmin) / self.cell_m)) + 2 * self.margin_px,
-        )
-        if self.shape[0] * self.shape[1] > self.settings.max_global_pixels:
-            raise ConfigError(
-                f"{geometry.map.source or 'map'}: fast mode needs a {self.shape} global raster, "
-                "over FastSettings.max_global_pixels; use mode='exact' or less oversample"
-            )
         binary = [name for name in layers if LAYERS[name].kind in ("fill", "line")]
         self.bit_of = {name: bit for bit, name in enumerate(binary)}
         self.bits = np.zeros(self.shape[0] * self.shape[1], dtype=np.uint8)
@@ -90,6 +85,36 @@ class GlobalLayers:
         xy = spec.pixel_centers_agent()
         self._x_cells = xy[0, :, 0] / self.cell_m  # (W,) agent-frame x of the columns, in cells
         self._y_cells = xy[:, 0, 1] / self.cell_m  # (H,) agent-frame y of the rows, in cells
+
+    def _extent(
+        self, bounds: tuple[float, float, float, float], cell_m: float
+    ) -> tuple[int, tuple[int, int]]:
+        """(margin in cells, (rows, cols)) of the global raster covering ``bounds`` plus margin."""
+        xmin, ymin, xmax, ymax = bounds
+        margin = int(np.ceil(self.spec.radius_m / cell_m)) + 2
+        shape = (
+            int(np.ceil((ymax - ymin) / cell_m)) + 2 * margin,
+            int(np.ceil((xmax - xmin) / cell_m)) + 2 * margin,
+        )
+        return margin, shape
+
+    def _fitting_oversample(self, vector_map: VectorMap) -> int:
+        """``settings.oversample``, lowered (with a warning) until the global raster fits
+        ``settings.max_global_pixels``; ConfigError when even 1 does not fit."""
+        for oversample in range(self.settings.oversample, 0, -1):
+            _, (rows, cols) = self._extent(vector_map.bounds, self.spec.pixel_size_m / oversample)
+            if rows * cols <= self.settings.max_global_pixels:
+                if oversample < self.settings.oversample:
+                    warnings.warn(
+                        f"{vector_map.source or 'map'}: fast mode oversample lowered to {oversample} "
+                        "to fit FastSettings.max_global_pixels",
+                        stacklevel=4,
+                    )
+                return oversample
+        raise ConfigError(
+            f"{vector_map.source or 'map'}: fast mode needs a {rows} x {cols} global raster, over "
+            "FastSettings.max_global_pixels; use mode='exact' or raise the limit"
+        )
 
     def _global_from_city(self) -> NDArray[np.float64]:
         """(1, 3, 3) city metres -> global raster pixel coordinates (north up)."""
@@ -112,8 +137,8 @@ class GlobalLayers:
         if kind == "line":
             # Widen the fine lines to about one output pixel, so sampling never skips them.
             lines = self._line_pixels(geometry, name).astype(bool)
-            if self.settings.oversample > 1:
-                lines = binary_dilation(lines, iterations=self.settings.oversample // 2)
+            if self.oversample > 1:
+                lines = binary_dilation(lines, iterations=self.oversample // 2)
             return lines.reshape(-1).astype(np.uint8)
         if kind == "distance":
             clip = self.spec.distance_clip_m
