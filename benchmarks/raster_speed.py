@@ -241,15 +241,7 @@ def main() -> None:
                 rows.append(bench_map(m, poses_on_lanes(m, args.osm_batch), 1, 5))
             except ConfigError:  # fast mode's memory guard: map too large for a global raster
                 too_big += 1
-        keys = (
-            "naive_f32",
-            "exact_f32",
-            "exact_u8",
-            "fast_u8",
-            "fast_f32",
-            "iou_drivable_area",
-            "iou_crosswalks",
-        )
+        keys = ("naive_f32", *RATE_COLUMNS, "iou_drivable_area", "iou_crosswalks")
         median = {k: statistics.median(r[k] for r in rows) for k in keys}
         print(
             fmt_row(f"{len(rows)} CommonRoad OSM maps (median; {too_big} too big for fast)", median)

@@ -36,6 +36,7 @@ from mapenc.raster.spec import RasterSpec
 from mapenc.raster.values import encode, write_binary
 
 HEADING_CODES = 255  # lane direction bins of the global heading raster (code 0: no lane)
+CHUNK = 8  # agents sampled and unpacked together in ``GlobalLayers.sample``
 PHASES = 2  # sub-cell steps of the row offsets in ``GlobalLayers.pixel_index``
 
 
@@ -228,17 +229,24 @@ class GlobalLayers:
             yield index
 
     def sample(self, poses: NDArray[np.float64], out: NDArray[Any]) -> None:
-        """Fill ``out`` (N, C, H, W) at the channels of ``self.layers`` for city poses (N, 3)."""
+        """Fill ``out`` (N, C, H, W) at the channels of ``self.layers`` for city poses (N, 3).
+
+        Agents go in chunks of ``CHUNK`` so the sampled bytes are unpacked while still cached.
+        """
         n, _, h, w = out.shape
-        bits = np.empty((n, h, w), dtype=np.uint8)
+        bits = np.empty((CHUNK, h, w), dtype=np.uint8)
         coded = {name: np.empty((n, h, w), dtype=np.uint8) for name in self.codes}
-        for a, index in enumerate(self.pixel_index(poses)):
-            np.take(self.bits, index, out=bits[a])
-            for name, buf in coded.items():
-                np.take(self.codes[name], index, out=buf[a])
-        for name, bit in self.bit_of.items():
-            on = np.bitwise_and(bits, np.uint8(1 << bit)) != 0
-            write_binary(out[:, self.spec.layers.index(name)], on)
+        indices = self.pixel_index(poses)
+        for start in range(0, n, CHUNK):
+            chunk = slice(start, min(start + CHUNK, n))
+            size = chunk.stop - start
+            for k, index in zip(range(size), indices, strict=False):
+                np.take(self.bits, index, out=bits[k])
+                for name, buf in coded.items():
+                    np.take(self.codes[name], index, out=buf[start + k])
+            for name, bit in self.bit_of.items():
+                on = np.bitwise_and(bits[:size], np.uint8(1 << bit)) != 0
+                write_binary(out[chunk, self.spec.layers.index(name)], on)
         for name, buf in coded.items():
             target = out[:, self.spec.layers.index(name)]
             lut = self._decoder(name, poses[:, 2], out.dtype)
