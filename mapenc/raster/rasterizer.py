@@ -1,15 +1,15 @@
 """Rasterizer: a VectorMap (and optionally a Scenario) + city-frame poses -> (N, C, H, W) rasters.
 
 Two modes draw the map layers:
-- ``exact`` (default): every agent's raster burned from the vectors (``mapenc.raster.exact``);
-- ``fast``: map layers drawn once into a fine global raster, then sampled per agent with
-  precomputed index offsets (``mapenc.raster.fast``); agrees with ``exact`` to IoU >= 0.95 on
-  filled layers.
+- ``exact`` (default): every agent's raster drawn from the vectors (``mapenc.raster.exact``);
+- ``fast``: map layers drawn once into a fine global raster, then sampled per agent by
+  nearest neighbour (``mapenc.raster.fast``); agrees with ``exact`` to IoU >= 0.95 on filled
+  layers.
 Scene layers (``agents``, ``ego``, ``history``) are always drawn exactly from the scenario.
 
-Values: float output holds binary layers in {0, 1}, heading layers in [-1, 1], distance and
-history in [0, 1]; ``dtype=np.uint8`` holds the same content as 0/255 (binary),
-``round(128 + 127 * value)`` (heading) and ``round(255 * value)`` (distance, history).
+Values (``mapenc.raster.values``): float output holds binary layers in {0, 1}, heading layers in
+[-1, 1], distance and history in [0, 1]; ``dtype=np.uint8`` holds the same content as 0/255
+(binary), ``round(128 + 127 * value)`` (heading) and ``round(255 * value)`` (distance, history).
 """
 
 from __future__ import annotations
@@ -117,8 +117,8 @@ class Rasterizer:
             track_ids: (N,) the track each pose belongs to: its own box is the ``ego`` layer and is
                 left out of ``agents``. Needed for ``ego``.
             out: optional C-contiguous (N, C, H, W) array of ``dtype`` to write into (it is
-                cleared first). Reusing one buffer across calls saves the page faults of fresh
-                memory, which on small machines cost about as much as the drawing itself.
+                cleared first); reusing one buffer across calls saves the page faults of fresh
+                memory.
         Returns: (N, C, H, W) array, channels in ``spec.layers`` order (``out`` when given).
         """
         p = check_poses(poses)
