@@ -142,6 +142,7 @@ def test_checkpoint_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+    assert path.stat().st_mode & 0o044 == 0o044 & ~os.umask(os.umask(0)), "usual mode, not 0600"
     (tmp_path / "broken.pt").write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(TrainingError, match=r"broken\.pt"):
         load_checkpoint(tmp_path / "broken.pt")
