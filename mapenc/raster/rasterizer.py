@@ -192,21 +192,20 @@ class Rasterizer:
     def _draw_heading_exact(
         self, poses: FloatArray, mats: FloatArray, windows: Any, out: NDArray[Any]
     ) -> None:
-        """Burn quad index + 1 per pixel, then look up each quad's direction (later lanes on top)."""
+        """Paint (agent, quad) pair index + 1 per pixel (later lanes on top), then look up the
+        pair's relative direction: sin/cos are taken once per pair, not per pixel."""
         n, _, h, w = out.shape
         quads, tree = self.geometry.quads
         codes = np.zeros((n, h, w), dtype=np.int32)
         agent_idx, quad_idx = query_pairs(tree, windows)
-        segments = self._segments("lane_quads")
-        paint_polygons(codes, (quad_idx + 1).astype(np.int32), segments, agent_idx, quad_idx, mats)
-        inside = codes > 0
-        lane_heading = np.concatenate([[0.0], quads.heading])  # code 0: no lane
-        relative = lane_heading[codes] - poses[:, 2, None, None]
+        pair_code = np.arange(1, len(quad_idx) + 1, dtype=np.int32)
+        paint_polygons(codes, pair_code, self._segments("lane_quads"), agent_idx, quad_idx, mats)
+        relative = quads.heading[quad_idx] - poses[agent_idx, 2]
         for component, fn in (("sin", np.sin), ("cos", np.cos)):
             name = f"lane_heading_{component}"
             if name in self.spec.layers:
-                values = np.where(inside, fn(relative), 0.0)
-                out[:, self.spec.layers.index(name)] = encode(values, "heading", out.dtype)
+                lookup = encode(np.concatenate([[0.0], fn(relative)]), "heading", out.dtype)
+                np.take(lookup, codes, out=out[:, self.spec.layers.index(name)])
 
     def _distance_exact(self, mats: FloatArray) -> NDArray[np.float64]:
         """(N, H, W) distance to the nearest centerline pixel / clip, in [0, 1].
