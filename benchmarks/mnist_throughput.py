@@ -16,7 +16,8 @@ import time
 import torch
 
 from mapenc.data.mnist import mnist_datasets
-from mapenc.vae.image import ImageVAEConfig, build_image_vae, count_parameters
+from mapenc.train import count_parameters
+from mapenc.vae.image import ImageVAEConfig, build_image_vae
 
 
 def images_per_second(

@@ -14,22 +14,10 @@ import sys
 
 import torch
 
-from mapenc.forecasting import make_experiment_config, train_and_evaluate_traj
-from mapenc.raster import RasterSpec
+from mapenc.forecasting import SYNTHETIC_RASTER, make_experiment_config, train_and_evaluate_traj
 from mapenc.train import TrainConfig
 
 DATA = ["synthetic:12"]
-SPEC = RasterSpec(
-    size_px=(48, 48),
-    pixel_size_m=1.0,
-    layers=(
-        "drivable_area",
-        "lane_boundaries",
-        "centerlines",
-        "lane_heading_sin",
-        "lane_heading_cos",
-    ),
-)
 
 
 def main() -> None:
@@ -38,7 +26,7 @@ def main() -> None:
     train = TrainConfig(epochs=6, max_minutes=2.0, batch_size=64, grad_clip_norm=5.0)
     table = {}
     for name, use_map in (("map", True), ("no-map", False)):
-        config = make_experiment_config(DATA, use_map=use_map, raster=SPEC, train=train)
+        config = make_experiment_config(DATA, use_map=use_map, raster=SYNTHETIC_RASTER, train=train)
         config = dataclasses.replace(config, cache_dir=f"{out}/cache")
         result = train_and_evaluate_traj(config, f"{out}/{name}")
         table[name] = result

@@ -22,11 +22,10 @@ import numpy as np
 from mapenc.commands.info import InfoConfig, draw_png, load_map_or_scenario, summarize
 from mapenc.commands.render import RenderConfig, render
 from mapenc.encoders import build_encoder, describe
-from mapenc.forecasting import evaluate_traj, make_experiment_config, train_traj
+from mapenc.forecasting import SYNTHETIC_RASTER, evaluate_traj, make_experiment_config, train_traj
 from mapenc.maps import load_scenario, write_generic_scene
 from mapenc.maps.synthetic import ScenarioConfig, TownConfig, make_scenario, make_town
 from mapenc.maps.types import VectorMap
-from mapenc.raster import RasterSpec
 from mapenc.train import TrainConfig
 from mapenc.vae import image_plots
 from mapenc.vae.image import (
@@ -38,17 +37,6 @@ from mapenc.vae.image import (
 )
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
-DEMO_RASTER = RasterSpec(
-    size_px=(48, 48),
-    pixel_size_m=1.0,
-    layers=(
-        "drivable_area",
-        "lane_boundaries",
-        "centerlines",
-        "lane_heading_sin",
-        "lane_heading_cos",
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -202,7 +190,7 @@ def trajectory_section(out: Path, minutes: float, scenes: int, seed: int) -> Sec
     )
     for name, use_map in (("map", True), ("no_map", False)):
         config = make_experiment_config(
-            [f"synthetic:{scenes}"], use_map=use_map, raster=DEMO_RASTER, train=train
+            [f"synthetic:{scenes}"], use_map=use_map, raster=SYNTHETIC_RASTER, train=train
         )
         config = dataclasses.replace(config, cache_dir=str(out / "traj_cache"))
         run_dir = out / f"traj_{name}"

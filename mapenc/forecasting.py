@@ -38,7 +38,7 @@ from mapenc.errors import ConfigError, DataError
 from mapenc.maps.types import Scenario
 from mapenc.metrics import offroad_mask, score_forecasts
 from mapenc.raster import RasterSpec
-from mapenc.train import TrainConfig, config_from_dict, fit, load_checkpoint
+from mapenc.train import TrainConfig, config_from_dict, count_parameters, fit, load_checkpoint
 from mapenc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, read_json
 from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE
 
@@ -55,6 +55,8 @@ NGSIM_RASTER = RasterSpec(
         "lane_heading_cos",
     ),
 )
+# Synthetic towns: the NGSIM layers on a 48 m x 48 m window, enough for their short blocks.
+SYNTHETIC_RASTER = dataclasses.replace(NGSIM_RASTER, size_px=(48, 48))
 TASKS: dict[str, TrajTask] = {"ngsim": NGSIM_TASK, "av2": AV2_TASK}
 CACHE_ENV = "MAPENC_CACHE"
 
@@ -167,11 +169,6 @@ def load_split(
         progress=progress,
     )
     return SplitData(scenarios, samples, dataset)
-
-
-def count_parameters(module: torch.nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
 def train_traj(

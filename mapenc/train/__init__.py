@@ -3,7 +3,7 @@
 from mapenc.train.checkpoint import load_checkpoint, save_checkpoint
 from mapenc.train.config import TrainConfig, config_from_dict, config_to_dict
 from mapenc.train.distributed import DistContext, init_distributed
-from mapenc.train.loop import FitResult, Trainer, fit, seed_everything
+from mapenc.train.loop import FitResult, Trainer, count_parameters, fit, seed_everything
 
 __all__ = [
     "DistContext",
@@ -12,6 +12,7 @@ __all__ = [
     "Trainer",
     "config_from_dict",
     "config_to_dict",
+    "count_parameters",
     "fit",
     "init_distributed",
     "load_checkpoint",

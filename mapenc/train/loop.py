@@ -74,6 +74,11 @@ class FitResult:
     checkpoint: Path | None = None
 
 
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
 def seed_everything(seed: int) -> None:
     """Seed torch (CPU and CUDA), numpy and Python's ``random``."""
     torch.manual_seed(seed)

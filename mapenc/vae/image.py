@@ -33,7 +33,7 @@ from mapenc.data.mnist import BINARIZE_MODES, IMAGE_SIZE, Binarize, MnistImages,
 from mapenc.encoders import build_decoder, build_encoder, default_decoder_for
 from mapenc.encoders.registry import ENCODERS
 from mapenc.errors import ConfigError
-from mapenc.train import TrainConfig, config_from_dict, fit, seed_everything
+from mapenc.train import TrainConfig, config_from_dict, count_parameters, fit, seed_everything
 from mapenc.train.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
@@ -242,11 +242,6 @@ def build_image_vae(
             config.decoder or default_decoder_for(config.encoder), **decoder_settings
         )
     return ImageVAE(encoder, decoder, config.latent_dim, config.likelihood)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def image_batches(
