@@ -20,18 +20,18 @@ import torch
 from torch import nn
 
 from mapenc.encoders.layers import (
-    ACTIVATIONS,
-    NORMS,
-    BasicBlock,
     ConvGeometry,
+    EncoderInput,
     ImageEncoder,
     Size2,
     activation,
     check_choice,
+    check_non_negative,
+    check_norm_and_activation,
     check_per_stage,
     check_positive,
-    norm_layers,
-    pair,
+    conv_norm_act,
+    residual_stack,
     same_geometry,
     trace_sizes,
 )
@@ -44,7 +44,7 @@ GLOBAL_POOLS = ("avg", "max", "conv")
 
 
 @dataclass(frozen=True)
-class ConvEncoderConfig:
+class ConvEncoderConfig(EncoderInput):
     """Settings of the ``conv`` encoder (input ``[N, in_channels, *input_size]``).
 
     Attributes:
@@ -59,9 +59,6 @@ class ConvEncoderConfig:
         dropout: dropout probability before the final fc.
     """
 
-    in_channels: int = 1
-    input_size: tuple[int, int] = (64, 64)
-    latent_dim: int = 32
     widths: tuple[int, ...] = (16, 32, 64, 128)
     strides: tuple[int, ...] = (2, 2, 2, 2)
     kernel_size: int = 3
@@ -75,7 +72,7 @@ class ConvEncoderConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_size", pair(self.input_size, "input_size"))
+        super().__post_init__()
         check_per_stage(widths=self.widths, strides=self.strides)
         check_positive(
             in_channels=self.in_channels,
@@ -84,12 +81,10 @@ class ConvEncoderConfig:
             spatial_channels=self.spatial_channels,
         )
         check_choice(self.downsample, DOWNSAMPLES, "downsample")
-        check_choice(self.norm, NORMS, "norm")
-        check_choice(self.activation, list(ACTIVATIONS), "activation")
+        check_norm_and_activation(self.norm, self.activation)
         check_choice(self.bottleneck, BOTTLENECKS, "bottleneck")
         check_choice(self.global_pool, GLOBAL_POOLS, "global_pool")
-        if self.residual_blocks < 0:
-            raise ConfigError(f"residual_blocks must be >= 0, got {self.residual_blocks}")
+        check_non_negative(residual_blocks=self.residual_blocks)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
@@ -132,18 +127,13 @@ class ConvEncoder(ImageEncoder):
     def _stages(config: ConvEncoderConfig) -> list[nn.Module]:
         layers: list[nn.Module] = []
         channels = config.in_channels
-        bias = config.norm == "none"
         for width, stride in zip(config.widths, config.strides, strict=True):
             first, *pool = stage_geometries(config, stride)
-            layers += [first.conv(channels, width, bias=bias), *norm_layers(config.norm, width)]
-            layers.append(activation(config.activation))
+            layers += conv_norm_act(first, channels, width, config.norm, config.activation)
             if pool:
                 pool_type = nn.MaxPool2d if config.downsample == "maxpool" else nn.AvgPool2d
                 layers.append(pool_type(stride, stride))
-            layers += [
-                BasicBlock(width, width, 1, config.norm, config.activation)
-                for _ in range(config.residual_blocks)
-            ]
+            layers += residual_stack(width, config.residual_blocks, config.norm, config.activation)
             channels = width
         return layers
 

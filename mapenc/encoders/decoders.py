@@ -19,23 +19,24 @@ from torch import nn
 from mapenc.encoders.conv import BOTTLENECKS
 from mapenc.encoders.layers import (
     ACTIVATIONS,
-    NORMS,
     BasicBlock,
     ConvGeometry,
     Size2,
     activation,
     check_choice,
     check_input,
+    check_non_negative,
+    check_norm_and_activation,
     check_per_stage,
     check_positive,
     norm_layers,
     pair,
+    residual_stack,
     same_geometry,
     trace_sizes,
 )
 from mapenc.encoders.registry import Entry, register_decoder
-from mapenc.encoders.resnet import resnet_sizes
-from mapenc.errors import ConfigError
+from mapenc.encoders.resnet import ResNetStages
 
 
 @dataclass(frozen=True)
@@ -199,11 +200,9 @@ class ConvDecoderConfig(DecoderConfig):
         super().__post_init__()
         check_per_stage(widths=self.widths, strides=self.strides)
         check_positive(kernel_size=self.kernel_size, spatial_channels=self.spatial_channels)
-        check_choice(self.norm, NORMS, "norm")
-        check_choice(self.activation, list(ACTIVATIONS), "activation")
+        check_norm_and_activation(self.norm, self.activation)
         check_choice(self.bottleneck, BOTTLENECKS, "bottleneck")
-        if self.residual_blocks < 0:
-            raise ConfigError(f"residual_blocks must be >= 0, got {self.residual_blocks}")
+        check_non_negative(residual_blocks=self.residual_blocks)
 
 
 class MixedUnflatten(nn.Module):
@@ -251,11 +250,9 @@ class ConvDecoder(ImageDecoder):
             ]
 
         def after_upsample(channels: int) -> list[nn.Module]:
-            blocks = [
-                BasicBlock(channels, channels, 1, config.norm, config.activation)
-                for _ in range(config.residual_blocks)
-            ]
-            return [*norm_layers(config.norm, channels), activation(config.activation), *blocks]
+            norm, act = config.norm, config.activation
+            blocks = residual_stack(channels, config.residual_blocks, norm, act)
+            return [*norm_layers(norm, channels), activation(act), *blocks]
 
         act = partial(activation, config.activation)
         super().__init__(
@@ -264,23 +261,12 @@ class ConvDecoder(ImageDecoder):
 
 
 @dataclass(frozen=True)
-class ResNetDecoderConfig(DecoderConfig):
-    """Mirror of ``ResNetConfig``: the same stem and stage settings, read backwards."""
-
-    widths: tuple[int, ...] = (16, 32, 64, 128)
-    blocks: tuple[int, ...] = (2, 2, 2, 2)
-    stem_kernel: int = 3
-    stem_stride: int = 2
-    stem_pool: bool = False
-    norm: str = "batch"
-    activation: str = "relu"
+class ResNetDecoderConfig(ResNetStages, DecoderConfig):
+    """Mirror of ``ResNetConfig``: the same stem and stage settings (``ResNetStages``), read backwards."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_per_stage(widths=self.widths, blocks=self.blocks)
-        check_positive(stem_kernel=self.stem_kernel, stem_stride=self.stem_stride)
-        check_choice(self.norm, NORMS, "norm")
-        check_choice(self.activation, list(ACTIVATIONS), "activation")
+        self.check_stages()
 
 
 class ResNetDecoder(ImageDecoder):
@@ -289,9 +275,7 @@ class ResNetDecoder(ImageDecoder):
 
     def __init__(self, config: ResNetDecoderConfig) -> None:
         n_stages = len(config.widths)
-        sizes = resnet_sizes(
-            config.output_size, config.stem_kernel, config.stem_stride, config.stem_pool, n_stages
-        )
+        sizes = config.sizes(config.output_size)
         first_stage = len(sizes) - 1 - n_stages  # index in ``sizes`` of stage 1's input
         channels, (h, w) = config.widths[-1], sizes[-1]
         layers: list[nn.Module] = [

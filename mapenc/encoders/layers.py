@@ -125,6 +125,19 @@ def same_geometry(kernel: int, stride: int = 1) -> ConvGeometry:
     return ConvGeometry((kernel, kernel), (stride, stride), (kernel // 2, kernel // 2))
 
 
+def conv_norm_act(
+    geometry: ConvGeometry, in_channels: int, out_channels: int, norm: str, act: str
+) -> list[nn.Module]:
+    """Conv (biased only without a norm), norm, activation: ``[N, C_in, H, W] -> [N, C_out, H', W']``."""
+    conv = geometry.conv(in_channels, out_channels, bias=norm == "none")
+    return [conv, *norm_layers(norm, out_channels), activation(act)]
+
+
+def residual_stack(channels: int, count: int, norm: str, act: str) -> list[nn.Module]:
+    """``count`` stride-1 basic blocks that keep a ``[N, channels, H, W]`` map's shape."""
+    return [BasicBlock(channels, channels, 1, norm, act) for _ in range(count)]
+
+
 def trace_sizes(size: Size2, geometries: list[ConvGeometry], where: str) -> list[Size2]:
     """Sizes ``[size, after layer 1, ..., after layer K]`` through a stack of layers."""
     sizes = [size]
@@ -145,12 +158,9 @@ class BasicBlock(nn.Module):
     ) -> None:
         super().__init__()
         bias = norm == "none"
-        first, second = same_geometry(3, stride), same_geometry(3)
         self.residual = nn.Sequential(
-            first.conv(in_channels, out_channels, bias=bias),
-            *norm_layers(norm, out_channels),
-            activation(act),
-            second.conv(out_channels, out_channels, bias=bias),
+            *conv_norm_act(same_geometry(3, stride), in_channels, out_channels, norm, act),
+            same_geometry(3).conv(out_channels, out_channels, bias=bias),
             *norm_layers(norm, out_channels),
         )
         self.shortcut: nn.Module = nn.Identity()
@@ -182,11 +192,39 @@ def check_per_stage(**lists: tuple[int, ...]) -> None:
         check_positive(**{f"{name}[{i}]": v for i, v in enumerate(values)})
 
 
+def check_norm_and_activation(norm: str, act: str) -> None:
+    """Raise ConfigError for an unknown norm (checked first) or activation name."""
+    check_choice(norm, NORMS, "norm")
+    check_choice(act, list(ACTIVATIONS), "activation")
+
+
+def check_non_negative(**values: int) -> None:
+    """Raise ConfigError naming the first setting that is below zero."""
+    for name, value in values.items():
+        if value < 0:
+            raise ConfigError(f"{name} must be >= 0, got {value}")
+
+
 def check_positive(**values: int | float) -> None:
     """Raise ConfigError naming the first setting that is not a positive number."""
     for name, value in values.items():
         if not value > 0:
             raise ConfigError(f"{name} must be positive, got {value!r}")
+
+
+@dataclass(frozen=True)
+class EncoderInput:
+    """Input and output settings of an image encoder: ``[N, in_channels, *input_size] -> [N, latent_dim]``.
+
+    ``input_size`` may be given as an int (a square); it is stored as an ``(H, W)`` pair.
+    """
+
+    in_channels: int = 1
+    input_size: tuple[int, int] = (64, 64)
+    latent_dim: int = 32
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_size", pair(self.input_size, "input_size"))
 
 
 class ImageEncoder(nn.Module):

@@ -13,18 +13,15 @@ import torch
 from torch import nn
 
 from mapenc.encoders.layers import (
-    ACTIVATIONS,
-    NORMS,
     BasicBlock,
     ConvGeometry,
+    EncoderInput,
     ImageEncoder,
     Size2,
-    activation,
-    check_choice,
+    check_norm_and_activation,
     check_per_stage,
     check_positive,
-    norm_layers,
-    pair,
+    conv_norm_act,
     same_geometry,
     trace_sizes,
 )
@@ -33,9 +30,14 @@ from mapenc.encoders.registry import Entry, register_encoder
 STEM_POOL = ConvGeometry((3, 3), (2, 2), (1, 1))
 
 
+def stage_strides(n_stages: int) -> list[int]:
+    """Stride of each stage's first block: 1 for the first stage, 2 after."""
+    return [1] + [2] * (n_stages - 1)
+
+
 @dataclass(frozen=True)
-class ResNetConfig:
-    """Settings of the ``resnet`` encoder (input ``[N, in_channels, *input_size]``).
+class ResNetStages:
+    """Stem and stage settings of the ``resnet`` encoder, shared with its mirror decoder.
 
     Attributes:
         widths, blocks: channels and number of basic blocks of each stage (same length).
@@ -43,9 +45,6 @@ class ResNetConfig:
             (ResNet-18 on ImageNet uses 7, 2 and True; the defaults suit 28-224 pixel maps).
     """
 
-    in_channels: int = 1
-    input_size: tuple[int, int] = (64, 64)
-    latent_dim: int = 32
     widths: tuple[int, ...] = (16, 32, 64, 128)
     blocks: tuple[int, ...] = (2, 2, 2, 2)
     stem_kernel: int = 3
@@ -54,35 +53,33 @@ class ResNetConfig:
     norm: str = "batch"
     activation: str = "relu"
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "input_size", pair(self.input_size, "input_size"))
+    def check_stages(self, **positive: int) -> None:
+        """Raise ConfigError for bad stage settings; ``positive`` are checked with the stem's."""
         check_per_stage(widths=self.widths, blocks=self.blocks)
-        check_positive(
-            in_channels=self.in_channels,
-            latent_dim=self.latent_dim,
-            stem_kernel=self.stem_kernel,
-            stem_stride=self.stem_stride,
-        )
-        check_choice(self.norm, NORMS, "norm")
-        check_choice(self.activation, list(ACTIVATIONS), "activation")
+        check_positive(**positive, stem_kernel=self.stem_kernel, stem_stride=self.stem_stride)
+        check_norm_and_activation(self.norm, self.activation)
+
+    def sizes(self, size: Size2) -> list[Size2]:
+        """Sizes ``[input, after stem, (after pool), after stage 1, ..., after last stage]``.
+
+        Raises ConfigError when ``size`` is too small for the stack.
+        """
+        stem = [same_geometry(self.stem_kernel, self.stem_stride)]
+        pool = [STEM_POOL] if self.stem_pool else []
+        stages = [same_geometry(3, s) for s in stage_strides(len(self.widths))]
+        return trace_sizes(size, stem + pool + stages, "resnet")
 
 
-def stage_strides(n_stages: int) -> list[int]:
-    """Stride of each stage's first block: 1 for the first stage, 2 after."""
-    return [1] + [2] * (n_stages - 1)
+@dataclass(frozen=True)
+class ResNetConfig(ResNetStages, EncoderInput):
+    """Settings of the ``resnet`` encoder (input ``[N, in_channels, *input_size]``).
 
-
-def resnet_sizes(
-    size: Size2, stem_kernel: int, stem_stride: int, stem_pool: bool, n_stages: int
-) -> list[Size2]:
-    """Sizes ``[input, after stem, (after pool), after stage 1, ..., after last stage]``.
-
-    Raises ConfigError when ``size`` is too small for the stack.
+    The fields of ``EncoderInput`` come first, then those of ``ResNetStages``.
     """
-    stem = [same_geometry(stem_kernel, stem_stride)]
-    pool = [STEM_POOL] if stem_pool else []
-    stages = [same_geometry(3, s) for s in stage_strides(n_stages)]
-    return trace_sizes(size, stem + pool + stages, "resnet")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_stages(in_channels=self.in_channels, latent_dim=self.latent_dim)
 
 
 class ResNetEncoder(ImageEncoder):
@@ -90,20 +87,11 @@ class ResNetEncoder(ImageEncoder):
 
     def __init__(self, config: ResNetConfig) -> None:
         super().__init__(config, (config.in_channels, *config.input_size), config.latent_dim)
-        resnet_sizes(  # raises ConfigError when the input is too small
-            config.input_size,
-            config.stem_kernel,
-            config.stem_stride,
-            config.stem_pool,
-            len(config.widths),
+        config.sizes(config.input_size)  # raises ConfigError when the input is too small
+        stem = same_geometry(config.stem_kernel, config.stem_stride)
+        layers = conv_norm_act(
+            stem, config.in_channels, config.widths[0], config.norm, config.activation
         )
-        bias = config.norm == "none"
-        stem_geometry = same_geometry(config.stem_kernel, config.stem_stride)
-        layers: list[nn.Module] = [
-            stem_geometry.conv(config.in_channels, config.widths[0], bias=bias),
-            *norm_layers(config.norm, config.widths[0]),
-            activation(config.activation),
-        ]
         if config.stem_pool:
             layers.append(nn.MaxPool2d(3, 2, 1))
         channels = config.widths[0]
