@@ -173,6 +173,16 @@ def _geometry(feature: Any, allowed: tuple[str, ...], what: str) -> tuple[str, A
     return kind, require(geometry, "coordinates", f"{what} geometry")
 
 
+def _single_or_multi(feature: Any, single: str, item: str, what: str) -> list[Any]:
+    """Coordinates of each ``item`` of a ``single`` geometry (one item) or its ``Multi`` form."""
+    multi = f"Multi{single}"
+    kind, coords = _geometry(feature, (single, multi), what)
+    items = [coords] if kind == single else coords
+    if not isinstance(items, list):
+        raise MapencError(f"{what}: a {multi} needs a list of {item}s")
+    return items
+
+
 def _ring(coords: Any, what: str) -> FloatArray:
     """(K, 2) ring; an unclosed one is closed with a warning."""
     ring = polyline(coords, what)
@@ -233,18 +243,12 @@ def _add_crosswalk(parts: _MapParts, feature: Any, props: Mapping[str, Any], wha
 
 
 def _add_drivable_area(parts: _MapParts, feature: Any, props: Mapping[str, Any], what: str) -> None:
-    kind, coords = _geometry(feature, ("Polygon", "MultiPolygon"), what)
-    polygons = [coords] if kind == "Polygon" else coords
-    if not isinstance(polygons, list):
-        raise MapencError(f"{what}: a MultiPolygon needs a list of polygons")
+    polygons = _single_or_multi(feature, "Polygon", "polygon", what)
     parts.areas += [_polygon(p, f"{what} polygon {i}") for i, p in enumerate(polygons)]
 
 
 def _add_road_edge(parts: _MapParts, feature: Any, props: Mapping[str, Any], what: str) -> None:
-    kind, coords = _geometry(feature, ("LineString", "MultiLineString"), what)
-    lines = [coords] if kind == "LineString" else coords
-    if not isinstance(lines, list):
-        raise MapencError(f"{what}: a MultiLineString needs a list of lines")
+    lines = _single_or_multi(feature, "LineString", "line", what)
     parts.road_edges += [polyline(line, f"{what} line {i}") for i, line in enumerate(lines)]
 
 
