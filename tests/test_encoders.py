@@ -25,13 +25,15 @@ def _fixed_seed() -> None:
     torch.manual_seed(0)
 
 
-def feature_shapes(model: nn.Module, x: torch.Tensor) -> list[list[int]]:
-    """Output shape of every conv of ``model`` for input ``x``, in execution order."""
+def feature_shapes(
+    model: nn.Module, x: torch.Tensor, layer_type: type[nn.Module] = nn.Conv2d
+) -> list[list[int]]:
+    """Output shape of every ``layer_type`` layer of ``model`` for input ``x``, in execution order."""
     shapes: list[list[int]] = []
     hooks = [
         m.register_forward_hook(lambda _m, _i, out: shapes.append(list(out.shape)))
         for m in model.modules()
-        if isinstance(m, nn.Conv2d)
+        if isinstance(m, layer_type)
     ]
     model(x)
     for hook in hooks:
@@ -136,22 +138,8 @@ def test_decoder_output_size_is_exact(name: str, size: tuple[int, int]) -> None:
 
 def test_seed_spatial_decoder_mirrors_the_trace() -> None:
     decoder = build_decoder("seed_spatial", latent_dim=4, out_channels=1, output_size=100)
-    shapes = [list(s) for s in feature_shapes_transposed(decoder, torch.randn(2, 4))]
+    shapes = feature_shapes(decoder, torch.randn(2, 4), nn.ConvTranspose2d)
     assert shapes == [[2, 20, 22, 22], [2, 10, 48, 48], [2, 1, 100, 100]]
-
-
-def feature_shapes_transposed(model: nn.Module, z: torch.Tensor) -> list[torch.Size]:
-    """Output shape of every transposed conv of ``model``, in execution order."""
-    shapes: list[torch.Size] = []
-    hooks = [
-        m.register_forward_hook(lambda _m, _i, out: shapes.append(out.shape))
-        for m in model.modules()
-        if isinstance(m, nn.ConvTranspose2d)
-    ]
-    model(z)
-    for hook in hooks:
-        hook.remove()
-    return shapes
 
 
 @pytest.mark.parametrize("bottleneck", ["global", "spatial", "mixed"])
@@ -159,7 +147,8 @@ def test_conv_decoder_mirrors_each_bottleneck(bottleneck: str) -> None:
     decoder = build_decoder(
         "conv", latent_dim=3, out_channels=1, output_size=(37, 61), bottleneck=bottleneck
     )
-    shapes = [tuple(s[1:]) for s in feature_shapes_transposed(decoder, torch.randn(2, 3))]
+    transposed = feature_shapes(decoder, torch.randn(2, 3), nn.ConvTranspose2d)
+    shapes = [tuple(s[1:]) for s in transposed]
     assert shapes[-4:] == [(64, 5, 8), (32, 10, 16), (16, 19, 31), (1, 37, 61)]
 
 
