@@ -21,27 +21,18 @@ SMALL_RASTER = [
 ]
 
 
+def train_on_synthetic_town(out: Path, cache: Path, *extra: str) -> int:
+    """Exit code of ``train-traj`` for one epoch on a 2-scene synthetic town, small raster."""
+    data = ["--data", "synthetic:2", "--split", "all", "--epochs", "1", *extra]
+    caching = ["--cache-dir", str(cache), "--no-progress"]
+    return main(["train-traj", *data, "--out", str(out), *SMALL_RASTER, *caching])
+
+
 def test_train_then_eval_on_the_synthetic_town(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
-    common = ["--cache-dir", str(tmp_path / "cache"), "--no-progress"]
-    code = main(
-        [
-            "train-traj",
-            "--data",
-            "synthetic:2",
-            "--split",
-            "all",
-            "--epochs",
-            "1",
-            "--out",
-            str(run),
-            *SMALL_RASTER,
-            *common,
-        ]
-    )
-    assert code == 0
+    assert train_on_synthetic_town(run, tmp_path / "cache") == 0
     trained = json.loads(capsys.readouterr().out)
     assert trained["train_samples"] > 0 and trained["steps"] >= 1 and trained["map_params"] > 0
     assert (run / "checkpoint.pt").is_file() and (run / "config.json").is_file()
@@ -57,25 +48,7 @@ def test_train_then_eval_on_the_synthetic_town(
     assert json.loads((run / "eval_all.json").read_text())["n"] == result["n"]
 
     nomap = tmp_path / "nomap"
-    assert (
-        main(
-            [
-                "train-traj",
-                "--data",
-                "synthetic:2",
-                "--split",
-                "all",
-                "--epochs",
-                "1",
-                "--no-map",
-                "--out",
-                str(nomap),
-                *SMALL_RASTER,
-                *common,
-            ]
-        )
-        == 0
-    )
+    assert train_on_synthetic_town(nomap, tmp_path / "cache", "--no-map") == 0
     assert json.loads(capsys.readouterr().out)["map_params"] == 0
 
 
