@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import shapely
+from map_files import refusal, write_changed_json
 from shapely.geometry import Point, Polygon
 
 from mapenc.errors import MapencError, MapFormatError, ScenarioFormatError
@@ -184,11 +185,7 @@ def test_real_sensor_log_tracks(real_data: Path) -> None:
 
 def write_map(tmp_path: Path, change: Any) -> Path:
     """The tiny map with ``change(doc)`` applied, written to tmp_path."""
-    doc = json.loads(TINY_MAP.read_text())
-    change(doc)
-    path = tmp_path / "log_map_archive_bad.json"
-    path.write_text(json.dumps(doc))
-    return path
+    return write_changed_json(TINY_MAP, change, tmp_path / "log_map_archive_bad.json")
 
 
 def seg(doc: dict[str, Any]) -> dict[str, Any]:
@@ -216,9 +213,7 @@ def seg(doc: dict[str, Any]) -> dict[str, Any]:
 )
 def test_wrong_schema_names_file_and_problem(tmp_path: Path, change: Any, message: str) -> None:
     path = write_map(tmp_path, change)
-    with pytest.raises(MapFormatError, match=message) as err:
-        read_av2_map(path)
-    assert err.value.path == str(path)
+    assert refusal(read_av2_map, path, message).path == str(path)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
@@ -232,8 +227,7 @@ def test_nan_or_inf_coordinates_are_refused(tmp_path: Path, bad: float) -> None:
 def test_empty_or_truncated_file(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "log_map_archive_x.json"
     path.write_bytes(content)
-    with pytest.raises(MapFormatError, match=r"empty|truncated"):
-        read_av2_map(path)
+    refusal(read_av2_map, path, r"empty|truncated")
 
 
 def test_self_intersecting_crossing_is_repaired_with_warning(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import shapely
+from map_files import refusal, write_changed_json
 
 from mapenc.errors import MapFormatError, ScenarioFormatError
 from mapenc.maps import LaneType, MarkType, load_map, load_scenario
@@ -110,11 +111,7 @@ def test_round_trip_map_only(tmp_path: Path) -> None:
 
 
 def write_map(tmp_path: Path, change: Any) -> Path:
-    doc = json.loads((TINY / "map.geojson").read_text())
-    change(doc)
-    path = tmp_path / "map.geojson"
-    path.write_text(json.dumps(doc))
-    return path
+    return write_changed_json(TINY / "map.geojson", change, tmp_path / "map.geojson")
 
 
 def lane_a(doc: dict[str, Any]) -> dict[str, Any]:
@@ -142,9 +139,7 @@ def lane_a(doc: dict[str, Any]) -> dict[str, Any]:
 )
 def test_wrong_schema_names_file_and_problem(tmp_path: Path, change: Any, message: str) -> None:
     path = write_map(tmp_path, change)
-    with pytest.raises(MapFormatError, match=message) as err:
-        read_geojson_map(path)
-    assert err.value.path == str(path)
+    assert refusal(read_geojson_map, path, message).path == str(path)
 
 
 def test_nan_coordinates_refused(tmp_path: Path) -> None:
@@ -159,8 +154,7 @@ def test_nan_coordinates_refused(tmp_path: Path) -> None:
 def test_empty_or_truncated(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "map.geojson"
     path.write_bytes(content)
-    with pytest.raises(MapFormatError, match=r"empty|truncated"):
-        read_geojson_map(path)
+    refusal(read_geojson_map, path, r"empty|truncated")
 
 
 def test_not_gzip_with_gz_suffix(tmp_path: Path) -> None:
