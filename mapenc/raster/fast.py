@@ -7,14 +7,15 @@ direction in 255 bins; distance: 255 * clipped distance / clip). Line layers are
 ``oversample // 2`` global pixels (binary dilation) so that sampling never drops a line; they
 come out up to about one output pixel thicker than in ``exact``.
 
-Binary layers (fill, line) share one global byte, one bit each, so a single ``take`` per agent
-samples all of them; heading and distance layers have one byte array each.
+Binary layers (fill, line) share one global byte, one bit each, so a single gather samples all
+of them; heading and distance layers have one byte array each.
 
-Per agent: the flat index of the global pixel under each output pixel centre is built from a
-small per-agent table (``GlobalLayers.pixel_index``: exact heading, position to 1/16 of a global
-pixel), then one ``take`` per byte array samples the raster (nearest neighbour, so binary layers
-stay binary). Bits are unpacked for the whole batch at once; heading layers are decoded with a
-per-agent 256-entry lookup table (relative to the agent's exact heading).
+Per agent: the flat int32 index of the global pixel under each output pixel centre is built from
+a small per-agent table (``GlobalLayers.pixel_index``: exact heading, position to 1/16 of a global
+pixel); then, per chunk of agents, one gather per byte array (torch ``index_select``, which takes
+int32 indices as they are) samples the raster (nearest neighbour, so binary layers stay binary),
+and the bits are unpacked in place into the output while still cached; heading layers are decoded
+with a per-agent 256-entry lookup table (relative to the agent's exact heading).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
 from scipy.ndimage import binary_dilation, distance_transform_edt
 
@@ -186,8 +188,10 @@ class GlobalLayers:
         )
         return codes.reshape(-1)
 
-    def pixel_index(self, poses: NDArray[np.float64]) -> Iterator[NDArray[np.int64]]:
-        """For each pose, (H, W) flat index of the global pixel under each output pixel centre.
+    def pixel_index(self, poses: NDArray[np.float64]) -> Iterator[NDArray[np.signedinteger[Any]]]:
+        """For each chunk of ``CHUNK`` poses, (size, H, W) flat index of the global pixel under
+        each output pixel centre (int32 unless the global raster needs int64; the buffer is
+        reused from one chunk to the next).
 
         The global column (and row) of pixel (i, j) is ``floor(row_part[i] + col_part[j])``;
         splitting ``row_part`` into an integer and a fraction rounded to one of ``PHASES`` steps
@@ -213,40 +217,44 @@ class GlobalLayers:
         low_v = base_v.min(axis=1) + table_v.min(axis=(1, 2))
         high_v = base_v.max(axis=1) + table_v.max(axis=(1, 2))
         inside = (low_u >= 0) & (high_u < wg) & (low_v >= 0) & (high_v < hg)
-        combined = (table_v[:, :, None, :] * wg + table_u[:, None, :, :]).reshape(
-            n, -1, self.spec.width
+        dtype = np.int32 if hg * wg < 2**31 else np.int64
+        combined = (
+            (table_v[:, :, None, :] * wg + table_u[:, None, :, :])
+            .reshape(n, -1, self.spec.width)
+            .astype(dtype)
         )
         row_table = phase_v * PHASES + phase_u
-        row_start = (base_v * wg + base_u)[:, :, None]
-        index = np.empty(self.spec.size_px, dtype=np.int64)
-        for a in range(n):
-            if inside[a]:
-                np.add(combined[a][row_table[a]], row_start[a], out=index)
-            else:
-                u = np.clip(table_u[a][phase_u[a]] + base_u[a, :, None], 0, wg - 1)
-                v = np.clip(table_v[a][phase_v[a]] + base_v[a, :, None], 0, hg - 1)
-                np.add(v * wg, u, out=index)
-            yield index
+        row_start = (base_v * wg + base_u).astype(dtype)[:, :, None]
+        index = np.empty((CHUNK, *self.spec.size_px), dtype=dtype)
+        for start in range(0, n, CHUNK):
+            for k, a in enumerate(range(start, min(start + CHUNK, n))):
+                if inside[a]:
+                    np.add(combined[a][row_table[a]], row_start[a], out=index[k])
+                else:
+                    u = np.clip(table_u[a][phase_u[a]] + base_u[a, :, None], 0, wg - 1)
+                    v = np.clip(table_v[a][phase_v[a]] + base_v[a, :, None], 0, hg - 1)
+                    np.add(v * wg, u, out=index[k])
+            yield index[: min(CHUNK, n - start)]
 
     def sample(self, poses: NDArray[np.float64], out: NDArray[Any]) -> None:
         """Fill ``out`` (N, C, H, W) at the channels of ``self.layers`` for city poses (N, 3).
 
-        Agents go in chunks of ``CHUNK`` so the sampled bytes are unpacked while still cached.
+        Agents go in chunks of ``CHUNK``: one gather per byte array and chunk, and the sampled
+        bits are unpacked while still cached.
         """
         n, _, h, w = out.shape
         bits = np.empty((CHUNK, h, w), dtype=np.uint8)
         coded = {name: np.empty((n, h, w), dtype=np.uint8) for name in self.codes}
-        indices = self.pixel_index(poses)
-        for start in range(0, n, CHUNK):
-            chunk = slice(start, min(start + CHUNK, n))
-            size = chunk.stop - start
-            for k, index in zip(range(size), indices, strict=False):
-                np.take(self.bits, index, out=bits[k])
-                for name, buf in coded.items():
-                    np.take(self.codes[name], index, out=buf[start + k])
+        start = 0
+        for index in self.pixel_index(poses):
+            chunk = slice(start, start + len(index))
+            flat = torch.from_numpy(index.reshape(-1))
+            _gather(self.bits, flat, bits[: len(index)])
+            for name, buf in coded.items():
+                _gather(self.codes[name], flat, buf[chunk])
             for name, bit in self.bit_of.items():
-                on = np.bitwise_and(bits[:size], np.uint8(1 << bit)) != 0
-                write_binary(out[chunk, self.spec.layers.index(name)], on)
+                _unpack(bits[: len(index)], bit, out[chunk, self.spec.layers.index(name)])
+            start = chunk.stop
         for name, buf in coded.items():
             target = out[:, self.spec.layers.index(name)]
             lut = self._decoder(name, poses[:, 2], out.dtype)
@@ -268,3 +276,23 @@ class GlobalLayers:
         fn = np.sin if LAYERS[name].component == "sin" else np.cos
         values = np.where(codes[None, :] > 0, fn(relative), 0.0)
         return encode(values, "heading", dtype)
+
+
+def _gather(source: NDArray[np.uint8], index: torch.Tensor, out: NDArray[np.uint8]) -> None:
+    """``out[...] = source[index]`` for a flat index tensor and a C-contiguous ``out``.
+
+    torch's ``index_select`` takes int32 indices (numpy's ``take`` would copy them to int64) and
+    is as fast as ``take`` per element.
+    """
+    torch.index_select(torch.from_numpy(source), 0, index, out=torch.from_numpy(out).view(-1))
+
+
+def _unpack(bits: NDArray[np.uint8], bit: int, target: NDArray[Any]) -> None:
+    """Write bit ``bit`` of ``bits`` into a binary layer (uint8 0/255 or float 0/1)."""
+    if target.dtype != np.uint8:
+        write_binary(target, np.bitwise_and(bits, np.uint8(1 << bit)) != 0)
+        return
+    # In place in the output: (bits >> bit) & 1, then 1 -> 255 in uint8 arithmetic.
+    np.right_shift(bits, np.uint8(bit), out=target)
+    np.bitwise_and(target, np.uint8(1), out=target)
+    np.negative(target, out=target)
