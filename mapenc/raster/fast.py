@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from scipy.ndimage import binary_dilation, distance_transform_edt
+from scipy.ndimage import distance_transform_edt
 
 from mapenc.errors import ConfigError
 from mapenc.maps.types import VectorMap
@@ -140,9 +140,7 @@ class GlobalLayers:
         if kind == "line":
             # Widen the fine lines to about one output pixel, so sampling never skips them.
             lines = self._line_pixels(geometry, name).astype(bool)
-            if self.oversample > 1:
-                lines = binary_dilation(lines, iterations=self.oversample // 2)
-            return lines.reshape(-1).astype(np.uint8)
+            return _dilate(lines, self.oversample // 2).reshape(-1).astype(np.uint8)
         if kind == "distance":
             clip = self.spec.distance_clip_m
             dist = self._distance_to(geometry, "centerlines")
@@ -296,3 +294,16 @@ def _unpack(bits: NDArray[np.uint8], bit: int, target: NDArray[Any]) -> None:
     np.right_shift(bits, np.uint8(bit), out=target)
     np.bitwise_and(target, np.uint8(1), out=target)
     np.negative(target, out=target)
+
+
+def _dilate(mask: NDArray[np.bool_], iterations: int) -> NDArray[np.bool_]:
+    """``scipy.ndimage.binary_dilation`` by the 4-neighbour cross, ``iterations`` times, as ORs
+    of shifted slices (several times faster on a whole global raster)."""
+    for _ in range(iterations):
+        grown = mask.copy()
+        grown[1:] |= mask[:-1]
+        grown[:-1] |= mask[1:]
+        grown[:, 1:] |= mask[:, :-1]
+        grown[:, :-1] |= mask[:, 1:]
+        mask = grown
+    return mask
