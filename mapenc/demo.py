@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from mapenc.commands.info import InfoConfig, draw_png, load_map_or_scenario, summarize
-from mapenc.commands.render import RenderConfig, render
+from mapenc.commands.render import RenderConfig, render_loaded
 from mapenc.encoders import build_encoder, describe
 from mapenc.forecasting import SYNTHETIC_RASTER, evaluate_traj, make_experiment_config, train_traj
-from mapenc.maps import load_scenario, write_generic_scene
+from mapenc.maps import write_generic_scene
 from mapenc.maps.synthetic import ScenarioConfig, TownConfig, make_scenario, make_town
 from mapenc.maps.types import VectorMap
 from mapenc.train import TrainConfig
@@ -68,21 +68,21 @@ class Section:
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def embedded_scenes(out: Path, seed: int) -> list[tuple[str, Path, str | None]]:
-    """(name, path, track id or None) of the scenes to draw: the committed real maps that are
-    present, and a synthetic town written in the generic format under ``out``."""
-    scenes: list[tuple[str, Path, str | None]] = []
+def embedded_scenes(out: Path, seed: int) -> list[tuple[str, Path]]:
+    """(name, path) of the scenes to draw: the committed real maps that are present, and a
+    synthetic town written in the generic format under ``out``."""
+    scenes: list[tuple[str, Path]] = []
     av2 = DATA_DIR / "av2_sample"
     if av2.is_dir():
-        scenes.append(("av2_austin", av2, load_scenario(av2).focal_track_id))
+        scenes.append(("av2_austin", av2))
     karlsruhe = DATA_DIR / "lanelet2_karlsruhe" / "mapping_example.osm"
     if karlsruhe.is_file():
-        scenes.append(("lanelet2_karlsruhe", karlsruhe, None))
+        scenes.append(("lanelet2_karlsruhe", karlsruhe))
     town = make_town(TownConfig(seed=seed))
     synthetic = write_generic_scene(
         make_scenario(ScenarioConfig(seed=seed), town), out / "synthetic_scene"
     )
-    scenes.append(("synthetic_town", synthetic, "0"))
+    scenes.append(("synthetic_town", synthetic))
     return scenes
 
 
@@ -108,15 +108,18 @@ def maps_section(out: Path, seed: int) -> Section:
         "layer and an RGB composite with the agent's box, history and future (the agent faces "
         "right, its left is up; 224×224 at 0.5 m/px).",
     )
-    for name, path, track in embedded_scenes(folder, seed):
+    for name, path in embedded_scenes(folder, seed):
         vector_map, scenario = load_map_or_scenario(InfoConfig(path=path))
         overview = folder / f"{name}_map.png"
         draw_png(vector_map, scenario, overview)
         raster_png = folder / f"{name}_raster.png"
-        if track is not None:
-            render(RenderConfig(path=path, out=raster_png, track=track))
+        # Scenes are drawn around their focal agent, maps around a pose on their longest lane.
+        focal = scenario.focal_track_id if scenario is not None else None
+        if focal is not None:
+            config = RenderConfig(path=path, out=raster_png, track=focal)
         else:
-            render(RenderConfig(path=path, out=raster_png, pose=pose_on_a_lane(vector_map)))
+            config = RenderConfig(path=path, out=raster_png, pose=pose_on_a_lane(vector_map))
+        render_loaded(config, vector_map, scenario)
         section.images += [overview, raster_png]
         section.data[name] = summarize(vector_map, scenario)
     return section

@@ -16,7 +16,7 @@ import numpy as np
 
 from mapenc.commands.info import InfoConfig, load_map_or_scenario
 from mapenc.errors import ConfigError, MapencError
-from mapenc.maps.types import Scenario, Track
+from mapenc.maps.types import Scenario, Track, VectorMap
 from mapenc.raster import LAYERS, Rasterizer, RasterSpec, list_layers, points_to_pixels, to_rgb
 from mapenc.raster.rgb import layer_intensity
 from mapenc.raster.scene import box_polygons
@@ -116,10 +116,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render(config: RenderConfig) -> None:
-    """Rasterize the requested agent and write the panels + composite PNG."""
+    """Read ``config.path``, rasterize the requested agent and write the panels + composite PNG."""
     vector_map, scenario = load_map_or_scenario(
         InfoConfig(path=config.path, tracks=config.tracks, dt=config.dt)
     )
+    render_loaded(config, vector_map, scenario)
+
+
+def render_loaded(config: RenderConfig, vector_map: VectorMap, scenario: Scenario | None) -> None:
+    """``render`` for a map (and scenario) already in memory; ``config.path`` only names them."""
     track, t = _chosen_track(config, scenario)
     layers = config.layers or (MAP_LAYERS + (SCENE_LAYERS if track is not None else ()))
     if scenario is None and any(LAYERS[n].kind == "scene" for n in layers):
