@@ -27,6 +27,7 @@ The split (``split_scenarios``) is fixed and needs no side file:
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -102,10 +103,25 @@ def _synthetic(spec: str) -> list[Scenario]:
     return list(make_scenarios(n, seed=0))
 
 
+def _file_stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """(name, mtime ns, size) of a file, or of every file directly in a scene folder."""
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_scene(path: Path, stamp: tuple[tuple[str, int, int], ...]) -> Scenario:
+    """``load_scenario(path)``, read once per process while ``stamp`` (the files) is unchanged:
+    training and evaluation, and the runs of an encoder study, share the parsed scenes."""
+    return load_scenario(path)
+
+
 def load_scenarios(paths: Sequence[str]) -> list[Scenario]:
     """Every scenario found under ``paths`` (see the module docstring), in a stable order.
 
-    Raises MapFormatError naming a file that cannot be read, DataError when nothing is found.
+    Scenes are parsed once per process and shared (they are never modified); a file that changes
+    on disk is read again. Raises MapFormatError naming a file that cannot be read, DataError when
+    nothing is found.
     """
     scenarios: list[Scenario] = []
     for spec in paths:
@@ -115,7 +131,7 @@ def load_scenarios(paths: Sequence[str]) -> list[Scenario]:
         path = Path(spec)
         if not path.exists():
             raise DataError(f"{path}: no such file or folder")
-        found = [load_scenario(p) for p in _scene_files(path)]
+        found = [_load_scene(p, _file_stamp(p)) for p in _scene_files(path)]
         if not found:
             raise DataError(f"{path}: no CommonRoad, AV2 or generic scene found")
         scenarios.extend(found)
