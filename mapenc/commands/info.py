@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mapenc.errors import MapencError
-from mapenc.maps.av2 import SENSOR_LOG_TRACKS
-from mapenc.maps.io import detect_format, load_map, load_scenario, read_bytes
+from mapenc.maps.io import holds_tracks, load_map, load_scenario
 from mapenc.maps.types import Scenario, VectorMap
 
 HELP = "print what a map or scenario holds (counts, bounds, tracks); optionally draw it"
@@ -58,28 +57,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scenario_path(config: InfoConfig) -> Path | None:
-    """The path to read as a scenario, or None when ``config.path`` holds a map only."""
-    path = config.path
-    if config.tracks is not None or path.suffix == ".parquet":
-        return path
-    if path.is_dir():
-        if (path / SENSOR_LOG_TRACKS).is_file():
-            return path / SENSOR_LOG_TRACKS
-        has_tracks = any(path.glob("scenario_*.parquet")) or (path / "tracks.csv").is_file()
-        return path if has_tracks else None
-    if detect_format(path) == "commonroad" and b"<dynamicObstacle" in read_bytes(path):
-        return path
-    return None
-
-
 def load_map_or_scenario(config: InfoConfig) -> tuple[VectorMap, Scenario | None]:
     """The scenario when the path holds tracks (AV2 parquet or folder, generic scene, CommonRoad
     XML with dynamic obstacles), else the map alone."""
-    scenario_path = _scenario_path(config)
-    if scenario_path is None:
+    if config.tracks is None and not holds_tracks(config.path):
         return load_map(config.path), None
-    scenario = load_scenario(scenario_path, tracks=config.tracks, dt=config.dt)
+    scenario = load_scenario(config.path, tracks=config.tracks, dt=config.dt)
     return scenario.map, scenario
 
 

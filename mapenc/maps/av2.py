@@ -24,7 +24,7 @@ import shapely
 from numpy.typing import NDArray
 
 from mapenc.errors import MapencError, ScenarioFormatError
-from mapenc.maps.io import find_map_in_folder
+from mapenc.maps.io import SENSOR_LOG_TRACKS, find_map_in_folder
 from mapenc.maps.jsonparse import (
     format_errors,
     parse_json,
@@ -39,7 +39,6 @@ from mapenc.maps.types import FloatArray, Lane, LaneType, MarkType, Scenario, Ve
 from mapenc.maps.types import centerline_from_boundaries as derive_centerline
 
 AV2_DT_S = 0.1
-SENSOR_LOG_TRACKS = "DERIVED_tracks_city_frame.parquet"
 
 # AV2 mark types are "<PATTERN>_<COLOUR>" (or NONE / UNKNOWN); mapenc keeps the pattern only.
 _MARK_COLOURS = ("_WHITE", "_YELLOW", "_BLUE")

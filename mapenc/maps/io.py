@@ -20,6 +20,8 @@ from mapenc.maps.types import Scenario, VectorMap
 PathType = str | PathLike[str]
 
 GZIP_MAGIC = b"\x1f\x8b"
+# The tracks file of an AV2 sensor log, moved into the city frame.
+SENSOR_LOG_TRACKS = "DERIVED_tracks_city_frame.parquet"
 
 # format name -> "module:function" of the reader taking a Path.
 MAP_READERS: dict[str, str] = {
@@ -107,6 +109,23 @@ def find_map_in_folder(folder: Path) -> Path:
     return candidates[0]
 
 
+def _is_av2_scene_folder(folder: Path) -> bool:
+    """The folder holds an AV2 scenario parquet or a sensor log's tracks."""
+    return any(folder.glob("scenario_*.parquet")) or (folder / SENSOR_LOG_TRACKS).is_file()
+
+
+def holds_tracks(path: PathType) -> bool:
+    """Whether ``load_scenario`` has tracks to read at ``path`` (an AV2 parquet or scene folder, a
+    generic scene folder, a CommonRoad file with dynamic obstacles); False for a map alone."""
+    p = Path(path)
+    if p.is_dir():
+        return _is_av2_scene_folder(p) or (p / "tracks.csv").is_file()
+    if p.suffix == ".parquet":
+        return True
+    raw = read_bytes(p)
+    return b"<commonRoad" in raw[:4096] and b"<dynamicObstacle" in raw
+
+
 def load_scenario(
     path: PathType, tracks: PathType | None = None, dt: float | None = None
 ) -> Scenario:
@@ -116,7 +135,7 @@ def load_scenario(
     GeoJSON path plus ``tracks``; ``dt`` overrides the GeoJSON's ``properties.dt``)."""
     p = Path(path)
     if p.is_dir():
-        if any(p.glob("scenario_*.parquet")) or (p / "DERIVED_tracks_city_frame.parquet").is_file():
+        if _is_av2_scene_folder(p):
             return _reader(SCENARIO_READERS["av2"])(p)
         if (p / "tracks.csv").is_file():
             return _reader(SCENARIO_READERS["generic"])(find_map_in_folder(p), p / "tracks.csv", dt)
