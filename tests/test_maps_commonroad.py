@@ -182,7 +182,9 @@ def test_bad_scenario_raises(tmp_path: Path, text: str, problem: str) -> None:
 def test_self_intersecting_lanelet_is_repaired_with_a_warning(tmp_path: Path) -> None:
     # Swap lanelet 3's right-bound end to the left side: its polygon becomes a bow tie.
     bow_tie = mutated(r"<x>40\.0</x>\s*<y>0\.0</y>", "<x>40.0</x><y>9.0</y>")
-    with pytest.warns(UserWarning, match="lanelet 3: invalid polygon repaired"):
+    with pytest.warns(
+        UserWarning, match=r"1 invalid polygon\(s\) repaired with make_valid: lanelet 3$"
+    ):
         m = read_commonroad_map(write(tmp_path, bow_tie))
     assert m.area.is_valid and m.area.area > 2 * 20 * 3.5
 
@@ -197,7 +199,7 @@ def manifest(real_data: Path) -> list[dict[str, str]]:
 
 @pytest.mark.slow
 @pytest.mark.real_data
-@pytest.mark.filterwarnings("ignore:.*invalid polygon repaired")
+@pytest.mark.filterwarnings("ignore:.*invalid polygon")
 def test_every_ngsim_scenario_matches_its_manifest(real_data: Path) -> None:
     rows = manifest(real_data)
     assert len(rows) == 122
@@ -233,7 +235,7 @@ def test_ngsim_positions_equal_the_raw_xml(real_data: Path) -> None:
 
 
 @pytest.mark.real_data
-@pytest.mark.filterwarnings("ignore:.*invalid polygon repaired")
+@pytest.mark.filterwarnings("ignore:.*invalid polygon")
 def test_interaction_and_ind_maps_load(real_data: Path) -> None:
     paths = sorted((real_data / "maps_only").glob("*_commonroad/*.xml"))
     assert len(paths) == 16
@@ -246,7 +248,7 @@ def test_interaction_and_ind_maps_load(real_data: Path) -> None:
 
 
 @pytest.mark.real_data
-@pytest.mark.filterwarnings("ignore:.*invalid polygon repaired")
+@pytest.mark.filterwarnings("ignore:.*invalid polygon")
 def test_a_sample_of_osm_sumo_scenarios_loads(real_data: Path) -> None:
     paths = sorted((real_data / "commonroad_osm_sumo").glob("*.xml.gz"))
     assert len(paths) == 1134

@@ -104,8 +104,12 @@ def test_tiny_projection_origin_is_the_map_centre() -> None:
 
 @pytest.fixture(scope="module")
 def karlsruhe() -> VectorMap:
-    with pytest.warns(UserWarning, match="invalid polygon repaired"):
-        return load_map(KARLSRUHE)
+    with pytest.warns(UserWarning, match="invalid polygon") as caught:
+        loaded = load_map(KARLSRUHE)
+    # One warning for the whole file, naming the repaired lanelets.
+    assert len([w for w in caught if "invalid polygon" in str(w.message)]) == 1
+    assert "repaired with make_valid: lanelet " in str(caught[0].message)
+    return loaded
 
 
 def test_karlsruhe_counts(karlsruhe: VectorMap) -> None:

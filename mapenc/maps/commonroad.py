@@ -16,8 +16,8 @@ How CommonRoad maps onto mapenc's types (coordinates stay in the file's metric f
 - Lanelets named as successors (left, right, straight) of an ``intersection`` incoming are
   ``is_intersection`` lanes.
 - Drivable area: union of the lane and crosswalk lanelet polygons (left bound + reversed right
-  bound). A self-intersecting lanelet polygon is repaired with ``make_valid`` and a warning naming
-  the file and lanelet (``repair_polygon``), never dropped.
+  bound). Self-intersecting lanelet polygons are repaired with ``make_valid`` and one warning per
+  file naming the lanelets (``repair_polygons``), never dropped.
 
 Scenarios: ``timeStepSize`` is ``dt``; each ``dynamicObstacle`` becomes a ``Track`` over the steps
 0..T-1 common to the scenario (T = last ``time/exact`` of any obstacle + 1), ``valid`` where the
@@ -48,7 +48,7 @@ from mapenc.maps.types import (
     VectorMap,
     as_polyline,
     centerline_from_boundaries,
-    repair_polygon,
+    repair_polygons,
 )
 from mapenc.maps.xmlparse import parse_floats, parse_xml
 
@@ -252,14 +252,11 @@ def _check_references(path: Path, lanelets: list[_Lanelet], ids: set[str]) -> No
 
 def _lanelet_polygons(path: Path, lanelets: list[_Lanelet]) -> list[BaseGeometry]:
     """Polygon (left bound + reversed right bound) of every lanelet, built in one vectorised call;
-    invalid ones are repaired with a warning."""
+    invalid ones are repaired with one warning for the file."""
     rings = [np.concatenate([ll.left, ll.right[::-1]]) for ll in lanelets]
     ring_index = np.repeat(np.arange(len(rings)), [len(r) for r in rings])
     polygons = shapely.polygons(shapely.linearrings(np.concatenate(rings), indices=ring_index))
-    result: list[BaseGeometry] = list(polygons)
-    for i in np.flatnonzero(~shapely.is_valid(polygons)):
-        result[i] = repair_polygon(result[i], f"{path}: lanelet {lanelets[i].id}")
-    return result
+    return repair_polygons(list(polygons), [f"lanelet {ll.id}" for ll in lanelets], str(path))
 
 
 def _lane(ll: _Lanelet, lane_ids: set[str], in_intersection: set[str | None]) -> Lane:

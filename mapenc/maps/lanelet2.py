@@ -21,7 +21,7 @@ How Lanelet2 maps onto mapenc's types:
   a boundary way (either direction).
 - Drivable area: union of lane and crosswalk polygons and of multipolygon areas with ``subtype``
   ``road`` or ``parking``. Road edges: ``curbstone`` and ``road_border`` ways.
-- Self-intersecting lanelet polygons are repaired with ``make_valid`` and a warning.
+- Self-intersecting lanelet polygons are repaired with ``make_valid`` and one warning per file.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from mapenc.maps.types import (
     as_polyline,
     centerline_from_boundaries,
     repair_polygon,
+    repair_polygons,
 )
 from mapenc.maps.xmlparse import parse_floats, parse_xml
 
@@ -155,7 +156,7 @@ def read_lanelet2_map(path: Path) -> VectorMap:
         raise MapFormatError(path, "no lanelet relations (type=lanelet): not a Lanelet2 map")
 
     lane_bounds: list[tuple[str, LaneType, _Bound, _Bound, FloatArray | None]] = []
-    crosswalks: list[BaseGeometry] = []
+    crosswalks: list[tuple[str, BaseGeometry]] = []
     for rel, tags in lanelets:
         subtype = tags.get("subtype", "road")
         if subtype not in LANE_SUBTYPES and subtype != CROSSWALK_SUBTYPE:
@@ -163,7 +164,7 @@ def read_lanelet2_map(path: Path) -> VectorMap:
         rel_id = _element_id(path, rel, "relation")
         left, right = _oriented_bounds(path, rel, rel_id, ways, nodes)
         if subtype == CROSSWALK_SUBTYPE:
-            crosswalks.append(_lanelet_polygon(path, rel_id, left, right))
+            crosswalks.append((rel_id, _lanelet_polygon(left, right)))
             continue
         centerline = _member_polyline(path, rel, rel_id, "centerline", ways, nodes, required=False)
         lane_bounds.append((rel_id, LANE_SUBTYPES[subtype], left, right, centerline))
@@ -171,9 +172,16 @@ def read_lanelet2_map(path: Path) -> VectorMap:
         raise MapFormatError(path, "no road, highway, bus or bicycle lanelets")
 
     lanes = _link_lanes(lane_bounds)
-    lane_polygons = [
-        _lanelet_polygon(path, lane_id, left, right) for lane_id, _, left, right, _ in lane_bounds
+    named_polygons = [
+        *crosswalks,
+        *((lane_id, _lanelet_polygon(left, right)) for lane_id, _, left, right, _ in lane_bounds),
     ]
+    polygons = repair_polygons(
+        [polygon for _, polygon in named_polygons],
+        [f"lanelet {rel_id}" for rel_id, _ in named_polygons],
+        str(path),
+    )
+    crosswalk_polygons, lane_polygons = polygons[: len(crosswalks)], polygons[len(crosswalks) :]
     areas = [
         _multipolygon(path, rel, ways, nodes)
         for rel, tags in relations
@@ -186,8 +194,8 @@ def read_lanelet2_map(path: Path) -> VectorMap:
     ]
     return VectorMap(
         lanes=lanes,
-        crosswalks=[c for c in crosswalks if not c.is_empty],
-        drivable_area=shapely.union_all([*lane_polygons, *crosswalks, *areas]),
+        crosswalks=[c for c in crosswalk_polygons if not c.is_empty],
+        drivable_area=shapely.union_all([*lane_polygons, *crosswalk_polygons, *areas]),
         road_edges=road_edges,
         source=str(path),
         projection=nodes.projection,
@@ -296,9 +304,9 @@ def _oriented_bounds(
     )
 
 
-def _lanelet_polygon(path: Path, rel_id: str, left: _Bound, right: _Bound) -> BaseGeometry:
-    ring = np.concatenate([left.points, right.points[::-1]])
-    return repair_polygon(shapely.Polygon(ring), f"{path}: lanelet {rel_id}")
+def _lanelet_polygon(left: _Bound, right: _Bound) -> BaseGeometry:
+    """Left bound + reversed right bound, possibly invalid (``repair_polygons`` mends it)."""
+    return shapely.Polygon(np.concatenate([left.points, right.points[::-1]]))
 
 
 def _link_lanes(

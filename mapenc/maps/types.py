@@ -112,6 +112,32 @@ def repair_polygon(geom: BaseGeometry, what: str) -> BaseGeometry:
     if geom.is_valid:
         return geom
     warnings.warn(f"{what}: invalid polygon repaired with make_valid", stacklevel=2)
+    return _made_valid(geom)
+
+
+def repair_polygons(
+    geoms: Sequence[BaseGeometry], names: Sequence[str], where: str
+) -> list[BaseGeometry]:
+    """``repair_polygon`` over the polygons of one source, with one warning for all repairs.
+
+    ``names[i]`` names ``geoms[i]`` in the warning (e.g. ``"lanelet 12"``); ``where`` is the file.
+    """
+    invalid = np.flatnonzero(~shapely.is_valid(np.asarray(geoms, dtype=object))).tolist()
+    repaired = list(geoms)
+    if len(invalid):
+        listed = ", ".join(names[i] for i in invalid[:5])
+        more = f" and {len(invalid) - 5} more" if len(invalid) > 5 else ""
+        warnings.warn(
+            f"{where}: {len(invalid)} invalid polygon(s) repaired with make_valid: {listed}{more}",
+            stacklevel=2,
+        )
+        for i in invalid:
+            repaired[i] = _made_valid(geoms[i])
+    return repaired
+
+
+def _made_valid(geom: BaseGeometry) -> BaseGeometry:
+    """The polygonal part of ``shapely.make_valid(geom)``."""
     fixed = shapely.make_valid(geom)
     polys = [g for g in getattr(fixed, "geoms", [fixed]) if isinstance(g, Polygon | MultiPolygon)]
     return shapely.union_all(polys) if polys else Polygon()
