@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from mapenc.data.mnist import BINARIZE_MODES
 from mapenc.train import TrainConfig
@@ -25,6 +26,17 @@ from mapenc.vae.image import (
 HELP = "train the MNIST VAE baseline with a registered encoder; prints test metrics as JSON"
 
 
+def setting(text: str) -> tuple[str, Any]:
+    """``"KEY=VALUE"`` -> ``(KEY, VALUE)`` with VALUE read as JSON when it parses, else as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `mapenc train-mnist`, one per config field."""
     defaults_model, defaults_train = ImageVAEConfig(), TrainConfig()
@@ -33,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--encoder", default=defaults_model.encoder, help="registered encoder name")
     parser.add_argument("--decoder", help="registered decoder name (default: the encoder's mirror)")
+    parser.add_argument(
+        "--decoder-setting",
+        action="append",
+        default=[],
+        type=setting,
+        metavar="KEY=VALUE",
+        help="a decoder config field, repeatable (e.g. first_kernel=5); VALUE is read as JSON",
+    )
     parser.add_argument(
         "--latent-dim", type=int, default=defaults_model.latent_dim, help="D, size of z"
     )
@@ -68,6 +88,7 @@ def config_from_args(args: argparse.Namespace) -> MnistExperimentConfig:
             latent_dim=args.latent_dim,
             feature_dim=args.feature_dim,
             likelihood=args.likelihood,
+            decoder_settings=dict(args.decoder_setting),
         ),
         train=TrainConfig(
             epochs=args.epochs,

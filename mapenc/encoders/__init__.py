@@ -5,7 +5,7 @@
 ...                   output_size=(28, 28))              # [N, 16] -> [N, 1, 28, 28] logits
 """
 
-from mapenc.encoders import conv, decoders, resnet, seed  # noqa: F401  (imports register)
+from mapenc.encoders import conv, decoders, pixelcnn, resnet, seed  # noqa: F401  (register)
 from mapenc.encoders.describe import Description, LayerRow, describe
 from mapenc.encoders.registry import (
     build_decoder,

@@ -3,7 +3,9 @@
 ``ImageVAE`` maps images ``[N, C, H, W]`` through ``encoder`` to features ``[N, F]``, then two
 linear heads give the diagonal Gaussian posterior ``q(z|x)`` over ``z`` in ``R^D``. The decoder
 maps ``z`` to per-pixel logits ``[N, C, H, W]``; the likelihood is Bernoulli on those logits (with
-grey-level targets this is the PyTorch-example protocol) or Gaussian with one learnt scale.
+grey-level targets this is the PyTorch-example protocol) or Gaussian with one learnt scale. An
+autoregressive decoder (``pixelcnn``) also reads the image and gives the logits of each value
+given ``z`` and the values before it; it is Bernoulli only.
 
 Every quantity is in nats per image: summed over pixels and latent dimensions, averaged over the
 batch. ``loss`` is the negative ELBO; ``iwae_nll`` the importance-weighted bound of Burda et al.
@@ -60,7 +62,8 @@ class ImageVAE(nn.Module):
 
     ``encoder``: ``[N, C, H, W] -> [N, F]`` with attribute ``latent_dim = F`` (its feature
     length); ``decoder``: ``[N, latent_dim] -> [N, C, H, W]`` logits (Bernoulli) or means
-    (Gaussian). Targets lie in ``[0, 1]``.
+    (Gaussian), or, when it has ``autoregressive = True``, ``(z, x) -> [N, C, H, W]`` logits of
+    each value given the ones before it, plus ``sample(z, generator)``. Targets lie in ``[0, 1]``.
     """
 
     def __init__(
@@ -74,6 +77,9 @@ class ImageVAE(nn.Module):
         if likelihood not in LIKELIHOODS:
             raise ConfigError(f"likelihood={likelihood!r}: expected one of {LIKELIHOODS}")
         features = int(cast(int, encoder.latent_dim))
+        self.autoregressive = bool(getattr(decoder, "autoregressive", False))
+        if self.autoregressive and likelihood != "bernoulli":
+            raise ConfigError("an autoregressive decoder needs likelihood='bernoulli'")
         self.encoder = encoder
         self.decoder = decoder
         self.latent_dim = latent_dim
@@ -93,9 +99,13 @@ class ImageVAE(nn.Module):
         """``log p(x|z)`` in nats, summed over pixels: ``x [N, C, H, W]``, ``z [..., N, D]`` →
         ``[..., N]`` (leading sample dimensions broadcast over the batch)."""
         lead = z.shape[:-2]
-        out = self.decoder(z.reshape(-1, z.shape[-1]))
-        out = out.reshape(*lead, *x.shape)
-        target = x.expand_as(out)
+        flat_z = z.reshape(-1, z.shape[-1])
+        if self.autoregressive:
+            target = x.expand(*lead, *x.shape)
+            out = self.decoder(flat_z, target.reshape(-1, *x.shape[1:])).reshape(target.shape)
+        else:
+            out = self.decoder(flat_z).reshape(*lead, *x.shape)
+            target = x.expand_as(out)
         if self.likelihood == "bernoulli":
             per_pixel = -F.binary_cross_entropy_with_logits(out, target, reduction="none")
         else:
@@ -147,16 +157,25 @@ class ImageVAE(nn.Module):
         return int((means.var(dim=0, unbiased=False) > threshold).sum())
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Expected image ``E[x | z = E_q[z]]``: ``[N, C, H, W]`` in ``[0, 1]`` (Bernoulli)."""
-        z = self.posterior(x)[0]
-        return self.mean_image(self.decoder(z))
+    def reconstruct(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Image decoded from ``z = E_q[z]``: ``[N, C, H, W]`` in ``[0, 1]``. The expected image
+        ``E[x | z]``, or for an autoregressive decoder a draw from ``p(x | z)``."""
+        return self.decode(self.posterior(x)[0], generator)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` expected images decoded from prior draws ``z ~ N(0, I)``: ``[n, C, H, W]``."""
+        """``n`` images decoded (as in ``reconstruct``) from prior draws ``z ~ N(0, I)``."""
         device = self.q_mean.weight.device
         z = torch.randn((n, self.latent_dim), generator=generator).to(device)
+        return self.decode(z, generator)
+
+    def decode(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``z [N, D]`` -> the expected image, or a draw for an autoregressive decoder."""
+        if self.autoregressive:
+            sampler: Any = self.decoder  # has ``sample(z, generator)``, see the class docstring
+            return cast(torch.Tensor, sampler.sample(z, generator))
         return self.mean_image(self.decoder(z))
 
     def mean_image(self, decoded: torch.Tensor) -> torch.Tensor:
@@ -170,7 +189,8 @@ class ImageVAEConfig:
 
     ``decoder=None`` takes the encoder's mirror (``default_decoder_for``). ``encoder_settings``
     are passed on to ``build_encoder`` (e.g. channel widths) besides ``latent_dim=feature_dim`` and,
-    for encoders that take them, ``in_channels=1`` and ``input_size=(28, 28)``.
+    for encoders that take them, ``in_channels=1`` and ``input_size=(28, 28)``;
+    ``decoder_settings`` to ``build_decoder`` (e.g. ``{"first_kernel": 5}`` for ``pixelcnn``).
     """
 
     encoder: str = "seed_global"
@@ -179,6 +199,7 @@ class ImageVAEConfig:
     feature_dim: int = 256
     likelihood: Likelihood = "bernoulli"
     encoder_settings: dict[str, Any] = field(default_factory=dict)
+    decoder_settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.latent_dim < 1 or self.feature_dim < 1:
@@ -229,18 +250,15 @@ def build_image_vae(
     decoder (as in ``config.json``); when given they rebuild exactly that architecture.
     """
     encoder = build_encoder(config.encoder, **(encoder_settings or _mnist_encoder_settings(config)))
+    decoder_name = config.decoder or default_decoder_for(config.encoder)
     if decoder_settings is None:
-        decoder_name = config.decoder or default_decoder_for(config.encoder)
-        decoder = build_decoder(
-            decoder_name,
-            latent_dim=config.latent_dim,
-            out_channels=1,
-            output_size=(IMAGE_SIZE, IMAGE_SIZE),
-        )
-    else:
-        decoder = build_decoder(
-            config.decoder or default_decoder_for(config.encoder), **decoder_settings
-        )
+        decoder_settings = {
+            **config.decoder_settings,
+            "latent_dim": config.latent_dim,
+            "out_channels": 1,
+            "output_size": (IMAGE_SIZE, IMAGE_SIZE),
+        }
+    decoder = build_decoder(decoder_name, **decoder_settings)
     return ImageVAE(encoder, decoder, config.latent_dim, config.likelihood)
 
 
@@ -268,6 +286,8 @@ def evaluate_image_vae(
     """
     model.eval()
     device = model.q_mean.weight.device
+    if model.autoregressive:  # its decoder keeps [chunk * batch, hidden, H, W] maps in memory
+        chunk = min(chunk, max(1, 2000 // batch_size))
     totals = {"test_loss": 0.0, "recon": 0.0, "kl": 0.0, "nll": 0.0}
     count = 0
     devices = [device] if device.type == "cuda" else []

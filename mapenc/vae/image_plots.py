@@ -58,11 +58,11 @@ def save_reconstructions(
     model: ImageVAE, dataset: Dataset[Any], path: PathType, columns: int = 10
 ) -> Path:
     """Rows alternate: ``columns`` inputs (spread evenly over ``dataset``), then their
-    reconstructions from ``E_q[z]``; four pairs of rows."""
+    reconstructions from ``E_q[z]`` (seeded draws for an autoregressive decoder); four pairs of rows."""
     device = model.q_mean.weight.device
     picks = torch.linspace(0, len(dataset) - 1, 4 * columns).long().tolist()  # type: ignore[arg-type]
     images = torch.stack([dataset[i][0] for i in picks]).to(device)
-    recon = model.reconstruct(images)
+    recon = model.reconstruct(images, torch.Generator().manual_seed(0))
     pairs = []
     for start in range(0, len(images), columns):
         pairs += [images[start : start + columns], recon[start : start + columns]]
@@ -72,7 +72,7 @@ def save_reconstructions(
 
 @torch.no_grad()
 def save_samples(model: ImageVAE, path: PathType, count: int = 64, seed: int = 0) -> Path:
-    """``count`` mean images decoded from prior draws ``z ~ N(0, I)`` (seeded)."""
+    """``count`` images decoded from prior draws ``z ~ N(0, I)`` (seeded; ``ImageVAE.sample``)."""
     samples = model.sample(count, generator=torch.Generator().manual_seed(seed))
     return _save_mosaic(tile_images(samples, 8), path, "samples from the prior")
 
