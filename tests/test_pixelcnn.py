@@ -142,11 +142,13 @@ def test_train_mnist_takes_decoder_settings(
     args += ["--decoder", "pixelcnn", "--decoder-setting", "first_kernel=3"]
     args += ["--decoder-setting", "masked_layers=0", "--decoder-setting", "conditioning=conv"]
     args += ["--epochs", "1", "--max-steps", "2", "--batch-size", "16", "--out", str(out)]
-    args += ["--iw", "2", "--no-progress"]
+    args += ["--iw", "2", "--no-progress", "--binarize", "dynamic"]
     assert cli_main(args) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["decoder"] == "pixelcnn"
     saved = json.loads((out / "config.json").read_text())
     assert saved["decoder"]["first_kernel"] == 3 and saved["decoder"]["masked_layers"] == 0
+    assert cli_main([*args, "--binarize", "none"]) == 2
+    assert "needs binary targets" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_main([*args[:8], "--decoder-setting", "no-equals-sign", "--out", str(out)])

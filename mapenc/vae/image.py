@@ -330,8 +330,14 @@ def train_and_evaluate_mnist(
     """
     context = init_distributed(config.train.device)
     seed_everything(config.train.seed)
-    train_set, test_set = mnist_datasets(config.data, config.binarize, config.train.seed)
     model = build_image_vae(config.model)
+    if model.autoregressive and config.binarize == "none":
+        raise ConfigError(
+            "an autoregressive decoder needs binary targets (binarize='dynamic' or 'static'): "
+            "with grey levels it reads grey context values in training but draws binary ones, "
+            "so its bound is not the likelihood of anything it can sample"
+        )
+    train_set, test_set = mnist_datasets(config.data, config.binarize, config.train.seed)
     result = fit(
         model,
         train_set,
