@@ -211,4 +211,8 @@ def test_train_and_eval_commands(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert result["iw_k"] == 4
     for name in ("reconstructions.png", "samples.png", "latent_scatter.png", "eval.json"):
         assert (out / name).stat().st_size > 0, name
+    assert cli_main(["eval-mnist", str(out), "--iw", "3", "--first", "7"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_images"] == 7
+    assert json.loads((out / "eval.json").read_text())["iw_k"] == 3
+    assert cli_main(["eval-mnist", str(out), "--first", "0"]) == 2
     assert cli_main(["eval-mnist", str(tmp_path / "absent")]) == 2
