@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         else Subset(test_set, range(min(config.first, len(test_set))))
     )
     started = time.monotonic()
-    metrics: dict[str, object] = dict(evaluate_image_vae(model, scored, config.iw_k))
+    metrics: dict[str, object] = dict(evaluate_image_vae(model, scored, config.iw_k, progress=True))
     metrics["eval_seconds"] = round(time.monotonic() - started, 2)
     metrics["test_images"] = len(scored)
     write_json(config.run_dir / "eval.json", metrics)

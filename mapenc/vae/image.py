@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from mapenc.data.mnist import BINARIZE_MODES, IMAGE_SIZE, Binarize, MnistImages, mnist_datasets
 from mapenc.encoders import build_decoder, build_encoder, default_decoder_for
@@ -278,11 +279,13 @@ def evaluate_image_vae(
     batch_size: int = 100,
     chunk: int = 100,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Test metrics in nats per image, reproducible for a given ``seed``:
 
     ``test_loss`` (negative ELBO, one sample), ``recon``, ``kl``, ``nll`` (``iwae_nll`` with
-    ``k = iw_k``), ``active_units`` and ``iw_k``. The global RNG is left untouched.
+    ``k = iw_k``), ``active_units`` and ``iw_k``. The global RNG is left untouched. ``progress``
+    shows a bar over the test batches (a large ``k`` takes minutes on a CPU).
     """
     model.eval()
     device = model.q_mean.weight.device
@@ -293,7 +296,14 @@ def evaluate_image_vae(
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        for x in image_batches(dataset, batch_size, device):
+        batches = tqdm(
+            image_batches(dataset, batch_size, device),
+            desc=f"test, k={iw_k}",
+            total=math.ceil(len(dataset) / batch_size),  # type: ignore[arg-type]
+            disable=not progress,
+            leave=False,
+        )
+        for x in batches:
             recon, kl = model.elbo_terms(x)
             totals["recon"] += float(recon.sum())
             totals["kl"] += float(kl.sum())
@@ -355,7 +365,9 @@ def train_and_evaluate_mnist(
     if not context.is_main:
         return {}
     started = time.monotonic()
-    metrics: dict[str, Any] = evaluate_image_vae(model, test_set, config.eval_iw_k)
+    metrics: dict[str, Any] = evaluate_image_vae(
+        model, test_set, config.eval_iw_k, progress=config.train.progress
+    )
     metrics.update(
         params=count_parameters(model),
         train_seconds=round(result.seconds, 2),
