@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mapenc.encoders.decoders import DecoderConfig
-from mapenc.encoders.layers import check_input, check_positive
+from mapenc.encoders.layers import check_input, check_non_negative, check_positive
 from mapenc.encoders.registry import DECODERS, Entry, build_decoder, register_decoder
 from mapenc.errors import ConfigError
 
@@ -91,8 +91,7 @@ class PixelCNNDecoderConfig(DecoderConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive(hidden=self.hidden, first_kernel=self.first_kernel)
-        if self.masked_layers < 0:
-            raise ConfigError(f"masked_layers={self.masked_layers}: must be >= 0")
+        check_non_negative(masked_layers=self.masked_layers)
         if self.conditioning not in DECODERS or self.conditioning == "pixelcnn":
             names = ", ".join(sorted(set(DECODERS) - {"pixelcnn"}))
             raise ConfigError(f"conditioning={self.conditioning!r}: expected one of {names}")
