@@ -23,7 +23,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from mapenc.encoders.decoders import DecoderConfig
-from mapenc.encoders.layers import check_input, check_non_negative, check_positive
+from mapenc.encoders.layers import (
+    check_choice,
+    check_input,
+    check_non_negative,
+    check_positive,
+)
 from mapenc.encoders.registry import DECODERS, Entry, build_decoder, register_decoder
 from mapenc.errors import ConfigError
 
@@ -92,9 +97,7 @@ class PixelCNNDecoderConfig(DecoderConfig):
         super().__post_init__()
         check_positive(hidden=self.hidden, first_kernel=self.first_kernel)
         check_non_negative(masked_layers=self.masked_layers)
-        if self.conditioning not in DECODERS or self.conditioning == "pixelcnn":
-            names = ", ".join(sorted(set(DECODERS) - {"pixelcnn"}))
-            raise ConfigError(f"conditioning={self.conditioning!r}: expected one of {names}")
+        check_choice(self.conditioning, sorted(set(DECODERS) - {"pixelcnn"}), "conditioning")
 
 
 class PixelCNNDecoder(nn.Module):
