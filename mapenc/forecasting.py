@@ -24,19 +24,24 @@ import torch
 from numpy.typing import NDArray
 from torch.utils.data import DataLoader
 
+from mapenc.data.context import ContextDataset
 from mapenc.data.traj_dataset import TrajectoryDataset
-from mapenc.data.traj_sources import load_scenarios, split_scenarios
+from mapenc.data.traj_sources import load_scenarios, scene_names, split_scenarios
 from mapenc.data.trajectory import (
     AV2_TASK,
     NGSIM_TASK,
     TrajSamples,
     TrajTask,
-    constant_velocity_forecast,
     samples_from_scenarios,
 )
 from mapenc.errors import ConfigError, DataError
+from mapenc.evaluation.baselines import CONSTANT_VELOCITY, baseline_forecasts
+from mapenc.evaluation.report import (
+    evaluation_report,
+    score_per_sample,
+    write_predictions,
+)
 from mapenc.maps.types import Scenario
-from mapenc.metrics import offroad_mask, score_forecasts
 from mapenc.raster import RasterSpec
 from mapenc.train import TrainConfig, config_from_dict, count_parameters, fit, load_checkpoint
 from mapenc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, read_json
@@ -120,6 +125,7 @@ def make_experiment_config(
     **model_settings: Any,
 ) -> TrajExperimentConfig:
     """A consistent TrajExperimentConfig: the model's raster and task fields follow the arguments."""
+    model_settings.setdefault("anchors", "lane" if use_map else "kinematic")
     model = TrajCVAEConfig.for_raster(
         raster,
         history_steps=task.history_steps,
@@ -140,11 +146,13 @@ def make_experiment_config(
 
 @dataclass
 class SplitData:
-    """The scenarios, samples and cached-raster dataset of one split."""
+    """The scenarios (and their names), samples and dataset (cached rasters, anchors, neighbours)
+    of one split."""
 
     scenarios: list[Scenario]
     samples: TrajSamples
-    dataset: TrajectoryDataset
+    dataset: ContextDataset
+    names: list[str]
 
 
 def load_split(
@@ -159,7 +167,7 @@ def load_split(
     if not scenarios:
         raise DataError(f"split {split!r} of {', '.join(paths)} holds no scenario")
     samples = samples_from_scenarios(scenarios, config.task)
-    dataset = TrajectoryDataset(
+    rasters = TrajectoryDataset(
         samples,
         scenarios,
         config.raster,
@@ -168,7 +176,15 @@ def load_split(
         mode="exact" if config.raster_mode == "exact" else "fast",
         progress=progress,
     )
-    return SplitData(scenarios, samples, dataset)
+    dataset = ContextDataset(
+        rasters,
+        scenarios,
+        config.task,
+        config.model.modes,
+        "lane" if config.model.anchors == "lane" else "kinematic",
+        config.model.max_neighbours,
+    )
+    return SplitData(scenarios, samples, dataset, scene_names(scenarios, paths))
 
 
 def train_traj(
@@ -212,97 +228,110 @@ def load_trained(run_dir: str | os.PathLike[str]) -> tuple[TrajExperimentConfig,
 
 
 def predict(
-    model: TrajectoryCVAE, dataset: TrajectoryDataset, k: int, seed: int = 0, batch_size: int = 256
-) -> NDArray[np.float64]:
-    """(N, k, F, 2) futures (agent frame, metres) for every sample, in dataset order."""
+    model: TrajectoryCVAE, dataset: ContextDataset, k: int, seed: int = 0, batch_size: int = 256
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(N, k, F, 2) futures (agent frame, metres) and (N, k) probabilities, in dataset order."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
     generator = torch.Generator(device=device).manual_seed(seed)
-    outputs = []
+    futures, probabilities = [], []
     with torch.no_grad():
         for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
             on_device = {name: value.to(device) for name, value in batch.items()}
-            outputs.append(model.sample(on_device, k, generator).cpu().double().numpy())
-    return np.concatenate(outputs)
+            future, prob = model.forecast(on_device, k, generator)
+            futures.append(future.cpu().double().numpy())
+            probabilities.append(prob.cpu().double().numpy())
+    return np.concatenate(futures), np.concatenate(probabilities)
 
 
-def agent_to_city(
-    points_agent: NDArray[np.floating], poses: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """(N, ..., 2) agent-frame points of N samples -> city frame, with poses (N, 3) city_SE2_agent."""
-    c, s = np.cos(poses[:, 2]), np.sin(poses[:, 2])
-    shape = (len(poses),) + (1,) * (points_agent.ndim - 2)
-    c, s = c.reshape(shape), s.reshape(shape)
-    x, y = points_agent[..., 0], points_agent[..., 1]
-    return np.stack(
-        [c * x - s * y + poses[:, 0].reshape(shape), s * x + c * y + poses[:, 1].reshape(shape)],
-        axis=-1,
-    )
-
-
-def offroad_rate_of(
-    forecasts: NDArray[np.floating], samples: TrajSamples, scenarios: Sequence[Scenario]
-) -> float:
-    """Share of forecast points (N, K, F, 2), agent frame, outside each scenario's drivable area."""
-    city = agent_to_city(forecasts, samples.pose)
-    outside = np.zeros(city.shape[:-1], dtype=bool)
-    for index in np.unique(samples.scenario_index):
-        rows = samples.scenario_index == index
-        outside[rows] = offroad_mask(city[rows], scenarios[int(index)].map.area)
-    return float(outside.mean())
+def default_split(config: TrajExperimentConfig, data: Sequence[str] | None) -> str:
+    """ "test" when ``data`` is what the run was trained on (or None), else "all" (zero-shot)."""
+    if not data:
+        return "test"
+    trained = {str(Path(p).resolve()) for p in config.data}
+    return "test" if {str(Path(p).resolve()) for p in data} == trained else "all"
 
 
 def evaluate_traj(
     run_dir: str | os.PathLike[str],
     data: Sequence[str] | None = None,
-    split: str = "test",
+    split: str | None = None,
     k: int = 6,
     figures: int = 6,
     seed: int = 0,
+    predictions: str | os.PathLike[str] | None = None,
+    versus: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Scores of a trained run on ``split`` (metres and rates), and PNGs of ``figures`` cases.
+    """Scores of a trained run beside the baselines, with intervals; PNGs of ``figures`` cases.
 
-    Returns ``{"n", "k", "split", "model": {minADE, minFDE, miss_rate, offroad_rate},
-    "constant_velocity": {ADE, FDE, miss_rate, offroad_rate}, "ground_truth": {offroad_rate},
-    "figures": [paths]}``; the PNGs go to ``run_dir/eval_<split>/``.
+    ``split`` defaults to "test" on the data the run was trained on and to "all" on other data
+    (zero-shot; the JSON says which). ``versus`` is a second run (e.g. the no-map twin) scored on
+    the same samples and compared by paired bootstrap. ``predictions`` writes the model's
+    forecasts (``mapenc.evaluation.report.write_predictions``). Returns ``{"n", "k", "split",
+    "zero_shot", "model", "baselines", "model_minus_baseline", ["versus", "model_minus_versus"],
+    "by_location", "by_kind", "constant_velocity", "ground_truth", ["figures"]}``; the PNGs go to
+    ``run_dir/eval_<split>/``.
     """
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
     config, model = load_trained(run_dir)
+    split = split or default_split(config, data)
     part = load_split(config, split, data, progress=config.train.progress)
     samples, task = part.samples, config.task
-    forecasts = predict(model, part.dataset, k, seed)
-    truth = samples.future.astype(np.float64)
-    cv = constant_velocity_forecast(samples.velocity, task.future_steps, task.dt)[:, None]
-    model_scores = score_forecasts(forecasts, truth)
-    cv_scores = score_forecasts(cv, truth)
+    forecasts, probabilities = predict(model, part.dataset, k, seed)
+    scored = score_per_sample(forecasts, samples, part.scenarios)
+    baseline_pred = baseline_forecasts(samples, part.scenarios, task, k)
+    baselines = {
+        name: score_per_sample(f, samples, part.scenarios) for name, f in baseline_pred.items()
+    }
+    other = None
+    if versus is not None:
+        versus_config, versus_model = load_trained(versus)
+        if versus_config.task != config.task:
+            raise ConfigError(f"{versus}: trained for another task than {run_dir}")
+        versus_part = load_split(
+            versus_config, split, data or config.data, versus_config.train.progress
+        )
+        other = score_per_sample(
+            predict(versus_model, versus_part.dataset, k, seed)[0], samples, part.scenarios
+        )
+    cv = baselines[CONSTANT_VELOCITY].means()
+    truth = samples.future.astype(np.float64)[:, None]
     result: dict[str, Any] = {
         "n": len(samples),
         "k": k,
         "split": split,
-        "model": {
-            "minADE": round(model_scores.min_ade, 4),
-            "minFDE": round(model_scores.min_fde, 4),
-            "miss_rate": round(model_scores.miss_rate, 4),
-            "offroad_rate": round(offroad_rate_of(forecasts, samples, part.scenarios), 4),
-        },
+        "zero_shot": split == "all" and default_split(config, data) == "all",
+        "scenes": len(part.scenarios),
+        "task": dataclasses.asdict(task),
+        **evaluation_report(scored, baselines, samples, part.names, versus=other, seed=seed),
         "constant_velocity": {
-            "ADE": round(cv_scores.min_ade, 4),
-            "FDE": round(cv_scores.min_fde, 4),
-            "miss_rate": round(cv_scores.miss_rate, 4),
-            "offroad_rate": round(offroad_rate_of(cv, samples, part.scenarios), 4),
+            "variant": CONSTANT_VELOCITY,
+            "ADE": cv["minADE"],
+            "FDE": cv["minFDE"],
+            "miss_rate": cv["miss_rate"],
+            "offroad_rate": cv["offroad_rate"],
         },
         "ground_truth": {
-            "offroad_rate": round(offroad_rate_of(truth[:, None], samples, part.scenarios), 4)
+            "offroad_rate": round(
+                float(score_per_sample(truth, samples, part.scenarios).offroad.mean()), 4
+            )
         },
     }
+    if predictions is not None:
+        write_predictions(predictions, forecasts, probabilities, samples, part.names)
+        result["predictions"] = str(predictions)
     if figures > 0:
         from mapenc.forecast_plots import plot_forecast_cases
 
         folder = Path(run_dir) / f"eval_{split}"
         chosen = np.random.default_rng(seed).choice(len(samples), min(figures, len(samples)), False)
         result["figures"] = plot_forecast_cases(
-            part.dataset, forecasts, cv[:, 0], sorted(int(i) for i in chosen), folder
+            part.dataset.base,
+            forecasts,
+            baseline_pred[CONSTANT_VELOCITY][:, 0],
+            sorted(int(i) for i in chosen),
+            folder,
         )
     return result
 

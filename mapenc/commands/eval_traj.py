@@ -1,9 +1,13 @@
-"""`mapenc eval-traj DIR --data PATH... [--split test] [--k 6]`: score a train-traj run.
+"""`mapenc eval-traj DIR [--data PATH...] [--split S] [--k 6] [--versus DIR2] [--predictions F.npz]`.
 
-Prints JSON ``{"n", "k", "model": {minADE, minFDE, miss_rate, offroad_rate},
-"constant_velocity": {ADE, FDE, miss_rate, offroad_rate}, ...}`` (metres; AV2 definitions, see
-``mapenc.metrics``), writes it to ``DIR/eval_<split>.json`` and PNGs of sampled cases to
-``DIR/eval_<split>/``.
+Scores a train-traj run beside the training-free baselines (``mapenc.evaluation``) and prints
+JSON: ``model`` and ``baselines`` (minADE, minFDE, miss rate, off-road rate; metres, AV2
+definitions, see ``mapenc.metrics``), ``model_minus_baseline`` (paired bootstrap 95 % intervals
+over whole scenes), ``by_location``, ``by_kind``, and with ``--versus`` the same comparison
+against a second run (e.g. the no-map twin). ``--split`` defaults to test on the data the run was
+trained on and to all of any other data (zero-shot; ``"zero_shot": true`` in the JSON). The JSON
+goes to ``--out`` (default ``DIR/eval_<split>.json``), PNGs of sampled cases to ``DIR/eval_<split>/``,
+and with ``--predictions`` the forecasts to an ``.npz`` for rescoring.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import torch
 
 from mapenc.forecasting import evaluate_traj
 
-HELP = "score a trained trajectory VAE (minADE/minFDE/miss/off-road) against constant velocity"
+HELP = "score a trained trajectory VAE beside training-free baselines, with bootstrap intervals"
 
 
 @dataclass(frozen=True)
@@ -26,19 +30,25 @@ class EvalTrajConfig:
 
     Attributes:
         run_dir: the train-traj output folder.
-        data: data paths; empty for the ones the run was trained with.
-        split: which split to score.
-        k: futures drawn per sample.
+        data: data paths; empty for the ones the run was trained on.
+        split: which split to score; None: test on the training data, all on other data.
+        k: futures per sample.
         figures: number of cases drawn as PNG.
-        seed: seed of the K draws and of the drawn cases.
+        seed: seed of the bootstrap, of sampled modes beyond the model's and of the drawn cases.
+        versus: a second run scored on the same samples and compared with this one.
+        predictions: where to write the forecasts (.npz), or None.
+        out: where to write the JSON (None: ``run_dir/eval_<split>.json``).
     """
 
     run_dir: Path
     data: tuple[str, ...] = ()
-    split: str = "test"
+    split: str | None = None
     k: int = 6
     figures: int = 6
     seed: int = 0
+    versus: Path | None = None
+    predictions: Path | None = None
+    out: Path | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,10 +61,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="data paths (default: those the run was trained on)",
     )
-    parser.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
+    parser.add_argument(
+        "--split",
+        choices=("train", "val", "test", "all"),
+        help="default: test on the training data, all on other data (zero-shot)",
+    )
     parser.add_argument("--k", type=int, default=6, help="futures per sample")
     parser.add_argument("--figures", type=int, default=6, help="cases to draw as PNG")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--versus", type=Path, metavar="DIR2", help="a run to compare against")
+    parser.add_argument("--predictions", type=Path, metavar="F.npz", help="write the forecasts")
+    parser.add_argument("--out", type=Path, metavar="F.json", help="where to write the JSON")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,11 +84,22 @@ def run(args: argparse.Namespace) -> int:
         k=args.k,
         figures=args.figures,
         seed=args.seed,
+        versus=args.versus,
+        predictions=args.predictions,
+        out=args.out,
     )
     result = evaluate_traj(
-        config.run_dir, config.data or None, config.split, config.k, config.figures, config.seed
+        config.run_dir,
+        config.data or None,
+        config.split,
+        config.k,
+        config.figures,
+        config.seed,
+        predictions=config.predictions,
+        versus=config.versus,
     )
     text = json.dumps(result, indent=2)
-    (config.run_dir / f"eval_{config.split}.json").write_text(text)
+    out = config.out or config.run_dir / f"eval_{result['split']}.json"
+    out.write_text(text)
     print(text)
     return 0

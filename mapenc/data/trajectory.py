@@ -56,15 +56,20 @@ class TrajTask:
         return self.history_steps + 1 + self.future_steps
 
 
+# Agents that move on their own (AV2's object types; CommonRoad kinds map onto them): parked
+# objects, cones and the like are never forecast.
+MOVING_KINDS = ("vehicle", "bus", "truck", "cyclist", "motorcyclist", "pedestrian")
 # NGSIM CommonRoad scenes at 10 Hz: 1 s of history (10 steps + current) -> 3 s of future.
-NGSIM_TASK = TrajTask(history_steps=10, future_steps=30, dt=0.1, stride_steps=10)
+NGSIM_TASK = TrajTask(
+    history_steps=10, future_steps=30, dt=0.1, stride_steps=10, kinds=MOVING_KINDS
+)
 # Argoverse 2 motion forecasting: 5 s observed (49 steps + current) -> 6 s future.
 AV2_TASK = TrajTask(
     history_steps=49,
     future_steps=60,
     dt=0.1,
     stride_steps=60,
-    kinds=("vehicle", "bus", "cyclist", "motorcyclist", "pedestrian"),
+    kinds=MOVING_KINDS,
 )
 
 
