@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +109,17 @@ def test_bad_data_paths_raise_mapenc_errors(tmp_path: Path) -> None:
         load_scenarios([str(tmp_path)])
     with pytest.raises(ConfigError, match="synthetic:N"):
         load_scenarios(["synthetic:many"])
+
+
+def test_faster_scenes_are_read_at_the_task_rate() -> None:
+    slow = scenario_of(moving_track("a", (0.0, 0.0), 0.2, 10.0, 45))
+    track = slow.tracks[0]
+    fine = np.arange(0, 45, 0.5)  # 20 Hz steps in units of the 10 Hz steps
+    xy = np.stack([np.interp(fine, np.arange(45), track.xy[:, i]) for i in range(2)], 1)
+    fast_track = Track("a", "vehicle", xy, np.full(len(fine), 0.2), np.ones(len(fine), bool))
+    fast = dataclasses.replace(slow, dt=DT / 2, tracks=[fast_track])
+    a, b = extract_samples(slow, NGSIM_TASK), extract_samples(fast, NGSIM_TASK)
+    np.testing.assert_allclose(b.future, a.future, atol=1e-5)
+    assert (b.time_step == 2 * a.time_step).all()
+    with pytest.raises(DataError, match="whole fraction"):
+        extract_samples(dataclasses.replace(slow, dt=0.07), NGSIM_TASK)

@@ -49,9 +49,10 @@ def kind_index(kind: str) -> int:
 
 
 def neighbour_features(
-    samples: TrajSamples, scenarios: Sequence[Scenario], dt: float, max_neighbours: int
+    samples: TrajSamples, scenarios: Sequence[Scenario], max_neighbours: int
 ) -> NDArray[np.float32]:
-    """(N, max_neighbours, 5) nearest neighbours of each sample (see the module docstring)."""
+    """(N, max_neighbours, 5) nearest neighbours of each sample (see the module docstring);
+    velocities over the scene's last step."""
     out = np.zeros((len(samples), max_neighbours, NEIGHBOUR_FEATURES), dtype=np.float32)
     if max_neighbours == 0:
         return out
@@ -71,7 +72,7 @@ def neighbour_features(
             x, y, heading = samples.pose[row]
             c, s = np.cos(heading), np.sin(heading)
             offset = xy[present, t] - (x, y)
-            velocity = (xy[present, t] - xy[present, t - 1]) / dt
+            velocity = (xy[present, t] - xy[present, t - 1]) / scenario.dt
             local = np.stack(
                 [c * offset[:, 0] + s * offset[:, 1], -s * offset[:, 0] + c * offset[:, 1]], -1
             )
@@ -122,7 +123,7 @@ class ContextDataset(Dataset[dict[str, torch.Tensor]]):
         self.samples = base.samples
         self.kinds = torch.tensor([kind_index(k) for k in base.samples.kinds], dtype=torch.int64)
         self.neighbours = torch.from_numpy(
-            neighbour_features(base.samples, scenarios, task.dt, max_neighbours)
+            neighbour_features(base.samples, scenarios, max_neighbours)
         )
         self.anchors = torch.from_numpy(make_anchors(base.samples, scenarios, task, modes, anchors))
 
