@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mapenc.errors import MapencError
-from mapenc.maps.io import holds_tracks, load_map, load_scenario
+from mapenc.errors import ConfigError, MapencError
+from mapenc.maps.io import holds_tracks, iter_scenarios, load_map, load_scenario
 from mapenc.maps.types import Scenario, VectorMap
 
 HELP = "print what a map or scenario holds (counts, bounds, tracks); optionally draw it"
@@ -47,10 +47,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the summary as JSON; draw the PNG when asked. Returns 0."""
+    """Print the summary as JSON; draw the PNG when asked. Returns 0.
+
+    A file of many scenarios (a Waymo shard) is streamed: ``{"source": ..., "scenarios": [one
+    summary per scenario]}``; ``--png`` then needs one of them named as ``FILE#i``.
+    """
     config = InfoConfig(path=args.path, tracks=args.tracks, dt=args.dt, png=args.png)
-    vector_map, scenario = load_map_or_scenario(config)
-    print(json.dumps(summarize(vector_map, scenario), indent=2))
+    scenario: Scenario | None = None
+    if config.tracks is None and not holds_tracks(config.path):
+        vector_map = load_map(config.path)
+        summaries = [summarize(vector_map, None)]
+    else:
+        summaries = []
+        for scenario in iter_scenarios(config.path, tracks=config.tracks, dt=config.dt):
+            summaries.append(summarize(scenario.map, scenario))
+            vector_map = scenario.map
+    if len(summaries) > 1:
+        print(json.dumps({"source": str(config.path), "scenarios": summaries}, indent=2))
+        if config.png is not None:
+            raise ConfigError(
+                f"{config.path}: holds {len(summaries)} scenarios, --png draws one: "
+                f"name it as {config.path}#i"
+            )
+        return 0
+    print(json.dumps(summaries[0], indent=2))
     if config.png is not None:
         draw_png(vector_map, scenario, config.png)
         print(f"wrote {config.png}")
@@ -81,6 +101,13 @@ def summarize(vector_map: VectorMap, scenario: Scenario | None) -> dict[str, Any
             "valid_positions": int(sum(int(t.valid.sum()) for t in scenario.tracks)),
             "focal_track_id": scenario.focal_track_id,
         }
+        metadata = {
+            "scenario_id": scenario.scenario_id,
+            "current_step": scenario.current_step,
+            "ego_track_id": scenario.ego_track_id,
+            "tracks_to_predict": list(scenario.tracks_to_predict) or None,
+        }
+        summary["scenario"].update({k: v for k, v in metadata.items() if v is not None})
     return summary
 
 
