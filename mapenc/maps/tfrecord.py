@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from io import BufferedReader
 from pathlib import Path
 
@@ -116,7 +116,7 @@ def frame_record(payload: bytes) -> bytes:
     )
 
 
-def write_records(path: str | Path, payloads: Iterator[bytes] | list[bytes]) -> Path:
+def write_records(path: str | Path, payloads: Iterable[bytes]) -> Path:
     """Write ``payloads`` as a TFRecord file at ``path`` (uncompressed); return the path."""
     path = Path(path)
     require_crc32c(path)

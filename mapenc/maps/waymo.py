@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -48,7 +48,7 @@ from numpy.typing import NDArray
 from mapenc.errors import MapencError, MapFormatError
 from mapenc.maps.geojson import DEFAULT_LANE_WIDTH_M, offset_polyline
 from mapenc.maps.jsonparse import ring_polygon
-from mapenc.maps.tfrecord import iter_records
+from mapenc.maps.tfrecord import iter_records, write_records
 from mapenc.maps.tracks import default_box_size
 from mapenc.maps.types import (
     FloatArray,
@@ -80,8 +80,6 @@ ROAD_LINE_MARKS = {
 # Half lane widths (metres) outside this range come from a boundary feature that is not the
 # lane's own edge (e.g. the far side of a parking strip): clip them.
 HALF_WIDTH_RANGE_M = (0.5, 5.0)
-# Box values per state, in this order.
-_STATE_FIELDS = ("center_x", "center_y", "heading", "velocity_x", "velocity_y", "length", "width")
 
 
 def read_waymo_scenario(path: Path, index: int | None = None) -> Scenario:
@@ -234,9 +232,12 @@ def _track(track: Any, num_steps: int) -> Track:
             f"track {track.id} has {len(track.states)} states for {num_steps} timestamps"
         )
     values = np.array(
-        [tuple(getattr(state, name) for name in _STATE_FIELDS) for state in track.states],
+        [
+            (s.center_x, s.center_y, s.heading, s.velocity_x, s.velocity_y, s.length, s.width)
+            for s in track.states
+        ],
         dtype=np.float64,
-    ).reshape(num_steps, len(_STATE_FIELDS))
+    ).reshape(num_steps, 7)
     valid = np.array([state.valid for state in track.states], dtype=bool)
     if not np.isfinite(values[valid]).all():
         raise MapencError(f"track {track.id}: NaN or inf values in a valid state")
@@ -284,6 +285,9 @@ def _vector_map(features: Sequence[Any], source: str) -> VectorMap:
                 if kind == "road_line"
                 else MarkType.CURB
             )
+    lane_features = [f for f in features if f.WhichOneof("feature_data") == "lane"]
+    lane_points = [_points(f.lane.polyline) for f in lane_features]
+    boundaries = iter(_boundary_distances(lane_features, lane_points, lines))
     skipped: Counter[str] = Counter()
     lanes: list[Lane] = []
     road_lines: list[RoadLine] = []
@@ -294,7 +298,8 @@ def _vector_map(features: Sequence[Any], source: str) -> VectorMap:
         kind = feature.WhichOneof("feature_data")
         what = f"{kind} {feature.id}"
         if kind == "lane":
-            lane = _lane(feature, lines, line_marks)
+            points, (left, right) = next(boundaries)
+            lane = _lane(feature, points, left, right, line_marks)
             if lane is None:
                 skipped["lane(s) with fewer than 2 distinct points"] += 1
             else:
@@ -345,18 +350,66 @@ def _vector_map(features: Sequence[Any], source: str) -> VectorMap:
     )
 
 
+# One boundary segment with its distances: (segment message, first index, stop index, (n,) m).
+Covered = tuple[Any, int, int, FloatArray]
+
+
+def _boundary_distances(
+    lane_features: Sequence[Any], lane_points: Sequence[FloatArray], lines: dict[int, FloatArray]
+) -> Iterator[tuple[FloatArray, tuple[list[Covered], list[Covered]]]]:
+    """For each lane in order: its polyline and, for its left and right side, each boundary
+    segment with the distances (metres) from the centerline points it covers to the line it names.
+
+    Segments naming a line outside the map's extent, or covering no point, are left out. All
+    distances come from one vectorised shapely call.
+    """
+    geometry = {
+        line_id: shapely.linestrings(line) if len(line) > 1 else shapely.points(line[0])
+        for line_id, line in lines.items()
+        if len(line)
+    }
+    jobs: list[tuple[int, int, Any, int, int]] = []  # lane, side (0 left, 1 right), segment, range
+    for i, (feature, points) in enumerate(zip(lane_features, lane_points, strict=True)):
+        for side, segments in enumerate(
+            (feature.lane.left_boundaries, feature.lane.right_boundaries)
+        ):
+            for segment in segments:
+                start = max(segment.lane_start_index, 0)
+                stop = min(segment.lane_end_index + 1, len(points))
+                if segment.boundary_feature_id in geometry and start < stop:
+                    jobs.append((i, side, segment, start, stop))
+    sizes = [stop - start for *_, start, stop in jobs]
+    distances: list[FloatArray] = []
+    if jobs:
+        queried = np.concatenate([lane_points[i][start:stop] for i, _, _, start, stop in jobs])
+        targets = np.repeat(
+            np.array([geometry[seg.boundary_feature_id] for _, _, seg, _, _ in jobs], dtype=object),
+            sizes,
+        )
+        flat = shapely.distance(shapely.points(queried), targets)
+        distances = np.split(flat, np.cumsum(sizes)[:-1])
+    covered: list[tuple[list[Covered], list[Covered]]] = [([], []) for _ in lane_features]
+    for (i, side, segment, start, stop), distance in zip(jobs, distances, strict=True):
+        covered[i][side].append((segment, start, stop, distance))
+    return zip(lane_points, covered, strict=True)
+
+
 def _lane(
-    feature: Any, lines: dict[int, FloatArray], line_marks: dict[int, MarkType]
+    feature: Any,
+    points: FloatArray,
+    left: list[Covered],
+    right: list[Covered],
+    line_marks: dict[int, MarkType],
 ) -> Lane | None:
-    """Lane of a ``lane`` map feature, or None when its polyline has < 2 distinct points."""
+    """Lane of a ``lane`` map feature with polyline ``points`` and its boundary segments' distances
+    per side, or None when the polyline has < 2 distinct points."""
     center = feature.lane
-    points = _points(center.polyline)
     keep = _distinct(points)
     if keep.sum() < 2:
         return None
     centerline = points[keep]
-    left_half, left_mark = _half_widths(points, center.left_boundaries, lines, line_marks)
-    right_half, right_mark = _half_widths(points, center.right_boundaries, lines, line_marks)
+    left_half, left_mark = _half_widths(len(points), left, line_marks)
+    right_half, right_mark = _half_widths(len(points), right, line_marks)
     return Lane(
         id=str(feature.id),
         centerline=centerline,
@@ -376,31 +429,120 @@ def _lane(
 
 
 def _half_widths(
-    points: FloatArray,
-    segments: Sequence[Any],
-    lines: dict[int, FloatArray],
-    line_marks: dict[int, MarkType],
+    num_points: int, covered: list[Covered], line_marks: dict[int, MarkType]
 ) -> tuple[FloatArray, MarkType]:
-    """(K,) distance (metres) from each centerline point to one side's boundary, and its mark.
+    """(K,) distance (metres) from each of a lane's ``num_points`` polyline points (as stored,
+    before repeated points are dropped) to one side's boundary, and that boundary's mark.
 
-    ``segments`` are the lane's ``BoundarySegment`` messages for that side; their indices refer to
-    ``points``, the lane's polyline as stored (before repeated points are dropped). A segment's
-    mark is its ``boundary_type``, else that of the line it names.
+    Points no segment covers take the distance interpolated from the covered ones. A segment's
+    mark is its ``boundary_type``, else that of the line it names; the side's mark is the one
+    covering most points.
     """
-    half = np.full(len(points), np.nan)
+    if not covered:
+        return np.full(num_points, DEFAULT_LANE_WIDTH_M / 2), MarkType.NONE
+    half = np.full(num_points, np.nan)
     coverage: Counter[MarkType] = Counter()
-    for segment in segments:
-        line = lines.get(segment.boundary_feature_id)
-        start, stop = max(segment.lane_start_index, 0), min(segment.lane_end_index + 1, len(points))
-        if line is None or len(line) == 0 or stop <= start:
-            continue  # the boundary lies outside the map's extent, or the segment is empty
-        geometry = shapely.LineString(line) if len(line) > 1 else shapely.Point(line[0])
-        half[start:stop] = shapely.distance(shapely.points(points[start:stop]), geometry)
+    for segment, start, stop, distance in covered:
+        half[start:stop] = distance
         line_mark = line_marks[segment.boundary_feature_id]
         mark = ROAD_LINE_MARKS.get(segment.boundary_type, line_mark)
         coverage[MarkType.CURB if line_mark == MarkType.CURB else mark] += stop - start
-    covered = np.flatnonzero(np.isfinite(half))
-    if covered.size == 0:
-        return np.full(len(points), DEFAULT_LANE_WIDTH_M / 2), MarkType.NONE
-    filled = np.interp(np.arange(len(points)), covered, half[covered])
+    known = np.flatnonzero(np.isfinite(half))
+    filled = np.interp(np.arange(num_points), known, half[known])
     return np.clip(filled, *HALF_WIDTH_RANGE_M), coverage.most_common(1)[0][0]
+
+
+# Writing: the inverse mapping, for tests, benchmarks and pictures made without Waymo data.
+_OBJECT_TYPES = {kind: code for code, kind in KINDS.items()}
+_ROAD_LINE_TYPES = {
+    MarkType.DASHED: 1,  # broken single white
+    MarkType.SOLID: 2,  # solid single white
+    MarkType.DOUBLE_SOLID: 7,  # solid double yellow
+    MarkType.DOUBLE_DASHED: 5,  # broken double yellow
+    MarkType.SOLID_DASHED: 8,  # passing double yellow
+    MarkType.DASHED_SOLID: 8,
+}
+
+
+def scenario_to_proto(scenario: Scenario) -> Any:
+    """A Waymo ``Scenario`` message holding ``scenario`` (the reader's inverse, up to ids).
+
+    Waymo ids are integers: tracks get their index in ``scenario.tracks`` (kept when every id is
+    an integer), map features consecutive numbers. Lane boundaries become road lines (road edges
+    for curbs) named by boundary segments over the whole lane; kinds without a Waymo type are
+    "other". Needs protobuf (``pip install mapenc[waymo]``).
+    """
+    proto = _scenario_proto(Path(scenario.source or "scenario"))
+    message = proto.Scenario(scenario_id=scenario.scenario_id or "")
+    message.timestamps_seconds.extend(scenario.dt * np.arange(scenario.num_steps))
+    if scenario.current_step is not None:
+        message.current_time_index = scenario.current_step
+    numeric = all(track.id.lstrip("-").isdigit() for track in scenario.tracks)
+    for index, track in enumerate(scenario.tracks):
+        out = message.tracks.add(
+            id=int(track.id) if numeric else index,
+            object_type=_OBJECT_TYPES.get(track.kind, 4),
+        )
+        velocity = track.velocity if track.velocity is not None else np.zeros_like(track.xy)
+        for t, valid in enumerate(track.valid):
+            state = out.states.add(length=track.length, width=track.width, valid=bool(valid))
+            if valid:
+                state.center_x, state.center_y = track.xy[t]
+                state.heading = track.heading[t]
+                state.velocity_x, state.velocity_y = velocity[t]
+    track_index = {track.id: i for i, track in enumerate(scenario.tracks)}
+    if scenario.ego_track_id is not None:
+        message.sdc_track_index = track_index[scenario.ego_track_id]
+    for track_id in scenario.tracks_to_predict:
+        message.tracks_to_predict.add(track_index=track_index[track_id])
+    _add_map_features(message, scenario.map)
+    return message
+
+
+def _add_map_features(message: Any, vector_map: VectorMap) -> None:
+    """Append ``vector_map``'s elements to ``message.map_features`` (ids 0, 1, ...)."""
+    lane_ids = {lane.id: i for i, lane in enumerate(vector_map.lanes)}
+    next_id = len(lane_ids)
+
+    def add_feature() -> Any:
+        nonlocal next_id
+        next_id += 1
+        return message.map_features.add(id=next_id - 1)
+
+    def add_points(points: Any, xy: FloatArray) -> None:
+        for x, y in xy:
+            points.add(x=x, y=y, z=0.0)
+
+    lanes = [message.map_features.add(id=i) for i in range(len(lane_ids))]
+    for feature, lane in zip(lanes, vector_map.lanes, strict=True):
+        center = feature.lane
+        add_points(center.polyline, lane.centerline)
+        center.entry_lanes.extend(lane_ids[i] for i in lane.predecessors if i in lane_ids)
+        center.exit_lanes.extend(lane_ids[i] for i in lane.successors if i in lane_ids)
+        center.interpolating = lane.is_intersection
+        center.type = 3 if lane.lane_type == LaneType.BIKE else 2
+        for boundaries, line, mark in (
+            (center.left_boundaries, lane.left_boundary, lane.left_mark),
+            (center.right_boundaries, lane.right_boundary, lane.right_mark),
+        ):
+            boundary = add_feature()
+            if mark == MarkType.CURB:
+                add_points(boundary.road_edge.polyline, line)
+            else:
+                boundary.road_line.type = _ROAD_LINE_TYPES.get(mark, 0)
+                add_points(boundary.road_line.polyline, line)
+            boundaries.add(
+                lane_start_index=0,
+                lane_end_index=len(lane.centerline) - 1,
+                boundary_feature_id=boundary.id,
+                boundary_type=boundary.road_line.type,
+            )
+    for crosswalk in vector_map.crosswalks:
+        add_points(add_feature().crosswalk.polygon, np.asarray(crosswalk.exterior.coords)[:-1])
+    for edge in vector_map.road_edges:
+        add_points(add_feature().road_edge.polyline, edge)
+
+
+def write_waymo_shard(path: Path, scenarios: Iterable[Scenario]) -> Path:
+    """Write ``scenarios`` as a TFRecord file of Waymo ``Scenario`` records; return the path."""
+    return write_records(path, (scenario_to_proto(sc).SerializeToString() for sc in scenarios))
