@@ -1,41 +1,26 @@
-"""The MNIST VAE baseline: any registered encoder + decoder, a Gaussian posterior, a N(0, I) prior.
+"""The MNIST VAE experiment: train an ``ImageVAE`` into a run folder, evaluate it, reload it.
 
-``ImageVAE`` maps images ``[N, C, H, W]`` through ``encoder`` to features ``[N, F]``, then two
-linear heads give the diagonal Gaussian posterior ``q(z|x)`` over ``z`` in ``R^D``. The decoder
-maps ``z`` to per-pixel logits ``[N, C, H, W]``; the likelihood is Bernoulli on those logits (with
-grey-level targets this is the PyTorch-example protocol) or Gaussian with one learnt scale. An
-autoregressive decoder (``pixelcnn``) also reads the image and gives the logits of each value
-given ``z`` and the values before it; it is Bernoulli only.
-
-Every quantity is in nats per image: summed over pixels and latent dimensions, averaged over the
-batch. ``loss`` is the negative ELBO; ``iwae_nll`` the importance-weighted bound of Burda et al.
-(2016), which tightens towards ``-log p(x)`` as ``k`` grows.
-
-``train_and_evaluate_mnist(MnistExperimentConfig(...), out_dir)`` is the whole experiment (train,
-evaluate, write ``metrics.json``); the ``train-mnist`` command and the compare study call it.
+``train(config, run_dir)`` fits the model of a ``MnistExperimentConfig`` (the run folder then holds
+``checkpoint.pt``, ``config.json`` and ``training.json``); ``evaluate(run_dir, data)`` scores the
+run's test split (``MnistEvaluation``, nats per image); ``load_run(run_dir)`` gives back
+``(config, model)``. ``train_and_evaluate`` does both and writes ``metrics.json``: what
+``train-mnist``, the demo and the encoder study run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Any
 
-import torch
-from torch import nn
-from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from torch.utils.data import Dataset, Subset
 
-from mapenc.data.mnist import BINARIZE_MODES, IMAGE_SIZE, Binarize, MnistImages, mnist_datasets
-from mapenc.encoders import build_decoder, build_encoder, default_decoder_for
-from mapenc.encoders.registry import ENCODERS
-from mapenc.errors import ConfigError
+from mapenc.data.mnist import BINARIZE_MODES, Binarize, MnistImages, mnist_datasets
+from mapenc.encoders import default_decoder_for
+from mapenc.errors import ConfigError, DataError
 from mapenc.train import TrainConfig, config_from_dict, count_parameters, fit, seed_everything
 from mapenc.train.checkpoint import (
     CHECKPOINT_NAME,
@@ -45,168 +30,17 @@ from mapenc.train.checkpoint import (
     write_json,
 )
 from mapenc.train.distributed import init_distributed, resolve_device
+from mapenc.vae.image import (
+    ImageVAE,
+    ImageVAEConfig,
+    build_image_vae,
+    evaluate_image_vae,
+    heldout_loss,
+)
 
 PathType = str | PathLike[str]
-Likelihood = Literal["bernoulli", "gaussian"]
-LIKELIHOODS: tuple[str, ...] = get_args(Likelihood)
-LOG_2PI = math.log(2.0 * math.pi)
 METRICS_NAME = "metrics.json"
-
-
-def images_of(batch: Any) -> torch.Tensor:
-    """The image tensor of a batch: the batch itself or the first item of ``(images, labels)``."""
-    return batch[0] if isinstance(batch, list | tuple) else batch
-
-
-class ImageVAE(nn.Module):
-    """VAE over images ``[N, C, H, W]`` with latent ``z`` of ``latent_dim`` dimensions.
-
-    ``encoder``: ``[N, C, H, W] -> [N, F]`` with attribute ``latent_dim = F`` (its feature
-    length); ``decoder``: ``[N, latent_dim] -> [N, C, H, W]`` logits (Bernoulli) or means
-    (Gaussian), or, when it has ``autoregressive = True``, ``(z, x) -> [N, C, H, W]`` logits of
-    each value given the ones before it, plus ``sample(z, generator)``. Targets lie in ``[0, 1]``.
-    """
-
-    def __init__(
-        self,
-        encoder: nn.Module,
-        decoder: nn.Module,
-        latent_dim: int,
-        likelihood: Likelihood = "bernoulli",
-    ) -> None:
-        super().__init__()
-        if likelihood not in LIKELIHOODS:
-            raise ConfigError(f"likelihood={likelihood!r}: expected one of {LIKELIHOODS}")
-        features = int(cast(int, encoder.latent_dim))
-        self.autoregressive = bool(getattr(decoder, "autoregressive", False))
-        if self.autoregressive and likelihood != "bernoulli":
-            raise ConfigError("an autoregressive decoder needs likelihood='bernoulli'")
-        self.encoder = encoder
-        self.decoder = decoder
-        self.latent_dim = latent_dim
-        self.likelihood = likelihood
-        self.feature_activation = nn.SiLU()
-        self.q_mean = nn.Linear(features, latent_dim)
-        self.q_log_var = nn.Linear(features, latent_dim)
-        if likelihood == "gaussian":
-            self.log_sigma = nn.Parameter(torch.zeros(()))
-
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-variance of ``q(z|x)``, each ``[N, D]``."""
-        features = self.feature_activation(self.encoder(x))
-        return self.q_mean(features), self.q_log_var(features)
-
-    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """``log p(x|z)`` in nats, summed over pixels: ``x [N, C, H, W]``, ``z [..., N, D]`` →
-        ``[..., N]`` (leading sample dimensions broadcast over the batch)."""
-        lead = z.shape[:-2]
-        flat_z = z.reshape(-1, z.shape[-1])
-        if self.autoregressive:
-            target = x.expand(*lead, *x.shape)
-            out = self.decoder(flat_z, target.reshape(-1, *x.shape[1:])).reshape(target.shape)
-        else:
-            out = self.decoder(flat_z).reshape(*lead, *x.shape)
-            target = x.expand_as(out)
-        if self.likelihood == "bernoulli":
-            per_pixel = -F.binary_cross_entropy_with_logits(out, target, reduction="none")
-        else:
-            per_pixel = (
-                -0.5 * ((target - out) / self.log_sigma.exp()) ** 2 - self.log_sigma - 0.5 * LOG_2PI
-            )
-        return per_pixel.flatten(start_dim=-3).sum(-1)
-
-    def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reconstruction ``-log p(x|z)`` (one reparameterised sample) and ``KL(q(z|x) || p(z))``
-        (closed form), each ``[N]`` in nats; their sum is the negative ELBO."""
-        mean, log_var = self.posterior(x)
-        z = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
-        recon = -self.log_likelihood(x, z.unsqueeze(0)).squeeze(0)
-        kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).sum(-1)
-        return recon, kl
-
-    def loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Negative ELBO in nats per image (mean over the batch), with its ``recon`` and ``kl``."""
-        recon, kl = self.elbo_terms(images_of(batch))
-        return (recon + kl).mean(), {"recon": recon.mean().detach(), "kl": kl.mean().detach()}
-
-    def iwae_nll(self, x: torch.Tensor, k: int, chunk: int = 100) -> torch.Tensor:
-        """``-log (1/k) Σ_i p(x, z_i) / q(z_i|x)``, ``z_i ~ q(z|x)``: ``[N]`` nats.
-
-        An upper bound on ``-log p(x)`` that decreases (in expectation) as ``k`` grows; ``k = 1`` is
-        the negative ELBO estimated with one sample. Samples are drawn ``chunk`` at a time, so
-        memory holds ``chunk * N`` decoded images, and combined with log-sum-exp.
-        """
-        if k < 1 or chunk < 1:
-            raise ConfigError(f"iwae_nll: k={k} and chunk={chunk} must be at least 1")
-        mean, log_var = self.posterior(x)
-        std = (0.5 * log_var).exp()
-        log_weights = []
-        for start in range(0, k, chunk):
-            n = min(chunk, k - start)
-            eps = torch.randn((n, *mean.shape), device=mean.device, dtype=mean.dtype)
-            z = mean + eps * std
-            log_prior = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
-            log_posterior = (-0.5 * (eps.pow(2) + LOG_2PI) - 0.5 * log_var).sum(-1)
-            log_weights.append(self.log_likelihood(x, z) + log_prior - log_posterior)
-        return math.log(k) - torch.logsumexp(torch.cat(log_weights), dim=0)
-
-    @torch.no_grad()
-    def active_units(self, batches: Iterable[torch.Tensor], threshold: float = 0.01) -> int:
-        """Latent dimensions whose posterior mean varies over the data: ``Cov_x(E_q[z_d]) > threshold``
-        (Burda et al. 2016). ``batches`` yields images ``[N, C, H, W]`` (e.g. a whole test set)."""
-        means = torch.cat([self.posterior(x)[0] for x in batches])
-        return int((means.var(dim=0, unbiased=False) > threshold).sum())
-
-    @torch.no_grad()
-    def reconstruct(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """Image decoded from ``z = E_q[z]``: ``[N, C, H, W]`` in ``[0, 1]``. The expected image
-        ``E[x | z]``, or for an autoregressive decoder a draw from ``p(x | z)``."""
-        return self.decode(self.posterior(x)[0], generator)
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` images decoded (as in ``reconstruct``) from prior draws ``z ~ N(0, I)``."""
-        device = self.q_mean.weight.device
-        z = torch.randn((n, self.latent_dim), generator=generator).to(device)
-        return self.decode(z, generator)
-
-    def decode(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``z [N, D]`` -> the expected image, or a draw for an autoregressive decoder."""
-        if self.autoregressive:
-            sampler: Any = self.decoder  # has ``sample(z, generator)``, see the class docstring
-            return cast(torch.Tensor, sampler.sample(z, generator))
-        return self.mean_image(self.decoder(z))
-
-    def mean_image(self, decoded: torch.Tensor) -> torch.Tensor:
-        """Decoder output turned into the likelihood's mean image."""
-        return decoded.sigmoid() if self.likelihood == "bernoulli" else decoded.clamp(0.0, 1.0)
-
-
-@dataclass(frozen=True)
-class ImageVAEConfig:
-    """An ``ImageVAE`` for MNIST: registry names, latent size ``D``, encoder feature length ``F``.
-
-    ``decoder=None`` takes the encoder's mirror (``default_decoder_for``). ``encoder_settings``
-    are passed on to ``build_encoder`` (e.g. channel widths) besides ``latent_dim=feature_dim`` and,
-    for encoders that take them, ``in_channels=1`` and ``input_size=(28, 28)``;
-    ``decoder_settings`` to ``build_decoder`` (e.g. ``{"first_kernel": 5}`` for ``pixelcnn``).
-    """
-
-    encoder: str = "seed_global"
-    decoder: str | None = None
-    latent_dim: int = 20
-    feature_dim: int = 256
-    likelihood: Likelihood = "bernoulli"
-    encoder_settings: dict[str, Any] = field(default_factory=dict)
-    decoder_settings: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.latent_dim < 1 or self.feature_dim < 1:
-            raise ConfigError(f"latent_dim={self.latent_dim}, feature_dim={self.feature_dim}: >= 1")
-        if self.likelihood not in LIKELIHOODS:
-            raise ConfigError(f"likelihood={self.likelihood!r}: expected one of {LIKELIHOODS}")
+TRAINING_NAME = "training.json"
 
 
 @dataclass(frozen=True)
@@ -227,132 +61,61 @@ class MnistExperimentConfig:
             raise ConfigError(f"eval_iw_k={self.eval_iw_k}: must be at least 1")
 
 
-def _mnist_encoder_settings(config: ImageVAEConfig) -> dict[str, Any]:
-    """``build_encoder`` keywords for 28×28 one-channel input, honouring ``encoder_settings``."""
-    if config.encoder not in ENCODERS:
-        build_encoder(config.encoder)  # raises ConfigError listing the registered names
-    accepted = {f.name for f in dataclasses.fields(ENCODERS[config.encoder].config_type)}
-    settings: dict[str, Any] = {"latent_dim": config.feature_dim}
-    if "in_channels" in accepted:
-        settings["in_channels"] = 1
-    if "input_size" in accepted:
-        settings["input_size"] = (IMAGE_SIZE, IMAGE_SIZE)
-    return {**settings, **config.encoder_settings}
+@dataclass(frozen=True)
+class MnistEvaluation:
+    """Test metrics of a run, nats per image (lower is better) unless said otherwise.
 
-
-def build_image_vae(
-    config: ImageVAEConfig,
-    encoder_settings: Mapping[str, Any] | None = None,
-    decoder_settings: Mapping[str, Any] | None = None,
-) -> ImageVAE:
-    """The ``ImageVAE`` that ``config`` describes, for MNIST-sized input.
-
-    ``encoder_settings`` / ``decoder_settings`` are the saved ``config`` of a built encoder and
-    decoder (as in ``config.json``); when given they rebuild exactly that architecture.
+    Attributes:
+        test_loss: negative ELBO (one sample); ``recon`` + ``kl``.
+        recon: reconstruction term.
+        kl: KL term.
+        nll: importance-weighted bound with ``iw_k`` samples.
+        active_units: latent dimensions the posterior uses.
+        iw_k: samples of the ``nll`` bound.
+        test_images: images scored (the whole test split or its first ``first``).
+        eval_seconds: wall time of the evaluation.
     """
-    encoder = build_encoder(config.encoder, **(encoder_settings or _mnist_encoder_settings(config)))
-    decoder_name = config.decoder or default_decoder_for(config.encoder)
-    if decoder_settings is None:
-        decoder_settings = {
-            **config.decoder_settings,
-            "latent_dim": config.latent_dim,
-            "out_channels": 1,
-            "output_size": (IMAGE_SIZE, IMAGE_SIZE),
-        }
-    decoder = build_decoder(decoder_name, **decoder_settings)
-    return ImageVAE(encoder, decoder, config.latent_dim, config.likelihood)
+
+    test_loss: float
+    recon: float
+    kl: float
+    nll: float
+    active_units: int
+    iw_k: int
+    test_images: int
+    eval_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready fields."""
+        return dataclasses.asdict(self)
 
 
-def image_batches(
-    dataset: Dataset[Any], batch_size: int, device: torch.device
-) -> Iterable[torch.Tensor]:
-    """Images of ``dataset`` in order, ``[B, C, H, W]`` on ``device``."""
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        yield images_of(batch).to(device)
-
-
-@torch.no_grad()
-def evaluate_image_vae(
-    model: ImageVAE,
-    dataset: Dataset[Any],
-    iw_k: int = 100,
-    batch_size: int = 100,
-    chunk: int = 100,
-    seed: int = 0,
-    progress: bool = False,
-) -> dict[str, float]:
-    """Test metrics in nats per image, reproducible for a given ``seed``:
-
-    ``test_loss`` (negative ELBO, one sample), ``recon``, ``kl``, ``nll`` (``iwae_nll`` with
-    ``k = iw_k``), ``active_units`` and ``iw_k``. The global RNG is left untouched. ``progress``
-    shows a bar over the test batches (a large ``k`` takes minutes on a CPU).
-    """
-    model.eval()
-    device = model.q_mean.weight.device
-    if model.autoregressive:  # its decoder keeps [chunk * batch, hidden, H, W] maps in memory
-        chunk = min(chunk, max(1, 2000 // batch_size))
-    totals = {"test_loss": 0.0, "recon": 0.0, "kl": 0.0, "nll": 0.0}
-    count = 0
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        batches = tqdm(
-            image_batches(dataset, batch_size, device),
-            desc=f"test, k={iw_k}",
-            total=math.ceil(len(dataset) / batch_size),  # type: ignore[arg-type]
-            disable=not progress,
-            leave=False,
-        )
-        for x in batches:
-            recon, kl = model.elbo_terms(x)
-            totals["recon"] += float(recon.sum())
-            totals["kl"] += float(kl.sum())
-            totals["test_loss"] += float((recon + kl).sum())
-            totals["nll"] += float(model.iwae_nll(x, iw_k, chunk).sum())
-            count += len(x)
-    metrics = {key: value / count for key, value in totals.items()}
-    metrics["active_units"] = model.active_units(image_batches(dataset, batch_size, device))
-    metrics["iw_k"] = iw_k
-    return metrics
-
-
-@torch.no_grad()
-def heldout_loss(model: ImageVAE, dataset: Dataset[Any], batch_size: int = 500) -> float:
-    """Negative ELBO (one sample, nats per image) over ``dataset``: the per-epoch test curve."""
-    device = model.q_mean.weight.device
-    total, count = 0.0, 0
-    for x in image_batches(dataset, batch_size, device):
-        recon, kl = model.elbo_terms(x)
-        total += float((recon + kl).sum())
-        count += len(x)
-    return total / count
-
-
-def train_and_evaluate_mnist(
-    config: MnistExperimentConfig, out_dir: PathType, resume: bool = False
-) -> dict[str, Any]:
-    """Train the VAE of ``config`` on MNIST into ``out_dir``, evaluate it on the test split.
-
-    Returns (and writes as ``out_dir/metrics.json``) the ``evaluate_image_vae`` metrics plus
-    ``params``, ``train_seconds``, ``eval_seconds``, ``steps``, ``epochs``, ``stopped``, ``encoder``,
-    ``decoder``, ``latent_dim``, ``binarize`` and ``train_images``. Under torchrun every rank
-    trains and rank 0 alone evaluates; other ranks return an empty dict.
-    """
-    context = init_distributed(config.train.device)
-    seed_everything(config.train.seed)
-    model = build_image_vae(config.model)
+def check_trainable(config: MnistExperimentConfig, model: ImageVAE) -> None:
+    """Refuse an autoregressive decoder on grey-level targets (its bound would mean nothing)."""
     if model.autoregressive and config.binarize == "none":
         raise ConfigError(
             "an autoregressive decoder needs binary targets (binarize='dynamic' or 'static'): "
             "with grey levels it reads grey context values in training but draws binary ones, "
             "so its bound is not the likelihood of anything it can sample"
         )
+
+
+def train(config: MnistExperimentConfig, run_dir: PathType, resume: bool = False) -> Path:
+    """Fit the VAE of ``config`` on the training split into ``run_dir``; returns the run folder.
+
+    ``run_dir/training.json`` holds ``params``, ``train_seconds``, ``steps``, ``epochs``,
+    ``stopped`` and ``train_images``. Under torchrun every rank trains, rank 0 writes.
+    """
+    context = init_distributed(config.train.device)
+    seed_everything(config.train.seed)
+    model = build_image_vae(config.model)
+    check_trainable(config, model)
     train_set, test_set = mnist_datasets(config.data, config.binarize, config.train.seed)
     result = fit(
         model,
         train_set,
         config.train,
-        out_dir,
+        run_dir,
         resume=resume,
         saved_configs={
             "experiment": config,
@@ -362,47 +125,112 @@ def train_and_evaluate_mnist(
         evaluate=lambda m: {"test_loss": heldout_loss(m, test_set)},  # type: ignore[arg-type]
         context=context,
     )
-    if not context.is_main:
-        return {}
-    started = time.monotonic()
-    metrics: dict[str, Any] = evaluate_image_vae(
-        model, test_set, config.eval_iw_k, progress=config.train.progress
-    )
-    metrics.update(
-        params=count_parameters(model),
-        train_seconds=round(result.seconds, 2),
-        eval_seconds=round(time.monotonic() - started, 2),
-        steps=result.steps,
-        epochs=result.epochs_completed,
-        stopped=result.stopped,
-        encoder=config.model.encoder,
-        decoder=config.model.decoder or default_decoder_for(config.model.encoder),
-        latent_dim=config.model.latent_dim,
-        binarize=config.binarize,
-        train_images=len(train_set),
-    )
-    write_json(Path(out_dir) / METRICS_NAME, metrics)
-    return metrics
+    if context.is_main:
+        facts = {
+            "params": count_parameters(model),
+            "train_seconds": round(result.seconds, 2),
+            "steps": result.steps,
+            "epochs": result.epochs_completed,
+            "stopped": result.stopped,
+            "train_images": len(train_set),
+        }
+        write_json(Path(run_dir) / TRAINING_NAME, facts)
+    return Path(run_dir)
 
 
-def load_mnist_run(
-    run_dir: PathType, device: str = "auto"
-) -> tuple[ImageVAE, MnistExperimentConfig]:
-    """The trained model (weights of ``checkpoint.pt``, in eval mode) and config of a run folder."""
+def load_run(run_dir: PathType, device: str = "auto") -> tuple[MnistExperimentConfig, ImageVAE]:
+    """The config and trained model (weights of ``checkpoint.pt``, in eval mode) of a run folder."""
     run = Path(run_dir)
+    if not (run / CONFIG_NAME).is_file() or not (run / CHECKPOINT_NAME).is_file():
+        raise DataError(f"{run}: not a train-mnist run (needs {CONFIG_NAME} and {CHECKPOINT_NAME})")
     saved = read_json(run / CONFIG_NAME)
     if not isinstance(saved, dict) or "experiment" not in saved:
         raise ConfigError(f"{run / CONFIG_NAME}: not the config of a train-mnist run")
     config = config_from_dict(MnistExperimentConfig, saved["experiment"])
     model = build_image_vae(config.model, saved.get("encoder"), saved.get("decoder"))
-    state = load_checkpoint(run / CHECKPOINT_NAME)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(load_checkpoint(run / CHECKPOINT_NAME)["model"])
     model.to(resolve_device(device)).eval()
-    return model, config
+    return config, model
 
 
-def mnist_test_split(config: MnistExperimentConfig, data: PathType | None = None) -> MnistImages:
+def test_split(config: MnistExperimentConfig, data: PathType | None = None) -> MnistImages:
     """The test split a run was trained against (or the one of ``data`` when given)."""
     return mnist_datasets(
         data if data is not None else config.data, config.binarize, config.train.seed
     )[1]
+
+
+def first_images(dataset: MnistImages, first: int | None) -> Dataset[Any]:
+    """``dataset``, or its first ``first`` images (all when ``first`` is None)."""
+    if first is None:
+        return dataset
+    if first < 1:
+        raise ConfigError(f"first={first}: must be at least 1")
+    return Subset(dataset, range(min(first, len(dataset))))
+
+
+def evaluate_model(
+    model: ImageVAE, dataset: Dataset[Any], iw_k: int, progress: bool = False
+) -> MnistEvaluation:
+    """``evaluate_image_vae`` of ``model`` on ``dataset``, with its size and wall time."""
+    started = time.monotonic()
+    metrics = evaluate_image_vae(model, dataset, iw_k, progress=progress)
+    return MnistEvaluation(
+        test_loss=metrics["test_loss"],
+        recon=metrics["recon"],
+        kl=metrics["kl"],
+        nll=metrics["nll"],
+        active_units=int(metrics["active_units"]),
+        iw_k=iw_k,
+        test_images=len(dataset),  # type: ignore[arg-type]
+        eval_seconds=round(time.monotonic() - started, 2),
+    )
+
+
+def evaluate(
+    run_dir: PathType,
+    data: PathType | None = None,
+    *,
+    iw_k: int | None = None,
+    first: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> MnistEvaluation:
+    """Scores of a train-mnist run on its test split (or the one of ``data``).
+
+    ``iw_k`` defaults to the run's ``eval_iw_k``; ``first`` scores only the first images of the
+    split (for a costly ``iw_k``).
+    """
+    config, model = load_run(run_dir, device)
+    scored = first_images(test_split(config, data), first)
+    return evaluate_model(model, scored, iw_k or config.eval_iw_k, progress)
+
+
+def train_and_evaluate(
+    config: MnistExperimentConfig,
+    run_dir: PathType,
+    resume: bool = False,
+    eval_first: int | None = None,
+) -> dict[str, Any]:
+    """Train, then evaluate on the test split (or its first ``eval_first`` images).
+
+    Returns (and writes as ``run_dir/metrics.json``) the ``MnistEvaluation`` fields plus the
+    training facts of ``train``, ``encoder``, ``decoder``, ``latent_dim`` and ``binarize``. Under
+    torchrun rank 0 alone evaluates; other ranks return an empty dict.
+    """
+    context = init_distributed(config.train.device)
+    train(config, run_dir, resume=resume)
+    if not context.is_main:
+        return {}
+    _, model = load_run(run_dir, config.train.device)
+    scored = first_images(test_split(config), eval_first)
+    metrics = evaluate_model(model, scored, config.eval_iw_k, config.train.progress).to_dict()
+    metrics.update(read_json(Path(run_dir) / TRAINING_NAME))
+    metrics.update(
+        encoder=config.model.encoder,
+        decoder=config.model.decoder or default_decoder_for(config.model.encoder),
+        latent_dim=config.model.latent_dim,
+        binarize=config.binarize,
+    )
+    write_json(Path(run_dir) / METRICS_NAME, metrics)
+    return metrics

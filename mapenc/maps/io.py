@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import importlib
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
@@ -153,3 +154,32 @@ def load_scenario(
             raise MapFormatError(p, "a GeoJSON scenario needs its tracks CSV (tracks=...)")
         return _reader(SCENARIO_READERS["generic"])(p, Path(tracks), dt)
     raise MapFormatError(p, f"{fmt} files hold a map only, no tracks; use load_map")
+
+
+def load_map_or_scenario(
+    path: PathType, tracks: PathType | None = None, dt: float | None = None
+) -> tuple[VectorMap, Scenario | None]:
+    """The scenario when ``path`` holds tracks (AV2 parquet or folder, generic scene, CommonRoad
+    XML with dynamic obstacles) or ``tracks`` names a CSV, else the map alone (scenario None)."""
+    if tracks is None and not holds_tracks(path):
+        return load_map(path), None
+    scenario = load_scenario(path, tracks=tracks, dt=dt)
+    return scenario.map, scenario
+
+
+def summarize(vector_map: VectorMap, scenario: Scenario | None) -> dict[str, Any]:
+    """``VectorMap.summary()`` plus, for a scenario, a ``scenario`` entry with track counts."""
+    summary: dict[str, Any] = {"map": vector_map.summary()}
+    if scenario is not None:
+        kinds = Counter(track.kind for track in scenario.tracks)
+        summary["scenario"] = {
+            "source": scenario.source,
+            "tracks": len(scenario.tracks),
+            "kinds": dict(kinds.most_common()),
+            "dt_s": scenario.dt,
+            "steps": scenario.num_steps,
+            "duration_s": round(scenario.dt * max(scenario.num_steps - 1, 0), 3),
+            "valid_positions": int(sum(int(t.valid.sum()) for t in scenario.tracks)),
+            "focal_track_id": scenario.focal_track_id,
+        }
+    return summary
