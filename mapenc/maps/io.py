@@ -11,6 +11,7 @@ import gzip
 import importlib
 import re
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from os import PathLike
 from pathlib import Path
@@ -196,3 +197,39 @@ def iter_scenarios(
         yield from _reader(SCENARIO_STREAMS["waymo"])(file)
     else:
         yield load_scenario(path, tracks=tracks, dt=dt)
+
+
+def load_map_or_scenario(
+    path: PathType, tracks: PathType | None = None, dt: float | None = None
+) -> tuple[VectorMap, Scenario | None]:
+    """The scenario when ``path`` holds tracks (AV2 parquet or folder, generic scene, CommonRoad
+    XML with dynamic obstacles) or ``tracks`` names a CSV, else the map alone (scenario None)."""
+    if tracks is None and not holds_tracks(path):
+        return load_map(path), None
+    scenario = load_scenario(path, tracks=tracks, dt=dt)
+    return scenario.map, scenario
+
+
+def summarize(vector_map: VectorMap, scenario: Scenario | None) -> dict[str, Any]:
+    """``VectorMap.summary()`` plus, for a scenario, a ``scenario`` entry with track counts."""
+    summary: dict[str, Any] = {"map": vector_map.summary()}
+    if scenario is not None:
+        kinds = Counter(track.kind for track in scenario.tracks)
+        summary["scenario"] = {
+            "source": scenario.source,
+            "tracks": len(scenario.tracks),
+            "kinds": dict(kinds.most_common()),
+            "dt_s": scenario.dt,
+            "steps": scenario.num_steps,
+            "duration_s": round(scenario.dt * max(scenario.num_steps - 1, 0), 3),
+            "valid_positions": int(sum(int(t.valid.sum()) for t in scenario.tracks)),
+            "focal_track_id": scenario.focal_track_id,
+        }
+        metadata = {
+            "scenario_id": scenario.scenario_id,
+            "current_step": scenario.current_step,
+            "ego_track_id": scenario.ego_track_id,
+            "tracks_to_predict": list(scenario.tracks_to_predict) or None,
+        }
+        summary["scenario"].update({k: v for k, v in metadata.items() if v is not None})
+    return summary

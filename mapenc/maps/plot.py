@@ -5,12 +5,14 @@ matplotlib (``pip install mapenc[viz]``) is needed only by the caller, who passe
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
+from mapenc.errors import MapencError
 from mapenc.maps.types import MarkType, Scenario, VectorMap
 
 DRIVABLE_COLOUR = "#d9d9d9"
@@ -101,3 +103,26 @@ def plot_tracks(ax: Any, scenario: Scenario) -> None:
         colour = FOCAL_COLOUR if focal else None
         (line,) = ax.plot(*xy.T, lw=1.5 if focal else 0.8, color=colour, zorder=4 if focal else 3)
         ax.plot(*xy[-1], "o", ms=3, color=line.get_color(), zorder=4 if focal else 3)
+
+
+def draw_map_png(vector_map: VectorMap, scenario: Scenario | None, path: Path) -> None:
+    """Draw the map (and tracks) into a PNG at ``path`` with matplotlib's Agg backend."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise MapencError(
+            "--png needs matplotlib; install it with `pip install mapenc[viz]`"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 8), dpi=120)
+    try:
+        plot_map(ax, vector_map)
+        if scenario is not None:
+            plot_tracks(ax, scenario)
+        ax.set_title(Path(vector_map.source).name or "map")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, bbox_inches="tight")
+    finally:
+        plt.close(fig)
