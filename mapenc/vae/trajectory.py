@@ -62,7 +62,8 @@ class TrajCVAEConfig:
         map_encoder_options: extra encoder settings as (name, value) pairs.
         hidden_dim: width of the MLPs.
         modes: values of the discrete latent (one anchor each).
-        anchors: "lane" or "kinematic": which anchors the data gives the model.
+        anchors: "lane" or "kinematic": which anchors the data gives the model; "auto" (the
+            default) is "lane" with the map and "kinematic" without it.
         max_neighbours: neighbours the model sees (0: none).
         beta: weight of the KL term.
         wta_weight: weight of the winner-takes-all term (0 disables).
@@ -82,7 +83,7 @@ class TrajCVAEConfig:
     map_encoder_options: tuple[tuple[str, Any], ...] = ()
     hidden_dim: int = 128
     modes: int = 6
-    anchors: str = "lane"
+    anchors: str = "auto"
     max_neighbours: int = 8
     beta: float = 1.0
     wta_weight: float = 10.0
@@ -95,6 +96,8 @@ class TrajCVAEConfig:
             raise ConfigError("TrajCVAEConfig: steps, hidden_dim and modes must be >= 1")
         if self.wta_weight < 0 or self.beta < 0 or self.max_neighbours < 0:
             raise ConfigError("TrajCVAEConfig: wta_weight, beta, max_neighbours must be >= 0")
+        if self.anchors == "auto":
+            object.__setattr__(self, "anchors", "lane" if self.use_map else "kinematic")
         if self.anchors not in ("lane", "kinematic"):
             raise ConfigError(
                 f"TrajCVAEConfig.anchors must be 'lane' or 'kinematic', got {self.anchors!r}"
@@ -110,9 +113,13 @@ class TrajCVAEConfig:
     @classmethod
     def for_raster(cls, spec: RasterSpec, **settings: Any) -> TrajCVAEConfig:
         """A config whose map encoder takes the rasters of ``spec`` (and mirrors them right)."""
-        flips = tuple(i for i, name in enumerate(spec.layers) if name in SIGN_FLIP_LAYERS)
-        settings.setdefault("flip_sign_channels", flips)
+        settings.setdefault("flip_sign_channels", sign_flip_channels(spec))
         return cls(raster_channels=spec.num_channels, raster_size=spec.size_px, **settings)
+
+
+def sign_flip_channels(spec: RasterSpec) -> tuple[int, ...]:
+    """Channels of ``spec``'s rasters that change sign when the picture is mirrored left-right."""
+    return tuple(i for i, name in enumerate(spec.layers) if name in SIGN_FLIP_LAYERS)
 
 
 def build_map_encoder(config: TrajCVAEConfig) -> nn.Module:

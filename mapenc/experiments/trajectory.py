@@ -1,11 +1,12 @@
-"""Train and evaluate the map-conditioned TrajectoryCVAE end to end (what train-traj/eval-traj run).
+"""The trajectory experiment: the map-conditioned TrajectoryCVAE end to end (train-traj, eval-traj).
 
-``train_traj`` loads the scenarios of a split, cuts samples, caches their rasters and fits the
-model with ``mapenc.train.fit``; the run folder then holds ``checkpoint.pt`` and ``config.json``
-(the TrainConfig under ``train``, this module's TrajExperimentConfig under ``experiment``).
-``evaluate_traj`` reloads a run, draws K futures per test sample and scores them against the
-constant-velocity baseline (``mapenc.metrics``); ``train_and_evaluate_traj`` does both and adds
-the parameter count and seconds, for studies that compare encoders.
+``train(config, run_dir)`` loads the scenarios of a split, cuts samples, caches their rasters and
+fits the model with ``mapenc.train.fit``; the run folder then holds ``checkpoint.pt``,
+``config.json`` (the TrainConfig under ``train``, this module's TrajExperimentConfig under
+``experiment``) and ``training.json``. ``evaluate(run_dir, data)`` reloads a run, draws K futures
+per sample and scores them beside the training-free baselines, with bootstrap intervals over
+whole scenes (``mapenc.evaluation``), as a ``TrajEvaluation``; ``load_run(run_dir)`` gives ``(config, model)``. ``train_and_evaluate`` does
+both and adds the parameter count and seconds, for studies that compare encoders.
 """
 
 from __future__ import annotations
@@ -36,16 +37,12 @@ from mapenc.data.trajectory import (
 )
 from mapenc.errors import ConfigError, DataError
 from mapenc.evaluation.baselines import CONSTANT_VELOCITY, baseline_forecasts
-from mapenc.evaluation.report import (
-    evaluation_report,
-    score_per_sample,
-    write_predictions,
-)
+from mapenc.evaluation.report import evaluation_report, score_per_sample, write_predictions
 from mapenc.maps.types import Scenario
 from mapenc.raster import RasterSpec
 from mapenc.train import TrainConfig, config_from_dict, count_parameters, fit, load_checkpoint
-from mapenc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, read_json
-from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE
+from mapenc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, read_json, write_json
+from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE, sign_flip_channels
 
 # NGSIM: 64 m x 64 m at 1 m/px, 48 m ahead of the agent; lane geometry, road edges and direction.
 NGSIM_RASTER = RasterSpec(
@@ -64,6 +61,7 @@ NGSIM_RASTER = RasterSpec(
 SYNTHETIC_RASTER = dataclasses.replace(NGSIM_RASTER, size_px=(48, 48))
 TASKS: dict[str, TrajTask] = {"ngsim": NGSIM_TASK, "av2": AV2_TASK}
 CACHE_ENV = "MAPENC_CACHE"
+TRAINING_NAME = "training.json"
 
 
 def default_cache_dir() -> str:
@@ -112,6 +110,11 @@ class TrajExperimentConfig:
             self.task.future_steps,
         ) or not np.isclose(self.model.dt, self.task.dt):
             raise ConfigError("model history/future steps and dt must match the task's")
+        flips = sign_flip_channels(self.raster)
+        if self.model.flip_sign_channels != flips:
+            object.__setattr__(
+                self, "model", dataclasses.replace(self.model, flip_sign_channels=flips)
+            )
 
 
 def make_experiment_config(
@@ -125,7 +128,6 @@ def make_experiment_config(
     **model_settings: Any,
 ) -> TrajExperimentConfig:
     """A consistent TrajExperimentConfig: the model's raster and task fields follow the arguments."""
-    model_settings.setdefault("anchors", "lane" if use_map else "kinematic")
     model = TrajCVAEConfig.for_raster(
         raster,
         history_steps=task.history_steps,
@@ -187,10 +189,14 @@ def load_split(
     return SplitData(scenarios, samples, dataset, scene_names(scenarios, paths))
 
 
-def train_traj(
-    config: TrajExperimentConfig, out_dir: str | os.PathLike[str], resume: bool = False
-) -> dict[str, Any]:
-    """Fit a TrajectoryCVAE on ``config.split``; returns samples, params, steps, seconds, stop."""
+def train(
+    config: TrajExperimentConfig, run_dir: str | os.PathLike[str], resume: bool = False
+) -> Path:
+    """Fit a TrajectoryCVAE on ``config.split`` into ``run_dir``; returns the run folder.
+
+    ``run_dir/training.json`` holds ``train_samples``, ``params``, ``map_params``, ``steps``,
+    ``epochs``, ``train_seconds`` and ``stopped`` (why training ended).
+    """
     torch.manual_seed(config.train.seed)
     split = load_split(config, config.split, progress=config.train.progress)
     model = TrajectoryCVAE(config.model)
@@ -198,11 +204,11 @@ def train_traj(
         model,
         split.dataset,
         config.train,
-        out_dir,
+        run_dir,
         resume=resume,
         saved_configs={"experiment": config},
     )
-    return {
+    facts = {
         "train_samples": len(split.samples),
         "params": count_parameters(model),
         "map_params": count_parameters(model.map_encoder) if model.map_encoder else 0,
@@ -211,9 +217,16 @@ def train_traj(
         "train_seconds": round(result.seconds, 1),
         "stopped": result.stopped,
     }
+    write_json(Path(run_dir) / TRAINING_NAME, facts)
+    return Path(run_dir)
 
 
-def load_trained(run_dir: str | os.PathLike[str]) -> tuple[TrajExperimentConfig, TrajectoryCVAE]:
+def training_facts(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``training.json`` that ``train`` wrote into a run folder."""
+    return dict(read_json(Path(run_dir) / TRAINING_NAME))
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrajExperimentConfig, TrajectoryCVAE]:
     """The experiment config and trained model of a train-traj run folder."""
     run = Path(run_dir)
     if not (run / CONFIG_NAME).is_file() or not (run / CHECKPOINT_NAME).is_file():
@@ -252,29 +265,79 @@ def default_split(config: TrajExperimentConfig, data: Sequence[str] | None) -> s
     return "test" if {str(Path(p).resolve()) for p in data} == trained else "all"
 
 
-def evaluate_traj(
+@dataclass(frozen=True)
+class TrajEvaluation:
+    """Scores of a trained run on one split beside the baselines (metres and rates; AV2
+    definitions, ``mapenc.metrics``).
+
+    Attributes:
+        n: samples scored; ``scenes``: the scenes they come from.
+        k: futures per sample.
+        split: the split scored; ``zero_shot``: True when the data is not what the run trained on.
+        task: the task (history, future, rate) the samples were cut for.
+        model: ``minADE``, ``minFDE``, ``miss_rate``, ``offroad_rate`` of the K futures.
+        baselines: the same for each training-free baseline (``mapenc.evaluation.baselines``).
+        model_minus_baseline: per baseline, minADE/minFDE/miss-rate differences with 95 %
+            intervals from a paired bootstrap over whole scenes.
+        by_location, by_kind: every method's scores per location (first folder of the scene
+            name) and per agent kind.
+        constant_velocity: ``variant``, ``ADE``, ``FDE``, ``miss_rate``, ``offroad_rate`` of the
+            constant-velocity baseline chosen on NGSIM val.
+        ground_truth: ``offroad_rate`` of the true futures (how well the map covers the data).
+        versus, model_minus_versus: the second run's scores and the paired differences (or None).
+        figures: PNG paths of the drawn cases.
+        predictions: the forecasts file written, or "".
+    """
+
+    n: int
+    scenes: int
+    k: int
+    split: str
+    zero_shot: bool
+    task: dict[str, Any]
+    model: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    model_minus_baseline: dict[str, Any]
+    by_location: dict[str, Any]
+    by_kind: dict[str, Any]
+    constant_velocity: dict[str, Any]
+    ground_truth: dict[str, float]
+    versus: dict[str, float] | None = None
+    model_minus_versus: dict[str, Any] | None = None
+    figures: list[str] = field(default_factory=list)
+    predictions: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready fields (optional ones only when set)."""
+        result = dataclasses.asdict(self)
+        for name in ("versus", "model_minus_versus", "figures", "predictions"):
+            if not result[name]:
+                del result[name]
+        return result
+
+
+def evaluate(
     run_dir: str | os.PathLike[str],
     data: Sequence[str] | None = None,
+    *,
     split: str | None = None,
     k: int = 6,
     figures: int = 6,
     seed: int = 0,
     predictions: str | os.PathLike[str] | None = None,
     versus: str | os.PathLike[str] | None = None,
-) -> dict[str, Any]:
-    """Scores of a trained run beside the baselines, with intervals; PNGs of ``figures`` cases.
+) -> TrajEvaluation:
+    """Scores of a trained run on ``split`` of ``data`` (default: the run's own data paths)
+    beside the baselines, and PNGs of ``figures`` cases in ``run_dir/eval_<split>/``.
 
     ``split`` defaults to "test" on the data the run was trained on and to "all" on other data
-    (zero-shot; the JSON says which). ``versus`` is a second run (e.g. the no-map twin) scored on
-    the same samples and compared by paired bootstrap. ``predictions`` writes the model's
-    forecasts (``mapenc.evaluation.report.write_predictions``). Returns ``{"n", "k", "split",
-    "zero_shot", "model", "baselines", "model_minus_baseline", ["versus", "model_minus_versus"],
-    "by_location", "by_kind", "constant_velocity", "ground_truth", ["figures"]}``; the PNGs go to
-    ``run_dir/eval_<split>/``.
+    (zero-shot). ``versus`` is a second run (e.g. the no-map twin) scored on the same samples
+    and compared by paired bootstrap. ``predictions`` writes the forecasts
+    (``mapenc.evaluation.report.write_predictions``).
     """
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
-    config, model = load_trained(run_dir)
+    config, model = load_run(run_dir)
     split = split or default_split(config, data)
     part = load_split(config, split, data, progress=config.train.progress)
     samples, task = part.samples, config.task
@@ -286,59 +349,66 @@ def evaluate_traj(
     }
     other = None
     if versus is not None:
-        versus_config, versus_model = load_trained(versus)
+        versus_config, versus_model = load_run(versus)
         if versus_config.task != config.task:
             raise ConfigError(f"{versus}: trained for another task than {run_dir}")
         versus_part = load_split(
             versus_config, split, data or config.data, versus_config.train.progress
         )
-        other = score_per_sample(
-            predict(versus_model, versus_part.dataset, k, seed)[0], samples, part.scenarios
-        )
-    cv = baselines[CONSTANT_VELOCITY].means()
-    truth = samples.future.astype(np.float64)[:, None]
-    result: dict[str, Any] = {
-        "n": len(samples),
-        "k": k,
-        "split": split,
-        "zero_shot": split == "all" and default_split(config, data) == "all",
-        "scenes": len(part.scenarios),
-        "task": dataclasses.asdict(task),
-        **evaluation_report(scored, baselines, samples, part.names, versus=other, seed=seed),
-        "constant_velocity": {
-            "variant": CONSTANT_VELOCITY,
-            "ADE": cv["minADE"],
-            "FDE": cv["minFDE"],
-            "miss_rate": cv["miss_rate"],
-            "offroad_rate": cv["offroad_rate"],
-        },
-        "ground_truth": {
-            "offroad_rate": round(
-                float(score_per_sample(truth, samples, part.scenarios).offroad.mean()), 4
-            )
-        },
-    }
+        versus_forecasts = predict(versus_model, versus_part.dataset, k, seed)[0]
+        other = score_per_sample(versus_forecasts, samples, part.scenarios)
+    report = evaluation_report(scored, baselines, samples, part.names, versus=other, seed=seed)
     if predictions is not None:
         write_predictions(predictions, forecasts, probabilities, samples, part.names)
-        result["predictions"] = str(predictions)
+    drawn: list[str] = []
     if figures > 0:
-        from mapenc.forecast_plots import plot_forecast_cases
+        from mapenc.experiments.plots import plot_forecast_cases
 
         folder = Path(run_dir) / f"eval_{split}"
         chosen = np.random.default_rng(seed).choice(len(samples), min(figures, len(samples)), False)
-        result["figures"] = plot_forecast_cases(
+        drawn = plot_forecast_cases(
             part.dataset.base,
             forecasts,
             baseline_pred[CONSTANT_VELOCITY][:, 0],
             sorted(int(i) for i in chosen),
             folder,
         )
-    return result
+    cv = baselines[CONSTANT_VELOCITY].means()
+    truth = samples.future.astype(np.float64)[:, None]
+    return TrajEvaluation(
+        n=len(samples),
+        scenes=len(part.scenarios),
+        k=k,
+        split=split,
+        zero_shot=split == "all" and default_split(config, data) == "all",
+        task=dataclasses.asdict(task),
+        model=report["model"],
+        baselines=report["baselines"],
+        model_minus_baseline=report["model_minus_baseline"],
+        by_location=report["by_location"],
+        by_kind=report["by_kind"],
+        constant_velocity={
+            "variant": CONSTANT_VELOCITY,
+            "ADE": cv["minADE"],
+            "FDE": cv["minFDE"],
+            "miss_rate": cv["miss_rate"],
+            "offroad_rate": cv["offroad_rate"],
+        },
+        ground_truth={
+            "offroad_rate": round(
+                float(score_per_sample(truth, samples, part.scenarios).offroad.mean()), 4
+            )
+        },
+        versus=report.get("versus"),
+        model_minus_versus=report.get("model_minus_versus"),
+        figures=drawn,
+        predictions=str(predictions) if predictions is not None else "",
+    )
 
 
-def train_and_evaluate_traj(
+def train_and_evaluate(
     config: TrajExperimentConfig,
-    out_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
     eval_split: str = "test",
     k: int = 6,
     resume: bool = False,
@@ -346,13 +416,13 @@ def train_and_evaluate_traj(
     """Train, then evaluate on ``eval_split``: the eval-traj JSON plus training facts.
 
     Adds ``params``, ``map_params``, ``train_samples``, ``steps``, ``epochs``, ``train_seconds``,
-    ``eval_seconds``, ``encoder`` and ``use_map``; writes it all to ``out_dir/results.json``.
+    ``eval_seconds``, ``encoder`` and ``use_map``; writes it all to ``run_dir/results.json``.
     """
     started = time.monotonic()
-    training = train_traj(config, out_dir, resume=resume)
+    train(config, run_dir, resume=resume)
     eval_started = time.monotonic()
-    result = evaluate_traj(out_dir, split=eval_split, k=k, figures=0)
-    result.update(training)
+    result = evaluate(run_dir, split=eval_split, k=k, figures=0).to_dict()
+    result.update(training_facts(run_dir))
     result.update(
         {
             "encoder": config.model.map_encoder if config.model.use_map else None,
@@ -361,10 +431,5 @@ def train_and_evaluate_traj(
             "seconds": round(time.monotonic() - started, 1),
         }
     )
-    Path(out_dir, "results.json").write_text(json.dumps(result, indent=1))
+    Path(run_dir, "results.json").write_text(json.dumps(result, indent=1))
     return result
-
-
-def replace_train(config: TrajExperimentConfig, **settings: Any) -> TrajExperimentConfig:
-    """``config`` with TrainConfig fields replaced (e.g. ``epochs``, ``max_minutes``)."""
-    return dataclasses.replace(config, train=dataclasses.replace(config.train, **settings))
