@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.maps.io import load_map_or_scenario, summarize
 
 HELP = "print what a map or scenario holds (counts, bounds, tracks); optionally draw it"
@@ -34,17 +35,17 @@ class InfoConfig:
     png: Path | None = None
 
 
+FLAGS = ConfigFlags(InfoConfig, overrides=(Flag("path", positional=True),))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `mapenc info`, one per InfoConfig field."""
-    parser.add_argument("path", type=Path, help="map or scenario file, or a scene folder")
-    parser.add_argument("--tracks", type=Path, help="tracks CSV for a GeoJSON map file")
-    parser.add_argument("--dt", type=float, help="seconds per step (generic format)")
-    parser.add_argument("--png", type=Path, help="draw the map and tracks into this PNG")
+    """One flag per InfoConfig field."""
+    FLAGS.add_to(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the summary as JSON; draw the PNG when asked. Returns 0."""
-    config = InfoConfig(path=args.path, tracks=args.tracks, dt=args.dt, png=args.png)
+    config = FLAGS.build(args)
     vector_map, scenario = load_map_or_scenario(config.path, config.tracks, config.dt)
     print(json.dumps(summarize(vector_map, scenario), indent=2))
     if config.png is not None:
