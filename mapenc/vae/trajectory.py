@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,15 +43,13 @@ from mapenc.data.context import NEIGHBOUR_FEATURES, NUM_KINDS
 from mapenc.errors import ConfigError
 from mapenc.pipeline import encoder_for_raster
 
-if TYPE_CHECKING:
-    from mapenc.raster import RasterSpec
-
-SIGN_FLIP_LAYERS = ("lane_heading_sin",)
-
 
 @dataclass(frozen=True)
 class TrajCVAEConfig:
     """Architecture of a TrajectoryCVAE.
+
+    The input shapes (``history_steps``, ``future_steps``, ``dt``, ``raster_channels``,
+    ``raster_size``) come from the task and the raster spec; an experiment config fills them in.
 
     Attributes:
         history_steps, future_steps, dt: the task (past has history_steps + 1 points; seconds/step).
@@ -63,7 +61,7 @@ class TrajCVAEConfig:
         hidden_dim: width of the MLPs.
         modes: values of the discrete latent (one anchor each).
         anchors: "lane" or "kinematic": which anchors the data gives the model; "auto" (the
-            default) is "lane" with the map and "kinematic" without it.
+            default) is "lane" with the map and "kinematic" without it (``anchor_kind``).
         max_neighbours: neighbours the model sees (0: none).
         beta: weight of the KL term.
         wta_weight: weight of the winner-takes-all term (0 disables).
@@ -110,16 +108,13 @@ class TrajCVAEConfig:
             self, "map_encoder_options", tuple(tuple(kv) for kv in self.map_encoder_options)
         )
 
-    @classmethod
-    def for_raster(cls, spec: RasterSpec, **settings: Any) -> TrajCVAEConfig:
-        """A config whose map encoder takes the rasters of ``spec`` (and mirrors them right)."""
-        settings.setdefault("flip_sign_channels", sign_flip_channels(spec))
-        return cls(raster_channels=spec.num_channels, raster_size=spec.size_px, **settings)
-
-
-def sign_flip_channels(spec: RasterSpec) -> tuple[int, ...]:
-    """Channels of ``spec``'s rasters that change sign when the picture is mirrored left-right."""
-    return tuple(i for i, name in enumerate(spec.layers) if name in SIGN_FLIP_LAYERS)
+    @property
+    def anchor_kind(self) -> str:
+        """The anchors in use: ``anchors``, with "auto" read as "lane" with the map, else
+        "kinematic"."""
+        if self.anchors == "auto":
+            return "lane" if self.use_map else "kinematic"
+        return self.anchors
 
 
 def build_map_encoder(config: TrajCVAEConfig) -> nn.Module:
