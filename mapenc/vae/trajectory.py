@@ -94,11 +94,9 @@ class TrajCVAEConfig:
             raise ConfigError("TrajCVAEConfig: steps, hidden_dim and modes must be >= 1")
         if self.wta_weight < 0 or self.beta < 0 or self.max_neighbours < 0:
             raise ConfigError("TrajCVAEConfig: wta_weight, beta, max_neighbours must be >= 0")
-        if self.anchors == "auto":
-            object.__setattr__(self, "anchors", "lane" if self.use_map else "kinematic")
-        if self.anchors not in ("lane", "kinematic"):
+        if self.anchors not in ("auto", "lane", "kinematic"):
             raise ConfigError(
-                f"TrajCVAEConfig.anchors must be 'lane' or 'kinematic', got {self.anchors!r}"
+                f"TrajCVAEConfig.anchors must be auto, lane or kinematic, got {self.anchors!r}"
             )
         object.__setattr__(self, "raster_size", tuple(int(v) for v in self.raster_size))
         object.__setattr__(
