@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mapenc.errors import MapencError
-from mapenc.maps.io import holds_tracks, load_map, load_scenario
+from mapenc.maps.io import holds_tracks, load_map, load_scenario, reading_once
 from mapenc.maps.types import Scenario, VectorMap
 
 HELP = "print what a map or scenario holds (counts, bounds, tracks); optionally draw it"
@@ -59,10 +59,11 @@ def run(args: argparse.Namespace) -> int:
 
 def load_map_or_scenario(config: InfoConfig) -> tuple[VectorMap, Scenario | None]:
     """The scenario when the path holds tracks (AV2 parquet or folder, generic scene, CommonRoad
-    XML with dynamic obstacles), else the map alone."""
-    if config.tracks is None and not holds_tracks(config.path):
-        return load_map(config.path), None
-    scenario = load_scenario(config.path, tracks=config.tracks, dt=config.dt)
+    XML with dynamic obstacles), else the map alone. Each file is read once."""
+    with reading_once():
+        if config.tracks is None and not holds_tracks(config.path):
+            return load_map(config.path), None
+        scenario = load_scenario(config.path, tracks=config.tracks, dt=config.dt)
     return scenario.map, scenario
 
 

@@ -74,17 +74,26 @@ def split_of_key(key: str) -> str:
     return "val" if bucket < TRAIN_PERCENT + VAL_PERCENT else "test"
 
 
-def _scene_files(path: Path) -> Iterator[Path]:
-    """Scenario files and scene folders under ``path`` (itself included), sorted."""
+def _scene_files(path: Path, visited: set[Path] | None = None) -> Iterator[Path]:
+    """Scenario files and scene folders under ``path`` (itself included), sorted.
+
+    Links to folders are followed, but each real folder is entered once (``visited`` holds the
+    resolved folders seen so far), so links that loop back are walked through only once.
+    """
     if path.is_file():
         yield path
         return
+    visited = set() if visited is None else visited
+    real = path.resolve()
+    if real in visited:
+        return
+    visited.add(real)
     if sorted(path.glob("scenario_*.parquet")) or (path / "tracks.csv").is_file():
         yield path
         return
     for child in sorted(path.iterdir()):
         if child.is_dir():
-            yield from _scene_files(child)
+            yield from _scene_files(child, visited)
         elif child.name.endswith(COMMONROAD_SUFFIXES):
             yield child
 

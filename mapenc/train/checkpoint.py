@@ -9,10 +9,7 @@ containers. RNG states are stored as tensors and lists for the same reason.
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
-from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
 from typing import IO, Any
@@ -21,6 +18,7 @@ import numpy as np
 import torch
 
 from mapenc.errors import TrainingError
+from mapenc.safeio import write_atomic
 
 PathType = str | PathLike[str]
 
@@ -28,33 +26,9 @@ CHECKPOINT_NAME = "checkpoint.pt"
 CONFIG_NAME = "config.json"
 
 
-def _umask() -> int:
-    """The process umask (read by setting it and putting it back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomic(path: PathType, write: Callable[[IO[bytes]], None]) -> None:
-    """Run ``write`` on a temporary file beside ``path``, fsync it, then ``os.replace`` it."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(path: PathType, state: dict[str, Any]) -> None:
     """Write ``state`` (state_dicts, numbers, strings, lists of those) atomically to ``path``."""
-    _write_atomic(path, lambda handle: torch.save(state, handle))
+    write_atomic(path, lambda handle: torch.save(state, handle))
 
 
 def load_checkpoint(path: PathType, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -78,7 +52,7 @@ def write_json(path: PathType, data: Any) -> None:
     def write(handle: IO[bytes]) -> None:
         handle.write(text.encode())
 
-    _write_atomic(path, write)
+    write_atomic(path, write)
 
 
 def read_json(path: PathType) -> Any:
