@@ -17,7 +17,7 @@ from mapenc.cli import main
 from mapenc.data.mnist import load_mnist
 from mapenc.encoders import build_encoder, describe
 from mapenc.errors import ConfigError
-from mapenc.study import STUDY_ENCODERS, CompareConfig, probe_encoder, run_compare, summarise
+from mapenc.study import CompareConfig, probe_encoder, run_compare, summarise
 from mapenc.study.probes import linear_probe_r2, rotate, shift
 
 TINY_MNIST_ENCODERS = "seed_global,seed_spatial_conv"
@@ -196,10 +196,7 @@ def test_bad_study_settings_are_config_errors() -> None:
 
 
 def test_seed_spatial_analogue_keeps_the_design_at_28_pixels() -> None:
-    analogue = STUDY_ENCODERS["seed_spatial_conv"]
-    encoder = build_encoder(
-        analogue.registered, in_channels=1, input_size=(28, 28), **dict(analogue.settings)
-    )
+    encoder = build_encoder("seed_spatial_conv", in_channels=1, input_size=(28, 28))
     description = describe(encoder, (1, 28, 28))
     assert [list(shape) for _, shape in description.bottleneck] == [[1, 7, 7]]
     convs = [row for row in description.rows if row.kind == "Conv2d"]

@@ -22,6 +22,7 @@ from mapenc.data.mnist import read_idx, read_mnist_npz
 from mapenc.data.traj_sources import load_scenarios
 from mapenc.errors import DataError, MapencError, MapFormatError, ScenarioFormatError
 from mapenc.maps import load_map, load_scenario
+from mapenc.maps.io import load_map_or_scenario
 from mapenc.safeio import gunzip
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
@@ -178,12 +179,10 @@ def count_opens(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
 
 
 def test_each_map_file_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mapenc.commands.info import InfoConfig, load_map_or_scenario
-
     path = tmp_path / "scenario.xml.gz"
     path.write_bytes(gzip.compress(COMMONROAD.read_bytes()))
     opened = count_opens(monkeypatch, path.name)
-    load_map_or_scenario(InfoConfig(path=path))  # holds_tracks, detection and parsing
+    load_map_or_scenario(path)  # holds_tracks, detection and parsing
     assert len(opened) == 1
     load_map(path)  # detection and parsing
     assert len(opened) == 2

@@ -15,14 +15,13 @@ import torch
 from mapenc.study.compare import (
     DEFAULT_ENCODERS,
     NO_MAP,
-    STUDY_ENCODERS,
-    TASKS,
     CompareConfig,
     format_table,
     run_compare,
     summarise,
 )
 from mapenc.study.probes import ProbeConfig
+from mapenc.study.protocol import STUDY_TASKS
 
 HELP = "compare encoders on MNIST or trajectories over seeds: results.json, table, plots, probes"
 
@@ -41,8 +40,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `mapenc compare`, one per CompareConfig field."""
     defaults = CompareConfig()
-    analogues = ", ".join(f"{name} ({e.summary})" for name, e in STUDY_ENCODERS.items())
-    parser.add_argument("--task", choices=TASKS, default=defaults.task)
+    parser.add_argument("--task", choices=STUDY_TASKS, default=defaults.task)
     parser.add_argument(
         "--data",
         nargs="+",
@@ -55,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--encoders",
         type=_names,
         default=DEFAULT_ENCODERS,
-        help=f"comma-separated: registered encoders, {analogues}, or {NO_MAP!r} (traj: no map)",
+        help=f"comma-separated registered encoders (see `mapenc describe --help`), or {NO_MAP!r} (traj: no map)",
     )
     parser.add_argument("--seeds", type=int, default=defaults.seeds, help="runs per encoder")
     parser.add_argument("--epochs", type=int, help="per run (default 10, unbounded with a budget)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from mapenc.demo import DemoConfig, run_demo
+from mapenc.experiments.demo import DemoConfig, run_demo
 
 HELP = (
     "render embedded maps, describe the seed encoders, train the MNIST and trajectory VAEs briefly"

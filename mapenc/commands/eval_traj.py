@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from mapenc.forecasting import evaluate_traj
+from mapenc.experiments import trajectory
 
 HELP = "score a trained trajectory VAE (minADE/minFDE/miss/off-road) against constant velocity"
 
@@ -68,10 +68,15 @@ def run(args: argparse.Namespace) -> int:
         figures=args.figures,
         seed=args.seed,
     )
-    result = evaluate_traj(
-        config.run_dir, config.data or None, config.split, config.k, config.figures, config.seed
+    result = trajectory.evaluate(
+        config.run_dir,
+        config.data or None,
+        split=config.split,
+        k=config.k,
+        figures=config.figures,
+        seed=config.seed,
     )
-    text = json.dumps(result, indent=2)
+    text = json.dumps(result.to_dict(), indent=2)
     (config.run_dir / f"eval_{config.split}.json").write_text(text)
     print(text)
     return 0

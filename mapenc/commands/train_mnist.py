@@ -14,14 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from mapenc.data.mnist import BINARIZE_MODES
+from mapenc.experiments.mnist import MnistExperimentConfig, train_and_evaluate
 from mapenc.train import TrainConfig
 from mapenc.train.distributed import shutdown_distributed
-from mapenc.vae.image import (
-    LIKELIHOODS,
-    ImageVAEConfig,
-    MnistExperimentConfig,
-    train_and_evaluate_mnist,
-)
+from mapenc.vae.image import LIKELIHOODS, ImageVAEConfig
 
 HELP = "train the MNIST VAE baseline with a registered encoder; prints test metrics as JSON"
 
@@ -110,7 +106,7 @@ def config_from_args(args: argparse.Namespace) -> MnistExperimentConfig:
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate, print the metrics JSON (rank 0 only under torchrun). Returns 0."""
     try:
-        metrics = train_and_evaluate_mnist(config_from_args(args), args.out, resume=args.resume)
+        metrics = train_and_evaluate(config_from_args(args), args.out, resume=args.resume)
     finally:
         shutdown_distributed()
     if metrics:

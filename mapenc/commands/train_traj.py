@@ -1,6 +1,6 @@
 """`mapenc train-traj --data PATH... --encoder NAME [--no-map] --out DIR`: fit the TrajectoryCVAE.
 
-Maps onto ``mapenc.forecasting.TrajExperimentConfig`` (saved as ``config.json`` beside the
+Maps onto ``mapenc.experiments.trajectory.TrajExperimentConfig`` (saved as ``config.json`` beside the
 checkpoint) and prints a JSON summary: samples, parameters, steps, seconds, why training stopped.
 """
 
@@ -12,7 +12,8 @@ import json
 
 import torch
 
-from mapenc.forecasting import NGSIM_RASTER, TASKS, make_experiment_config, train_traj
+from mapenc.experiments import trajectory
+from mapenc.experiments.trajectory import NGSIM_RASTER, TASKS, make_experiment_config
 from mapenc.raster import RasterSpec
 from mapenc.train import TrainConfig
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     """Train, print the JSON summary, return 0."""
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
     epochs = args.epochs or (EPOCHS_UNDER_TIME_BUDGET if args.max_minutes else 10)
-    train = TrainConfig(
+    train_config = TrainConfig(
         epochs=epochs,
         max_minutes=args.max_minutes,
         batch_size=args.batch_size,
@@ -86,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
         use_map=not args.no_map,
         task=TASKS[args.task],
         raster=raster,
-        train=train,
+        train=train_config,
     )
     config = dataclasses.replace(config, split=args.split, cache_dir=args.cache_dir)
-    print(json.dumps(train_traj(config, args.out, resume=args.resume), indent=2))
+    run_dir = trajectory.train(config, args.out, resume=args.resume)
+    print(json.dumps(trajectory.training_facts(run_dir), indent=2))
     return 0

@@ -5,9 +5,7 @@
 """
 
 from mapenc.study.compare import (
-    STUDY_ENCODERS,
     CompareConfig,
-    StudyEncoder,
     format_table,
     run_compare,
     summarise,
@@ -15,10 +13,8 @@ from mapenc.study.compare import (
 from mapenc.study.probes import ProbeConfig, probe_encoder
 
 __all__ = [
-    "STUDY_ENCODERS",
     "CompareConfig",
     "ProbeConfig",
-    "StudyEncoder",
     "format_table",
     "probe_encoder",
     "run_compare",

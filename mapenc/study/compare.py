@@ -14,8 +14,9 @@ so an interrupted study resumes. Each run gives one row of ``out_dir/results.jso
 
 ``summary.json`` holds mean and std (over seeds) per encoder; ``format_table`` prints it.
 
-Encoders are registry names (``mapenc.encoders.list_encoders()``), the study's own analogues in
-``STUDY_ENCODERS``, or (trajectories only) ``none``: the same model without its map branch.
+Encoders are registry names (``mapenc.encoders.list_encoders()``, among them the seed designs at
+any input size, ``seed_spatial_conv`` and ``seed_global_conv``) or (trajectories only) ``none``:
+the same model without its map branch.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,12 +36,11 @@ from tqdm import tqdm
 from mapenc.encoders import describe, list_encoders
 from mapenc.errors import ConfigError
 from mapenc.study.probes import ProbeConfig, probe_encoder
+from mapenc.study.protocol import HEADLINE_METRICS, PROBE_COLUMNS, STUDY_TASKS, Task
 from mapenc.train import TrainConfig
 from mapenc.train.checkpoint import read_json, write_json
 
 PathType = str | PathLike[str]
-Task = Literal["mnist", "traj"]
-TASKS: tuple[str, ...] = get_args(Task)
 NO_MAP = "none"
 RESULTS_NAME = "results.json"
 SUMMARY_NAME = "summary.json"
@@ -48,65 +48,9 @@ PROBES_NAME = "probes.json"
 # Extent of the trajectory raster, kept fixed when --raster-sizes changes the resolution.
 TRAJ_EXTENT_M = 64.0
 
-# The metrics each task reports first (lower is better for all of them) and tables show.
-HEADLINE_METRICS: dict[str, tuple[str, ...]] = {
-    "mnist": ("test_loss", "nll"),
-    "traj": ("minADE", "minFDE", "offroad_rate"),
-}
 DEFAULT_BATCH_SIZE: dict[str, int] = {"mnist": 128, "traj": 64}
-PROBE_COLUMNS = (
-    "probe_sensitivity_shift",
-    "probe_sensitivity_rot90",
-    "probe_sensitivity_flip",
-    "probe_active_units",
-    "probe_where_r2",
-)
 
 
-@dataclass(frozen=True)
-class StudyEncoder:
-    """An encoder of the study: the registered architecture and settings on top of the task's
-    defaults (input channels and size, latent length come from the task)."""
-
-    registered: str
-    settings: tuple[tuple[str, Any], ...] = ()
-    summary: str = ""
-
-
-# ``seed_spatial`` is fixed at 100x100. Its analogue keeps the design on any input size: two 5x5
-# stride-2 convs with 10 and 20 channels, LeakyReLU(0.2), no normalisation, a 1-channel map
-# flattened into the fc. Padded convs halve the input twice (28 -> 14 -> 7, a 49-element
-# bottleneck; 64 -> 16x16 = 256), and the receptive field, 13 px, is the same share of a 28-px
-# input (46 %) as seed_spatial's 45 px of 100. ``seed_global_conv`` does the same for
-# ``seed_global`` (fixed at 28x28): two stride-2 convs with 32 and 64 channels, then a conv whose
-# kernel is the whole remaining map.
-STUDY_ENCODERS: dict[str, StudyEncoder] = {
-    "seed_spatial_conv": StudyEncoder(
-        "conv",
-        (
-            ("widths", (10, 20)),
-            ("strides", (2, 2)),
-            ("kernel_size", 5),
-            ("norm", "none"),
-            ("activation", "leaky_relu"),
-            ("bottleneck", "spatial"),
-            ("spatial_channels", 1),
-        ),
-        "seed_spatial's design at any input size: 10@/2 -> 20@/4 -> 1@/4 -> flatten -> fc",
-    ),
-    "seed_global_conv": StudyEncoder(
-        "conv",
-        (
-            ("widths", (32, 64)),
-            ("strides", (2, 2)),
-            ("kernel_size", 3),
-            ("norm", "none"),
-            ("bottleneck", "global"),
-            ("global_pool", "conv"),
-        ),
-        "seed_global's design at any input size: 32@/2 -> 64@/4 -> whole-map conv -> fc",
-    ),
-}
 DEFAULT_ENCODERS = (
     "seed_global",
     "seed_spatial_conv",
@@ -117,15 +61,13 @@ DEFAULT_ENCODERS = (
 )
 
 
-def study_encoder(name: str, task: Task) -> StudyEncoder | None:
-    """The architecture behind a study name; None for ``none`` (no map branch, ``traj`` only)."""
+def study_encoder(name: str, task: Task) -> str | None:
+    """The registered encoder behind a study name; None for ``none`` (no map branch, ``traj``)."""
     if name == NO_MAP and task == "traj":
         return None
-    if name in STUDY_ENCODERS:
-        return STUDY_ENCODERS[name]
     if name in list_encoders():
-        return StudyEncoder(name)
-    known = [*list_encoders(), *STUDY_ENCODERS] + ([NO_MAP] if task == "traj" else [])
+        return name
+    known = [*list_encoders()] + ([NO_MAP] if task == "traj" else [])
     raise ConfigError(f"unknown encoder {name!r} for the {task} study; known: {', '.join(known)}")
 
 
@@ -175,8 +117,8 @@ class CompareConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ConfigError(f"task={self.task!r}: expected one of {TASKS}")
+        if self.task not in STUDY_TASKS:
+            raise ConfigError(f"task={self.task!r}: expected one of {STUDY_TASKS}")
         if not self.encoders or len(set(self.encoders)) != len(self.encoders):
             raise ConfigError(f"encoders={self.encoders}: give distinct names, at least one")
         for name in self.encoders:
@@ -258,7 +200,7 @@ def _cached_probes(run_dir: Path, compute: Any) -> dict[str, float]:
 
 
 class MnistStudy:
-    """Runs of the MNIST VAE study (``mapenc.vae.image``)."""
+    """Runs of the MNIST VAE study (``mapenc.experiments.mnist``)."""
 
     metrics_name = "metrics.json"
 
@@ -268,15 +210,12 @@ class MnistStudy:
 
     def experiment(self, run: Run) -> Any:
         """The ``MnistExperimentConfig`` of a run."""
-        from mapenc.vae.image import ImageVAEConfig, MnistExperimentConfig
+        from mapenc.experiments.mnist import MnistExperimentConfig
+        from mapenc.vae.image import ImageVAEConfig
 
         chosen = study_encoder(run.encoder, "mnist")
         assert chosen is not None
-        model = ImageVAEConfig(
-            encoder=chosen.registered,
-            decoder=self.config.decoder,
-            encoder_settings=dict(chosen.settings),
-        )
+        model = ImageVAEConfig(encoder=chosen, decoder=self.config.decoder)
         return MnistExperimentConfig(
             model=model,
             train=self.config.train_config(run.seed),
@@ -286,18 +225,18 @@ class MnistStudy:
 
     def train(self, run: Run, run_dir: Path) -> None:
         """Train and evaluate; writes ``run_dir/metrics.json``."""
-        from mapenc.vae.image import train_and_evaluate_mnist
+        from mapenc.experiments.mnist import train_and_evaluate
 
-        train_and_evaluate_mnist(self.experiment(run), run_dir)
+        train_and_evaluate(self.experiment(run), run_dir)
 
     def row(self, run: Run, run_dir: Path) -> dict[str, Any]:
         """The results row of a finished run (metrics, size, bottleneck, probes)."""
-        from mapenc.vae.image import load_mnist_run, mnist_test_split
+        from mapenc.experiments.mnist import load_run, test_split
 
         metrics = read_json(run_dir / self.metrics_name)
-        model, experiment = load_mnist_run(run_dir, self.config.device)
+        experiment, model = load_run(run_dir, self.config.device)
         if self._probe_images is None:
-            test = mnist_test_split(experiment)
+            test = test_split(experiment)
             count = min(self.config.probe_samples, len(test))
             self._probe_images = torch.stack([test[i][0] for i in range(count)])
         images = self._probe_images.to(model.q_mean.weight.device)
@@ -319,7 +258,7 @@ class MnistStudy:
 
 
 class TrajStudy:
-    """Runs of the trajectory CVAE study (``mapenc.forecasting``); checks every encoder can take
+    """Runs of the trajectory CVAE study (``mapenc.experiments.trajectory``); checks every encoder can take
     its raster before the first run."""
 
     metrics_name = "results.json"
@@ -340,7 +279,7 @@ class TrajStudy:
 
     def experiment(self, run: Run) -> Any:
         """The ``TrajExperimentConfig`` of a run: NGSIM raster layers at the run's resolution."""
-        from mapenc.forecasting import NGSIM_RASTER, make_experiment_config
+        from mapenc.experiments.trajectory import NGSIM_RASTER, make_experiment_config
 
         size = self.raster_size(run)
         raster = dataclasses.replace(
@@ -349,11 +288,10 @@ class TrajStudy:
         chosen = study_encoder(run.encoder, "traj")
         config = make_experiment_config(
             self.config.data,
-            encoder=chosen.registered if chosen else "conv-spatial",
+            encoder=chosen or "conv-spatial",
             use_map=chosen is not None,
             raster=raster,
             train=self.config.train_config(run.seed),
-            map_encoder_options=chosen.settings if chosen else (),
         )
         return dataclasses.replace(
             config, split=self.config.train_split, cache_dir=self.config.cache_dir
@@ -361,13 +299,13 @@ class TrajStudy:
 
     def train(self, run: Run, run_dir: Path) -> None:
         """Train and evaluate on ``eval_split``; writes ``run_dir/results.json``."""
-        from mapenc.forecasting import train_and_evaluate_traj
+        from mapenc.experiments.trajectory import train_and_evaluate
 
-        train_and_evaluate_traj(self.experiment(run), run_dir, self.config.eval_split)
+        train_and_evaluate(self.experiment(run), run_dir, self.config.eval_split)
 
     def probe_rasters(self, run: Run, experiment: Any) -> torch.Tensor:
         """``[M, C, H, W]`` rasters of evenly spaced samples of the scored split (cached per size)."""
-        from mapenc.forecasting import load_split
+        from mapenc.experiments.trajectory import load_split
 
         size = self.raster_size(run)
         if size not in self._probe_rasters:
@@ -379,10 +317,10 @@ class TrajStudy:
 
     def row(self, run: Run, run_dir: Path) -> dict[str, Any]:
         """The results row of a finished run (metrics, size, bottleneck, map-latent probes)."""
-        from mapenc.forecasting import load_trained
+        from mapenc.experiments.trajectory import load_run
 
         result = read_json(run_dir / self.metrics_name)
-        experiment, model = load_trained(run_dir)
+        experiment, model = load_run(run_dir)
         model.eval()
         raster = experiment.raster
         row: dict[str, Any] = {

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mapenc.study.compare import HEADLINE_METRICS, PROBE_COLUMNS, Task
+from mapenc.study.protocol import HEADLINE_METRICS, PROBE_COLUMNS, Task
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -14,25 +14,21 @@ Files in ``out_dir`` (written by rank 0 only):
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
-import random
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from mapenc.errors import ConfigError, TrainingError
+from mapenc.errors import TrainingError
 from mapenc.train.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
@@ -44,176 +40,37 @@ from mapenc.train.checkpoint import (
 )
 from mapenc.train.config import TrainConfig, config_to_dict
 from mapenc.train.distributed import DistContext, all_reduce_sum, barrier, init_distributed
+from mapenc.train.logs import EPOCH_LOG_NAME, TRAIN_LOG_NAME, CsvLog, RunningMeans, TensorBoardLog
+from mapenc.train.parts import (  # the loop's pieces, importable from here as before
+    FitResult,
+    LossForward,
+    LossModel,
+    StopReason,
+    as_float,
+    build_optimizer,
+    count_parameters,
+    epoch_indices,
+    move_to,
+    seed_everything,
+)
 
+__all__ = [
+    "EPOCH_LOG_NAME",
+    "TRAIN_LOG_NAME",
+    "CsvLog",
+    "FitResult",
+    "LossModel",
+    "Trainer",
+    "build_optimizer",
+    "count_parameters",
+    "fit",
+    "move_to",
+    "seed_everything",
+]
 PathType = str | PathLike[str]
-StopReason = Literal["epochs", "max_steps", "max_minutes"]
 Evaluate = Callable[[nn.Module], Mapping[str, float]]
 
 LOG = logging.getLogger(__name__)
-TRAIN_LOG_NAME = "train_log.csv"
-EPOCH_LOG_NAME = "epochs.csv"
-
-
-class LossModel(Protocol):
-    """What ``fit`` needs from a model besides being an ``nn.Module``."""
-
-    def loss(self, batch: Any) -> tuple[torch.Tensor, Mapping[str, float | torch.Tensor]]:
-        """Scalar loss to minimise on ``batch`` and named values to log."""
-        ...
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """What a call to ``fit`` did: steps and epochs done in total (resumed runs included)."""
-
-    steps: int
-    epochs_completed: int
-    seconds: float
-    stopped: StopReason
-    last_metrics: dict[str, float] = field(default_factory=dict)
-    checkpoint: Path | None = None
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters of ``module``."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), numpy and Python's ``random``."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 (the global state users draw from)
-    random.seed(seed)
-
-
-def move_to(batch: Any, device: torch.device) -> Any:
-    """``batch`` with every tensor inside (tuples, lists, dicts) moved to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {key: move_to(value, device) for key, value in batch.items()}
-    if isinstance(batch, list | tuple):
-        return type(batch)(move_to(value, device) for value in batch)
-    return batch
-
-
-def build_optimizer(
-    parameters: Iterable[nn.Parameter], config: TrainConfig
-) -> torch.optim.Optimizer:
-    """The optimiser named by ``config.optimizer`` with its ``lr`` and ``weight_decay``."""
-    params = list(parameters)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
-
-
-class _LossForward(nn.Module):
-    """Routes ``forward`` to ``model.loss`` so DistributedDataParallel sees (and syncs) the call."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: Any) -> tuple[torch.Tensor, Mapping[str, float | torch.Tensor]]:
-        return cast(LossModel, self.model).loss(batch)
-
-
-class CsvLog:
-    """Append-only CSV whose columns are fixed by the first row; on resume, rows past the
-    checkpoint's step are dropped so a killed run leaves no duplicates."""
-
-    def __init__(self, path: Path, keep_until_step: int | None) -> None:
-        self.path = path
-        self.fields: list[str] | None = None
-        if keep_until_step is None or not path.is_file():
-            path.unlink(missing_ok=True)
-            return
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            self.fields = list(reader.fieldnames or [])
-            rows = [row for row in reader if int(row["step"]) <= keep_until_step]
-        self._write_all(rows)
-
-    def _write_all(self, rows: list[dict[str, Any]]) -> None:
-        with self.path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.fields or [])
-            writer.writeheader()
-            writer.writerows(rows)
-
-    def append(self, row: Mapping[str, Any]) -> None:
-        """Add one row; keys not in the header are ignored, missing ones left empty."""
-        if self.fields is None:
-            self.fields = list(row)
-            self._write_all([])
-        with self.path.open("a", newline="") as handle:
-            csv.DictWriter(handle, fieldnames=self.fields, extrasaction="ignore").writerow(row)
-
-
-class _Means:
-    """Running means of named values between two log rows."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.count = 0
-
-    def add(self, values: Mapping[str, float]) -> None:
-        for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-        self.count += 1
-
-    def pop(self) -> dict[str, float]:
-        means = {key: total / max(self.count, 1) for key, total in self.sums.items()}
-        self.sums, self.count = {}, 0
-        return means
-
-
-def _as_float(value: float | torch.Tensor) -> float:
-    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
-
-
-def _epoch_indices(
-    num_samples: int, epoch: int, config: TrainConfig, context: DistContext, dataset: Dataset[Any]
-) -> list[int]:
-    """This rank's sample order for ``epoch``: a permutation seeded by ``(seed, epoch)``."""
-    if context.distributed:
-        sampler: DistributedSampler[Any] = DistributedSampler(
-            dataset,
-            num_replicas=context.world_size,
-            rank=context.rank,
-            shuffle=True,
-            seed=config.seed,
-        )
-        sampler.set_epoch(epoch)
-        return list(sampler)
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-    return torch.randperm(num_samples, generator=generator).tolist()
-
-
-class _TensorBoard:
-    """Scalars to TensorBoard when requested; ConfigError when the package is missing."""
-
-    def __init__(self, enabled: bool, log_dir: Path) -> None:
-        self.writer: Any = None
-        if not enabled:
-            return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ConfigError(
-                "tensorboard=True but the tensorboard package is not installed"
-            ) from None
-        self.writer = SummaryWriter(log_dir=str(log_dir / "tensorboard"))
-
-    def add(self, values: Mapping[str, float], step: int) -> None:
-        if self.writer is not None:
-            for key, value in values.items():
-                self.writer.add_scalar(key, value, step)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 class Trainer:
@@ -250,11 +107,11 @@ class Trainer:
         self.saved_at_step = -1
         self.started = self.log_started = time.monotonic()
         self.samples_since_log = 0
-        self.step_means, self.epoch_means = _Means(), _Means()
+        self.step_means, self.epoch_means = RunningMeans(), RunningMeans()
         self.train_log: CsvLog | None = None
         self.epoch_log: CsvLog | None = None
-        self.board: _TensorBoard | None = None
-        self.wrapped: nn.Module = _LossForward(model)
+        self.board: TensorBoardLog | None = None
+        self.wrapped: nn.Module = LossForward(model)
         if self.context.distributed:
             device_ids = [self.context.device] if self.context.device.type == "cuda" else None
             self.wrapped = DistributedDataParallel(self.wrapped, device_ids=device_ids)
@@ -301,7 +158,7 @@ class Trainer:
             keep_until = self.step if resumed else None
             self.train_log = CsvLog(self.out / TRAIN_LOG_NAME, keep_until)
             self.epoch_log = CsvLog(self.out / EPOCH_LOG_NAME, keep_until)
-        self.board = _TensorBoard(self.config.tensorboard and self.context.is_main, self.out)
+        self.board = TensorBoardLog(self.config.tensorboard and self.context.is_main, self.out)
         self.started = self.log_started = time.monotonic()
         stopped: StopReason | None = None
         last_metrics: dict[str, float] = {}
@@ -329,7 +186,7 @@ class Trainer:
         set_epoch = getattr(self.train_set, "set_epoch", None)
         if callable(set_epoch):
             set_epoch(self.epoch)
-        indices = _epoch_indices(
+        indices = epoch_indices(
             self.num_samples, self.epoch, self.config, self.context, self.train_set
         )
         loader = DataLoader(
@@ -373,7 +230,7 @@ class Trainer:
         budget_s = None if self.config.max_minutes is None else 60.0 * self.config.max_minutes
         out_of_time = budget_s is not None and self.seconds() >= budget_s and self.context.is_main
         packed = torch.tensor(
-            [float(loss.detach()), float(out_of_time)] + [_as_float(metrics[n]) for n in names],
+            [float(loss.detach()), float(out_of_time)] + [as_float(metrics[n]) for n in names],
             dtype=torch.float64,
             device=self.context.device,
         )
