@@ -323,3 +323,22 @@ def test_top_level_json_array_is_named(tmp_path: Path) -> None:
     path.write_text("[" + geojson_text() + "]")
     with pytest.raises(MapFormatError, match="top level is an array"):
         load_map(path)
+
+
+def test_gzipped_tfrecord_length_beyond_the_limit_is_refused_before_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("google_crc32c")
+    from mapenc.maps.tfrecord import frame_record, iter_records
+
+    monkeypatch.setenv("MAPENC_MAX_INFLATED_MB", "4")
+    path = tmp_path / "bomb.tfrecord.gz"
+    path.write_bytes(gzip.compress(frame_record(bytes(64 << 20)), compresslevel=1))
+    tracemalloc.start()
+    try:
+        with pytest.raises(MapFormatError, match="record 0: the length says 67108864 bytes"):
+            list(iter_records(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
