@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -86,28 +85,38 @@ def _umask() -> int:
     return mask
 
 
+def create_temporary(target: Path) -> tuple[int, Path]:
+    """A new, empty temporary file beside ``target``, opened for writing: (fd, path).
+
+    Created exclusively (``mkstemp``: never an existing file or a planted link) with the usual
+    file mode, and named ``.<name>.<pid>.<random>.tmp`` so ``remove_stale_temporaries`` can tell
+    a killed writer's file from a live one.
+    """
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.name}.{os.getpid()}.", suffix=TEMPORARY_SUFFIX, dir=target.parent
+    )
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+    return fd, Path(name)
+
+
 def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:
     """Run ``write`` on a new temporary file beside ``path``, fsync it, then rename it to ``path``.
 
-    The temporary file is created exclusively (``mkstemp``: never an existing file or a planted
-    link) and named ``.<name>.<random>.tmp``; it is removed when ``write`` fails (a full disk
-    too). ``os.replace`` swaps the name itself, so a symlink at ``path`` is replaced, never
-    followed. Raises OSError from the file system.
+    The temporary file comes from ``create_temporary`` and is removed when ``write`` fails (a
+    full disk too). ``os.replace`` swaps the name itself, so a symlink at ``path`` is replaced,
+    never followed. Raises OSError from the file system.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX, dir=target.parent
-    )
+    fd, tmp = create_temporary(target)
     try:
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
+        os.replace(tmp, target)
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -116,20 +125,31 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     write_atomic(path, lambda handle: handle.write(data))
 
 
-def remove_stale_temporaries(folder: Path, min_age_s: float = 60.0) -> list[Path]:
-    """Delete ``.*.tmp`` files (left by a killed ``write_atomic``) older than ``min_age_s``.
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files of writers that died (killed during a checkpoint or a build).
 
-    The age guard keeps the temporary file of a writer that is running right now. Returns the
-    removed paths. Only regular files are removed; links and folders are left alone.
+    A ``.<name>.<pid>.<random>.tmp`` file is stale when no process ``pid`` runs on this machine.
+    Only regular files are removed; links and folders are left alone. Returns the removed paths.
     """
     removed = []
-    now = time.time()
     for candidate in folder.glob(f".*{TEMPORARY_SUFFIX}"):
-        try:
-            info = candidate.lstat()
-        except FileNotFoundError:
+        pid_text = candidate.name.removesuffix(TEMPORARY_SUFFIX).split(".")[-2]
+        if not pid_text.isdigit() or process_alive(int(pid_text)):
             continue
-        if not candidate.is_symlink() and candidate.is_file() and now - info.st_mtime >= min_age_s:
+        if candidate.is_file() and not candidate.is_symlink():
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (any owner)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
