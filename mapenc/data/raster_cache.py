@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 from shapely.geometry.base import BaseGeometry
-from tqdm import tqdm
 
 from mapenc.data.trajectory import TrajSamples, TrajTask
 from mapenc.errors import DataError
 from mapenc.maps.types import Scenario
+from mapenc.progress import progress_bar
 from mapenc.raster import LAYERS, Rasterizer, RasterSpec
 from mapenc.raster.rasterizer import Mode
 from mapenc.safeio import create_temporary, remove_stale_temporaries, write_bytes_atomic
@@ -242,7 +242,8 @@ def _rasterize_into(
     for i, (s, t) in enumerate(zip(samples.scenario_index, samples.time_step, strict=True)):
         groups.setdefault((int(s), int(t) if scene else 0), []).append(i)
     rasterizers: dict[int, Rasterizer] = {}
-    for (s, t), rows in tqdm(groups.items(), desc="rasterize", disable=not progress, leave=False):
+    bar = progress_bar(groups.items(), desc="rasterize", enabled=progress, leave=False)
+    for (s, t), rows in bar:
         if s not in rasterizers:
             rasterizers.clear()
             sc = scenarios[s]

@@ -124,7 +124,9 @@ def _file_stamp(path: Path) -> tuple[tuple[str, int, int, int, int], ...]:
 
 
 @functools.lru_cache(maxsize=256)
-def _load_scenes(path: Path, stamp: tuple[tuple[str, int, int, int, int], ...]) -> tuple[Scenario, ...]:
+def _load_scenes(
+    path: Path, stamp: tuple[tuple[str, int, int, int, int], ...]
+) -> tuple[Scenario, ...]:
     """``iter_scenarios(path)`` (one scenario, or each of a Waymo shard), read once per process
     while ``stamp`` (the files) is unchanged: training and evaluation, and the runs of an encoder
     study, share the parsed scenes."""

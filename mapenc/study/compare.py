@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from mapenc.encoders import describe, list_encoders
 from mapenc.errors import ConfigError
+from mapenc.progress import progress_bar
 from mapenc.study.probes import ProbeConfig, probe_encoder
 from mapenc.study.protocol import HEADLINE_METRICS, PROBE_COLUMNS, STUDY_TASKS, Task
 from mapenc.train import TrainConfig
@@ -350,7 +351,7 @@ def iterate_runs(config: CompareConfig, out_dir: Path) -> Iterator[dict[str, Any
     """Train (or skip, when its metrics exist) every run; yield its results row."""
     study = MnistStudy(config) if config.task == "mnist" else TrajStudy(config)
     runs = study_runs(config)
-    bar = tqdm(runs, desc=f"compare {config.task}", unit="run", disable=not config.progress)
+    bar = progress_bar(runs, desc=f"compare {config.task}", unit="run", enabled=config.progress)
     for run in bar:
         run_dir = out_dir / "runs" / run.folder_name()
         if (run_dir / study.metrics_name).is_file():

@@ -26,9 +26,9 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from mapenc.errors import TrainingError
+from mapenc.progress import progress_bar
 from mapenc.train.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
@@ -197,10 +197,10 @@ class Trainer:
             num_workers=self.config.num_workers,
             pin_memory=self.context.device.type == "cuda",
         )
-        bar = tqdm(
+        bar = progress_bar(
             loader,
             desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-            disable=not (self.config.progress and self.context.is_main),
+            enabled=self.config.progress and self.context.is_main,
             leave=False,
             dynamic_ncols=True,
         )
@@ -212,7 +212,7 @@ class Trainer:
             )
             stopped = self._train_step(batch, batch_size)
             if self.step % self.config.log_every_steps == 0:
-                bar.set_postfix(loss=f"{self._log_row()['loss']:.4g}")
+                bar.set_postfix(loss=f"{self._log_row()['loss']:.4g}", refresh=False)
             every = self.config.checkpoint_every_steps
             if every and self.step % every == 0:
                 self._checkpoint()
