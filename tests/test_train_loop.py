@@ -137,7 +137,7 @@ def test_checkpoint_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash_midway)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(TrainingError, match="disk full"):
         save_checkpoint(path, {"step": 2, "w": torch.zeros(3)})
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
