@@ -1,4 +1,5 @@
-"""`mapenc info PATH [--tracks CSV] [--dt S] [--png out.png]`: what a map or scenario holds.
+"""`mapenc info PATH [--tracks CSV] [--dt S] [--heading-units deg] [--png out.png]`: what a map
+or scenario holds.
 
 Prints JSON: the map's counts, bounds and projection (``VectorMap.summary()``) and, for a
 scenario, its track count, kinds, dt, number of steps and focal track. With ``--png``, draws the
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mapenc.errors import ConfigError
+from mapenc.maps.geojson import HEADING_UNITS
 from mapenc.maps.io import (
     is_waymo_file,
     iter_scenarios,
@@ -34,12 +36,15 @@ class InfoConfig:
         tracks: tracks CSV for a GeoJSON map given as a file (generic format).
         dt: seconds per step for the generic format, overriding the GeoJSON's ``properties.dt``.
         png: where to draw the map and tracks, or None.
+        heading_units: "rad" or "deg" for the generic format's tracks CSV, overriding the
+            GeoJSON's ``properties.heading_units`` (default radians).
     """
 
     path: Path
     tracks: Path | None = None
     dt: float | None = None
     png: Path | None = None
+    heading_units: str | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracks", type=Path, help="tracks CSV for a GeoJSON map file")
     parser.add_argument("--dt", type=float, help="seconds per step (generic format)")
     parser.add_argument("--png", type=Path, help="draw the map and tracks into this PNG")
+    parser.add_argument(
+        "--heading-units", choices=HEADING_UNITS, help="of the tracks CSV (generic format; rad)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,10 +64,18 @@ def run(args: argparse.Namespace) -> int:
     A Waymo file is streamed; one of many scenarios (a shard) prints ``{"source": ...,
     "scenarios": [one summary per scenario]}``, and ``--png`` then needs one named as ``FILE#i``.
     """
-    config = InfoConfig(path=args.path, tracks=args.tracks, dt=args.dt, png=args.png)
+    config = InfoConfig(
+        path=args.path,
+        tracks=args.tracks,
+        dt=args.dt,
+        png=args.png,
+        heading_units=args.heading_units,
+    )
     if is_waymo_file(config.path) and waymo_record(config.path)[1] is None:
         return _run_on_shard(config)
-    vector_map, scenario = load_map_or_scenario(config.path, config.tracks, config.dt)
+    vector_map, scenario = load_map_or_scenario(
+        config.path, config.tracks, config.dt, config.heading_units
+    )
     print(json.dumps(summarize(vector_map, scenario), indent=2))
     _draw(config, vector_map, scenario)
     return 0

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from mapenc.experiments.render import RenderConfig, render
+from mapenc.maps.geojson import HEADING_UNITS
 from mapenc.raster import list_layers
 
 HELP = "draw each layer of one agent-centred raster and an RGB composite into a PNG"
@@ -42,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=("exact", "fast"), default="exact")
     parser.add_argument("--tracks", type=Path, help="tracks CSV for a GeoJSON map file")
     parser.add_argument("--dt", type=float, help="seconds per step (generic format)")
+    parser.add_argument(
+        "--heading-units", choices=HEADING_UNITS, help="of the tracks CSV (generic format; rad)"
+    )
     parser.add_argument("-o", "--out", type=Path, required=True, help="PNG to write")
 
 
@@ -60,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         mode=args.mode,
         tracks=args.tracks,
         dt=args.dt,
+        heading_units=args.heading_units,
     )
     render(config)
     print(f"wrote {config.out}")
