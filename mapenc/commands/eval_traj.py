@@ -31,6 +31,7 @@ class EvalTrajConfig:
         k: futures drawn per sample.
         figures: number of cases drawn as PNG.
         seed: seed of the K draws and of the drawn cases.
+        skip_bad: leave out scene files that cannot be read, listed under "skipped".
     """
 
     run_dir: Path
@@ -39,6 +40,7 @@ class EvalTrajConfig:
     k: int = 6
     figures: int = 6
     seed: int = 0
+    skip_bad: bool = False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=6, help="futures per sample")
     parser.add_argument("--figures", type=int, default=6, help="cases to draw as PNG")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out scene files that cannot be read (listed under 'skipped' in the JSON)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         k=args.k,
         figures=args.figures,
         seed=args.seed,
+        skip_bad=args.skip_bad,
     )
     result = trajectory.evaluate(
         config.run_dir,
@@ -75,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         k=config.k,
         figures=config.figures,
         seed=config.seed,
+        skip_bad=config.skip_bad,
     )
     text = json.dumps(result.to_dict(), indent=2)
     (config.run_dir / f"eval_{config.split}.json").write_text(text)

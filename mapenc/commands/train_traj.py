@@ -59,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="run folder (checkpoint, config, logs)")
     parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out scene files that cannot be read (listed under 'skipped' in the JSON)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
         raster=raster,
         train=train_config,
     )
-    config = dataclasses.replace(config, split=args.split, cache_dir=args.cache_dir)
+    config = dataclasses.replace(
+        config, split=args.split, cache_dir=args.cache_dir, skip_bad=args.skip_bad
+    )
     run_dir = trajectory.train(config, args.out, resume=args.resume)
     print(json.dumps(trajectory.training_facts(run_dir), indent=2))
     return 0
