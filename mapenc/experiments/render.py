@@ -47,9 +47,9 @@ class RenderConfig:
         size_px: (H, W).
         pixel_size_m: metres per pixel.
         agent_at: agent position as fractions of (W, H).
-        mode: "exact" or "fast".
+        mode: Rasterizer mode (``mapenc.raster.MODES``).
         tracks, dt, heading_units: the generic format's tracks CSV, step and heading units
-            (see `mapenc info`).
+            ("rad" or "deg"; see `mapenc info`).
     """
 
     path: Path
@@ -65,6 +65,12 @@ class RenderConfig:
     tracks: Path | None = None
     dt: float | None = None
     heading_units: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.pose is None) == (self.track is None):
+            raise ConfigError(
+                f"{self.path}: give a pose (x, y, heading) or a track id, one of them"
+            )
 
 
 def render(config: RenderConfig) -> None:
