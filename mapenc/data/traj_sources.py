@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mapenc.errors import ConfigError, DataError
+from mapenc.errors import ConfigError, DataError, MapencError
 from mapenc.maps import iter_scenarios
 from mapenc.maps.io import is_waymo_file
 from mapenc.maps.types import Scenario
@@ -133,12 +133,14 @@ def _load_scenes(
     return tuple(iter_scenarios(path))
 
 
-def load_scenarios(paths: Sequence[str]) -> list[Scenario]:
+def load_scenarios(paths: Sequence[str], skipped: dict[str, str] | None = None) -> list[Scenario]:
     """Every scenario found under ``paths`` (see the module docstring), in a stable order.
 
     Scenes are parsed once per process and shared (they are never modified); a file that changes
     on disk is read again. Raises MapFormatError naming a file that cannot be read, DataError when
-    nothing is found.
+    nothing is found. With ``skipped`` (a dict), a scene file or folder that cannot be read is left
+    out instead (a shard with a broken record as a whole) and recorded there: path -> the error
+    message (which names the file at fault).
     """
     scenarios: list[Scenario] = []
     for spec in paths:
@@ -148,9 +150,17 @@ def load_scenarios(paths: Sequence[str]) -> list[Scenario]:
         path = Path(spec)
         if not path.exists():
             raise DataError(f"{path}: no such file or folder")
-        found = [sc for p in _scene_files(path) for sc in _load_scenes(p, _file_stamp(p))]
+        found: list[Scenario] = []
+        for scene_path in _scene_files(path):
+            try:
+                found.extend(_load_scenes(scene_path, _file_stamp(scene_path)))
+            except MapencError as err:
+                if skipped is None:
+                    raise
+                skipped[str(scene_path)] = str(err)
         if not found:
-            raise DataError(f"{path}: no CommonRoad, AV2, Waymo or generic scene found")
+            unreadable = f" ({len(skipped)} unreadable, skipped)" if skipped else ""
+            raise DataError(f"{path}: no CommonRoad, AV2, Waymo or generic scene found{unreadable}")
         scenarios.extend(found)
     return scenarios
 

@@ -187,25 +187,33 @@ def holds_tracks(path: PathType) -> bool:
 
 
 def load_scenario(
-    path: PathType, tracks: PathType | None = None, dt: float | None = None
+    path: PathType,
+    tracks: PathType | None = None,
+    dt: float | None = None,
+    heading_units: str | None = None,
 ) -> Scenario:
     """Read a scenario: an AV2 ``scenario_*.parquet`` (map JSON beside it) or its folder, an AV2
     sensor log's ``DERIVED_tracks_city_frame.parquet`` or its folder, a
     CommonRoad XML, a Waymo Open Motion ``.tfrecord`` of one scenario, or the generic format (a
-    folder with ``map.geojson`` + ``tracks.csv``, or the GeoJSON path plus ``tracks``; ``dt``
-    overrides the GeoJSON's ``properties.dt``). Files of many scenarios (Waymo shards): use
-    ``iter_scenarios``."""
+    folder with ``map.geojson`` + ``tracks.csv``, or the GeoJSON path plus ``tracks``; ``dt`` and
+    ``heading_units`` ("rad" or "deg") override the GeoJSON's ``properties.dt`` /
+    ``properties.heading_units``). Files of many scenarios (Waymo shards): use ``iter_scenarios``."""
     with reading_once():
-        return _load_scenario(Path(path), tracks, dt)
+        return _load_scenario(Path(path), tracks, dt, heading_units)
 
 
-def _load_scenario(p: Path, tracks: PathType | None, dt: float | None) -> Scenario:
+def _load_scenario(
+    p: Path, tracks: PathType | None, dt: float | None, heading_units: str | None
+) -> Scenario:
     """``load_scenario`` once its reads are shared."""
     if p.is_dir():
         if _is_av2_scene_folder(p):
             return _reader(SCENARIO_READERS["av2"])(p)
         if (p / "tracks.csv").is_file():
-            return _reader(SCENARIO_READERS["generic"])(find_map_in_folder(p), p / "tracks.csv", dt)
+            map_path = find_map_in_folder(p)
+            return _reader(SCENARIO_READERS["generic"])(
+                map_path, p / "tracks.csv", dt, heading_units
+            )
         raise MapFormatError(
             p,
             "folder holds no scenario_*.parquet, DERIVED_tracks_city_frame.parquet or map.geojson + tracks.csv",
@@ -221,7 +229,7 @@ def _load_scenario(p: Path, tracks: PathType | None, dt: float | None) -> Scenar
     if fmt == "geojson":
         if tracks is None:
             raise MapFormatError(p, "a GeoJSON scenario needs its tracks CSV (tracks=...)")
-        return _reader(SCENARIO_READERS["generic"])(p, Path(tracks), dt)
+        return _reader(SCENARIO_READERS["generic"])(p, Path(tracks), dt, heading_units)
     raise MapFormatError(p, f"{fmt} files hold a map only, no tracks; use load_map")
 
 
@@ -253,7 +261,10 @@ def iter_scenarios(
 
 
 def load_map_or_scenario(
-    path: PathType, tracks: PathType | None = None, dt: float | None = None
+    path: PathType,
+    tracks: PathType | None = None,
+    dt: float | None = None,
+    heading_units: str | None = None,
 ) -> tuple[VectorMap, Scenario | None]:
     """The scenario when ``path`` holds tracks (AV2 parquet or folder, generic scene, CommonRoad
     XML with dynamic obstacles) or ``tracks`` names a CSV, else the map alone (scenario None).
@@ -261,7 +272,7 @@ def load_map_or_scenario(
     with reading_once():
         if tracks is None and not holds_tracks(path):
             return load_map(path), None
-        scenario = load_scenario(path, tracks=tracks, dt=dt)
+        scenario = load_scenario(path, tracks=tracks, dt=dt, heading_units=heading_units)
     return scenario.map, scenario
 
 
