@@ -40,6 +40,7 @@ class EvalTrajConfig:
         versus: a second run scored on the same samples and compared with this one.
         predictions: where to write the forecasts (.npz).
         out: where to write the JSON (default DIR/eval_<split>.json).
+        skip_bad: leave out scene files that cannot be read, listed under "skipped" in the JSON.
     """
 
     run_dir: Path
@@ -51,6 +52,7 @@ class EvalTrajConfig:
     versus: Path | None = None
     predictions: Path | None = None
     out: Path | None = None
+    skip_bad: bool = False
 
 
 FLAGS = ConfigFlags(
@@ -94,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         seed=config.seed,
         predictions=config.predictions,
         versus=config.versus,
+        skip_bad=config.skip_bad,
     )
     text = json.dumps(result.to_dict(), indent=2)
     (config.out or config.run_dir / f"eval_{result.split}.json").write_text(text)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.data import recordings
 from mapenc.data.split import plan_split, write_fixed_split
 from mapenc.data.traj_sources import load_scenarios, plan_for, scene_names
@@ -35,18 +36,23 @@ class SplitConfig:
         write_fixed: plan afresh and save a fixed split file here.
     """
 
-    data: tuple[str, ...]
+    data: tuple[str, ...] = ()
     json: bool = False
     write_fixed: Path | None = None
 
 
+FLAGS = ConfigFlags(
+    SplitConfig,
+    overrides=(
+        Flag("data", required=True, metavar="PATH"),
+        Flag("write_fixed", metavar="FILE"),
+    ),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `mapenc split`, one per SplitConfig field."""
-    parser.add_argument("--data", nargs="+", required=True, metavar="PATH", help="data paths")
-    parser.add_argument("--json", action="store_true", help="print the listing as JSON")
-    parser.add_argument(
-        "--write-fixed", type=Path, metavar="FILE", help="plan afresh, save as a fixed split file"
-    )
+    """One flag per SplitConfig field."""
+    FLAGS.add_to(parser)
 
 
 def _provenance(config: SplitConfig) -> dict[str, Any]:
@@ -72,7 +78,7 @@ def _provenance(config: SplitConfig) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Print the split (and write the fixed file when asked), return 0."""
-    config = SplitConfig(data=tuple(args.data), json=args.json, write_fixed=args.write_fixed)
+    config = FLAGS.build(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # map repairs are reported by `mapenc info`, not here
         scenarios = load_scenarios(config.data)

@@ -89,6 +89,7 @@ class TrajExperimentConfig:
         train: the training loop's settings (gradients clipped to norm 5 by default).
         cache_dir: raster cache folder ("" = $MAPENC_CACHE/traj or ~/.cache/mapenc/traj).
         raster_mode: Rasterizer mode that builds the cache (``mapenc.raster.MODES``).
+        skip_bad: leave out (and list) scene files that cannot be read, instead of failing.
     """
 
     data: tuple[str, ...] = ("synthetic",)
@@ -101,6 +102,7 @@ class TrajExperimentConfig:
     )
     cache_dir: str = ""
     raster_mode: str = "fast"
+    skip_bad: bool = False
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -144,12 +146,14 @@ def make_experiment_config(
 @dataclass
 class SplitData:
     """The scenarios (and their names), samples and dataset (cached rasters, anchors, neighbours)
-    of one split."""
+    of one split, and the scene files left out as unreadable (path -> problem; None unless
+    unreadable files were to be skipped)."""
 
     scenarios: list[Scenario]
     samples: TrajSamples
     dataset: ContextDataset
     names: list[str]
+    skipped: dict[str, str] | None = None
 
 
 def load_split(
@@ -157,10 +161,13 @@ def load_split(
     split: str,
     data: Sequence[str] | None = None,
     progress: bool = True,
+    skip_bad: bool = False,
 ) -> SplitData:
-    """Scenarios of ``split`` from ``data`` (default ``config.data``), samples and dataset."""
+    """Scenarios of ``split`` from ``data`` (default ``config.data``), samples and dataset; with
+    ``skip_bad``, unreadable scene files are left out and listed instead of raising."""
     paths = tuple(data or config.data)
-    scenarios = split_scenarios(load_scenarios(paths), split, paths)
+    skipped: dict[str, str] | None = {} if skip_bad else None
+    scenarios = split_scenarios(load_scenarios(paths, skipped), split, paths)
     if not scenarios:
         raise DataError(f"split {split!r} of {', '.join(paths)} holds no scenario")
     samples = samples_from_scenarios(scenarios, config.task)
@@ -181,7 +188,7 @@ def load_split(
         "lane" if config.model.anchor_kind == "lane" else "kinematic",
         config.model.max_neighbours,
     )
-    return SplitData(scenarios, samples, dataset, scene_names(scenarios, paths))
+    return SplitData(scenarios, samples, dataset, scene_names(scenarios, paths), skipped)
 
 
 def train(
@@ -193,7 +200,9 @@ def train(
     ``epochs``, ``train_seconds`` and ``stopped`` (why training ended).
     """
     torch.manual_seed(config.train.seed)
-    split = load_split(config, config.split, progress=config.train.progress)
+    split = load_split(
+        config, config.split, progress=config.train.progress, skip_bad=config.skip_bad
+    )
     model = TrajectoryCVAE(config.model)
     result = fit(
         model,
@@ -203,7 +212,7 @@ def train(
         resume=resume,
         saved_configs={"experiment": config},
     )
-    facts = {
+    facts: dict[str, Any] = {
         "train_samples": len(split.samples),
         "params": count_parameters(model),
         "map_params": count_parameters(model.map_encoder) if model.map_encoder else 0,
@@ -212,6 +221,8 @@ def train(
         "train_seconds": round(result.seconds, 1),
         "stopped": result.stopped,
     }
+    if split.skipped is not None:
+        facts["skipped"] = split.skipped
     write_json(Path(run_dir) / TRAINING_NAME, facts)
     return Path(run_dir)
 
@@ -282,6 +293,7 @@ class TrajEvaluation:
         versus, model_minus_versus: the second run's scores and the paired differences (or None).
         figures: PNG paths of the drawn cases.
         predictions: the forecasts file written, or "".
+        skipped: unreadable scene files left out (path -> problem), when asked to skip them.
     """
 
     n: int
@@ -301,13 +313,17 @@ class TrajEvaluation:
     model_minus_versus: dict[str, Any] | None = None
     figures: list[str] = field(default_factory=list)
     predictions: str = ""
+    skipped: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready fields (optional ones only when set)."""
+        """The JSON-ready fields (optional ones only when set; ``skipped`` only when unreadable
+        files were to be skipped)."""
         result = dataclasses.asdict(self)
         for name in ("versus", "model_minus_versus", "figures", "predictions"):
             if not result[name]:
                 del result[name]
+        if self.skipped is None:
+            del result["skipped"]
         return result
 
 
@@ -321,6 +337,7 @@ def evaluate(
     seed: int = 0,
     predictions: str | os.PathLike[str] | None = None,
     versus: str | os.PathLike[str] | None = None,
+    skip_bad: bool = False,
 ) -> TrajEvaluation:
     """Scores of a trained run on ``split`` of ``data`` (default: the run's own data paths)
     beside the baselines, and PNGs of ``figures`` cases in ``run_dir/eval_<split>/``.
@@ -328,13 +345,14 @@ def evaluate(
     ``split`` defaults to "test" on the data the run was trained on and to "all" on other data
     (zero-shot). ``versus`` is a second run (e.g. the no-map twin) scored on the same samples
     and compared by paired bootstrap. ``predictions`` writes the forecasts
-    (``mapenc.evaluation.report.write_predictions``).
+    (``mapenc.evaluation.report.write_predictions``). ``skip_bad`` leaves out (and lists)
+    unreadable scene files.
     """
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
     config, model = load_run(run_dir)
     split = split or default_split(config, data)
-    part = load_split(config, split, data, progress=config.train.progress)
+    part = load_split(config, split, data, progress=config.train.progress, skip_bad=skip_bad)
     samples, task = part.samples, config.task
     forecasts, probabilities = predict(model, part.dataset, k, seed)
     scored = score_per_sample(forecasts, samples, part.scenarios)
@@ -348,8 +366,10 @@ def evaluate(
         if versus_config.task != config.task:
             raise ConfigError(f"{versus}: trained for another task than {run_dir}")
         versus_part = load_split(
-            versus_config, split, data or config.data, versus_config.train.progress
+            versus_config, split, data or config.data, versus_config.train.progress, skip_bad
         )
+        if len(versus_part.samples) != len(samples):
+            raise DataError(f"{versus}: its samples of this data differ from {run_dir}'s")
         versus_forecasts = predict(versus_model, versus_part.dataset, k, seed)[0]
         other = score_per_sample(versus_forecasts, samples, part.scenarios)
     report = evaluation_report(scored, baselines, samples, part.names, versus=other, seed=seed)
@@ -398,6 +418,7 @@ def evaluate(
         model_minus_versus=report.get("model_minus_versus"),
         figures=drawn,
         predictions=str(predictions) if predictions is not None else "",
+        skipped=part.skipped,
     )
 
 
