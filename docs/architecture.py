@@ -31,7 +31,7 @@ ROLES = {
     "mapenc.commands": "one module per subcommand: flags from configs -> experiment -> JSON",
     "mapenc.study": "the encoder study: tasks x encoders x seeds",
     "mapenc.experiments": "train -> run folder, evaluate -> result, load_run -> (config, model)",
-    "mapenc.vae": "models: ImageVAE, TrajectoryCVAE",
+    "mapenc.vae": "models: ImageVAE, TrajectoryCVAE; evaluation: baselines, reports",
     "mapenc.pipeline": "data and evaluation: datasets, raster caches, metrics",
     "mapenc.raster": "rasters, encoders (tensors only), the training loop",
     "mapenc.maps": "vector maps and scenes: readers, synthetic towns",
@@ -44,10 +44,18 @@ def layers() -> list[list[str]]:
     """The contract's layers, top first, each a list of its packages or modules."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     contract = next(c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers")
-    return [
-        [name.strip() for name in layer.replace(":", "|").split("|")]
+    rows = [
+        [name.strip(" ()") for name in layer.replace(":", "|").split("|")]
         for layer in contract["layers"]
     ]
+    # A name in parentheses is an optional layer: drawn once its package exists.
+    return [[name for name in row if exists(name)] for row in rows]
+
+
+def exists(name: str) -> bool:
+    """Whether the package or module ``name`` is in the tree."""
+    path = ROOT / Path(*name.split("."))
+    return path.is_dir() or path.with_suffix(".py").is_file()
 
 
 def lines_of(name: str) -> int:
