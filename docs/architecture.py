@@ -35,7 +35,7 @@ ROLES = {
     "mapenc.pipeline": "data and evaluation: datasets, raster caches, metrics",
     "mapenc.raster": "rasters, encoders (tensors only), the training loop",
     "mapenc.maps": "vector maps and scenes: readers, synthetic towns",
-    "mapenc.geometry": "SE2 poses and batched frame changes",
+    "mapenc.geometry": "SE2 poses and batched frame changes; range checks of config fields",
     "mapenc.errors": "MapencError and its kinds",
 }
 
