@@ -35,7 +35,8 @@ ROLES = {
     "mapenc.pipeline": "data and evaluation: datasets, raster caches, metrics",
     "mapenc.raster": "rasters, encoders (tensors only), the training loop",
     "mapenc.maps": "vector maps and scenes: readers, synthetic towns",
-    "mapenc.geometry": "SE2 poses and batched frame changes; range checks of config fields",
+    "mapenc.geometry": "SE2 poses and batched frame changes",
+    "mapenc.safeio": "atomic files, progress lines, range checks of config fields",
     "mapenc.errors": "MapencError and its kinds",
 }
 
