@@ -61,3 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(err).splitlines() or [""]:
             print(f"mapenc {args.command}: error: {printable(line)}", file=sys.stderr)
         return 2
+    except OSError as err:  # the file system refused: a name too long, no permission, no space
+        name = printable(str(err.filename or ""))
+        shown = name if len(name) <= 120 else f"{name[:60]}...{name[-57:]}"
+        print(f"mapenc {args.command}: error: {shown}: {err.strerror or err}", file=sys.stderr)
+        return 2

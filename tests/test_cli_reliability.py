@@ -177,3 +177,12 @@ def test_control_characters_in_names_are_escaped(
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\x07" not in err
     assert "\\x1b[2J\\x07" in err
+
+
+@pytest.mark.parametrize("command", [["info"], ["train-mnist", "--epochs", "1", "--out"]])
+def test_a_5000_character_path_is_one_line(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command, "x" * 5000]) == 2
+    (line,) = error_lines(capsys)
+    assert "File name too long" in line and len(line) < 300
