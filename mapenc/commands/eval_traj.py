@@ -15,9 +15,11 @@ from pathlib import Path
 
 import torch
 
+from mapenc.checks import FieldChecks
 from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.data.traj_sources import SPLITS
 from mapenc.experiments import trajectory
+from mapenc.train.config import MAX_SEED
 
 HELP = "score a trained trajectory VAE (minADE/minFDE/miss/off-road) against constant velocity"
 
@@ -43,6 +45,15 @@ class EvalTrajConfig:
     figures: int = 6
     seed: int = 0
     skip_bad: bool = False
+
+    def __post_init__(self) -> None:
+        (
+            FieldChecks(self)
+            .number("k", integer=True, minimum=1)
+            .number("figures", integer=True, minimum=0)
+            .number("seed", integer=True, minimum=0, maximum=MAX_SEED)
+            .done()
+        )
 
 
 FLAGS = ConfigFlags(
