@@ -19,9 +19,11 @@ from pathlib import Path
 
 import torch
 
+from mapenc.checks import FieldChecks
 from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.data.traj_sources import SPLITS
 from mapenc.experiments import trajectory
+from mapenc.train.config import MAX_SEED
 
 HELP = "score a trained trajectory VAE beside training-free baselines, with bootstrap intervals"
 
@@ -53,6 +55,15 @@ class EvalTrajConfig:
     predictions: Path | None = None
     out: Path | None = None
     skip_bad: bool = False
+
+    def __post_init__(self) -> None:
+        (
+            FieldChecks(self)
+            .number("k", integer=True, minimum=1)
+            .number("figures", integer=True, minimum=0)
+            .number("seed", integer=True, minimum=0, maximum=MAX_SEED)
+            .done()
+        )
 
 
 FLAGS = ConfigFlags(

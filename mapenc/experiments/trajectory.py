@@ -25,6 +25,7 @@ import torch
 from numpy.typing import NDArray
 from torch.utils.data import DataLoader
 
+from mapenc.checks import check_memory
 from mapenc.data.context import ContextDataset
 from mapenc.data.traj_dataset import TrajectoryDataset
 from mapenc.data.traj_sources import load_scenarios, scene_names, split_scenarios
@@ -40,8 +41,15 @@ from mapenc.evaluation.baselines import CONSTANT_VELOCITY, baseline_forecasts
 from mapenc.evaluation.report import evaluation_report, score_per_sample, write_predictions
 from mapenc.maps.types import Scenario
 from mapenc.raster import MODES, RasterSpec
-from mapenc.train import TrainConfig, config_from_dict, count_parameters, fit, load_checkpoint
-from mapenc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, read_json, write_json
+from mapenc.train import TrainConfig, check_model_fits, config_from_dict, count_parameters, fit
+from mapenc.train.checkpoint import (
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    load_model_weights,
+    read_json,
+    write_json,
+)
+from mapenc.train.run_folder import claim_run_folder
 from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE
 
 # NGSIM: 64 m x 64 m at 1 m/px, 48 m ahead of the agent; lane geometry, road edges and direction.
@@ -192,13 +200,25 @@ def load_split(
 
 
 def train(
-    config: TrajExperimentConfig, run_dir: str | os.PathLike[str], resume: bool = False
+    config: TrajExperimentConfig,
+    run_dir: str | os.PathLike[str],
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Fit a TrajectoryCVAE on ``config.split`` into ``run_dir``; returns the run folder.
 
     ``run_dir/training.json`` holds ``train_samples``, ``params``, ``map_params``, ``steps``,
-    ``epochs``, ``train_seconds`` and ``stopped`` (why training ended).
+    ``epochs``, ``train_seconds`` and ``stopped`` (why training ended). The run folder is claimed
+    (``mapenc.train.run_folder``: locked; a used one refused without ``resume``/``overwrite``)
+    before any scene is read.
     """
+    with claim_run_folder(run_dir, resume, overwrite):
+        return _train(config, Path(run_dir), resume)
+
+
+def _train(config: TrajExperimentConfig, run_dir: Path, resume: bool) -> Path:
+    """``train`` once the run folder is held."""
+    check_model_fits(lambda: TrajectoryCVAE(config.model))
     torch.manual_seed(config.train.seed)
     split = load_split(
         config, config.split, progress=config.train.progress, skip_bad=config.skip_bad
@@ -242,14 +262,23 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrajExperimentConfig, Tra
         raise DataError(f"{run / CONFIG_NAME}: no 'experiment' section; not a train-traj run")
     config = config_from_dict(TrajExperimentConfig, saved["experiment"])
     model = TrajectoryCVAE(config.model)
-    model.load_state_dict(load_checkpoint(run / CHECKPOINT_NAME)["model"])
+    load_model_weights(model, run / CHECKPOINT_NAME)
     return config, model
 
 
 def predict(
     model: TrajectoryCVAE, dataset: ContextDataset, k: int, seed: int = 0, batch_size: int = 256
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(N, k, F, 2) futures (agent frame, metres) and (N, k) probabilities, in dataset order."""
+    """(N, k, F, 2) futures (agent frame, metres) and (N, k) probabilities, in dataset order.
+
+    Raises ConfigError, with the figure, when the futures and their copies in scoring (about 3
+    times the (N, k, F, 2) float64 array) would not fit in memory (``mapenc.checks``).
+    """
+    future_steps = dataset.samples.future.shape[1]
+    check_memory(
+        3 * len(dataset) * k * future_steps * 2 * 8,
+        f"{k} futures for each of {len(dataset)} samples",
+    )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -428,12 +457,22 @@ def train_and_evaluate(
     eval_split: str = "test",
     k: int = 6,
     resume: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train, then evaluate on ``eval_split``: the eval-traj JSON plus training facts.
 
     Adds ``params``, ``map_params``, ``train_samples``, ``steps``, ``epochs``, ``train_seconds``,
     ``eval_seconds``, ``encoder`` and ``use_map``; writes it all to ``run_dir/results.json``.
+    The run folder stays claimed until the results are written.
     """
+    with claim_run_folder(run_dir, resume, overwrite):
+        return _train_and_evaluate(config, Path(run_dir), eval_split, k, resume)
+
+
+def _train_and_evaluate(
+    config: TrajExperimentConfig, run_dir: Path, eval_split: str, k: int, resume: bool
+) -> dict[str, Any]:
+    """``train_and_evaluate`` once the run folder is held."""
     started = time.monotonic()
     train(config, run_dir, resume=resume)
     eval_started = time.monotonic()
