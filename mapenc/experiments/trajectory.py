@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import time
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from mapenc.errors import ConfigError, DataError
 from mapenc.evaluation.baselines import CONSTANT_VELOCITY, baseline_forecasts
 from mapenc.evaluation.report import evaluation_report, score_per_sample, write_predictions
 from mapenc.maps.types import Scenario
+from mapenc.metrics import score_forecasts
 from mapenc.raster import MODES, RasterSpec
 from mapenc.train import TrainConfig, check_model_fits, config_from_dict, count_parameters, fit
 from mapenc.train.checkpoint import (
@@ -47,6 +49,7 @@ from mapenc.train.checkpoint import (
     CONFIG_NAME,
     load_model_weights,
     read_json,
+    save_checkpoint,
     write_json,
 )
 from mapenc.train.run_folder import claim_run_folder
@@ -71,6 +74,9 @@ SYNTHETIC_RASTER = dataclasses.replace(NGSIM_RASTER, size_px=(48, 48))
 SIGN_FLIP_LAYERS = ("lane_heading_sin",)
 TRAJ_TASKS: dict[str, TrajTask] = {"ngsim": NGSIM_TASK, "av2": AV2_TASK}
 CACHE_ENV = "MAPENC_CACHE"
+BEST_NAME = "best_val.pt"
+BEST_FACTS_NAME = "best_val.json"
+VAL_K = 6
 TRAINING_NAME = "training.json"
 
 
@@ -98,6 +104,8 @@ class TrajExperimentConfig:
         cache_dir: raster cache folder ("" = $MAPENC_CACHE/traj or ~/.cache/mapenc/traj).
         raster_mode: Rasterizer mode that builds the cache (``mapenc.raster.MODES``).
         skip_bad: leave out (and list) scene files that cannot be read, instead of failing.
+        select_on_val: when training on "train", score minFDE_6 on the val split after every
+            epoch and keep the best weights (``best_val.pt``), which ``load_run`` then loads.
     """
 
     data: tuple[str, ...] = ("synthetic",)
@@ -111,6 +119,7 @@ class TrajExperimentConfig:
     cache_dir: str = ""
     raster_mode: str = "fast"
     skip_bad: bool = False
+    select_on_val: bool = True
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -224,6 +233,10 @@ def _train(config: TrajExperimentConfig, run_dir: Path, resume: bool) -> Path:
         config, config.split, progress=config.train.progress, skip_bad=config.skip_bad
     )
     model = TrajectoryCVAE(config.model)
+    keeper = None
+    if config.select_on_val and config.split == "train":
+        val = load_split(config, "val", progress=config.train.progress, skip_bad=config.skip_bad)
+        keeper = BestOnVal(val.dataset, run_dir, resume)
     result = fit(
         model,
         split.dataset,
@@ -231,6 +244,7 @@ def _train(config: TrajExperimentConfig, run_dir: Path, resume: bool) -> Path:
         run_dir,
         resume=resume,
         saved_configs={"experiment": config},
+        evaluate=keeper,
     )
     facts: dict[str, Any] = {
         "train_samples": len(split.samples),
@@ -243,8 +257,38 @@ def _train(config: TrajExperimentConfig, run_dir: Path, resume: bool) -> Path:
     }
     if split.skipped is not None:
         facts["skipped"] = split.skipped
+    if keeper is not None:
+        facts["best_val"] = read_json(run_dir / BEST_FACTS_NAME)
     write_json(Path(run_dir) / TRAINING_NAME, facts)
     return Path(run_dir)
+
+
+class BestOnVal:
+    """The per-epoch evaluation of ``fit``: minFDE_6 on the val split; the weights with the lowest
+    so far go to ``run_dir/best_val.pt``, and ``best_val.json`` holds their score and epoch and
+    the epochs scored (read back on resume, so a resumed run keeps the best of all its epochs)."""
+
+    def __init__(self, dataset: ContextDataset, run_dir: Path, resume: bool) -> None:
+        self.dataset = dataset
+        self.run_dir = run_dir
+        facts = run_dir / BEST_FACTS_NAME
+        if resume and facts.is_file():
+            self.state = dict(read_json(facts))
+        else:
+            (run_dir / BEST_NAME).unlink(missing_ok=True)
+            self.state = {"minFDE": None, "epoch": 0, "epochs_scored": 0}
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        forecasts, _ = predict(typing.cast(TrajectoryCVAE, model), self.dataset, VAL_K)
+        truth = self.dataset.samples.future.astype(np.float64)
+        min_fde = score_forecasts(forecasts, truth).min_fde
+        model.train()
+        self.state["epochs_scored"] += 1
+        if self.state["minFDE"] is None or min_fde < self.state["minFDE"]:
+            self.state.update(minFDE=round(min_fde, 4), epoch=self.state["epochs_scored"])
+            save_checkpoint(self.run_dir / BEST_NAME, {"model": model.state_dict()})
+        write_json(self.run_dir / BEST_FACTS_NAME, self.state)
+        return {"val_minFDE": min_fde}
 
 
 def training_facts(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -253,7 +297,8 @@ def training_facts(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrajExperimentConfig, TrajectoryCVAE]:
-    """The experiment config and trained model of a train-traj run folder."""
+    """The experiment config and trained model of a train-traj run folder (the weights best on
+    val when training kept them, else the last ones)."""
     run = Path(run_dir)
     if not (run / CONFIG_NAME).is_file() or not (run / CHECKPOINT_NAME).is_file():
         raise DataError(f"{run}: not a train-traj run (needs {CONFIG_NAME} and {CHECKPOINT_NAME})")
@@ -262,7 +307,8 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrajExperimentConfig, Tra
         raise DataError(f"{run / CONFIG_NAME}: no 'experiment' section; not a train-traj run")
     config = config_from_dict(TrajExperimentConfig, saved["experiment"])
     model = TrajectoryCVAE(config.model)
-    load_model_weights(model, run / CHECKPOINT_NAME)
+    best = run / BEST_NAME
+    load_model_weights(model, best if best.is_file() else run / CHECKPOINT_NAME)
     return config, model
 
 
