@@ -105,7 +105,8 @@ class TrajExperimentConfig:
         raster_mode: Rasterizer mode that builds the cache (``mapenc.raster.MODES``).
         skip_bad: leave out (and list) scene files that cannot be read, instead of failing.
         select_on_val: when training on "train", score minFDE_6 on the val split after every
-            epoch and keep the best weights (``best_val.pt``), which ``load_run`` then loads.
+            epoch and keep the best weights (``best_val.pt``), which ``load_run`` then loads
+            (without val samples, the last weights are used).
     """
 
     data: tuple[str, ...] = ("synthetic",)
@@ -235,8 +236,13 @@ def _train(config: TrajExperimentConfig, run_dir: Path, resume: bool) -> Path:
     model = TrajectoryCVAE(config.model)
     keeper = None
     if config.select_on_val and config.split == "train":
-        val = load_split(config, "val", progress=config.train.progress, skip_bad=config.skip_bad)
-        keeper = BestOnVal(val.dataset, run_dir, resume)
+        try:
+            val = load_split(
+                config, "val", progress=config.train.progress, skip_bad=config.skip_bad
+            )
+            keeper = BestOnVal(val.dataset, run_dir, resume)
+        except DataError:
+            keeper = None  # no val scene or sample to select on: the last weights are kept
     result = fit(
         model,
         split.dataset,
