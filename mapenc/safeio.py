@@ -79,6 +79,18 @@ def gunzip(raw: bytes, limit: int | None = None) -> bytes:
             raise MapencError("trailing bytes after the gzip data")
 
 
+def ensure_folder(folder: Path, role: str, error: type[MapencError] = ConfigError) -> Path:
+    """``folder``, created (with its parents) when missing; ``error`` naming the folder and its
+    ``role`` (e.g. "the run folder (--out)") when a file is in its place or it cannot be made."""
+    if folder.exists() and not folder.is_dir():
+        raise error(f"{folder}: is a file; {role} must be a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise error(f"{folder}: cannot create {role} ({err.strerror or err})") from None
+    return folder
+
+
 def _umask() -> int:
     """The process umask (read by setting it and putting it back)."""
     mask = os.umask(0)

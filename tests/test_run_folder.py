@@ -7,14 +7,13 @@ import csv
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from test_train_loop import TinyRegression, quiet, read_rows, regression_data
+from test_train_loop import SIGKILL_SCRIPT, TinyRegression, quiet, read_rows, regression_data
 from torch import nn
 
 from mapenc.errors import TrainingError
@@ -96,26 +95,9 @@ def test_resuming_a_finished_run_trains_no_further(tmp_path: Path) -> None:
     assert (tmp_path / "train_log.csv").read_text() == log
 
 
-SLOW_FIT = textwrap.dedent(
-    """
-    import sys, time
-    sys.path.insert(0, {tests!r})
-    from test_train_loop import TinyRegression, regression_data, quiet
-    from mapenc.train import fit
-
-    class Slow(TinyRegression):
-        def loss(self, batch):
-            time.sleep(0.05)
-            return super().loss(batch)
-
-    fit(Slow(), regression_data(), quiet(epochs=1000), sys.argv[1])
-    """
-)
-
-
 def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(tmp_path: Path) -> None:
-    script = tmp_path / "slow.py"
-    script.write_text(SLOW_FIT.format(tests=str(Path(__file__).parent)))
+    script = tmp_path / "slow.py"  # 240 slow steps: seconds of training to collide with
+    script.write_text(SIGKILL_SCRIPT.format(tests=str(Path(__file__).parent)))
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen([sys.executable, str(script), str(out)], env=env)

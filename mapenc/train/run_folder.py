@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mapenc.errors import ConfigError, TrainingError
-from mapenc.safeio import process_alive, remove_stale_temporaries
+from mapenc.safeio import ensure_folder, process_alive, remove_stale_temporaries
 
 LOCK_NAME = ".lock"
 # Files that make a folder "hold a run"; deleted by ``overwrite``.
@@ -61,7 +61,7 @@ def claim_run_folder(
     if not main:
         yield Path(path)
         return
-    folder = _make_folder(Path(path))
+    folder = ensure_folder(Path(path), "the run folder (--out)")
     key = folder.resolve()
     if key in _HELD:
         _HELD[key] += 1
@@ -79,18 +79,6 @@ def claim_run_folder(
     finally:
         del _HELD[key]
         (folder / LOCK_NAME).unlink(missing_ok=True)
-
-
-def _make_folder(folder: Path) -> Path:
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{folder}: is a file; the run folder (--out) must be a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(
-            f"{folder}: cannot create the run folder ({err.strerror or err})"
-        ) from None
-    return folder
 
 
 def _owner_text() -> str:
