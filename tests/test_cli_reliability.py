@@ -88,6 +88,11 @@ def test_used_run_folder_needs_resume_or_overwrite(
     (line,) = error_lines(capsys)
     assert "holds a run already" in line and "--resume" in line and "--overwrite" in line
     assert (run / "config.json").read_text() == config
+    # --overwrite with data that cannot be read: refused before the old run is touched.
+    missing = ["--data", str(tmp_path / "missing")]
+    assert train_on_synthetic_town(run, cache, "--overwrite", *missing) == 2
+    assert (run / "config.json").read_text() == config and (run / "checkpoint.pt").is_file()
+    capsys.readouterr()
     assert (
         train_on_synthetic_town(run, cache, "--max-steps", "1", "--lr", "0.01", "--overwrite") == 0
     )
