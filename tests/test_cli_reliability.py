@@ -191,3 +191,20 @@ def test_a_5000_character_path_is_one_line(
     assert main([*command, "x" * 5000]) == 2
     (line,) = error_lines(capsys)
     assert "File name too long" in line and len(line) < 300
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        (["train-traj", "--data", "synthetic:2", "--z-dim", "0"], "--z-dim 0"),
+        (["train-traj", "--data", "synthetic:2", "--beta", "nan"], "--beta nan"),
+        (["train-mnist", "--latent-dim", "0"], "--latent-dim 0"),
+        (["train-mnist", "--iw", "0"], "--iw 0"),
+    ],
+)
+def test_model_and_evaluation_knobs_are_checked_per_flag(
+    command: list[str], flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command, "--out", str(tmp_path / "r")]) == 2
+    (line,) = error_lines(capsys)
+    assert flag in line

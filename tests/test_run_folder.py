@@ -152,3 +152,20 @@ def test_torn_last_log_line_is_dropped_and_garbage_named(tmp_path: Path) -> None
             tmp_path,
             resume=True,
         )
+
+
+def test_a_killed_checkpoint_write_leaves_nothing_behind_after_the_next_start(
+    tmp_path: Path,
+) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    orphan = tmp_path / f".checkpoint.pt.{int(dead.stdout)}.k1ll3d.tmp"
+    tmp_path.mkdir(exist_ok=True)
+    orphan.write_bytes(b"PK half a checkpoint")
+    fit(TinyRegression(), regression_data(64), quiet(epochs=1), tmp_path)
+    assert not orphan.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

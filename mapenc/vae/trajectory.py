@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mapenc.errors import ConfigError
+from mapenc.checks import FieldChecks
 from mapenc.pipeline import encoder_for_raster
 
 
@@ -69,10 +69,13 @@ class TrajCVAEConfig:
     position_scale_m: float = 10.0
 
     def __post_init__(self) -> None:
-        if min(self.history_steps, self.future_steps, self.hidden_dim, self.z_dim) < 1:
-            raise ConfigError("TrajCVAEConfig: steps, hidden_dim and z_dim must be >= 1")
-        if self.variety_k < 1 or self.variety_weight < 0 or self.beta < 0:
-            raise ConfigError("TrajCVAEConfig: variety_k >= 1, variety_weight >= 0, beta >= 0")
+        checks = FieldChecks(self)
+        for name in ("history_steps", "future_steps", "map_latent_dim", "raster_channels"):
+            checks.number(name, integer=True, minimum=1)
+        for name in ("hidden_dim", "z_dim", "variety_k"):
+            checks.number(name, integer=True, minimum=1)
+        checks.number("dt", above=0).number("position_scale_m", above=0)
+        checks.number("beta", minimum=0).number("variety_weight", minimum=0).done()
         object.__setattr__(self, "raster_size", tuple(int(v) for v in self.raster_size))
         object.__setattr__(
             self, "map_encoder_options", tuple(tuple(kv) for kv in self.map_encoder_options)
