@@ -18,7 +18,7 @@ from torch import nn
 
 from mapenc.errors import TrainingError
 from mapenc.train import fit
-from mapenc.train.checkpoint import load_checkpoint
+from mapenc.train.checkpoint import load_checkpoint, save_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -169,3 +169,9 @@ def test_a_killed_checkpoint_write_leaves_nothing_behind_after_the_next_start(
     fit(TinyRegression(), regression_data(64), quiet(epochs=1), tmp_path)
     assert not orphan.exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_resume_from_a_checkpoint_without_the_model_is_named(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "checkpoint.pt", {"step": 3})
+    with pytest.raises(TrainingError, match=r"not a training checkpoint of fit \(no \['epoch'"):
+        fit(TinyRegression(), regression_data(64), quiet(epochs=1), tmp_path, resume=True)
