@@ -2,11 +2,13 @@
 
 - ``gunzip`` inflates a gzip stream chunk by chunk and stops at a size limit, so a small
   compressed file cannot ask for gigabytes of memory (a gzip bomb). The limit is
-  ``DEFAULT_MAX_INFLATED_MB`` (the largest real inputs inflate to tens of MB: MNIST's training images to 47 MB),
-  overridden by the environment variable ``MAPENC_MAX_INFLATED_MB``.
-- ``write_atomic`` writes to a temporary file beside the target, fsyncs it and renames it over
-  the target, so a crash or a full disk leaves the previous file or the new one, never a mix.
-  ``remove_stale_temporaries`` deletes what a killed writer left behind.
+  ``DEFAULT_MAX_INFLATED_MB`` MiB (the largest real inputs inflate to tens of MB: MNIST's
+  training images to 47 MB), overridden by the environment variable ``MAPENC_MAX_INFLATED_MB``.
+- ``write_atomic`` writes to an exclusive temporary file beside the target, fsyncs it and renames
+  it over the target, so a crash or a full disk leaves the previous file or the new one, never a
+  mix; ``save_figure`` does the same for matplotlib figures. ``remove_stale_temporaries``
+  deletes what a killed writer left behind.
+- ``ensure_folder`` makes a folder or names what is in its way.
 """
 
 from __future__ import annotations
