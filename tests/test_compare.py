@@ -146,7 +146,7 @@ def test_mnist_study_resumes_without_retraining(mnist_study: tuple[Path, str, st
 def test_traj_study_on_the_synthetic_town(tmp_path: Path) -> None:
     config = CompareConfig(
         task="traj",
-        encoders=("none", "conv-spatial"),
+        encoders=("none", "conv-spatial", "vector"),
         seeds=1,
         data=("synthetic:2",),
         max_steps=2,
@@ -158,14 +158,16 @@ def test_traj_study_on_the_synthetic_town(tmp_path: Path) -> None:
         progress=False,
     )
     rows = run_compare(config, tmp_path / "study")
-    no_map, spatial = rows
-    assert (no_map["encoder"], spatial["encoder"]) == ("none", "conv-spatial")
+    no_map, spatial, vector = rows
+    assert [row["encoder"] for row in rows] == ["none", "conv-spatial", "vector"]
     for row in rows:
         assert row["minADE"] > 0 and row["minFDE"] >= row["minADE"] * 0.5
         assert 0.0 <= row["offroad_rate"] <= 1.0 and row["raster_size"] == 32
     assert no_map["bottleneck_elements"] == 0 and "probe_where_r2" not in no_map
     assert spatial["bottleneck_elements"] > 0 and spatial["params"] > no_map["params"]
     assert 0 <= spatial["probe_active_units"] <= spatial["probe_latent_dims"] == 32
+    assert vector["bottleneck_shape"] == [[129, 64]] and vector["encoder_params"] > 0
+    assert "probe_where_r2" not in vector  # the probes shift and turn pixels: rasters only
     assert (tmp_path / "study" / "runs" / "conv-spatial-s0" / "probes.json").is_file()
     assert (tmp_path / "study" / "probes.png").is_file()
 

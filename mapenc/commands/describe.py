@@ -10,7 +10,13 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from mapenc.encoders import build_encoder, describe, list_encoders
+from mapenc.encoders import (
+    VectorMapEncoder,
+    build_encoder,
+    describe,
+    encoder_input_kind,
+    list_encoders,
+)
 from mapenc.encoders.registry import encoder_settings
 from mapenc.errors import ConfigError
 
@@ -23,7 +29,8 @@ class DescribeConfig:
 
     Attributes:
         encoder: a registered encoder name.
-        input_shape: ``(C, H, W)``, for encoders that take any input; None keeps the default.
+        input_shape: ``(C, H, W)``, for encoders that take any input; None keeps the default
+            (for vector encoders: polylines, points per polyline, history points).
         latent_dim: output length, or None for the encoder's default.
         pixel_size_m: metres per pixel, to give receptive fields in metres.
         as_json: print JSON instead of the table.
@@ -40,7 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `mapenc describe`, one per DescribeConfig field."""
     parser.add_argument("encoder", help=f"one of: {', '.join(list_encoders())}")
     parser.add_argument(
-        "--input-shape", type=int, nargs=3, metavar=("C", "H", "W"), help="input channels and size"
+        "--input-shape",
+        type=int,
+        nargs=3,
+        metavar=("C", "H", "W"),
+        help="input channels and size (vector encoders: polylines, points, history points)",
     )
     parser.add_argument("--latent-dim", type=int, help="length of the latent vector")
     parser.add_argument("--pixel-size", type=float, help="metres per pixel (receptive field in m)")
@@ -72,7 +83,29 @@ def run(args: argparse.Namespace) -> int:
         pixel_size_m=args.pixel_size,
         as_json=args.json,
     )
+    if encoder_input_kind(config.encoder) == "vector":
+        print(describe_vector(config))
+        return 0
     encoder = build_encoder(config.encoder, **encoder_overrides(config))
     description = describe(encoder, encoder.input_shape, pixel_size_m=config.pixel_size_m)
     print(description.to_json() if config.as_json else description)
     return 0
+
+
+def describe_vector(config: DescribeConfig) -> str:
+    """The description of a vector encoder for ``input_shape`` read as (polylines, points,
+    history points), by default the trajectory study's (``PolylineSpec()`` and NGSIM's past)."""
+    from mapenc.data.trajectory import NGSIM_TASK
+    from mapenc.maps.polylines import PolylineSpec
+
+    overrides = {} if config.latent_dim is None else {"latent_dim": config.latent_dim}
+    encoder = build_encoder(config.encoder, **overrides)
+    assert isinstance(encoder, VectorMapEncoder)
+    spec = PolylineSpec()
+    polylines, points, history = config.input_shape or (
+        spec.max_polylines,
+        spec.points,
+        NGSIM_TASK.history_steps + 1,
+    )
+    description = encoder.describe(polylines, points, history)
+    return description.to_json() if config.as_json else str(description)

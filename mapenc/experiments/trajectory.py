@@ -37,12 +37,13 @@ from mapenc.data.trajectory import (
 )
 from mapenc.errors import ConfigError, DataError
 from mapenc.geometry import transform_points
+from mapenc.maps.polylines import PolylineSpec
 from mapenc.maps.types import Scenario
 from mapenc.metrics import offroad_mask, score_forecasts
 from mapenc.raster import RasterSpec
 from mapenc.train import TrainConfig, config_from_dict, count_parameters, fit, load_checkpoint
 from mapenc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, read_json, write_json
-from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE
+from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE, uses_polylines
 
 # NGSIM: 64 m x 64 m at 1 m/px, 48 m ahead of the agent; lane geometry, road edges and direction.
 NGSIM_RASTER = RasterSpec(
@@ -141,6 +142,13 @@ def make_experiment_config(
     )
 
 
+def polyline_spec(config: TrajExperimentConfig) -> PolylineSpec | None:
+    """The polylines a vector map encoder sees: the raster's window; None for other models."""
+    if not uses_polylines(config.model):
+        return None
+    return PolylineSpec(extent_m=config.raster.extent_m)
+
+
 @dataclass
 class SplitData:
     """The scenarios, samples and cached-raster dataset of one split."""
@@ -170,6 +178,7 @@ def load_split(
         config.cache_dir or default_cache_dir(),
         mode="exact" if config.raster_mode == "exact" else "fast",
         progress=progress,
+        polylines=polyline_spec(config),
     )
     return SplitData(scenarios, samples, dataset)
 

@@ -33,7 +33,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mapenc.encoders import describe, list_encoders
+from mapenc.encoders import (
+    Description,
+    VectorDescription,
+    VectorMapEncoder,
+    describe,
+    list_encoders,
+)
 from mapenc.errors import ConfigError
 from mapenc.study.probes import ProbeConfig, probe_encoder
 from mapenc.study.protocol import HEADLINE_METRICS, PROBE_COLUMNS, STUDY_TASKS, Task
@@ -65,9 +71,11 @@ def study_encoder(name: str, task: Task) -> str | None:
     """The registered encoder behind a study name; None for ``none`` (no map branch, ``traj``)."""
     if name == NO_MAP and task == "traj":
         return None
-    if name in list_encoders():
+    # Images have no polylines: the MNIST study takes raster encoders only.
+    usable = list_encoders() if task == "traj" else list_encoders("raster")
+    if name in usable:
         return name
-    known = [*list_encoders()] + ([NO_MAP] if task == "traj" else [])
+    known = [*usable] + ([NO_MAP] if task == "traj" else [])
     raise ConfigError(f"unknown encoder {name!r} for the {task} study; known: {', '.join(known)}")
 
 
@@ -177,10 +185,16 @@ def study_runs(config: CompareConfig) -> list[Run]:
 
 
 def _bottleneck(encoder: torch.nn.Module | None, input_shape: Sequence[int]) -> dict[str, Any]:
-    """``bottleneck_shape`` (list of ``[C, h, w]``), ``bottleneck_elements``, ``encoder_params``."""
+    """``bottleneck_shape`` (list of ``[C, h, w]``, for a vector encoder ``[tokens, width]``),
+    ``bottleneck_elements``, ``encoder_params``; ``input_shape`` is ``(C, H, W)`` for a raster
+    encoder, ``(polylines, points, history points)`` for a vector encoder."""
     if encoder is None:
         return {"bottleneck_shape": [], "bottleneck_elements": 0, "encoder_params": 0}
-    description = describe(encoder, input_shape)
+    description: Description | VectorDescription
+    if isinstance(encoder, VectorMapEncoder):
+        description = encoder.describe(*input_shape)
+    else:
+        description = describe(encoder, input_shape)
     return {
         "bottleneck_shape": [list(shape) for _, shape in description.bottleneck],
         "bottleneck_elements": description.bottleneck_elements or 0,
@@ -315,6 +329,16 @@ class TrajStudy:
             self._probe_rasters[size] = torch.stack([dataset.raster(int(i)) for i in index])
         return self._probe_rasters[size]
 
+    @staticmethod
+    def encoder_input_shape(experiment: Any) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the rasters, or for a vector encoder ``(polylines, points, history)``."""
+        from mapenc.experiments.trajectory import polyline_spec
+
+        spec = polyline_spec(experiment)
+        if spec is not None:
+            return spec.max_polylines, spec.points, experiment.task.history_steps + 1
+        return experiment.raster.num_channels, *experiment.raster.size_px
+
     def row(self, run: Run, run_dir: Path) -> dict[str, Any]:
         """The results row of a finished run (metrics, size, bottleneck, map-latent probes)."""
         from mapenc.experiments.trajectory import load_run
@@ -336,10 +360,10 @@ class TrajStudy:
             "seconds": result["seconds"],
             "steps": result["steps"],
             "epochs": result["epochs"],
-            **_bottleneck(model.map_encoder, (raster.num_channels, *raster.size_px)),
+            **_bottleneck(model.map_encoder, self.encoder_input_shape(experiment)),
         }
         encoder = model.map_encoder
-        if encoder is None:
+        if encoder is None or isinstance(encoder, VectorMapEncoder):  # the probes move pixels
             return row
         rasters = self.probe_rasters(run, experiment)
         probes = _cached_probes(run_dir, lambda: probe_encoder(encoder, rasters, self.config.probe))

@@ -84,9 +84,22 @@ class TrajCVAEConfig:
         return cls(raster_channels=spec.num_channels, raster_size=spec.size_px, **settings)
 
 
+def uses_polylines(config: TrajCVAEConfig) -> bool:
+    """True when the map branch is a vector encoder: batches then carry polylines, not rasters."""
+    from mapenc.encoders import encoder_input_kind
+
+    return config.use_map and encoder_input_kind(config.map_encoder) == "vector"
+
+
 def build_map_encoder(config: TrajCVAEConfig) -> nn.Module:
-    """The registered encoder ``config.map_encoder`` for the configured rasters (ConfigError if
-    it cannot take them); see ``mapenc.pipeline.encoder_for_raster``."""
+    """The registered encoder ``config.map_encoder``: a vector encoder as configured, a raster
+    encoder for the configured rasters (ConfigError if it cannot take them; see
+    ``mapenc.pipeline.encoder_for_raster``)."""
+    if uses_polylines(config):
+        from mapenc.encoders import build_encoder
+
+        options = dict(config.map_encoder_options)
+        return build_encoder(config.map_encoder, latent_dim=config.map_latent_dim, **options)
     return encoder_for_raster(
         config.map_encoder,
         config.raster_channels,
@@ -113,7 +126,9 @@ class TrajectoryCVAE(nn.Module):
     """``(past, velocity, raster) -> K futures``; see the module docstring for the maths.
 
     Batches are dicts with ``past`` (N, P, 2), ``past_heading`` (N, P), ``velocity`` (N, 2),
-    ``future`` (N, F, 2) (training only) and ``raster`` (N, C, H, W) (ignored without the map).
+    ``future`` (N, F, 2) (training only) and ``raster`` (N, C, H, W) (ignored without the map),
+    or for a vector map encoder ``polyline_points``, ``polyline_mask``, ``polyline_types``
+    (``mapenc.maps.polylines.AgentPolylines``).
     """
 
     def __init__(self, config: TrajCVAEConfig) -> None:
@@ -121,6 +136,7 @@ class TrajectoryCVAE(nn.Module):
         self.config = config
         hid = config.hidden_dim
         self.map_encoder: nn.Module | None = build_map_encoder(config) if config.use_map else None
+        self.map_takes_polylines = uses_polylines(config)
         map_dim = config.map_latent_dim if config.use_map else 0
         # Per past step: position, displacement, heading (sin, cos).
         self.history_encoder = nn.GRU(6, hid, batch_first=True)
@@ -156,7 +172,10 @@ class TrajectoryCVAE(nn.Module):
         )
         _, h = self.history_encoder(features)
         parts = [h[-1], batch["velocity"] / scale]
-        if self.map_encoder is not None:
+        if self.map_encoder is not None and self.map_takes_polylines:
+            polylines = (batch["polyline_points"], batch["polyline_mask"], batch["polyline_types"])
+            parts.append(self.map_encoder(*polylines, batch["past"], heading))
+        elif self.map_encoder is not None:
             parts.append(self.map_encoder(batch["raster"]))
         return torch.cat(parts, dim=-1)
 
