@@ -12,7 +12,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from mapenc.maps.io import load_map_or_scenario, summarize
+from mapenc.errors import ConfigError
+from mapenc.maps.io import (
+    is_waymo_file,
+    iter_scenarios,
+    load_map_or_scenario,
+    summarize,
+    waymo_record,
+)
+from mapenc.maps.types import Scenario, VectorMap
 
 HELP = "print what a map or scenario holds (counts, bounds, tracks); optionally draw it"
 
@@ -43,13 +51,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the summary as JSON; draw the PNG when asked. Returns 0."""
+    """Print the summary as JSON; draw the PNG when asked. Returns 0.
+
+    A Waymo file is streamed; one of many scenarios (a shard) prints ``{"source": ...,
+    "scenarios": [one summary per scenario]}``, and ``--png`` then needs one named as ``FILE#i``.
+    """
     config = InfoConfig(path=args.path, tracks=args.tracks, dt=args.dt, png=args.png)
+    if is_waymo_file(config.path) and waymo_record(config.path)[1] is None:
+        return _run_on_shard(config)
     vector_map, scenario = load_map_or_scenario(config.path, config.tracks, config.dt)
     print(json.dumps(summarize(vector_map, scenario), indent=2))
+    _draw(config, vector_map, scenario)
+    return 0
+
+
+def _run_on_shard(config: InfoConfig) -> int:
+    """`mapenc info` on a Waymo file, reading one scenario at a time."""
+    summaries, scenario = [], None
+    for scenario in iter_scenarios(config.path):
+        summaries.append(summarize(scenario.map, scenario))
+    if scenario is not None and len(summaries) == 1:
+        print(json.dumps(summaries[0], indent=2))
+        _draw(config, scenario.map, scenario)
+        return 0
+    print(json.dumps({"source": str(config.path), "scenarios": summaries}, indent=2))
+    if config.png is not None:
+        raise ConfigError(
+            f"{config.path}: holds {len(summaries)} scenarios, --png draws one: "
+            f"name it as {config.path}#i"
+        )
+    return 0
+
+
+def _draw(config: InfoConfig, vector_map: VectorMap, scenario: Scenario | None) -> None:
+    """Draw the map and tracks into ``config.png`` when it is set."""
     if config.png is not None:
         from mapenc.maps.plot import draw_map_png
 
         draw_map_png(vector_map, scenario, config.png)
         print(f"wrote {config.png}")
-    return 0

@@ -26,7 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="city frame, metres and rad",
     )
     where.add_argument("--track", help="track id to centre on (scenario only)")
-    parser.add_argument("--t", type=int, help="time step for --track (default 49 for AV2, else 0)")
+    parser.add_argument(
+        "--t",
+        type=int,
+        help="time step for --track (default: the current step of a Waymo scenario, 49 for AV2)",
+    )
     parser.add_argument(
         "--layers", nargs="+", choices=list_layers(), help="layers (default: all that apply)"
     )

@@ -1,9 +1,10 @@
 """Scenarios for trajectory work: load them from paths, and split them by recording.
 
-Data paths (``load_scenarios``): CommonRoad ``.xml``/``.xml.gz`` files or folders holding them
-(searched recursively), AV2 scenario folders (``scenario_*.parquet`` + map JSON), generic scene
-folders (``map.geojson`` + ``tracks.csv``), and ``synthetic`` / ``synthetic:N`` for N scenes of
-the embedded synthetic town.
+Data paths (``load_scenarios``): CommonRoad ``.xml``/``.xml.gz`` files and Waymo Open Motion
+``.tfrecord`` files or shards (every scenario of each), or folders holding them (searched
+recursively), AV2 scenario folders (``scenario_*.parquet`` + map JSON), generic scene folders
+(``map.geojson`` + ``tracks.csv``), and ``synthetic`` / ``synthetic:N`` for N scenes of the
+embedded synthetic town.
 
 The split (``split_scenarios``) is fixed and needs no side file:
 
@@ -35,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from mapenc.errors import ConfigError, DataError
-from mapenc.maps import load_scenario
+from mapenc.maps import iter_scenarios
+from mapenc.maps.io import is_waymo_file
 from mapenc.maps.types import Scenario
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -85,7 +87,7 @@ def _scene_files(path: Path) -> Iterator[Path]:
     for child in sorted(path.iterdir()):
         if child.is_dir():
             yield from _scene_files(child)
-        elif child.name.endswith(COMMONROAD_SUFFIXES):
+        elif child.name.endswith(COMMONROAD_SUFFIXES) or is_waymo_file(child):
             yield child
 
 
@@ -110,10 +112,11 @@ def _file_stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 @functools.lru_cache(maxsize=256)
-def _load_scene(path: Path, stamp: tuple[tuple[str, int, int], ...]) -> Scenario:
-    """``load_scenario(path)``, read once per process while ``stamp`` (the files) is unchanged:
-    training and evaluation, and the runs of an encoder study, share the parsed scenes."""
-    return load_scenario(path)
+def _load_scenes(path: Path, stamp: tuple[tuple[str, int, int], ...]) -> tuple[Scenario, ...]:
+    """``iter_scenarios(path)`` (one scenario, or each of a Waymo shard), read once per process
+    while ``stamp`` (the files) is unchanged: training and evaluation, and the runs of an encoder
+    study, share the parsed scenes."""
+    return tuple(iter_scenarios(path))
 
 
 def load_scenarios(paths: Sequence[str]) -> list[Scenario]:
@@ -131,9 +134,9 @@ def load_scenarios(paths: Sequence[str]) -> list[Scenario]:
         path = Path(spec)
         if not path.exists():
             raise DataError(f"{path}: no such file or folder")
-        found = [_load_scene(p, _file_stamp(p)) for p in _scene_files(path)]
+        found = [sc for p in _scene_files(path) for sc in _load_scenes(p, _file_stamp(p))]
         if not found:
-            raise DataError(f"{path}: no CommonRoad, AV2 or generic scene found")
+            raise DataError(f"{path}: no CommonRoad, AV2, Waymo or generic scene found")
         scenarios.extend(found)
     return scenarios
 

@@ -41,7 +41,8 @@ class RenderConfig:
         out: PNG to write.
         pose: (x, y, heading) city frame (metres, rad), or None with ``track``.
         track: track id to centre on (needs a scenario), with ``t``.
-        t: time step of ``track`` (default: the last observed step of an AV2 scenario, 49, or 0).
+        t: time step of ``track`` (default: the scenario's current step when it names one (Waymo),
+            else the last observed step of an AV2 scenario, 49, or the last step).
         layers: layer names; default: every map layer, plus the scene layers for a scenario.
         size_px: (H, W).
         pixel_size_m: metres per pixel.
@@ -103,7 +104,10 @@ def _chosen_track(
     if scenario is None:
         raise ConfigError(f"{config.path}: --track needs a scenario (a file or folder with tracks)")
     track = scenario.track(config.track)
-    t = config.t if config.t is not None else (min(49, scenario.num_steps - 1))
+    t = config.t
+    if t is None:
+        last_observed = scenario.current_step
+        t = last_observed if last_observed is not None else min(49, scenario.num_steps - 1)
     if not 0 <= t < scenario.num_steps or not track.valid[t]:
         raise ConfigError(f"{config.path}: track {track.id} is not observed at step {t}")
     return track, t

@@ -294,12 +294,13 @@ def _drop_repeated_points(points: FloatArray, what: str) -> FloatArray:
     return points[keep]
 
 
-def offset_polyline(points: FloatArray, distance_m: float) -> FloatArray:
+def offset_polyline(points: FloatArray, distance_m: float | FloatArray) -> FloatArray:
     """(K, 2) polyline moved ``distance_m`` to its left (negative: right), vertex by vertex.
 
-    Each vertex moves along the mean of its adjacent segments' left normals, lengthened by the
-    miter factor (capped at 2) so straight parts keep exactly ``|distance_m|`` from the input.
-    Consecutive points must differ. Returns (K, 2) float64.
+    ``distance_m`` is one distance or (K,) distances, one per vertex (metres). Each vertex moves
+    along the mean of its adjacent segments' left normals, lengthened by the miter factor (capped
+    at 2) so straight parts keep exactly ``|distance_m|`` from the input. Consecutive points must
+    differ. Returns (K, 2) float64.
     """
     seg = np.diff(points, axis=0)
     unit = seg / np.linalg.norm(seg, axis=1, keepdims=True)
@@ -315,7 +316,8 @@ def offset_polyline(points: FloatArray, distance_m: float) -> FloatArray:
     cos_half = (normal[1:] * seg_normal).sum(axis=1)
     miter = np.ones(len(points))
     miter[1:] = 1.0 / np.maximum(cos_half, 1.0 / _MAX_MITER)
-    return np.asarray(points + distance_m * miter[:, None] * normal, dtype=np.float64)
+    distance = np.broadcast_to(np.asarray(distance_m, dtype=np.float64), miter.shape)
+    return np.asarray(points + (distance * miter)[:, None] * normal, dtype=np.float64)
 
 
 def _read_tracks_csv(path: Path) -> TrackRows:

@@ -1,16 +1,18 @@
-"""Entry points ``load_map`` / ``load_scenario``: detect the format from content, then dispatch.
+"""Entry points ``load_map`` / ``load_scenario`` / ``iter_scenarios``: detect the format from
+content (Waymo TFRecord files by name), then dispatch.
 
-Readers live one per format (``av2``, ``lanelet2``, ``commonroad``, ``geojson``) and are imported
-lazily through the registries below, so a user without pyarrow can still read CommonRoad.
+Readers live one per format (``av2``, ``lanelet2``, ``commonroad``, ``geojson``, ``waymo``) and are
+imported lazily through the registries below, so a user without pyarrow can still read CommonRoad.
 """
 
 from __future__ import annotations
 
 import gzip
 import importlib
+import re
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,10 @@ PathType = str | PathLike[str]
 GZIP_MAGIC = b"\x1f\x8b"
 # The tracks file of an AV2 sensor log, moved into the city frame.
 SENSOR_LOG_TRACKS = "DERIVED_tracks_city_frame.parquet"
+# Waymo Open Motion files: *.tfrecord(s), shards *.tfrecord-00012-of-01000, each optionally gzipped;
+# FILE#i names the scenario in record i (from 0) of a file of many.
+WAYMO_FILE_NAME = re.compile(r"\.tfrecords?(-\d+-of-\d+)?(\.gz)?$")
+WAYMO_RECORD = re.compile(r"^(?P<file>.+)#(?P<index>\d+)$")
 
 # format name -> "module:function" of the reader taking a Path.
 MAP_READERS: dict[str, str] = {
@@ -35,7 +41,10 @@ SCENARIO_READERS: dict[str, str] = {
     "av2": "mapenc.maps.av2:read_av2_scenario",
     "commonroad": "mapenc.maps.commonroad:read_commonroad_scenario",
     "generic": "mapenc.maps.geojson:read_generic_scenario",
+    "waymo": "mapenc.maps.waymo:read_waymo_scenario",
 }
+# Files that may hold many scenarios: format name -> "module:function" yielding them one by one.
+SCENARIO_STREAMS: dict[str, str] = {"waymo": "mapenc.maps.waymo:iter_waymo_scenarios"}
 
 
 def read_bytes(path: PathType) -> bytes:
@@ -94,6 +103,8 @@ def load_map(path: PathType) -> VectorMap:
     p = Path(path)
     if p.is_dir():
         p = find_map_in_folder(p)
+    if is_waymo_file(p):
+        return load_scenario(p).map
     reader = _reader(MAP_READERS[detect_format(p)])
     result: VectorMap = reader(p)
     return result
@@ -121,7 +132,7 @@ def holds_tracks(path: PathType) -> bool:
     p = Path(path)
     if p.is_dir():
         return _is_av2_scene_folder(p) or (p / "tracks.csv").is_file()
-    if p.suffix == ".parquet":
+    if p.suffix == ".parquet" or is_waymo_file(p):
         return True
     raw = read_bytes(p)
     return b"<commonRoad" in raw[:4096] and b"<dynamicObstacle" in raw
@@ -132,8 +143,10 @@ def load_scenario(
 ) -> Scenario:
     """Read a scenario: an AV2 ``scenario_*.parquet`` (map JSON beside it) or its folder, an AV2
     sensor log's ``DERIVED_tracks_city_frame.parquet`` or its folder, a
-    CommonRoad XML, or the generic format (a folder with ``map.geojson`` + ``tracks.csv``, or the
-    GeoJSON path plus ``tracks``; ``dt`` overrides the GeoJSON's ``properties.dt``)."""
+    CommonRoad XML, a Waymo Open Motion ``.tfrecord`` of one scenario, or the generic format (a
+    folder with ``map.geojson`` + ``tracks.csv``, or the GeoJSON path plus ``tracks``; ``dt``
+    overrides the GeoJSON's ``properties.dt``). Files of many scenarios (Waymo shards): use
+    ``iter_scenarios``."""
     p = Path(path)
     if p.is_dir():
         if _is_av2_scene_folder(p):
@@ -146,6 +159,9 @@ def load_scenario(
         )
     if p.suffix == ".parquet":
         return _reader(SCENARIO_READERS["av2"])(p)
+    if is_waymo_file(p):
+        file, index = waymo_record(p)
+        return _reader(SCENARIO_READERS["waymo"])(file, index)
     fmt = detect_format(p)
     if fmt == "commonroad":
         return _reader(SCENARIO_READERS["commonroad"])(p)
@@ -154,6 +170,33 @@ def load_scenario(
             raise MapFormatError(p, "a GeoJSON scenario needs its tracks CSV (tracks=...)")
         return _reader(SCENARIO_READERS["generic"])(p, Path(tracks), dt)
     raise MapFormatError(p, f"{fmt} files hold a map only, no tracks; use load_map")
+
+
+def waymo_record(path: PathType) -> tuple[Path, int | None]:
+    """(file, record index) of ``FILE#i``; (path, None) for a plain path."""
+    match = WAYMO_RECORD.match(str(path))
+    if match is None or Path(path).exists():
+        return Path(path), None
+    return Path(match["file"]), int(match["index"])
+
+
+def is_waymo_file(path: PathType) -> bool:
+    """Whether ``path`` names a Waymo Open Motion TFRecord file (``*.tfrecord``, a shard
+    ``*.tfrecord-00000-of-01000``, optionally ``.gz``) or one record of it (``FILE#i``)."""
+    return WAYMO_FILE_NAME.search(waymo_record(path)[0].name) is not None
+
+
+def iter_scenarios(
+    path: PathType, tracks: PathType | None = None, dt: float | None = None
+) -> Iterator[Scenario]:
+    """Every scenario at ``path``, one in memory at a time: each record of a Waymo TFRecord shard
+    (``Scenario.source`` is ``FILE#i`` when the file holds more than one), else the one scenario
+    ``load_scenario(path, tracks, dt)`` reads."""
+    file, index = waymo_record(path)
+    if index is None and is_waymo_file(file):
+        yield from _reader(SCENARIO_STREAMS["waymo"])(file)
+    else:
+        yield load_scenario(path, tracks=tracks, dt=dt)
 
 
 def load_map_or_scenario(
@@ -182,4 +225,11 @@ def summarize(vector_map: VectorMap, scenario: Scenario | None) -> dict[str, Any
             "valid_positions": int(sum(int(t.valid.sum()) for t in scenario.tracks)),
             "focal_track_id": scenario.focal_track_id,
         }
+        metadata = {
+            "scenario_id": scenario.scenario_id,
+            "current_step": scenario.current_step,
+            "ego_track_id": scenario.ego_track_id,
+            "tracks_to_predict": list(scenario.tracks_to_predict) or None,
+        }
+        summary["scenario"].update({k: v for k, v in metadata.items() if v is not None})
     return summary

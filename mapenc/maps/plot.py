@@ -20,6 +20,9 @@ BOUNDARY_COLOUR = "#404040"
 CENTERLINE_COLOUR = "#4a90d9"
 CROSSWALK_COLOUR = "#f5c542"
 ROAD_EDGE_COLOUR = "#000000"
+ROAD_LINE_COLOUR = "#b8860b"
+SPEED_BUMP_COLOUR = "#8c564b"
+STOP_SIGN_COLOUR = "#d62728"
 FOCAL_COLOUR = "#d62728"
 
 
@@ -56,9 +59,14 @@ def _mark_style(mark: MarkType) -> str:
 
 
 def plot_map(ax: Any, vector_map: VectorMap) -> None:
-    """Draw the drivable area (filled), crosswalks, lane boundaries (line style by mark: solid,
-    dashed, dotted for none/virtual), centerlines and road edges on a matplotlib Axes."""
+    """Draw the drivable area (filled; driveways too), crosswalks, speed bumps, lane boundaries
+    (line style by mark: solid, dashed, dotted for none/virtual), centerlines, road edges, road
+    lines (by mark) and stop signs (octagons) on a matplotlib Axes."""
     _fill(ax, vector_map.area, facecolor=DRIVABLE_COLOUR, edgecolor="none", zorder=0)
+    for driveway in vector_map.driveways:
+        _fill(ax, driveway, facecolor=DRIVABLE_COLOUR, edgecolor="none", zorder=0)
+    for bump in vector_map.speed_bumps:
+        _fill(ax, bump, facecolor=SPEED_BUMP_COLOUR, edgecolor="none", alpha=0.6, zorder=1)
     for crosswalk in vector_map.crosswalks:
         _fill(ax, crosswalk, facecolor=CROSSWALK_COLOUR, edgecolor="none", alpha=0.6, zorder=1)
     for lane in vector_map.lanes:
@@ -70,6 +78,11 @@ def plot_map(ax: Any, vector_map: VectorMap) -> None:
         ax.plot(*lane.centerline.T, color=CENTERLINE_COLOUR, lw=0.5, zorder=2)
     for edge in vector_map.road_edges:
         ax.plot(*edge.T, color=ROAD_EDGE_COLOUR, lw=1.2, zorder=2)
+    for road_line in vector_map.road_lines:
+        style = _mark_style(road_line.mark)
+        ax.plot(*road_line.points.T, color=ROAD_LINE_COLOUR, lw=0.9, ls=style, zorder=2)
+    for sign in vector_map.stop_signs:
+        ax.plot(*sign.position, "8", ms=5, color=STOP_SIGN_COLOUR, zorder=3)
     xmin, ymin, xmax, ymax = vector_map.bounds
     if xmax > xmin and ymax > ymin:
         ax.set_xlim(xmin, xmax)
