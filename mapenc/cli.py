@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from mapenc.errors import MapencError
 
@@ -26,9 +27,16 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, ``mapenc CMD: error: ...``, and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """Parser with every subcommand; only the chosen command's module is imported."""
-    parser = argparse.ArgumentParser(prog="mapenc", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="mapenc", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, module_name in COMMANDS.items():

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.errors import ConfigError
 from mapenc.experiments import mnist
 from mapenc.train.checkpoint import write_json
@@ -44,23 +45,23 @@ class EvalMnistConfig:
             raise ConfigError(f"first={self.first}: must be at least 1")
 
 
+FLAGS = ConfigFlags(
+    EvalMnistConfig,
+    EvalMnistConfig(Path()),
+    (Flag("run_dir", positional=True), Flag("iw_k", ("--iw",), metavar="K")),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `mapenc eval-mnist`, one per EvalMnistConfig field."""
-    defaults = EvalMnistConfig(Path())
-    parser.add_argument("run_dir", type=Path, help="folder of a train-mnist run")
-    parser.add_argument("--data", help="MNIST source to test on (default: the run's)")
-    parser.add_argument("--iw", type=int, default=defaults.iw_k, help="k of the IW NLL bound")
-    parser.add_argument("--first", type=int, help="only the first N test images (for large K)")
-    parser.add_argument("--device", default=defaults.device)
+    """One flag per EvalMnistConfig field."""
+    FLAGS.add_to(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print and write the JSON, draw the PNGs. Returns 0."""
     from mapenc.experiments import plots
 
-    config = EvalMnistConfig(
-        run_dir=args.run_dir, data=args.data, iw_k=args.iw, first=args.first, device=args.device
-    )
+    config = FLAGS.build(args)
     metrics = mnist.evaluate(
         config.run_dir, config.data, iw_k=config.iw_k, first=config.first, device=config.device
     ).to_dict()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from mapenc.commands.flags import ConfigFlags, Flag
+from mapenc.data.traj_sources import SPLITS
 from mapenc.experiments import trajectory
 
 HELP = "score a trained trajectory VAE (minADE/minFDE/miss/off-road) against constant velocity"
@@ -41,33 +43,25 @@ class EvalTrajConfig:
     seed: int = 0
 
 
+FLAGS = ConfigFlags(
+    EvalTrajConfig,
+    overrides=(
+        Flag("run_dir", positional=True),
+        Flag("data", metavar="PATH", default=[]),
+        Flag("split", choices=(*SPLITS, "all")),
+    ),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `mapenc eval-traj`, one per EvalTrajConfig field."""
-    parser.add_argument("run_dir", type=Path, help="train-traj output folder")
-    parser.add_argument(
-        "--data",
-        nargs="+",
-        default=[],
-        metavar="PATH",
-        help="data paths (default: those the run was trained on)",
-    )
-    parser.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
-    parser.add_argument("--k", type=int, default=6, help="futures per sample")
-    parser.add_argument("--figures", type=int, default=6, help="cases to draw as PNG")
-    parser.add_argument("--seed", type=int, default=0)
+    """One flag per EvalTrajConfig field."""
+    FLAGS.add_to(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print and save the JSON, return 0."""
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
-    config = EvalTrajConfig(
-        run_dir=args.run_dir,
-        data=tuple(args.data),
-        split=args.split,
-        k=args.k,
-        figures=args.figures,
-        seed=args.seed,
-    )
+    config = FLAGS.build(args)
     result = trajectory.evaluate(
         config.run_dir,
         config.data or None,

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.errors import ConfigError
 from mapenc.maps.io import (
     is_waymo_file,
@@ -42,12 +43,12 @@ class InfoConfig:
     png: Path | None = None
 
 
+FLAGS = ConfigFlags(InfoConfig, overrides=(Flag("path", positional=True),))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `mapenc info`, one per InfoConfig field."""
-    parser.add_argument("path", type=Path, help="map or scenario file, or a scene folder")
-    parser.add_argument("--tracks", type=Path, help="tracks CSV for a GeoJSON map file")
-    parser.add_argument("--dt", type=float, help="seconds per step (generic format)")
-    parser.add_argument("--png", type=Path, help="draw the map and tracks into this PNG")
+    """One flag per InfoConfig field."""
+    FLAGS.add_to(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     A Waymo file is streamed; one of many scenarios (a shard) prints ``{"source": ...,
     "scenarios": [one summary per scenario]}``, and ``--png`` then needs one named as ``FILE#i``.
     """
-    config = InfoConfig(path=args.path, tracks=args.tracks, dt=args.dt, png=args.png)
+    config = FLAGS.build(args)
     if is_waymo_file(config.path) and waymo_record(config.path)[1] is None:
         return _run_on_shard(config)
     vector_map, scenario = load_map_or_scenario(config.path, config.tracks, config.dt)

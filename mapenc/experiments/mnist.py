@@ -45,8 +45,15 @@ TRAINING_NAME = "training.json"
 
 @dataclass(frozen=True)
 class MnistExperimentConfig:
-    """One MNIST run: data (``None`` = the embedded 5,000 images), binarisation, model, training,
-    and the ``k`` of the importance-weighted test NLL."""
+    """One MNIST run: data, binarisation, model, training, and the ``k`` of the test NLL.
+
+    Attributes:
+        model: the ImageVAE.
+        train: the training loop's settings.
+        data: mnist.npz, a folder of IDX files, or a CSV (None: the embedded 5,000 images).
+        binarize: none (grey-level targets), dynamic (resampled each epoch) or static.
+        eval_iw_k: importance samples of the test NLL bound.
+    """
 
     model: ImageVAEConfig = field(default_factory=ImageVAEConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -47,7 +47,7 @@ class RenderConfig:
         size_px: (H, W).
         pixel_size_m: metres per pixel.
         agent_at: agent position as fractions of (W, H).
-        mode: "exact" or "fast".
+        mode: Rasterizer mode (``mapenc.raster.MODES``).
         tracks, dt: the generic format's tracks CSV and step (see `mapenc info`).
     """
 
@@ -63,6 +63,12 @@ class RenderConfig:
     mode: str = "exact"
     tracks: Path | None = None
     dt: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.pose is None) == (self.track is None):
+            raise ConfigError(
+                f"{self.path}: give a pose (x, y, heading) or a track id, one of them"
+            )
 
 
 def render(config: RenderConfig) -> None:

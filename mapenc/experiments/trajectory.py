@@ -40,7 +40,7 @@ from mapenc.geometry import transform_points
 from mapenc.maps.polylines import PolylineSpec
 from mapenc.maps.types import Scenario
 from mapenc.metrics import offroad_mask, score_forecasts
-from mapenc.raster import RasterSpec
+from mapenc.raster import MODES, RasterSpec
 from mapenc.train import TrainConfig, config_from_dict, count_parameters, fit, load_checkpoint
 from mapenc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, read_json, write_json
 from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE, uses_polylines
@@ -60,7 +60,7 @@ NGSIM_RASTER = RasterSpec(
 )
 # Synthetic towns: the NGSIM layers on a 48 m x 48 m window, enough for their short blocks.
 SYNTHETIC_RASTER = dataclasses.replace(NGSIM_RASTER, size_px=(48, 48))
-TASKS: dict[str, TrajTask] = {"ngsim": NGSIM_TASK, "av2": AV2_TASK}
+TRAJ_TASKS: dict[str, TrajTask] = {"ngsim": NGSIM_TASK, "av2": AV2_TASK}
 CACHE_ENV = "MAPENC_CACHE"
 TRAINING_NAME = "training.json"
 
@@ -75,42 +75,46 @@ def default_cache_dir() -> str:
 class TrajExperimentConfig:
     """Everything a train-traj run depends on (saved beside its checkpoint).
 
+    The raster and the task state the input shapes once: the model's ``raster_channels``,
+    ``raster_size``, ``history_steps``, ``future_steps`` and ``dt`` are filled in from them.
+
     Attributes:
-        data: data paths (``mapenc.data.traj_sources.load_scenarios``).
+        data: data paths (``mapenc.data.traj_sources.load_scenarios``): CommonRoad files or
+            folders, AV2 or generic scene folders, synthetic[:N].
         split: the split trained on ("train", "val", "test" or "all").
         task: history/future lengths and sampling.
         raster: the raster spec of the map branch (ignored without the map).
-        model: the TrajectoryCVAE architecture (its raster shape must match ``raster``).
-        train: the training loop's settings.
-        cache_dir: raster cache folder ("" = ``default_cache_dir()``).
-        raster_mode: Rasterizer mode used to build the cache ("fast" or "exact").
+        model: the TrajectoryCVAE architecture.
+        train: the training loop's settings (gradients clipped to norm 5 by default).
+        cache_dir: raster cache folder ("" = $MAPENC_CACHE/traj or ~/.cache/mapenc/traj).
+        raster_mode: Rasterizer mode that builds the cache (``mapenc.raster.MODES``).
     """
 
     data: tuple[str, ...] = ("synthetic",)
     split: str = "train"
     task: TrajTask = NGSIM_TASK
     raster: RasterSpec = NGSIM_RASTER
-    model: TrajCVAEConfig = field(default_factory=lambda: TrajCVAEConfig.for_raster(NGSIM_RASTER))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, batch_size=64))
+    model: TrajCVAEConfig = field(default_factory=TrajCVAEConfig)
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=10, batch_size=64, grad_clip_norm=5.0)
+    )
     cache_dir: str = ""
     raster_mode: str = "fast"
 
     def __post_init__(self) -> None:
         if not self.data:
             raise ConfigError("TrajExperimentConfig.data is empty: give at least one data path")
-        if (self.model.raster_channels, self.model.raster_size) != (
-            self.raster.num_channels,
-            self.raster.size_px,
-        ):
-            raise ConfigError(
-                f"model takes {self.model.raster_channels}x{self.model.raster_size} rasters, "
-                f"the raster spec gives {self.raster.num_channels}x{self.raster.size_px}"
-            )
-        if (self.model.history_steps, self.model.future_steps) != (
-            self.task.history_steps,
-            self.task.future_steps,
-        ) or not np.isclose(self.model.dt, self.task.dt):
-            raise ConfigError("model history/future steps and dt must match the task's")
+        if self.raster_mode not in MODES:
+            raise ConfigError(f"raster_mode={self.raster_mode!r}: expected one of {MODES}")
+        shaped = dataclasses.replace(
+            self.model,
+            raster_channels=self.raster.num_channels,
+            raster_size=self.raster.size_px,
+            history_steps=self.task.history_steps,
+            future_steps=self.task.future_steps,
+            dt=self.task.dt,
+        )
+        object.__setattr__(self, "model", shaped)
 
 
 def make_experiment_config(
@@ -123,23 +127,14 @@ def make_experiment_config(
     train: TrainConfig | None = None,
     **model_settings: Any,
 ) -> TrajExperimentConfig:
-    """A consistent TrajExperimentConfig: the model's raster and task fields follow the arguments."""
-    model = TrajCVAEConfig.for_raster(
-        raster,
-        history_steps=task.history_steps,
-        future_steps=task.future_steps,
-        dt=task.dt,
-        use_map=use_map,
-        map_encoder=encoder,
-        **model_settings,
-    )
-    return TrajExperimentConfig(
+    """A TrajExperimentConfig from the usual choices (``model_settings``: TrajCVAEConfig fields)."""
+    config = TrajExperimentConfig(
         data=tuple(data),
         task=task,
         raster=raster,
-        model=model,
-        train=train or TrainConfig(epochs=10, batch_size=64),
+        model=TrajCVAEConfig(use_map=use_map, map_encoder=encoder, **model_settings),
     )
+    return config if train is None else dataclasses.replace(config, train=train)
 
 
 def polyline_spec(config: TrajExperimentConfig) -> PolylineSpec | None:
@@ -176,7 +171,7 @@ def load_split(
         config.raster,
         config.task,
         config.cache_dir or default_cache_dir(),
-        mode="exact" if config.raster_mode == "exact" else "fast",
+        mode=config.raster_mode,  # type: ignore[arg-type]
         progress=progress,
         polylines=polyline_spec(config),
     )

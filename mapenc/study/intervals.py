@@ -95,4 +95,3 @@ def paired_difference(
     if a.shape[1:] != b.shape[1:] or (len(a) != len(b) and 1 not in (len(a), len(b))):
         raise DataError(f"paired difference of values {a.shape} and {b.shape}: seeds or N differ")
     return bootstrap_mean(a - b, scenes, seed=seed)
-

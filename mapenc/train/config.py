@@ -25,6 +25,23 @@ class TrainConfig:
     at whichever budget runs out first and the last checkpoint is written either way.
     ``checkpoint_every_steps`` adds checkpoints inside an epoch (one is always written at the end
     of each epoch). ``device="auto"`` uses CUDA when present.
+
+    Attributes:
+        epochs: passes over the training set.
+        max_minutes: training time budget (minutes, wall clock).
+        max_steps: stop after this many optimiser steps.
+        batch_size: samples per step (per process under torchrun).
+        lr: learning rate.
+        weight_decay: L2 weight decay.
+        optimizer: adam, adamw or sgd (momentum 0.9).
+        grad_clip_norm: clip the gradient norm to this (None: no clipping).
+        seed: seed of the weights, the shuffling and everything random.
+        log_every_steps: steps per row of train_log.csv.
+        checkpoint_every_steps: also checkpoint every N steps (one is written each epoch anyway).
+        device: auto (CUDA when present), cpu, cuda, cuda:N or mps.
+        num_workers: DataLoader worker processes (0: load in the main process).
+        progress: show a progress bar.
+        tensorboard: also log to TensorBoard (needs the tensorboard package).
     """
 
     epochs: int = 10

@@ -180,6 +180,15 @@ class ImageVAEConfig:
     are passed on to ``build_encoder`` (e.g. channel widths) besides ``latent_dim=feature_dim`` and,
     for encoders that take them, ``in_channels=1`` and ``input_size=(28, 28)``;
     ``decoder_settings`` to ``build_decoder`` (e.g. ``{"first_kernel": 5}`` for ``pixelcnn``).
+
+    Attributes:
+        encoder: registered encoder name.
+        decoder: registered decoder name (None: the encoder's mirror).
+        latent_dim: D, the size of z.
+        feature_dim: F, the length of the encoder's output.
+        likelihood: bernoulli or gaussian (one learnt scale).
+        encoder_settings: an encoder config field.
+        decoder_settings: a decoder config field (e.g. first_kernel=5).
     """
 
     encoder: str = "seed_global"
