@@ -62,6 +62,7 @@ class CompareConfig:
         probe: probe settings.
         device: auto, cpu, cuda or cuda:N.
         progress: show progress bars.
+        workers: runs trained at the same time, each in its own process on one thread.
     """
 
     task: str = "mnist"
@@ -84,6 +85,7 @@ class CompareConfig:
     probe: ProbeConfig = dataclasses.field(default_factory=ProbeConfig)
     device: str = "auto"
     progress: bool = True
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.task not in STUDY_TASK_NAMES:
@@ -96,6 +98,8 @@ class CompareConfig:
             raise ConfigError(
                 "CompareConfig: seeds >= 1, probe_samples >= 10, iw_k >= 1, max_steps >= 1"
             )
+        if self.workers < 1:
+            raise ConfigError(f"workers={self.workers}: at least 1")
         if self.eval_images is not None and self.eval_images < 1:
             raise ConfigError(f"eval_images={self.eval_images}: at least 1, or None for all")
         if not self.raster_sizes or min(self.raster_sizes) < 8:

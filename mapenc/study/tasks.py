@@ -16,12 +16,27 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
+from mapenc.data.trajectory import constant_velocity_forecast
 from mapenc.encoders import VectorMapEncoder
 from mapenc.experiments import mnist, trajectory
-from mapenc.study.config import CompareConfig, study_encoder
+from mapenc.maps.types import Scenario
+from mapenc.study.config import NO_MAP, CompareConfig, study_encoder
 from mapenc.study.probes import probe_encoder
-from mapenc.study.protocol import Run, StudyTask, bottleneck_facts, cached_probes
+from mapenc.study.protocol import (
+    Run,
+    StudyTask,
+    bottleneck_facts,
+    cached_probes,
+    seconds_per_training_step,
+)
+from mapenc.study.traj_scores import (
+    SampleScores,
+    interval_entries,
+    read_or_score,
+    score_samples,
+)
 from mapenc.train import TrainConfig
 from mapenc.train.checkpoint import read_json
 from mapenc.vae.image import ImageVAEConfig
@@ -29,6 +44,10 @@ from mapenc.vae.trajectory import build_map_encoder
 
 # Extent of the trajectory raster, kept fixed when raster_sizes changes the resolution.
 TRAJ_EXTENT_M = 64.0
+# The data a step is timed on for the study's estimate of its duration.
+TIMING_DATA = "synthetic:2"
+# Forecasts per sample the study scores (minADE6, minFDE6).
+K_FORECASTS = 6
 # Epochs of a run whose step budget alone decides when it stops.
 UNBOUNDED_EPOCHS = 10_000
 
@@ -116,6 +135,17 @@ class MnistStudy:
         )
         return {**row, **probes}
 
+    def seconds_per_step(self, run: Run) -> float:
+        """One step of the run's VAE on a batch of random images."""
+        experiment = self.experiment(run)
+        model = mnist.build_image_vae(experiment.model)
+        batch = torch.rand(experiment.train.batch_size, 1, 28, 28).round()
+        return seconds_per_training_step(model, batch)
+
+    def summary_extras(self, out_dir: Path) -> dict[str, Any]:
+        """Nothing: the MNIST summary is mean and std over seeds."""
+        return {}
+
 
 class TrajStudy:
     """Runs of the trajectory CVAE study (``mapenc.experiments.trajectory``); checks every encoder
@@ -168,8 +198,11 @@ class TrajStudy:
         )
 
     def train(self, run: Run, run_dir: Path) -> None:
-        """Train and evaluate on ``eval_split``; writes ``run_dir/results.json``."""
-        trajectory.train_and_evaluate(self.experiment(run), run_dir, self.config.eval_split)
+        """Train (from the run's last checkpoint when a killed study left one) and evaluate on
+        ``eval_split``; writes ``run_dir/results.json``."""
+        trajectory.train_and_evaluate(
+            self.experiment(run), run_dir, self.config.eval_split, resume=True
+        )
 
     def probe_rasters(self, run: Run, experiment: trajectory.TrajExperimentConfig) -> torch.Tensor:
         """``[M, C, H, W]`` rasters of evenly spaced samples of the scored split (cached per size)."""
@@ -217,6 +250,53 @@ class TrajStudy:
         rasters = self.probe_rasters(run, experiment)
         probes = cached_probes(run_dir, lambda: probe_encoder(encoder, rasters, self.config.probe))
         return {**row, **probes}
+
+    def scores(self, run: Run, run_dir: Path) -> SampleScores:
+        """Per-sample scores of a finished run on ``eval_split`` (``per_sample.npz``, made once)."""
+
+        def score() -> SampleScores:
+            experiment, model = trajectory.load_run(run_dir)
+            split = trajectory.load_split(experiment, self.config.eval_split, progress=False)
+            forecasts = trajectory.predict(model, split.dataset, k=K_FORECASTS)
+            return score_samples(
+                forecasts, split.samples, split.scenarios, scene_labels(split.scenarios)
+            )
+
+        return read_or_score(run_dir, score)
+
+    def seconds_per_step(self, run: Run) -> float:
+        """One step of the run's model on a batch of a small synthetic town, with every input
+        (rasters or polylines) the real data gives."""
+        experiment = dataclasses.replace(self.experiment(run), data=(TIMING_DATA,), split="all")
+        dataset = trajectory.load_split(experiment, "all", progress=False).dataset
+        size = min(experiment.train.batch_size, len(dataset))
+        batch = next(iter(DataLoader(dataset, batch_size=size)))
+        return seconds_per_training_step(trajectory.TrajectoryCVAE(experiment.model), batch)
+
+    def baseline_scores(self) -> dict[str, SampleScores]:
+        """Per-sample scores of the training-free baselines on ``eval_split``."""
+        experiment = self.experiment(Run(NO_MAP, 0))
+        split = trajectory.load_split(experiment, self.config.eval_split, progress=False)
+        samples, task = split.samples, experiment.task
+        cv = constant_velocity_forecast(samples.velocity, task.future_steps, task.dt)[:, None]
+        names = scene_labels(split.scenarios)
+        return {"constant_velocity": score_samples(cv, samples, split.scenarios, names)}
+
+    def summary_extras(self, out_dir: Path) -> dict[str, Any]:
+        """Intervals over scenes and seeds of every encoder and baseline, paired differences to
+        ``none`` (when it was run); none for a study over several raster sizes."""
+        if len(self.config.raster_sizes) > 1:
+            return {}
+        runs: dict[str, list[SampleScores]] = {}
+        for run in self.runs():
+            scores = self.scores(run, out_dir / "runs" / run.folder_name())
+            runs.setdefault(run.encoder, []).append(scores)
+        return {"intervals": interval_entries(runs, self.baseline_scores(), NO_MAP)}
+
+
+def scene_labels(scenarios: Sequence[Scenario]) -> list[str]:
+    """A name per scenario: its file name, or its place in the list when built in memory."""
+    return [Path(sc.source).name if sc.source else f"scene/{i}" for i, sc in enumerate(scenarios)]
 
 
 # The study's tasks by name (``CompareConfig.task``).
