@@ -33,6 +33,7 @@ class EvalTrajConfig:
         k: futures drawn per sample.
         figures: number of cases drawn as PNG.
         seed: seed of the K draws and of the drawn cases.
+        skip_bad: leave out scene files that cannot be read, listed under "skipped" in the JSON.
     """
 
     run_dir: Path
@@ -41,6 +42,7 @@ class EvalTrajConfig:
     k: int = 6
     figures: int = 6
     seed: int = 0
+    skip_bad: bool = False
 
 
 FLAGS = ConfigFlags(
@@ -69,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         k=config.k,
         figures=config.figures,
         seed=config.seed,
+        skip_bad=config.skip_bad,
     )
     text = json.dumps(result.to_dict(), indent=2)
     (config.run_dir / f"eval_{config.split}.json").write_text(text)

@@ -1,4 +1,5 @@
-"""`mapenc info PATH [--tracks CSV] [--dt S] [--png out.png]`: what a map or scenario holds.
+"""`mapenc info PATH [--tracks CSV] [--dt S] [--heading-units deg] [--png out.png]`: what a map
+or scenario holds.
 
 Prints JSON: the map's counts, bounds and projection (``VectorMap.summary()``) and, for a
 scenario, its track count, kinds, dt, number of steps and focal track. With ``--png``, draws the
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.errors import ConfigError
+from mapenc.maps.geojson import HEADING_UNITS
 from mapenc.maps.io import (
     is_waymo_file,
     iter_scenarios,
@@ -35,15 +37,21 @@ class InfoConfig:
         tracks: tracks CSV for a GeoJSON map given as a file (generic format).
         dt: seconds per step for the generic format, overriding the GeoJSON's ``properties.dt``.
         png: where to draw the map and tracks, or None.
+        heading_units: "rad" or "deg" for the generic format's tracks CSV, overriding the
+            GeoJSON's ``properties.heading_units`` (default radians).
     """
 
     path: Path
     tracks: Path | None = None
     dt: float | None = None
     png: Path | None = None
+    heading_units: str | None = None
 
 
-FLAGS = ConfigFlags(InfoConfig, overrides=(Flag("path", positional=True),))
+FLAGS = ConfigFlags(
+    InfoConfig,
+    overrides=(Flag("path", positional=True), Flag("heading_units", choices=HEADING_UNITS)),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
     config = FLAGS.build(args)
     if is_waymo_file(config.path) and waymo_record(config.path)[1] is None:
         return _run_on_shard(config)
-    vector_map, scenario = load_map_or_scenario(config.path, config.tracks, config.dt)
+    vector_map, scenario = load_map_or_scenario(
+        config.path, config.tracks, config.dt, config.heading_units
+    )
     print(json.dumps(summarize(vector_map, scenario), indent=2))
     _draw(config, vector_map, scenario)
     return 0

@@ -9,6 +9,7 @@ import argparse
 
 from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.experiments.render import RenderConfig, render
+from mapenc.maps.geojson import HEADING_UNITS
 from mapenc.raster import MODES, list_layers
 
 HELP = "draw each layer of one agent-centred raster and an RGB composite into a PNG"
@@ -26,6 +27,7 @@ FLAGS = ConfigFlags(
         Flag("pixel_size_m", ("--pixel-size",)),
         Flag("agent_at", metavar=("AX", "AY")),
         Flag("mode", choices=MODES),
+        Flag("heading_units", choices=HEADING_UNITS),
     ),
 )
 

@@ -182,8 +182,8 @@ def trajectory_section(out: Path, minutes: float, scenes: int, seed: int) -> Sec
         "raster, the past (white), the true future (green), constant velocity (grey dashed) and "
         "the K forecasts.",
     )
-    train = TrainConfig(
-        epochs=1000, max_minutes=minutes, batch_size=64, grad_clip_norm=5.0, seed=seed
+    train = dataclasses.replace(
+        trajectory.TrajExperimentConfig().train, epochs=1000, max_minutes=minutes, seed=seed
     )
     for name, use_map in (("map", True), ("no_map", False)):
         config = trajectory.make_experiment_config(

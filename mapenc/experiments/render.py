@@ -48,7 +48,8 @@ class RenderConfig:
         pixel_size_m: metres per pixel.
         agent_at: agent position as fractions of (W, H).
         mode: Rasterizer mode (``mapenc.raster.MODES``).
-        tracks, dt: the generic format's tracks CSV and step (see `mapenc info`).
+        tracks, dt, heading_units: the generic format's tracks CSV, step and heading units
+            ("rad" or "deg"; see `mapenc info`).
     """
 
     path: Path
@@ -63,6 +64,7 @@ class RenderConfig:
     mode: str = "exact"
     tracks: Path | None = None
     dt: float | None = None
+    heading_units: str | None = None
 
     def __post_init__(self) -> None:
         if (self.pose is None) == (self.track is None):
@@ -73,7 +75,9 @@ class RenderConfig:
 
 def render(config: RenderConfig) -> None:
     """Read ``config.path``, rasterize the requested agent and write the panels + composite PNG."""
-    vector_map, scenario = load_map_or_scenario(config.path, config.tracks, config.dt)
+    vector_map, scenario = load_map_or_scenario(
+        config.path, config.tracks, config.dt, config.heading_units
+    )
     render_loaded(config, vector_map, scenario)
 
 

@@ -88,6 +88,7 @@ class TrajExperimentConfig:
         train: the training loop's settings (gradients clipped to norm 5 by default).
         cache_dir: raster cache folder ("" = $MAPENC_CACHE/traj or ~/.cache/mapenc/traj).
         raster_mode: Rasterizer mode that builds the cache (``mapenc.raster.MODES``).
+        skip_bad: leave out (and list) scene files that cannot be read, instead of failing.
     """
 
     data: tuple[str, ...] = ("synthetic",)
@@ -100,6 +101,7 @@ class TrajExperimentConfig:
     )
     cache_dir: str = ""
     raster_mode: str = "fast"
+    skip_bad: bool = False
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -146,11 +148,13 @@ def polyline_spec(config: TrajExperimentConfig) -> PolylineSpec | None:
 
 @dataclass
 class SplitData:
-    """The scenarios, samples and cached-raster dataset of one split."""
+    """The scenarios, samples and cached-raster dataset of one split, and the scene files left
+    out as unreadable (path -> problem; None unless unreadable files were to be skipped)."""
 
     scenarios: list[Scenario]
     samples: TrajSamples
     dataset: TrajectoryDataset
+    skipped: dict[str, str] | None = None
 
 
 def load_split(
@@ -158,10 +162,13 @@ def load_split(
     split: str,
     data: Sequence[str] | None = None,
     progress: bool = True,
+    skip_bad: bool = False,
 ) -> SplitData:
-    """Scenarios of ``split`` from ``data`` (default ``config.data``), samples and dataset."""
+    """Scenarios of ``split`` from ``data`` (default ``config.data``), samples and dataset; with
+    ``skip_bad``, unreadable scene files are left out and listed instead of raising."""
     paths = tuple(data or config.data)
-    scenarios = split_scenarios(load_scenarios(paths), split, paths)
+    skipped: dict[str, str] | None = {} if skip_bad else None
+    scenarios = split_scenarios(load_scenarios(paths, skipped), split, paths)
     if not scenarios:
         raise DataError(f"split {split!r} of {', '.join(paths)} holds no scenario")
     samples = samples_from_scenarios(scenarios, config.task)
@@ -175,7 +182,7 @@ def load_split(
         progress=progress,
         polylines=polyline_spec(config),
     )
-    return SplitData(scenarios, samples, dataset)
+    return SplitData(scenarios, samples, dataset, skipped)
 
 
 def train(
@@ -187,7 +194,9 @@ def train(
     ``epochs``, ``train_seconds`` and ``stopped`` (why training ended).
     """
     torch.manual_seed(config.train.seed)
-    split = load_split(config, config.split, progress=config.train.progress)
+    split = load_split(
+        config, config.split, progress=config.train.progress, skip_bad=config.skip_bad
+    )
     model = TrajectoryCVAE(config.model)
     result = fit(
         model,
@@ -197,7 +206,7 @@ def train(
         resume=resume,
         saved_configs={"experiment": config},
     )
-    facts = {
+    facts: dict[str, Any] = {
         "train_samples": len(split.samples),
         "params": count_parameters(model),
         "map_params": count_parameters(model.map_encoder) if model.map_encoder else 0,
@@ -206,6 +215,8 @@ def train(
         "train_seconds": round(result.seconds, 1),
         "stopped": result.stopped,
     }
+    if split.skipped is not None:
+        facts["skipped"] = split.skipped
     write_json(Path(run_dir) / TRAINING_NAME, facts)
     return Path(run_dir)
 
@@ -268,6 +279,7 @@ class TrajEvaluation:
         constant_velocity: ``ADE``, ``FDE``, ``miss_rate``, ``offroad_rate`` of the baseline.
         ground_truth: ``offroad_rate`` of the true futures (how well the map covers the data).
         figures: PNG paths of the drawn cases.
+        skipped: unreadable scene files left out (path -> problem), when asked to skip them.
     """
 
     n: int
@@ -277,12 +289,16 @@ class TrajEvaluation:
     constant_velocity: dict[str, float]
     ground_truth: dict[str, float]
     figures: list[str] = field(default_factory=list)
+    skipped: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready fields (``figures`` only when some were drawn)."""
+        """The JSON-ready fields (``figures`` only when some were drawn, ``skipped`` only when
+        unreadable files were to be skipped)."""
         result = dataclasses.asdict(self)
         if not self.figures:
             del result["figures"]
+        if self.skipped is None:
+            del result["skipped"]
         return result
 
 
@@ -294,13 +310,15 @@ def evaluate(
     k: int = 6,
     figures: int = 6,
     seed: int = 0,
+    skip_bad: bool = False,
 ) -> TrajEvaluation:
     """Scores of a trained run on ``split`` of ``data`` (default: the run's own data paths), and
-    PNGs of ``figures`` cases in ``run_dir/eval_<split>/``."""
+    PNGs of ``figures`` cases in ``run_dir/eval_<split>/``; ``skip_bad`` leaves out (and lists)
+    unreadable scene files."""
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
     config, model = load_run(run_dir)
-    part = load_split(config, split, data, progress=config.train.progress)
+    part = load_split(config, split, data, progress=config.train.progress, skip_bad=skip_bad)
     samples, task = part.samples, config.task
     forecasts = predict(model, part.dataset, k, seed)
     truth = samples.future.astype(np.float64)
@@ -336,6 +354,7 @@ def evaluate(
             "offroad_rate": round(offroad_rate_of(truth[:, None], samples, part.scenarios), 4)
         },
         figures=drawn,
+        skipped=part.skipped,
     )
 
 

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from mapenc.progress import progress_bar
 from mapenc.study.config import CompareConfig
 from mapenc.study.protocol import PROBE_COLUMNS, Run, StudyTask
 from mapenc.study.tasks import study_task
@@ -172,7 +173,7 @@ def iterate_runs(
 ) -> Iterator[dict[str, Any]]:
     """Train (or skip, when its metrics exist) every run of ``study``; yield its results row."""
     runs = study.runs()
-    bar = tqdm(runs, desc="compare", unit="run", disable=not progress)
+    bar = progress_bar(runs, desc="compare", unit="run", enabled=progress)
     for run in bar:
         run_dir = run_dir_of(out_dir, run)
         if not (run_dir / study.metrics_name).is_file():

@@ -106,7 +106,10 @@ class MnistStudy:
 
     def train(self, run: Run, run_dir: Path) -> None:
         """Train, then score on the first ``eval_images`` test images; writes ``metrics.json``."""
-        mnist.train_and_evaluate(self.experiment(run), run_dir, eval_first=self.config.eval_images)
+        # resume: a run killed earlier continues from its checkpoint instead of being refused.
+        mnist.train_and_evaluate(
+            self.experiment(run), run_dir, resume=True, eval_first=self.config.eval_images
+        )
 
     def row(self, run: Run, run_dir: Path) -> dict[str, Any]:
         """The results row of a finished run (metrics, size, bottleneck, wall times, probes)."""
