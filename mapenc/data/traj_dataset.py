@@ -39,43 +39,6 @@ def uint8_decoding(spec: RasterSpec) -> tuple[torch.Tensor, torch.Tensor]:
     return scale.view(-1, 1, 1), offset.view(-1, 1, 1)
 
 
-<<<<<<< HEAD
-def _has_scene_layers(spec: RasterSpec) -> bool:
-    return any(LAYERS[name].kind == "scene" for name in spec.layers)
-
-
-def build_raster_cache(
-    path: Path,
-    samples: TrajSamples,
-    scenarios: Sequence[Scenario],
-    spec: RasterSpec,
-    mode: Mode = "fast",
-    progress: bool = True,
-) -> None:
-    """Rasterize every sample into the raw uint8 file ``path`` (N, C, H, W), atomically."""
-    shape = (len(samples), spec.num_channels, *spec.size_px)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    cache = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
-    scene = _has_scene_layers(spec)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, (s, t) in enumerate(zip(samples.scenario_index, samples.time_step, strict=True)):
-        groups.setdefault((int(s), int(t) if scene else 0), []).append(i)
-    rasterizers: dict[int, Rasterizer] = {}
-    for (s, t), rows in tqdm(groups.items(), desc="rasterize", disable=not progress, leave=False):
-        if s not in rasterizers:
-            rasterizers.clear()  # one scenario's geometry in memory at a time
-            sc = scenarios[s]
-            rasterizers[s] = Rasterizer(sc.map, spec, mode=mode, scenario=sc)
-        idx = np.asarray(rows)
-        kwargs: dict[str, Any] = {}
-        if scene:
-            kwargs = {"t": t, "track_ids": [samples.track_ids[i] for i in rows]}
-        cache[idx] = rasterizers[s].rasterize(samples.pose[idx], dtype=np.uint8, **kwargs)
-    cache.flush()
-    del cache
-    os.replace(tmp, path)
-
-
 def agent_polylines(
     samples: TrajSamples, scenarios: Sequence[Scenario], spec: PolylineSpec
 ) -> AgentPolylines:
@@ -94,8 +57,6 @@ def agent_polylines(
     return out
 
 
-=======
->>>>>>> main
 class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
     """Samples with their rasters; items are dicts of float32 tensors (agent frame, metres).
 

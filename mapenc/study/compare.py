@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from mapenc.progress import progress_bar
 from mapenc.study.config import CompareConfig
