@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from mapenc.data.trajectory import constant_velocity_forecast
 from mapenc.encoders import VectorMapEncoder
+from mapenc.evaluation.baselines import baseline_forecasts
+from mapenc.evaluation.report import score_per_sample
 from mapenc.experiments import mnist, trajectory
-from mapenc.maps.types import Scenario
 from mapenc.study.config import NO_MAP, CompareConfig, study_encoder
 from mapenc.study.probes import probe_encoder
 from mapenc.study.protocol import (
@@ -35,7 +35,7 @@ from mapenc.study.traj_scores import (
     SampleScores,
     interval_entries,
     read_or_score,
-    score_samples,
+    sample_scores,
 )
 from mapenc.train import TrainConfig
 from mapenc.train.checkpoint import read_json
@@ -260,30 +260,36 @@ class TrajStudy:
         def score() -> SampleScores:
             experiment, model = trajectory.load_run(run_dir)
             split = trajectory.load_split(experiment, self.config.eval_split, progress=False)
-            forecasts = trajectory.predict(model, split.dataset, k=K_FORECASTS)
-            return score_samples(
-                forecasts, split.samples, split.scenarios, scene_labels(split.scenarios)
-            )
+            forecasts, _ = trajectory.predict(model, split.dataset, k=K_FORECASTS)
+            scored = score_per_sample(forecasts, split.samples, split.scenarios)
+            return sample_scores(scored, scene_of_each(split))
 
         return read_or_score(run_dir, score)
 
     def seconds_per_step(self, run: Run) -> float:
         """One step of the run's model on a batch of a small synthetic town, with every input
-        (rasters or polylines) the real data gives."""
+        (rasters or polylines, anchors, neighbours) the real data gives."""
         experiment = dataclasses.replace(self.experiment(run), data=(TIMING_DATA,), split="all")
         dataset = trajectory.load_split(experiment, "all", progress=False).dataset
         size = min(experiment.train.batch_size, len(dataset))
         batch = next(iter(DataLoader(dataset, batch_size=size)))
         return seconds_per_training_step(trajectory.TrajectoryCVAE(experiment.model), batch)
 
-    def baseline_scores(self) -> dict[str, SampleScores]:
-        """Per-sample scores of the training-free baselines on ``eval_split``."""
+    def eval_split(self) -> trajectory.SplitData:
+        """The scored split's scenarios, names and samples (as the no-map runs load them)."""
         experiment = self.experiment(Run(NO_MAP, 0))
-        split = trajectory.load_split(experiment, self.config.eval_split, progress=False)
-        samples, task = split.samples, experiment.task
-        cv = constant_velocity_forecast(samples.velocity, task.future_steps, task.dt)[:, None]
-        names = scene_labels(split.scenarios)
-        return {"constant_velocity": score_samples(cv, samples, split.scenarios, names)}
+        return trajectory.load_split(experiment, self.config.eval_split, progress=False)
+
+    def baseline_scores(self, split: trajectory.SplitData) -> dict[str, SampleScores]:
+        """Per-sample scores of the training-free baselines (``mapenc.evaluation.baselines``)
+        on the scored split."""
+        task = self.experiment(Run(NO_MAP, 0)).task
+        forecasts = baseline_forecasts(split.samples, split.scenarios, task, K_FORECASTS)
+        scenes = scene_of_each(split)
+        return {
+            name: sample_scores(score_per_sample(f, split.samples, split.scenarios), scenes)
+            for name, f in forecasts.items()
+        }
 
     def summary_extras(self, out_dir: Path) -> dict[str, Any]:
         """Intervals over scenes and seeds of every encoder and baseline, paired differences to
@@ -294,12 +300,16 @@ class TrajStudy:
         for run in self.runs():
             scores = self.scores(run, out_dir / "runs" / run.folder_name())
             runs.setdefault(run.encoder, []).append(scores)
-        return {"intervals": interval_entries(runs, self.baseline_scores(), NO_MAP)}
+        split = self.eval_split()
+        return {
+            "intervals": interval_entries(runs, self.baseline_scores(split), NO_MAP),
+            f"{self.config.eval_split}_scenes": sorted(split.names),
+        }
 
 
-def scene_labels(scenarios: Sequence[Scenario]) -> list[str]:
-    """A name per scenario: its file name, or its place in the list when built in memory."""
-    return [Path(sc.source).name if sc.source else f"scene/{i}" for i, sc in enumerate(scenarios)]
+def scene_of_each(split: trajectory.SplitData) -> list[str]:
+    """The scene name of every sample of ``split`` (names relative to the data paths)."""
+    return [split.names[int(i)] for i in split.samples.scenario_index]
 
 
 # The study's tasks by name (``CompareConfig.task``).

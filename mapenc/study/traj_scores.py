@@ -3,10 +3,10 @@ samples, and the intervals of ``summary.json`` built from them.
 
 A run's scores are saved beside it as ``per_sample.npz`` (``scene`` (N,) str, the scene each
 sample comes from, and one (N,) float array per metric of ``METRICS``), so the intervals can be
-rebuilt, or redrawn another way, without scoring again. Metrics follow ``mapenc.metrics`` (best
-mode by final error, AV2 definitions): ``minADE``, ``minFDE`` (metres), ``miss_rate`` (0/1 per
-sample) and ``offroad_rate`` (the share of the sample's K x F forecast points off the drivable
-area).
+rebuilt, or redrawn another way, without scoring again. The scores are those of
+``mapenc.evaluation.report.score_per_sample`` (best mode by final error, AV2 definitions):
+``minADE``, ``minFDE`` (metres), ``miss_rate`` (0/1 per sample) and ``offroad_rate`` (the share
+of the sample's K x F forecast points off the drivable area).
 """
 
 from __future__ import annotations
@@ -20,14 +20,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mapenc.data.trajectory import TrajSamples
 from mapenc.errors import DataError
-from mapenc.geometry import transform_points
-from mapenc.maps.types import Scenario
-from mapenc.metrics import MISS_THRESHOLD_M, displacement_errors, offroad_mask
+from mapenc.evaluation.report import METRICS, PerSample
 from mapenc.study.intervals import bootstrap_mean, paired_difference
 
-METRICS = ("minADE", "minFDE", "miss_rate", "offroad_rate")
 PER_SAMPLE_NAME = "per_sample.npz"
 FloatArray = NDArray[np.float64]
 
@@ -59,34 +55,11 @@ class SampleScores:
             return cls(data["scene"], {m: data[m].astype(np.float64) for m in METRICS})
 
 
-def score_samples(
-    forecasts: FloatArray,
-    samples: TrajSamples,
-    scenarios: Sequence[Scenario],
-    scene_names: Sequence[str],
-) -> SampleScores:
-    """Per-sample scores of ``forecasts`` (N, K, F, 2), agent frame, against ``samples``' futures.
-
-    ``scene_names`` names each scenario (``samples.scenario_index`` points into both lists).
-    """
-    errors = displacement_errors(forecasts, samples.future.astype(np.float64))
-    rows = np.arange(len(errors))
-    best = np.argmin(errors[:, :, -1], axis=1)
-    final = errors[rows, best, -1]
-    city = transform_points(samples.pose, forecasts)
-    offroad = np.zeros(len(samples))
-    for index in np.unique(samples.scenario_index):
-        picked = samples.scenario_index == index
-        outside = offroad_mask(city[picked], scenarios[int(index)].map.area)
-        offroad[picked] = outside.reshape(int(picked.sum()), -1).mean(axis=1)
+def sample_scores(scored: PerSample, scene_of_sample: Sequence[str]) -> SampleScores:
+    """``mapenc.evaluation.report.score_per_sample``'s scores with each sample's scene."""
     return SampleScores(
-        scenes=np.array([scene_names[int(i)] for i in samples.scenario_index], dtype=str),
-        values={
-            "minADE": errors[rows, best].mean(axis=1),
-            "minFDE": final,
-            "miss_rate": (final > MISS_THRESHOLD_M).astype(np.float64),
-            "offroad_rate": offroad,
-        },
+        scenes=np.asarray(scene_of_sample, dtype=str),
+        values={m: np.asarray(scored.column(m), dtype=np.float64) for m in METRICS},
     )
 
 
