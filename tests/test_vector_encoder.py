@@ -157,7 +157,7 @@ def test_it_conditions_the_trajectory_cvae_in_place_of_the_raster() -> None:
         history_steps=H - 1,
         future_steps=4,
         hidden_dim=16,
-        z_dim=4,
+        modes=3,
         map_latent_dim=8,
         map_encoder="vector",
         map_encoder_options=(("hidden_dim", 16), ("attention_heads", 2)),
