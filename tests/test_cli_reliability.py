@@ -196,7 +196,7 @@ def test_a_5000_character_path_is_one_line(
 @pytest.mark.parametrize(
     ("command", "flag"),
     [
-        (["train-traj", "--data", "synthetic:2", "--z-dim", "0"], "--z-dim 0"),
+        (["train-traj", "--data", "synthetic:2", "--modes", "0"], "--modes 0"),
         (["train-traj", "--data", "synthetic:2", "--beta", "nan"], "--beta nan"),
         (["train-mnist", "--latent-dim", "0"], "--latent-dim 0"),
         (["train-mnist", "--iw", "0"], "--iw 0"),

@@ -188,3 +188,15 @@ def transform_points(poses: ArrayLike, points_src: ArrayLike) -> FloatArray:
 def inverse_transform_points(poses: ArrayLike, points_dst: ArrayLike) -> FloatArray:
     """Points (N, ..., 2) in the poses' frame -> each pose's own frame (city -> agent frame)."""
     return apply_matrices(inverse_matrices_from_poses(poses), points_dst)
+
+
+def rotate_vectors(angles: ArrayLike, vectors: ArrayLike) -> FloatArray:
+    """Vectors (N, ..., 2) turned counter-clockwise by ``angles`` (N,) rad, row n by angle n.
+
+    A direction (velocity, displacement) changes frame by rotation alone: with agent headings,
+    ``rotate_vectors(heading, v_agent)`` is ``v_city`` and ``rotate_vectors(-heading, v_city)``
+    is ``v_agent``.
+    """
+    a = np.asarray(angles, dtype=np.float64).reshape(-1)
+    poses = np.column_stack([np.zeros((len(a), 2)), a])
+    return transform_points(poses, vectors)
