@@ -42,6 +42,7 @@ from mapenc.evaluation.report import evaluation_report, score_per_sample, write_
 from mapenc.maps.polylines import PolylineSpec
 from mapenc.maps.types import Scenario
 from mapenc.raster import MODES, RasterSpec
+from mapenc.safeio import write_bytes_atomic
 from mapenc.train import TrainConfig, check_model_fits, config_from_dict, count_parameters, fit
 from mapenc.train.checkpoint import (
     CHECKPOINT_NAME,
@@ -495,5 +496,6 @@ def _train_and_evaluate(
             "seconds": round(time.monotonic() - started, 1),
         }
     )
-    Path(run_dir, "results.json").write_text(json.dumps(result, indent=1))
+    # Atomic: a study takes a results.json as the mark of a finished run.
+    write_bytes_atomic(Path(run_dir, "results.json"), json.dumps(result, indent=1).encode())
     return result
