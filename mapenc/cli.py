@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "train-traj": "mapenc.commands.train_traj",
     "eval-traj": "mapenc.commands.eval_traj",
     "compare": "mapenc.commands.compare",
+    "split": "mapenc.commands.split",
     "demo": "mapenc.commands.demo",
 }
 

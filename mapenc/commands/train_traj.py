@@ -64,6 +64,7 @@ FLAGS = ConfigFlags(
         "model.dt",
         "model.raster_channels",
         "model.raster_size",
+        "model.flip_sign_channels",
     ),
 )
 
