@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mapenc.checks import FieldChecks
 from mapenc.commands.flags import ConfigFlags, Flag
-from mapenc.errors import ConfigError
 from mapenc.experiments import mnist
 from mapenc.train.checkpoint import write_json
 
@@ -41,8 +41,8 @@ class EvalMnistConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.first is not None and self.first < 1:
-            raise ConfigError(f"first={self.first}: must be at least 1")
+        checks = FieldChecks(self).number("iw_k", integer=True, minimum=1)
+        checks.number("first", integer=True, minimum=1, optional=True).done()
 
 
 FLAGS = ConfigFlags(

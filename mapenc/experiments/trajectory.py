@@ -39,6 +39,7 @@ from mapenc.data.trajectory import (
 from mapenc.errors import ConfigError, DataError
 from mapenc.evaluation.baselines import CONSTANT_VELOCITY, baseline_forecasts
 from mapenc.evaluation.report import evaluation_report, score_per_sample, write_predictions
+from mapenc.maps.polylines import PolylineSpec
 from mapenc.maps.types import Scenario
 from mapenc.raster import MODES, RasterSpec
 from mapenc.train import TrainConfig, check_model_fits, config_from_dict, count_parameters, fit
@@ -50,7 +51,7 @@ from mapenc.train.checkpoint import (
     write_json,
 )
 from mapenc.train.run_folder import claim_run_folder
-from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE
+from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE, uses_polylines
 
 # NGSIM: 64 m x 64 m at 1 m/px, 48 m ahead of the agent; lane geometry, road edges and direction.
 NGSIM_RASTER = RasterSpec(
@@ -151,6 +152,13 @@ def make_experiment_config(
     return config if train is None else dataclasses.replace(config, train=train)
 
 
+def polyline_spec(config: TrajExperimentConfig) -> PolylineSpec | None:
+    """The polylines a vector map encoder sees: the raster's window; None for other models."""
+    if not uses_polylines(config.model):
+        return None
+    return PolylineSpec(extent_m=config.raster.extent_m)
+
+
 @dataclass
 class SplitData:
     """The scenarios (and their names), samples and dataset (cached rasters, anchors, neighbours)
@@ -187,6 +195,7 @@ def load_split(
         config.cache_dir or default_cache_dir(),
         mode=config.raster_mode,  # type: ignore[arg-type]
         progress=progress,
+        polylines=polyline_spec(config),
     )
     dataset = ContextDataset(
         rasters,
