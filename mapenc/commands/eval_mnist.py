@@ -67,11 +67,5 @@ def run(args: argparse.Namespace) -> int:
     ).to_dict()
     write_json(config.run_dir / "eval.json", metrics)
     print(json.dumps(metrics, indent=2))
-    experiment, model = mnist.load_run(config.run_dir, config.device)
-    test_set = mnist.test_split(experiment, config.data)
-    plots.save_reconstructions(model, test_set, config.run_dir / "reconstructions.png")
-    plots.save_samples(model, config.run_dir / "samples.png")
-    plots.save_loss_curves(config.run_dir, config.run_dir / "loss_curves.png")
-    if model.latent_dim == 2:
-        plots.save_latent_scatter(model, test_set, config.run_dir / "latent_scatter.png")
+    plots.save_mnist_run_pictures(config.run_dir, config.data, config.device)
     return 0

@@ -80,16 +80,6 @@ FLAGS = ConfigFlags(
 )
 
 
-FLAGS = ConfigFlags(
-    EvalTrajConfig,
-    overrides=(
-        Flag("run_dir", positional=True),
-        Flag("data", metavar="PATH", default=[]),
-        Flag("split", choices=(*SPLITS, "all")),
-    ),
-)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per EvalTrajConfig field."""
     FLAGS.add_to(parser)

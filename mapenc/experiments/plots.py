@@ -202,3 +202,23 @@ def save_loss_curves(run_dir: PathType, path: PathType) -> Path:
     save_figure(fig, path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def save_mnist_run_pictures(
+    run_dir: PathType, data: PathType | None = None, device: str = "auto"
+) -> list[Path]:
+    """``reconstructions.png``, ``samples.png``, ``loss_curves.png`` and, for a 2-D latent,
+    ``latent_scatter.png`` of a train-mnist run, into its folder; its test split or ``data``'s."""
+    from mapenc.experiments import mnist
+
+    folder = Path(run_dir)
+    experiment, model = mnist.load_run(folder, device)
+    test_set = mnist.test_split(experiment, data)
+    paths = [
+        save_reconstructions(model, test_set, folder / "reconstructions.png"),
+        save_samples(model, folder / "samples.png"),
+        save_loss_curves(folder, folder / "loss_curves.png"),
+    ]
+    if model.latent_dim == 2:
+        paths.append(save_latent_scatter(model, test_set, folder / "latent_scatter.png"))
+    return paths
