@@ -44,6 +44,7 @@ from mapenc.experiments.trajectory_data import (
     make_experiment_config,
     polyline_spec,
 )
+from mapenc.safeio import write_bytes_atomic
 from mapenc.train import check_model_fits, config_from_dict, count_parameters, fit
 from mapenc.train.checkpoint import (
     CHECKPOINT_NAME,
@@ -367,5 +368,6 @@ def _train_and_evaluate(
             "seconds": round(time.monotonic() - started, 1),
         }
     )
-    Path(run_dir, "results.json").write_text(json.dumps(result, indent=1))
+    # Atomic: a study takes a results.json as the mark of a finished run.
+    write_bytes_atomic(Path(run_dir, "results.json"), json.dumps(result, indent=1).encode())
     return result
