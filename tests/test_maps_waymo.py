@@ -285,6 +285,22 @@ def test_info_reads_a_shard(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     assert out["scenarios"][1]["map"]["lanes"] == 2
 
 
+def test_render_draws_one_record_of_a_shard(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    shard = write_shard(tmp_path / "s.tfrecord-00000-of-00001", 2)
+    out = tmp_path / "agent.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert (
+            main(["render", f"{shard}#1", "--track", "101", "--size", "32", "32", "-o", str(out)])
+            == 0
+        )
+        assert out.stat().st_size > 0
+        assert main(["render", str(shard), "--track", "101", "-o", str(out)]) == 2
+    assert "name one as FILE#i" in capsys.readouterr().err
+
+
 def test_cli_corrupt_file_is_one_line_exit_2(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
