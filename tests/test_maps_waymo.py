@@ -265,6 +265,7 @@ def test_record_that_is_not_a_scenario(tmp_path: Path) -> None:
         (lambda sc: sc.tracks_to_predict.add(track_index=9), "index 9 is not a track index"),
         (lambda sc: sc.tracks.append(sc.tracks[0]), "track id 100 appears twice"),
         (lambda sc: sc.ClearField("timestamps_seconds"), "0 timestamps"),
+        (lambda sc: setattr(sc.tracks[2].states[5], "center_y", np.nan), "track 102: NaN or inf"),
     ],
 )
 def test_inconsistent_scenario_names_record(tmp_path: Path, break_it: Any, message: str) -> None:
