@@ -57,5 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except MapencError as err:
-        print(f"mapenc {args.command}: error: {err}", file=sys.stderr)
+        # One line per problem (e.g. per bad flag), control characters in names escaped.
+        for line in str(err).splitlines() or [""]:
+            print(f"mapenc {args.command}: error: {printable(line)}", file=sys.stderr)
         return 2
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escapes in a file name) written as escapes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

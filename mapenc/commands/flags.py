@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from mapenc.errors import ConfigError, ConfigValuesError
+
 ConfigT = TypeVar("ConfigT")
 CONFIG_DEFAULT = "<the config's>"
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
@@ -259,7 +261,18 @@ class ConfigFlags(Generic[ConfigT]):
                 values[field.name] = flag.presets[getattr(args, self.dest(path))]
             else:
                 values[field.name] = _typed(getattr(args, self.dest(path)), annotation, default)
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ConfigValuesError as err:
+            lines = [f"{self.option(prefix + f)} {v!r}: {rule}" for f, v, rule in err.problems]
+            raise ConfigError("\n".join(lines)) from None
+
+    def option(self, path: str) -> str:
+        """The flag that sets the field ``path`` (its last option string)."""
+        flag = self.overrides.get(path)
+        if flag is not None and flag.names:
+            return flag.names[-1]
+        return "--" + path.rsplit(".", 1)[-1].replace("_", "-")
 
 
 def _default_of(field: dataclasses.Field[Any]) -> Any:

@@ -76,17 +76,26 @@ def split_of_key(key: str) -> str:
     return "val" if bucket < TRAIN_PERCENT + VAL_PERCENT else "test"
 
 
-def _scene_files(path: Path) -> Iterator[Path]:
-    """Scenario files and scene folders under ``path`` (itself included), sorted."""
+def _scene_files(path: Path, visited: set[Path] | None = None) -> Iterator[Path]:
+    """Scenario files and scene folders under ``path`` (itself included), sorted.
+
+    Links to folders are followed, but each real folder is entered once (``visited`` holds the
+    resolved folders seen so far), so links that loop back are walked through only once.
+    """
     if path.is_file():
         yield path
         return
+    visited = set() if visited is None else visited
+    real = path.resolve()
+    if real in visited:
+        return
+    visited.add(real)
     if sorted(path.glob("scenario_*.parquet")) or (path / "tracks.csv").is_file():
         yield path
         return
     for child in sorted(path.iterdir()):
         if child.is_dir():
-            yield from _scene_files(child)
+            yield from _scene_files(child, visited)
         elif child.name.endswith(COMMONROAD_SUFFIXES) or is_waymo_file(child):
             yield child
 
@@ -105,14 +114,19 @@ def _synthetic(spec: str) -> list[Scenario]:
     return list(make_scenarios(n, seed=0))
 
 
-def _file_stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
-    """(name, mtime ns, size) of a file, or of every file directly in a scene folder."""
+def _file_stamp(path: Path) -> tuple[tuple[str, int, int, int, int], ...]:
+    """(name, mtime ns, change time ns, inode, size) of a file, or of every file directly in a
+    scene folder. The change time cannot be set back by a program (``touch -d`` sets mtime only),
+    so an edit that keeps the size and mtime still changes the stamp."""
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
-    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    stats = [(p.name, p.stat()) for p in files]
+    return tuple((n, s.st_mtime_ns, s.st_ctime_ns, s.st_ino, s.st_size) for n, s in stats)
 
 
 @functools.lru_cache(maxsize=256)
-def _load_scenes(path: Path, stamp: tuple[tuple[str, int, int], ...]) -> tuple[Scenario, ...]:
+def _load_scenes(
+    path: Path, stamp: tuple[tuple[str, int, int, int, int], ...]
+) -> tuple[Scenario, ...]:
     """``iter_scenarios(path)`` (one scenario, or each of a Waymo shard), read once per process
     while ``stamp`` (the files) is unchanged: training and evaluation, and the runs of an encoder
     study, share the parsed scenes."""

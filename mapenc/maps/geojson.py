@@ -39,7 +39,7 @@ import io
 import json
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,6 +54,7 @@ from mapenc.errors import MapencError, MapFormatError, ScenarioFormatError
 from mapenc.maps.io import read_bytes
 from mapenc.maps.jsonparse import (
     format_errors,
+    number_pair,
     parse_json,
     polyline,
     require,
@@ -61,7 +62,7 @@ from mapenc.maps.jsonparse import (
     require_list,
     ring_polygon,
 )
-from mapenc.maps.tracks import TrackRows, build_tracks
+from mapenc.maps.tracks import MAX_TIME_STEP, TrackRows, build_tracks
 from mapenc.maps.types import (
     FloatArray,
     Lane,
@@ -337,8 +338,10 @@ def _projection(value: Any) -> Projection | None:
     if value is None:
         return None
     crs = require(value, "crs", "properties.projection")
-    lon, lat = require(value, "origin_lonlat", "properties.projection")
-    return Projection(crs=str(crs), origin_lonlat=(float(lon), float(lat)))
+    origin = require(value, "origin_lonlat", "properties.projection")
+    return Projection(
+        crs=str(crs), origin_lonlat=number_pair(origin, "properties.projection.origin_lonlat")
+    )
 
 
 def _drop_repeated_points(points: FloatArray, what: str) -> FloatArray:
@@ -375,6 +378,17 @@ def offset_polyline(points: FloatArray, distance_m: float | FloatArray) -> Float
     return np.asarray(points + (distance * miter)[:, None] * normal, dtype=np.float64)
 
 
+def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each CSV record in ``text``; MapencError naming the line for a
+    malformed record (e.g. a field beyond the csv module's 128 KiB limit)."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        for record in reader:
+            yield reader.line_num, record
+    except csv.Error as err:
+        raise MapencError(f"line {reader.line_num}: malformed CSV ({err})") from None
+
+
 def _read_tracks_csv(path: Path, heading_units: str = "rad") -> TrackRows:
     """TrackRows of a tracks CSV, headings in radians, grouped by track (in order of first
     appearance) and sorted by time step within each track; MapencError naming the line (both lines
@@ -383,8 +397,8 @@ def _read_tracks_csv(path: Path, heading_units: str = "rad") -> TrackRows:
         text = read_bytes(path).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise MapencError("not UTF-8 text") from None
-    reader = csv.reader(io.StringIO(text))
-    header = [name.strip() for name in next(reader, [])]
+    reader = _csv_records(text)
+    header = [name.strip() for name in next(reader, (0, []))[1]]
     missing = [c for c in REQUIRED_TRACK_COLUMNS if c not in header]
     if missing:
         raise MapencError(f"missing columns {missing} (header: {header})")
@@ -394,15 +408,13 @@ def _read_tracks_csv(path: Path, heading_units: str = "rad") -> TrackRows:
         if (pair[0] in header) != (pair[1] in header):
             raise MapencError(f"give both columns {list(pair)} or neither")
     records, lines = [], []
-    for record in reader:
+    for line, record in reader:
         if not record:
             continue
         if len(record) != len(header):
-            raise MapencError(
-                f"line {reader.line_num}: {len(record)} fields, header has {len(header)}"
-            )
+            raise MapencError(f"line {line}: {len(record)} fields, header has {len(header)}")
         records.append(record)
-        lines.append(reader.line_num)
+        lines.append(line)
     if not records:
         raise MapencError("no track rows")
     columns = {name: [r[i].strip() for r in records] for i, name in enumerate(header)}
@@ -480,10 +492,13 @@ def _integers(
     values: list[str], name: str, lines: list[int]
 ) -> np.ndarray[Any, np.dtype[np.int64]]:
     numbers = _numeric(values, name, lines)
-    bad = ~np.isfinite(numbers) | (numbers != np.round(numbers))
+    # Beyond 2**53 a float64 no longer holds every integer, and the cast to int64 would wrap.
+    bad = ~np.isfinite(numbers) | (numbers != np.round(numbers)) | (np.abs(numbers) > MAX_TIME_STEP)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise MapencError(f"line {lines[i]}: column {name!r} value {values[i]!r} is not an integer")
+        raise MapencError(
+            f"line {lines[i]}: column {name!r} value {values[i]!r} is not an integer within +-2**53"
+        )
     return numbers.astype(np.int64)
 
 

@@ -7,24 +7,25 @@ imported lazily through the registries below, so a user without pyarrow can stil
 
 from __future__ import annotations
 
-import gzip
 import importlib
 import re
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from mapenc.errors import MapFormatError
+from mapenc.errors import MapencError, MapFormatError
 from mapenc.maps.types import Scenario, VectorMap
+from mapenc.safeio import GZIP_MAGIC, gunzip
 
 PathType = str | PathLike[str]
 
-GZIP_MAGIC = b"\x1f\x8b"
 # The tracks file of an AV2 sensor log, moved into the city frame.
 SENSOR_LOG_TRACKS = "DERIVED_tracks_city_frame.parquet"
+UTF8_BOM = b"\xef\xbb\xbf"
 # Waymo Open Motion files: *.tfrecord(s), shards *.tfrecord-00012-of-01000, each optionally gzipped;
 # FILE#i names the scenario in record i (from 0) of a file of many.
 WAYMO_FILE_NAME = re.compile(r"\.tfrecords?(-\d+-of-\d+)?(\.gz)?$")
@@ -47,23 +48,63 @@ SCENARIO_READERS: dict[str, str] = {
 SCENARIO_STREAMS: dict[str, str] = {"waymo": "mapenc.maps.waymo:iter_waymo_scenarios"}
 
 
+# While a ``reading_once()`` block runs: (path, size, mtime, inode) -> content already read.
+_READ_ONCE: ContextVar[dict[tuple[str, int, int, int], bytes] | None] = ContextVar(
+    "mapenc_read_once", default=None
+)
+
+
+@contextmanager
+def reading_once() -> Iterator[None]:
+    """Inside the block each unchanged file is read and inflated once, however many readers ask.
+
+    Format detection, ``holds_tracks`` and the reader itself then share one read of the file.
+    The contents are dropped when the outermost block ends, so no memory is held afterwards.
+    """
+    if _READ_ONCE.get() is not None:
+        yield
+        return
+    token = _READ_ONCE.set({})
+    try:
+        yield
+    finally:
+        _READ_ONCE.reset(token)
+
+
 def read_bytes(path: PathType) -> bytes:
     """Whole file content, gunzipped when it starts with the gzip magic.
 
-    Raises MapFormatError for a missing or empty file, a ``.gz`` file that is not gzip, or a
-    truncated gzip stream.
+    The gzip stream is inflated chunk by chunk up to ``mapenc.safeio.max_inflated_bytes()``.
+    Raises MapFormatError for a missing or empty file, a ``.gz`` file that is not gzip, a
+    truncated gzip stream, or content that inflates beyond the limit.
     """
     p = Path(path)
-    if not p.is_file():
+    try:
+        info = p.stat()
+    except OSError:
+        info = None
+    if info is None or not p.is_file():
         raise MapFormatError(p, "no such file")
-    raw = p.read_bytes()
+    remembered = _READ_ONCE.get()
+    key = (str(p.resolve()), info.st_size, info.st_mtime_ns, info.st_ino)
+    if remembered is not None and key in remembered:
+        return remembered[key]
+    raw = _inflated(p, p.read_bytes())
+    if remembered is not None:
+        remembered.clear()  # one file's content at a time
+        remembered[key] = raw
+    return raw
+
+
+def _inflated(p: Path, raw: bytes) -> bytes:
+    """``raw`` gunzipped when it is gzip; MapFormatError for an empty or bad file."""
     if not raw:
         raise MapFormatError(p, "empty file")
     if raw[:2] == GZIP_MAGIC:
         try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as err:
-            raise MapFormatError(p, f"truncated or corrupt gzip data ({err})") from None
+            raw = gunzip(raw)
+        except MapencError as err:
+            raise MapFormatError(p, str(err)) from None
         if not raw:
             raise MapFormatError(p, "empty file after gunzip")
     elif p.suffix == ".gz":
@@ -73,7 +114,7 @@ def read_bytes(path: PathType) -> bytes:
 
 def detect_format(path: PathType) -> str:
     """Name of the map format of ``path`` ("av2", "lanelet2", "commonroad", "geojson"), by content."""
-    head = read_bytes(path)[:4096].lstrip()
+    head = read_bytes(path)[:4096].removeprefix(UTF8_BOM).lstrip()
     if head.startswith(b"{"):
         if b'"lane_segments"' in head or b'"drivable_areas"' in head:
             return "av2"
@@ -81,6 +122,12 @@ def detect_format(path: PathType) -> str:
             return "geojson"
         raise MapFormatError(
             path, "JSON that is neither an AV2 map nor a GeoJSON FeatureCollection"
+        )
+    if head.startswith(b"["):
+        raise MapFormatError(
+            path,
+            "JSON whose top level is an array; a map is an object "
+            "(an AV2 map or a GeoJSON FeatureCollection)",
         )
     if head.startswith(b"<"):
         if b"<osm" in head:
@@ -109,8 +156,9 @@ def load_map(path: PathType) -> VectorMap:
         p = find_map_in_folder(p)
     if is_waymo_file(p):
         return load_scenario(p).map
-    reader = _reader(MAP_READERS[detect_format(p)])
-    result: VectorMap = reader(p)
+    with reading_once():
+        reader = _reader(MAP_READERS[detect_format(p)])
+        result: VectorMap = reader(p)
     return result
 
 
@@ -154,7 +202,14 @@ def load_scenario(
     folder with ``map.geojson`` + ``tracks.csv``, or the GeoJSON path plus ``tracks``; ``dt`` and
     ``heading_units`` ("rad" or "deg") override the GeoJSON's ``properties.dt`` /
     ``properties.heading_units``). Files of many scenarios (Waymo shards): use ``iter_scenarios``."""
-    p = Path(path)
+    with reading_once():
+        return _load_scenario(Path(path), tracks, dt, heading_units)
+
+
+def _load_scenario(
+    p: Path, tracks: PathType | None, dt: float | None, heading_units: str | None
+) -> Scenario:
+    """``load_scenario`` once its reads are shared."""
     if p.is_dir():
         if _is_av2_scene_folder(p):
             return _reader(SCENARIO_READERS["av2"])(p)
@@ -216,10 +271,12 @@ def load_map_or_scenario(
     heading_units: str | None = None,
 ) -> tuple[VectorMap, Scenario | None]:
     """The scenario when ``path`` holds tracks (AV2 parquet or folder, generic scene, CommonRoad
-    XML with dynamic obstacles) or ``tracks`` names a CSV, else the map alone (scenario None)."""
-    if tracks is None and not holds_tracks(path):
-        return load_map(path), None
-    scenario = load_scenario(path, tracks=tracks, dt=dt, heading_units=heading_units)
+    XML with dynamic obstacles) or ``tracks`` names a CSV, else the map alone (scenario None).
+    Each file is read once."""
+    with reading_once():
+        if tracks is None and not holds_tracks(path):
+            return load_map(path), None
+        scenario = load_scenario(path, tracks=tracks, dt=dt, heading_units=heading_units)
     return scenario.map, scenario
 
 

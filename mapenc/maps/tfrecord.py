@@ -16,6 +16,7 @@ from io import BufferedReader
 from pathlib import Path
 
 from mapenc.errors import MapencError, MapFormatError
+from mapenc.safeio import MAX_INFLATED_ENV, max_inflated_bytes
 
 HEADER = struct.Struct("<QI")  # length, masked CRC-32C of the length
 FOOTER = struct.Struct("<I")  # masked CRC-32C of the payload
@@ -91,6 +92,13 @@ def iter_records(path: str | Path) -> Iterator[bytes]:
             if masked_crc32c(header[:8]) != length_crc:
                 raise MapFormatError(
                     path, f"{where}: CRC mismatch on the record length (corrupt header)"
+                )
+            if file_size is None and length > max_inflated_bytes():
+                raise MapFormatError(
+                    path,
+                    f"{where}: the length says {length} bytes, beyond the "
+                    f"{max_inflated_bytes() >> 20} MiB a gzipped record may inflate to; "
+                    f"set {MAX_INFLATED_ENV} to allow more",
                 )
             if file_size is not None and handle.tell() + length + FOOTER.size > file_size:
                 raise MapFormatError(

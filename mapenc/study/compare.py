@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from mapenc.progress import progress_bar
 from mapenc.study.config import CompareConfig
 from mapenc.study.protocol import PROBE_COLUMNS, StudyTask
 from mapenc.study.tasks import study_task
@@ -49,7 +50,7 @@ def iterate_runs(
 ) -> Iterator[dict[str, Any]]:
     """Train (or skip, when its metrics exist) every run of ``study``; yield its results row."""
     runs = study.runs()
-    bar = tqdm(runs, desc="compare", unit="run", disable=not progress)
+    bar = progress_bar(runs, desc="compare", unit="run", enabled=progress)
     for run in bar:
         run_dir = out_dir / "runs" / run.folder_name()
         if (run_dir / study.metrics_name).is_file():

@@ -86,7 +86,10 @@ class MnistStudy:
 
     def train(self, run: Run, run_dir: Path) -> None:
         """Train, then score on the first ``eval_images`` test images; writes ``metrics.json``."""
-        mnist.train_and_evaluate(self.experiment(run), run_dir, eval_first=self.config.eval_images)
+        # resume: a run killed earlier continues from its checkpoint instead of being refused.
+        mnist.train_and_evaluate(
+            self.experiment(run), run_dir, resume=True, eval_first=self.config.eval_images
+        )
 
     def row(self, run: Run, run_dir: Path) -> dict[str, Any]:
         """The results row of a finished run (metrics, size, bottleneck, wall times, probes)."""
@@ -168,7 +171,10 @@ class TrajStudy:
 
     def train(self, run: Run, run_dir: Path) -> None:
         """Train and evaluate on ``eval_split``; writes ``run_dir/results.json``."""
-        trajectory.train_and_evaluate(self.experiment(run), run_dir, self.config.eval_split)
+        # resume: a run killed earlier continues from its checkpoint instead of being refused.
+        trajectory.train_and_evaluate(
+            self.experiment(run), run_dir, self.config.eval_split, resume=True
+        )
 
     def probe_rasters(self, run: Run, experiment: trajectory.TrajExperimentConfig) -> torch.Tensor:
         """``[M, C, H, W]`` rasters of evenly spaced samples of the scored split (cached per size)."""

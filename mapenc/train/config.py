@@ -8,12 +8,16 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, get_args
 
+from mapenc.checks import FieldChecks
 from mapenc.errors import ConfigError
 
 Optimizer = Literal["adam", "adamw", "sgd"]
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 
 ConfigT = TypeVar("ConfigT")
+# Seeds go to numpy, which takes 32 bits; torch seeds are derived from them.
+MAX_SEED = 2**32 - 1
+MAX_WORKERS = 256
 
 
 @dataclass(frozen=True)
@@ -61,24 +65,23 @@ class TrainConfig:
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ConfigError(f"epochs={self.epochs}: must be at least 1")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size={self.batch_size}: must be at least 1")
-        if self.lr <= 0:
-            raise ConfigError(f"lr={self.lr}: must be positive")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer={self.optimizer!r}: expected one of {OPTIMIZERS}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ConfigError(f"max_minutes={self.max_minutes}: must be positive")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max_steps={self.max_steps}: must be at least 1")
-        if self.log_every_steps < 1:
-            raise ConfigError(f"log_every_steps={self.log_every_steps}: must be at least 1")
-        if self.checkpoint_every_steps is not None and self.checkpoint_every_steps < 1:
-            raise ConfigError(
-                f"checkpoint_every_steps={self.checkpoint_every_steps}: must be at least 1"
-            )
+        (
+            FieldChecks(self)
+            .number("epochs", integer=True, minimum=1)
+            .number("max_minutes", above=0, optional=True)
+            .number("max_steps", integer=True, minimum=1, optional=True)
+            .number("batch_size", integer=True, minimum=1)
+            .number("lr", above=0)
+            .number("weight_decay", minimum=0)
+            .number("grad_clip_norm", above=0, optional=True)
+            .number("seed", integer=True, minimum=0, maximum=MAX_SEED)
+            .number("log_every_steps", integer=True, minimum=1)
+            .number("checkpoint_every_steps", integer=True, minimum=1, optional=True)
+            .number("num_workers", integer=True, minimum=0, maximum=MAX_WORKERS)
+            .done()
+        )
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

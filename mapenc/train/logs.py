@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mapenc.errors import ConfigError
+from mapenc.errors import ConfigError, TrainingError
+from mapenc.safeio import write_bytes_atomic
 
 TRAIN_LOG_NAME = "train_log.csv"
 EPOCH_LOG_NAME = "epochs.csv"
 
 
 class CsvLog:
-    """Append-only CSV whose columns are fixed by the first row; on resume, rows past the
-    checkpoint's step are dropped so a killed run leaves no duplicates."""
+    """Append-only CSV whose columns are fixed by the first row.
+
+    On resume, rows past the checkpoint's step are dropped so a killed run leaves no duplicates;
+    the file is then rewritten atomically (a kill meanwhile leaves the old file, never an empty
+    one). A last line without its newline (a write cut short by a kill) is dropped; any other
+    row whose step is not a whole number is a TrainingError naming the line.
+    """
 
     def __init__(self, path: Path, keep_until_step: int | None) -> None:
         self.path = path
@@ -23,17 +30,17 @@ class CsvLog:
         if keep_until_step is None or not path.is_file():
             path.unlink(missing_ok=True)
             return
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            self.fields = list(reader.fieldnames or [])
-            rows = [row for row in reader if int(row["step"]) <= keep_until_step]
-        self._write_all(rows)
+        fields, rows = _read_log(path)
+        self.fields = fields or None
+        kept = [row for row in rows if int(row["step"]) <= keep_until_step]
+        self._write_all(kept)
 
     def _write_all(self, rows: list[dict[str, Any]]) -> None:
-        with self.path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.fields or [])
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=self.fields or [])
+        writer.writeheader()
+        writer.writerows(rows)
+        write_bytes_atomic(self.path, text.getvalue().encode())
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Add one row; keys not in the header are ignored, missing ones left empty."""
@@ -42,6 +49,32 @@ class CsvLog:
             self._write_all([])
         with self.path.open("a", newline="") as handle:
             csv.DictWriter(handle, fieldnames=self.fields, extrasaction="ignore").writerow(row)
+
+
+def _read_log(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and complete rows of a log written by CsvLog; TrainingError for a damaged row."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise TrainingError(f"{path}: unreadable training log ({err})") from None
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()  # torn by a kill in the middle of a write
+    try:
+        reader = csv.DictReader(lines)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    except csv.Error as err:
+        raise TrainingError(f"{path}: damaged training log ({err})") from None
+    if rows and "step" not in fields:
+        raise TrainingError(f"{path}: training log without a 'step' column")
+    for line, row in enumerate(rows, start=2):
+        if not (row.get("step") or "").isdigit():
+            raise TrainingError(
+                f"{path}: line {line}: step {row.get('step')!r} is not a whole number "
+                "(a damaged log: repair or delete that line)"
+            )
+    return fields, rows
 
 
 class RunningMeans:

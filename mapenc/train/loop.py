@@ -14,6 +14,7 @@ Files in ``out_dir`` (written by rank 0 only):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -26,9 +27,9 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from mapenc.errors import TrainingError
+from mapenc.progress import progress_bar
 from mapenc.train.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
@@ -42,6 +43,7 @@ from mapenc.train.config import TrainConfig, config_to_dict
 from mapenc.train.distributed import DistContext, all_reduce_sum, barrier, init_distributed
 from mapenc.train.logs import EPOCH_LOG_NAME, TRAIN_LOG_NAME, CsvLog, RunningMeans, TensorBoardLog
 from mapenc.train.parts import (  # the loop's pieces, importable from here as before
+    CHECKPOINT_KEYS,
     FitResult,
     LossForward,
     LossModel,
@@ -50,9 +52,11 @@ from mapenc.train.parts import (  # the loop's pieces, importable from here as b
     build_optimizer,
     count_parameters,
     epoch_indices,
+    loader_generator,
     move_to,
     seed_everything,
 )
+from mapenc.train.run_folder import claim_run_folder
 
 __all__ = [
     "EPOCH_LOG_NAME",
@@ -125,12 +129,19 @@ class Trainer:
         if not self.checkpoint_path.is_file():
             return False
         state = load_checkpoint(self.checkpoint_path, self.context.device)
+        missing = sorted(set(CHECKPOINT_KEYS) - set(state))
+        if missing:
+            raise TrainingError(
+                f"{self.checkpoint_path}: not a training checkpoint of fit (no {missing})"
+            )
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError) as err:
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
             raise TrainingError(
-                f"{self.checkpoint_path}: does not fit this model/optimiser (changed settings?): {err}"
+                f"{self.checkpoint_path}: does not fit this model/optimiser (changed settings?): "
+                f"{first_line}"
             ) from None
         self.epoch, self.samples_in_epoch = int(state["epoch"]), int(state["samples_in_epoch"])
         self.step, self.seconds_before = int(state["step"]), float(state["seconds"])
@@ -143,9 +154,22 @@ class Trainer:
         return True
 
     def run(
-        self, resume: bool = False, saved_configs: Mapping[str, Any] | None = None
+        self,
+        resume: bool = False,
+        saved_configs: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
     ) -> FitResult:
         """Train until ``config.epochs`` (or ``max_steps`` / ``max_minutes``); see ``fit``."""
+        claim = (
+            claim_run_folder(self.out, resume=resume, overwrite=overwrite)
+            if self.context.is_main
+            else contextlib.nullcontext(self.out)
+        )
+        with claim:
+            return self._run(resume, saved_configs)
+
+    def _run(self, resume: bool, saved_configs: Mapping[str, Any] | None) -> FitResult:
+        """``run`` once the run folder is held."""
         resumed = resume and self.resume()
         if not (resumed and self.context.is_main):
             # A fresh run, or a rank whose RNG stream rank 0's checkpoint does not hold.
@@ -160,7 +184,7 @@ class Trainer:
             self.epoch_log = CsvLog(self.out / EPOCH_LOG_NAME, keep_until)
         self.board = TensorBoardLog(self.config.tensorboard and self.context.is_main, self.out)
         self.started = self.log_started = time.monotonic()
-        stopped: StopReason | None = None
+        stopped = self._budget_spent()
         last_metrics: dict[str, float] = {}
         while self.epoch < self.config.epochs and stopped is None:
             stopped = self._run_epoch()
@@ -181,6 +205,17 @@ class Trainer:
             checkpoint=self.checkpoint_path if self.context.is_main else None,
         )
 
+    def _budget_spent(self) -> StopReason | None:
+        """The budget a resumed run had already used up (then it trains no further step)."""
+        if self.config.max_steps is not None and self.step >= self.config.max_steps:
+            return "max_steps"
+        if (
+            self.config.max_minutes is not None
+            and self.seconds_before >= 60.0 * self.config.max_minutes
+        ):
+            return "max_minutes"
+        return None
+
     def _run_epoch(self) -> StopReason | None:
         """Train on the rest of the current epoch; the reason to stop early, if any."""
         set_epoch = getattr(self.train_set, "set_epoch", None)
@@ -196,11 +231,15 @@ class Trainer:
             collate_fn=self.collate_fn,
             num_workers=self.config.num_workers,
             pin_memory=self.context.device.type == "cuda",
+            # Its own generator, seeded by (seed, epoch, rank): creating the loader's iterator
+            # then draws nothing from the global RNG, so a resumed run draws what the
+            # uninterrupted run drew (worker seeds come from it too).
+            generator=loader_generator(self.config.seed, self.epoch, self.context.rank),
         )
-        bar = tqdm(
+        bar = progress_bar(
             loader,
             desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-            disable=not (self.config.progress and self.context.is_main),
+            enabled=self.config.progress and self.context.is_main,
             leave=False,
             dynamic_ncols=True,
         )
@@ -212,7 +251,7 @@ class Trainer:
             )
             stopped = self._train_step(batch, batch_size)
             if self.step % self.config.log_every_steps == 0:
-                bar.set_postfix(loss=f"{self._log_row()['loss']:.4g}")
+                bar.set_postfix(loss=f"{self._log_row()['loss']:.4g}", refresh=False)
             every = self.config.checkpoint_every_steps
             if every and self.step % every == 0:
                 self._checkpoint()
@@ -325,17 +364,22 @@ def fit(
     saved_configs: Mapping[str, Any] | None = None,
     evaluate: Evaluate | None = None,
     context: DistContext | None = None,
+    overwrite: bool = False,
 ) -> FitResult:
     """Train ``model`` (an ``nn.Module`` with ``loss(batch)``) on ``train_set``.
 
     ``resume=True`` continues from ``out_dir/checkpoint.pt`` when there is one (model, optimiser,
-    epoch, position inside the epoch, RNG state, elapsed time) and starts afresh otherwise.
+    epoch, position inside the epoch, RNG state, elapsed time), bit-identically to a run that was
+    never interrupted, and starts afresh otherwise; a finished run resumed trains no further.
+    Without ``resume``, a folder that holds a run already is refused unless ``overwrite``. The
+    folder is locked while training (``mapenc.train.run_folder``): a second writer is refused.
     ``saved_configs`` maps names to frozen config dataclasses written into ``config.json``.
     ``evaluate(model)`` runs on rank 0 after each epoch; its values go to ``epochs.csv``.
     Under torchrun (``context.world_size > 1``) the model is wrapped in DistributedDataParallel,
     each rank sees its own shard, and only rank 0 writes files.
 
-    Raises TrainingError naming the step when the loss (averaged over ranks) is NaN or infinite.
+    Raises TrainingError naming the step when the loss (averaged over ranks) is NaN or infinite,
+    and for a held or already used run folder (see above).
     """
     trainer = Trainer(
         model,
@@ -346,4 +390,4 @@ def fit(
         evaluate=evaluate,
         context=context,
     )
-    return trainer.run(resume=resume, saved_configs=saved_configs)
+    return trainer.run(resume=resume, saved_configs=saved_configs, overwrite=overwrite)

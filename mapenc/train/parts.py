@@ -18,6 +18,8 @@ from mapenc.train.config import TrainConfig
 from mapenc.train.distributed import DistContext
 
 StopReason = Literal["epochs", "max_steps", "max_minutes"]
+# What every checkpoint of ``fit`` holds.
+CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "samples_in_epoch", "step", "seconds", "rng")
 
 
 class LossModel(Protocol):
@@ -106,3 +108,8 @@ def epoch_indices(
         return list(sampler)
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
     return torch.randperm(num_samples, generator=generator).tolist()
+
+
+def loader_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
+    """The DataLoader's own generator for ``epoch`` on ``rank``, seeded from the run's seed."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 1_009 + rank) % 2**63)

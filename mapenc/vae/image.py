@@ -27,12 +27,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from mapenc.data.mnist import IMAGE_SIZE
 from mapenc.encoders import build_decoder, build_encoder, default_decoder_for
 from mapenc.encoders.registry import ENCODERS
 from mapenc.errors import ConfigError
+from mapenc.progress import progress_bar
 
 PathType = str | PathLike[str]
 Likelihood = Literal["bernoulli", "gaussian"]
@@ -275,11 +275,11 @@ def evaluate_image_vae(
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        batches = tqdm(
+        batches = progress_bar(
             image_batches(dataset, batch_size, device),
             desc=f"test, k={iw_k}",
             total=math.ceil(len(dataset) / batch_size),  # type: ignore[arg-type]
-            disable=not progress,
+            enabled=progress,
             leave=False,
         )
         for x in batches:
