@@ -50,3 +50,9 @@ class DataError(MapencError):
 
 class TrainingError(MapencError):
     """Training that cannot go on, e.g. a loss that turned NaN; the message names the step."""
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escapes in a file name) written as escapes,
+    for echoing user-given names to a terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

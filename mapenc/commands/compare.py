@@ -30,6 +30,16 @@ def existing_path_resolved(text: str) -> str:
     return str(Path(text).resolve()) if Path(text).exists() else text
 
 
+def count_or_all(text: str) -> int | None:
+    """A positive count, or None for ``all``."""
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a count or 'all'") from None
+
+
 def decoder_choice(text: str) -> str | None:
     """A registered decoder name, or None for ``mirror`` (each encoder's own decoder)."""
     return None if text == MIRROR else text
@@ -53,6 +63,7 @@ FLAGS = ConfigFlags(
             help=f"mnist: one decoder for every encoder; {MIRROR!r} gives each encoder its own",
         ),
         Flag("iw_k", ("--iw",), metavar="K"),
+        Flag("eval_images", parse=count_or_all, metavar="N|all"),
         Flag("train_split", choices=(*SPLITS, "all")),
         Flag("eval_split", choices=(*SPLITS, "all")),
         Flag("progress", ("--no-progress",), help="no progress bars"),

@@ -10,6 +10,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.encoders import build_encoder, describe, list_encoders
 from mapenc.encoders.registry import encoder_settings
@@ -72,7 +74,10 @@ def encoder_overrides(config: DescribeConfig) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Print the description of the encoder. Returns 0."""
     config = FLAGS.build(args)
-    encoder = build_encoder(config.encoder, **encoder_overrides(config))
+    # Built on the meta device: the trace needs shapes only, so no weight or activation is
+    # allocated, whatever the input size (a 200000 x 200000 input would ask for 160 GB).
+    with torch.device("meta"):
+        encoder = build_encoder(config.encoder, **encoder_overrides(config))
     description = describe(encoder, encoder.input_shape, pixel_size_m=config.pixel_size_m)
     print(description.to_json() if config.as_json else description)
     return 0

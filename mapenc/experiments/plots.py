@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from mapenc.data.traj_dataset import TrajectoryDataset
 from mapenc.errors import DataError
+from mapenc.geometry import apply_matrices
 from mapenc.raster import RasterSpec, to_rgb
 from mapenc.train.logs import EPOCH_LOG_NAME, TRAIN_LOG_NAME
 from mapenc.vae.image import ImageVAE, image_batches
@@ -41,10 +42,7 @@ def agent_to_pixels(spec: RasterSpec, points_agent: NDArray[np.floating]) -> NDA
 
     ``imshow`` puts pixel (i, j)'s centre at (j, i); RasterSpec's (u, v) put it at (j + 0.5, i + 0.5).
     """
-    m = spec.raster_from_agent()
-    pts = np.asarray(points_agent, dtype=np.float64)
-    uv = pts @ m[:2, :2].T + m[:2, 2]
-    return uv - 0.5
+    return apply_matrices(spec.raster_from_agent(), points_agent) - 0.5
 
 
 def plot_forecast_cases(

@@ -19,6 +19,7 @@ from mapenc.maps.types import Scenario, Track, VectorMap
 from mapenc.raster import LAYERS, Rasterizer, RasterSpec, points_to_pixels, to_rgb
 from mapenc.raster.rgb import layer_intensity
 from mapenc.raster.scene import box_polygons
+from mapenc.safeio import save_figure
 
 MAP_LAYERS = (
     "drivable_area",
@@ -173,8 +174,7 @@ def _write_png(
             f"{Path(config.path).name}  pose=({pose[0]:.1f}, {pose[1]:.1f}, {pose[2]:.2f})",
             fontsize=9,
         )
-        config.out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(config.out, bbox_inches="tight")
+        save_figure(fig, config.out, bbox_inches="tight")
     finally:
         plt.close(fig)
 

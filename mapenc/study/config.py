@@ -51,7 +51,8 @@ class CompareConfig:
         decoder: mnist: one decoder for every encoder, so that only the encoder differs (None:
             each encoder's mirror decoder).
         iw_k: mnist: importance samples of the test NLL.
-        eval_images: mnist: the first N test images every run is scored on (None: all of them).
+        eval_images: mnist: the first N test images every run is scored on (None, "all" on the
+            command line: every one).
         raster_sizes: traj: raster sizes in pixels over a fixed 64 m extent (64 = 1 m/px).
         train_split: traj: the split trained on.
         eval_split: traj: the split scored ("all" only for smoke tests: it scores the training data).
