@@ -426,3 +426,25 @@ def test_train_and_eval_traj_read_tfrecords(
         assert main(["eval-traj", str(run), *data, "--k", "2", "--figures", "0"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert trained["train_samples"] > 100 and result["n"] == trained["train_samples"]
+
+
+def test_split_reads_shards_and_skips_bad_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mapenc.maps.synthetic import make_scenarios
+    from mapenc.maps.waymo import write_waymo_shard
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_waymo_shard(data / "towns.tfrecord-00000-of-00001", make_scenarios(3, seed=0))
+    broken = write_shard(data / "broken.tfrecord", 1)
+    _flip(broken, 40)
+    command = ["split", "--data", str(data), "--json"]
+    assert main(command) == 2
+    assert f"{broken}: record 0" in capsys.readouterr().err
+    assert main([*command, "--skip-bad"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    named = sorted(listing["train"] + listing["val"] + listing["test"] + list(listing["dropped"]))
+    assert named == [f"towns.tfrecord-00000-of-00001#{i}" for i in range(3)]
+    assert list(listing["skipped"]) == [str(broken)]
+    assert "CRC mismatch" in listing["skipped"][str(broken)]
