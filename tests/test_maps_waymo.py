@@ -157,7 +157,7 @@ def test_shard_is_streamed_and_records_are_addressable(tmp_path: Path) -> None:
 
 def test_synthetic_town_round_trip(tmp_path: Path) -> None:
     from mapenc.maps.synthetic import make_scenarios
-    from mapenc.maps.waymo import write_waymo_shard
+    from mapenc.maps.waymo_write import write_waymo_shard
 
     towns = list(make_scenarios(2, seed=0))
     back = list(iter_scenarios(write_waymo_shard(tmp_path / "town.tfrecord", towns)))

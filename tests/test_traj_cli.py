@@ -70,6 +70,18 @@ def test_train_then_eval_on_the_synthetic_town(
     assert json.loads(capsys.readouterr().out)["map_params"] == 0
 
 
+def test_the_vector_encoder_trains_and_evaluates_through_the_same_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "vector"
+    assert train_on_synthetic_town(run, tmp_path / "cache", "--encoder", "vector") == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["steps"] >= 1 and trained["map_params"] > 0
+    assert main(["eval-traj", str(run), "--split", "all", "--k", "2", "--figures", "0"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == trained["train_samples"] and result["model"]["minFDE"] > 0
+
+
 def test_eval_of_a_folder_that_is_no_run_fails_cleanly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
