@@ -432,7 +432,7 @@ def test_split_reads_shards_and_skips_bad_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from mapenc.maps.synthetic import make_scenarios
-    from mapenc.maps.waymo import write_waymo_shard
+    from mapenc.maps.waymo_write import write_waymo_shard
 
     data = tmp_path / "data"
     data.mkdir()
