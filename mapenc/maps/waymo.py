@@ -35,7 +35,7 @@ inconsistent content).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -153,7 +153,7 @@ def _scenario(message: Any, source: str) -> Scenario:
     """Scenario from a parsed ``Scenario`` message (see the module docstring)."""
     stamps = np.asarray(message.timestamps_seconds, dtype=np.float64)
     dt = _step_seconds(stamps)
-    tracks = [_track(track, len(stamps)) for track in message.tracks]
+    tracks = _tracks(message.tracks, len(stamps))
     ids = [track.id for track in tracks]
     if len(set(ids)) != len(ids):
         repeated = next(i for i, count in Counter(ids).items() if count > 1)
@@ -199,35 +199,54 @@ def _step_seconds(stamps: FloatArray) -> float:
     return dt
 
 
-def _track(track: Any, num_steps: int) -> Track:
-    """Track from a ``Track`` message with ``num_steps`` states (see the module docstring)."""
-    if len(track.states) != num_steps:
-        raise MapencError(
-            f"track {track.id} has {len(track.states)} states for {num_steps} timestamps"
-        )
+def _tracks(messages: Sequence[Any], num_steps: int) -> list[Track]:
+    """Tracks from ``Track`` messages of ``num_steps`` states each (see the module docstring);
+    the states of all tracks are read into one (N, T, 8) array."""
+    for track in messages:
+        if len(track.states) != num_steps:
+            raise MapencError(
+                f"track {track.id} has {len(track.states)} states for {num_steps} timestamps"
+            )
+    # Per state: x, y, heading, vx, vy, length, width, valid.
     values = np.array(
         [
-            (s.center_x, s.center_y, s.heading, s.velocity_x, s.velocity_y, s.length, s.width)
+            (
+                s.center_x,
+                s.center_y,
+                s.heading,
+                s.velocity_x,
+                s.velocity_y,
+                s.length,
+                s.width,
+                s.valid,
+            )
+            for track in messages
             for s in track.states
         ],
         dtype=np.float64,
-    ).reshape(num_steps, 7)
-    valid = np.array([state.valid for state in track.states], dtype=bool)
-    if not np.isfinite(values[valid]).all():
-        raise MapencError(f"track {track.id}: NaN or inf values in a valid state")
+    ).reshape(len(messages), num_steps, 8)
+    valid = values[..., 7] > 0
+    bad = ~np.isfinite(values[..., :7]).all(axis=2) & valid
+    if bad.any():
+        raise MapencError(f"track {messages[int(bad.any(axis=1).argmax())].id}: NaN or inf values")
     values[~valid] = np.nan
-    kind = KINDS.get(track.object_type, UNKNOWN_KIND)
-    if valid.any():
-        length, width = (float(v) for v in np.median(values[valid, 5:7], axis=0))
-    else:
-        length, width = default_box_size(kind)
-    return Track(
-        id=str(track.id),
-        kind=kind,
-        xy=values[:, 0:2].copy(),
-        heading=values[:, 2].copy(),
-        valid=valid,
-        length=length,
-        width=width,
-        velocity=values[:, 3:5].copy(),
-    )
+    tracks = []
+    for track, rows, observed in zip(messages, values, valid, strict=True):
+        kind = KINDS.get(track.object_type, UNKNOWN_KIND)
+        if observed.any():
+            length, width = (float(v) for v in np.median(rows[observed, 5:7], axis=0))
+        else:
+            length, width = default_box_size(kind)
+        tracks.append(
+            Track(
+                id=str(track.id),
+                kind=kind,
+                xy=rows[:, 0:2].copy(),
+                heading=rows[:, 2].copy(),
+                valid=observed,
+                length=length,
+                width=width,
+                velocity=rows[:, 3:5].copy(),
+            )
+        )
+    return tracks
