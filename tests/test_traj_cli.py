@@ -83,6 +83,18 @@ def test_training_on_train_keeps_the_weights_best_on_val(
     assert "eval_val_minFDE" in epochs[0] and len(epochs) == 3
 
 
+def test_the_vector_encoder_trains_and_evaluates_through_the_same_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "vector"
+    assert train_on_synthetic_town(run, tmp_path / "cache", "--encoder", "vector") == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["steps"] >= 1 and trained["map_params"] > 0
+    assert main(["eval-traj", str(run), "--split", "all", "--k", "2", "--figures", "0"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == trained["train_samples"] and result["model"]["minFDE"] > 0
+
+
 def test_eval_of_a_folder_that_is_no_run_fails_cleanly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from mapenc.data.raster_cache import cached_rasters, raster_cache_key
 from mapenc.data.trajectory import TrajSamples, TrajTask
 from mapenc.errors import DataError
+from mapenc.maps.polylines import AgentPolylines, PolylineSpec, map_polylines, polylines_around
 from mapenc.maps.types import Scenario
 from mapenc.raster import LAYERS, RasterSpec
 from mapenc.raster.rasterizer import Mode
@@ -38,11 +39,31 @@ def uint8_decoding(spec: RasterSpec) -> tuple[torch.Tensor, torch.Tensor]:
     return scale.view(-1, 1, 1), offset.view(-1, 1, 1)
 
 
+def agent_polylines(
+    samples: TrajSamples, scenarios: Sequence[Scenario], spec: PolylineSpec
+) -> AgentPolylines:
+    """The map polylines of every sample, in its agent frame (``mapenc.maps.polylines``)."""
+    n, p, k = len(samples), spec.max_polylines, spec.points
+    out = AgentPolylines(
+        points=np.zeros((n, p, k, 2), dtype=np.float32),
+        mask=np.zeros((n, p, k), dtype=bool),
+        types=np.zeros((n, p), dtype=np.int64),
+    )
+    for index in np.unique(samples.scenario_index):
+        rows = np.flatnonzero(samples.scenario_index == index)
+        pieces = map_polylines(scenarios[int(index)].map, spec)
+        seen = polylines_around(pieces, samples.pose[rows], spec)
+        out.points[rows], out.mask[rows], out.types[rows] = seen.points, seen.mask, seen.types
+    return out
+
+
 class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
     """Samples with their rasters; items are dicts of float32 tensors (agent frame, metres).
 
     Item keys: ``past`` (P, 2), ``past_heading`` (P,), ``velocity`` (2,), ``future`` (F, 2),
-    ``raster`` (C, H, W) decoded to the Rasterizer's float scale, ``index`` () int64.
+    ``raster`` (C, H, W) decoded to the Rasterizer's float scale, ``index`` () int64; with
+    ``polylines`` also ``polyline_points`` (M, K, 2) float32, ``polyline_mask`` (M, K) bool and
+    ``polyline_types`` (M,) int64 (``mapenc.maps.polylines.AgentPolylines``).
 
     Args:
         samples: the samples (from ``samples_from_scenarios``).
@@ -52,6 +73,7 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         cache_dir: folder of the memmap cache (created when missing).
         mode: Rasterizer mode for building the cache ("fast" or "exact").
         progress: show a progress bar while rasterizing.
+        polylines: also give each sample its map polylines, cut and windowed by this spec.
     """
 
     def __init__(
@@ -63,6 +85,7 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         cache_dir: str | os.PathLike[str],
         mode: Mode = "fast",
         progress: bool = True,
+        polylines: PolylineSpec | None = None,
     ) -> None:
         if len(samples) == 0:
             raise DataError("TrajectoryDataset needs at least one sample")
@@ -74,6 +97,7 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         )
         self._scale, self._offset = uint8_decoding(spec)
         self._rasters: NDArray[np.uint8] | None = None
+        self.polylines = agent_polylines(samples, scenarios, polylines) if polylines else None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -98,7 +122,7 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         s = self.samples
-        return {
+        item = {
             "past": torch.from_numpy(s.past[index]),
             "past_heading": torch.from_numpy(s.past_heading[index]),
             "velocity": torch.from_numpy(s.velocity[index]),
@@ -106,3 +130,8 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
             "raster": self.raster(index),
             "index": torch.tensor(index, dtype=torch.int64),
         }
+        if self.polylines is not None:
+            item["polyline_points"] = torch.from_numpy(self.polylines.points[index])
+            item["polyline_mask"] = torch.from_numpy(self.polylines.mask[index])
+            item["polyline_types"] = torch.from_numpy(self.polylines.types[index])
+        return item

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mapenc.checks import FieldChecks
 from mapenc.data.context import NEIGHBOUR_FEATURES, NUM_KINDS
 from mapenc.errors import ConfigError
 from mapenc.pipeline import encoder_for_raster
@@ -90,10 +91,15 @@ class TrajCVAEConfig:
     position_scale_m: float = 10.0
 
     def __post_init__(self) -> None:
-        if min(self.history_steps, self.future_steps, self.hidden_dim, self.modes) < 1:
-            raise ConfigError("TrajCVAEConfig: steps, hidden_dim and modes must be >= 1")
-        if self.wta_weight < 0 or self.beta < 0 or self.max_neighbours < 0:
-            raise ConfigError("TrajCVAEConfig: wta_weight, beta, max_neighbours must be >= 0")
+        checks = FieldChecks(self)
+        for name in ("history_steps", "future_steps", "map_latent_dim", "raster_channels"):
+            checks.number(name, integer=True, minimum=1)
+        checks.number("hidden_dim", integer=True, minimum=1).number(
+            "modes", integer=True, minimum=1
+        )
+        checks.number("max_neighbours", integer=True, minimum=0)
+        checks.number("dt", above=0).number("position_scale_m", above=0)
+        checks.number("beta", minimum=0).number("wta_weight", minimum=0).done()
         if self.anchors not in ("auto", "lane", "kinematic"):
             raise ConfigError(
                 f"TrajCVAEConfig.anchors must be auto, lane or kinematic, got {self.anchors!r}"
@@ -115,9 +121,22 @@ class TrajCVAEConfig:
         return self.anchors
 
 
+def uses_polylines(config: TrajCVAEConfig) -> bool:
+    """True when the map branch is a vector encoder: batches then carry polylines, not rasters."""
+    from mapenc.encoders import encoder_input_kind
+
+    return config.use_map and encoder_input_kind(config.map_encoder) == "vector"
+
+
 def build_map_encoder(config: TrajCVAEConfig) -> nn.Module:
-    """The registered encoder ``config.map_encoder`` for the configured rasters (ConfigError if
-    it cannot take them); see ``mapenc.pipeline.encoder_for_raster``."""
+    """The registered encoder ``config.map_encoder``: a vector encoder as configured, a raster
+    encoder for the configured rasters (ConfigError if it cannot take them; see
+    ``mapenc.pipeline.encoder_for_raster``)."""
+    if uses_polylines(config):
+        from mapenc.encoders import build_encoder
+
+        options = dict(config.map_encoder_options)
+        return build_encoder(config.map_encoder, latent_dim=config.map_latent_dim, **options)
     return encoder_for_raster(
         config.map_encoder,
         config.raster_channels,
@@ -150,7 +169,7 @@ def mirror_batch(
         scaled[..., 1] = value[..., 1] * sign.view(shape)[..., 0]
         return scaled
 
-    for key in ("past", "future", "velocity", "anchors"):
+    for key in ("past", "future", "velocity", "anchors", "polyline_points"):
         if key in batch:
             out[key] = mirror_y(batch[key])
     out["past_heading"] = batch["past_heading"] * sign[:, None]
@@ -173,8 +192,10 @@ class TrajectoryCVAE(nn.Module):
 
     Batches are dicts with ``past`` (N, P, 2), ``past_heading`` (N, P), ``velocity`` (N, 2),
     ``future`` (N, F, 2) (training only), ``raster`` (N, C, H, W) (ignored without the map),
-    and optionally ``anchors`` (N, modes, F, 2) (default: every mode at constant ``velocity``),
-    ``kind`` (N,) int64 (default: vehicle) and ``neighbours`` (N, M, 5) (default: none).
+    or for a vector map encoder ``polyline_points``, ``polyline_mask``, ``polyline_types``
+    (``mapenc.maps.polylines.AgentPolylines``), and optionally ``anchors`` (N, modes, F, 2)
+    (default: every mode at constant ``velocity``), ``kind`` (N,) int64 (default: vehicle) and
+    ``neighbours`` (N, M, 5) (default: none).
     """
 
     def __init__(self, config: TrajCVAEConfig) -> None:
@@ -183,6 +204,7 @@ class TrajectoryCVAE(nn.Module):
         hid = config.hidden_dim
         past_points = config.history_steps + 1
         self.map_encoder: nn.Module | None = build_map_encoder(config) if config.use_map else None
+        self.map_takes_polylines = uses_polylines(config)
         map_dim = config.map_latent_dim if config.use_map else 0
         # Per past step: position, displacement per second, heading (sin, cos).
         self.history_encoder = _mlp(6 * past_points, hid, hid)
@@ -242,7 +264,10 @@ class TrajectoryCVAE(nn.Module):
             F.one_hot(kind.clamp(0, NUM_KINDS - 1), NUM_KINDS).to(past.dtype),
             pooled,
         ]
-        if self.map_encoder is not None:
+        if self.map_encoder is not None and self.map_takes_polylines:
+            polylines = (batch["polyline_points"], batch["polyline_mask"], batch["polyline_types"])
+            parts.append(self.map_encoder(*polylines, batch["past"], heading))
+        elif self.map_encoder is not None:
             parts.append(self.map_encoder(batch["raster"]))
         return torch.cat(parts, dim=-1)
 
