@@ -36,3 +36,7 @@ class DataError(MapencError):
 
 class TrainingError(MapencError):
     """Training that cannot go on, e.g. a loss that turned NaN; the message names the step."""
+
+
+class RasterSizeError(ConfigError):
+    """A raster request too large for memory; the message gives the byte figure."""

@@ -26,9 +26,8 @@ from shapely.geometry import Polygon
 from mapenc.errors import ConfigError
 from mapenc.geometry import check_poses
 from mapenc.maps.types import Lane, MarkType, VectorMap
-from mapenc.raster.layers import LAYERS, map_geometry
+from mapenc.raster.layers import LAYERS, HeadingLayer, map_geometry
 from mapenc.raster.spec import RasterSpec
-from mapenc.raster.values import decode
 
 
 def _lane(lane_id: str, centerline: NDArray[np.float64], width_m: float, **kwargs: Any) -> Lane:
@@ -160,7 +159,8 @@ def _expected_heading(
     covering = np.zeros(xs.shape, dtype=np.int64)
     near_edge = np.zeros(xs.shape, dtype=bool)
     points = shapely.points(xs, ys)
-    fn = np.sin if LAYERS[layer].component == "sin" else np.cos
+    heading_layer = LAYERS[layer]
+    assert isinstance(heading_layer, HeadingLayer)
     for lane in vector_map.lanes:
         inside = shapely.contains_xy(lane.polygon, xs, ys)
         near_edge |= (
@@ -172,7 +172,7 @@ def _expected_heading(
         ahead = shapely.get_coordinates(shapely.line_interpolate_point(line, along + 0.05))
         behind = shapely.get_coordinates(shapely.line_interpolate_point(line, along - 0.05))
         direction = np.arctan2(ahead[:, 1] - behind[:, 1], ahead[:, 0] - behind[:, 0])
-        values[inside] = fn(direction - heading)
+        values[inside] = heading_layer.fn(direction - heading)
     return values, (covering <= 1) & ~near_edge
 
 
@@ -199,7 +199,7 @@ def assert_raster_matches_map(
     if layer not in spec.layers:
         raise ConfigError(f"layer {layer} is not in the spec's layers {spec.layers}")
     kind = LAYERS[layer].kind
-    got = decode(raster[spec.layers.index(layer)], kind)
+    got = LAYERS[layer].codec.decode(raster[spec.layers.index(layer)])
     want, certain = expected_layer(vector_map, pose, spec, layer)
     tol = value_tol
     if kind == "distance":

@@ -60,16 +60,16 @@ def raster_cache_key(
 def uint8_decoding(spec: RasterSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """(C, 1, 1) scale and offset with ``float = uint8 * scale + offset`` for each layer.
 
-    Inverts the Rasterizer's uint8 encoding: heading layers ``(v - 128) / 127``, others ``v / 255``.
+    Inverts each layer's uint8 codec (``Layer.codec``).
     """
-    heading = torch.tensor([LAYERS[name].kind == "heading" for name in spec.layers])
-    scale = torch.where(heading, torch.tensor(1.0 / 127.0), torch.tensor(1.0 / 255.0))
-    offset = torch.where(heading, torch.tensor(-128.0 / 127.0), torch.tensor(0.0))
+    codecs = [LAYERS[name].codec for name in spec.layers]
+    scale = torch.tensor([1.0 / c.scale for c in codecs])
+    offset = torch.tensor([-c.offset / c.scale for c in codecs])
     return scale.view(-1, 1, 1), offset.view(-1, 1, 1)
 
 
 def _has_scene_layers(spec: RasterSpec) -> bool:
-    return any(LAYERS[name].kind == "scene" for name in spec.layers)
+    return any(LAYERS[name].from_scenario for name in spec.layers)
 
 
 def build_raster_cache(

@@ -123,11 +123,16 @@ class RasterSpec:
         agent_from_city[:, 2, 2] = 1.0
         return self.raster_from_agent() @ agent_from_city
 
+    def pixel_axes_agent(self) -> tuple[FloatArray, FloatArray]:
+        """Agent-frame x (W,) of the pixel columns' centres and y (H,) of the rows' (metres)."""
+        s, (h, w), (ax, ay) = self.pixel_size_m, self.size_px, self.agent_at
+        x = (np.arange(w, dtype=np.float64) + 0.5) * s - ax * w * s
+        y = ay * h * s - (np.arange(h, dtype=np.float64) + 0.5) * s
+        return x, y
+
     def pixel_centers_agent(self) -> FloatArray:
         """(H, W, 2) agent-frame (x, y) of every pixel centre (metres)."""
-        s, (h, w), (ax, ay) = self.pixel_size_m, self.size_px, self.agent_at
-        x = (np.arange(w) + 0.5) * s - ax * w * s
-        y = ay * h * s - (np.arange(h) + 0.5) * s
+        x, y = self.pixel_axes_agent()
         return np.stack(np.broadcast_arrays(x[None, :], y[:, None]), axis=-1)
 
     def window_corners_city(self, poses: ArrayLike) -> FloatArray:
