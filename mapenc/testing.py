@@ -216,3 +216,46 @@ def assert_raster_matches_map(
             f"layer {layer}: {int(bad.sum())} of {int(certain.sum())} certain pixels disagree with "
             f"the map (allowed {allowed:.0f}); first (row, col, raster, map): {sample}"
         )
+
+
+def mode_agreement(
+    reference: NDArray[Any],
+    other: NDArray[Any],
+    layers: tuple[str, ...],
+    min_lit: int = 200,
+) -> dict[str, float]:
+    """How closely rasters of another mode agree with reference (exact) rasters of the same poses.
+
+    Args:
+        reference, other: (N, C, H, W) rasters (float or uint8) with channels ``layers``.
+        min_lit: binary layers are compared on agents whose reference layer has more lit pixels.
+    Returns: for each binary layer, ``iou_<layer>``: the smallest per-agent IoU (1.0 when no
+    agent qualifies), and with both heading layers, ``heading_within_0.3``: the fraction of
+    reference centerline pixels (or lane pixels, without a centerline layer) where the
+    (sin, cos) vectors of the two lie within 0.3 of each other.
+    """
+    result: dict[str, float] = {}
+    for c, name in enumerate(layers):
+        if not LAYERS[name].binary:
+            continue
+        a, b = reference[:, c] > 0, other[:, c] > 0
+        lit = a.sum(axis=(1, 2))
+        ious = (a & b).sum(axis=(1, 2)) / np.maximum((a | b).sum(axis=(1, 2)), 1)
+        result[f"iou_{name}"] = float(ious[lit > min_lit].min()) if (lit > min_lit).any() else 1.0
+    if {"lane_heading_sin", "lane_heading_cos"} <= set(layers):
+        sin_c, cos_c = layers.index("lane_heading_sin"), layers.index("lane_heading_cos")
+
+        def unit(r: NDArray[Any]) -> NDArray[np.float64]:
+            return np.stack(
+                [LAYERS[layers[c]].codec.decode(r[:, c]) for c in (sin_c, cos_c)], axis=-1
+            )
+
+        ref, oth = unit(reference), unit(other)
+        on = (
+            reference[:, layers.index("centerlines")] > 0
+            if "centerlines" in layers
+            else np.linalg.norm(ref, axis=-1) > 0.5
+        )
+        close = np.linalg.norm(ref - oth, axis=-1) <= 0.3
+        result["heading_within_0.3"] = float(close[on].mean()) if on.any() else 1.0
+    return result

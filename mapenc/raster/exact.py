@@ -95,23 +95,6 @@ class Segments:
         return pair, self.first[geom_idx][pair] + k
 
 
-def _segments_to_pixels(
-    segments: Segments,
-    agent_idx: NDArray[np.intp],
-    geom_idx: NDArray[np.intp],
-    mats: NDArray[np.float64],
-) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
-    """(pair, start (S, 2), end (S, 2)) of every segment in its agent's pixel coordinates."""
-    seg_pair, seg = segments.for_pairs(agent_idx, geom_idx)
-    m = mats[agent_idx[seg_pair]]
-    pts = []
-    for xy in (segments.start[seg], segments.end[seg]):
-        u = m[:, 0, 0] * xy[:, 0] + m[:, 0, 1] * xy[:, 1] + m[:, 0, 2]
-        v = m[:, 1, 0] * xy[:, 0] + m[:, 1, 1] * xy[:, 1] + m[:, 1, 2]
-        pts.append(np.stack([u, v], axis=1))
-    return seg_pair, pts[0], pts[1]
-
-
 def _column_crossings(
     segments: Segments,
     agent_idx: NDArray[np.intp],
@@ -124,18 +107,19 @@ def _column_crossings(
     Returns (pair, column, row, sign) per crossing: the (agent, polygon) pair, the column j
     whose centre line u = j + 0.5 the edge crosses (half-open in u), the first row whose centre
     lies at or below the crossing (clipped to 0..H), and the edge's direction in u (+1 / -1).
+    The arithmetic is the torch mode's (``mapenc.raster.device_draw.column_crossings``).
     """
-    h, w = size_px
-    seg_pair, p0, p1 = _segments_to_pixels(segments, agent_idx, geom_idx, mats)
-    du = p1[:, 0] - p0[:, 0]
-    col_lo = np.clip(np.ceil(np.minimum(p0[:, 0], p1[:, 0]) - 0.5), 0, w).astype(np.intp)
-    col_hi = np.clip(np.ceil(np.maximum(p0[:, 0], p1[:, 0]) - 0.5), 0, w).astype(np.intp)
-    edge, k = ramp(np.where(du != 0, col_hi - col_lo, 0))
-    col = col_lo[edge] + k
-    slope = (p1[edge, 1] - p0[edge, 1]) / du[edge]
-    v = p0[edge, 1] + (col + 0.5 - p0[edge, 0]) * slope
-    row = np.clip(np.ceil(v - 0.5), 0, h).astype(np.intp)
-    return seg_pair[edge], col, row, np.sign(du[edge]).astype(np.int16)
+    from mapenc.raster.device_draw import column_crossings, to_pixels
+
+    seg_pair, seg = segments.for_pairs(agent_idx, geom_idx)
+    p0, p1 = to_pixels(
+        torch.from_numpy(np.ascontiguousarray(mats, dtype=np.float64)),
+        torch.from_numpy(agent_idx[seg_pair]),
+        torch.from_numpy(segments.start[seg]),
+        torch.from_numpy(segments.end[seg]),
+    )
+    edge, col, row, sign = column_crossings(p0, p1, *size_px)
+    return seg_pair[edge.numpy()], col.numpy(), row.numpy(), sign.numpy().astype(np.int16)
 
 
 def paint_polygons(
@@ -211,9 +195,9 @@ def burn_lines(
 
     Segments are clipped to the raster; a segment touches the pixels it starts and ends in and
     every pixel it enters by crossing a pixel-grid line: its supercover. The arithmetic is the
-    torch mode's (``mapenc.raster.device_lines.burn_segments``), run here on numpy's memory.
+    torch mode's (``mapenc.raster.device_draw.burn_segments``), run here on numpy's memory.
     """
-    from mapenc.raster.device_lines import burn_segments
+    from mapenc.raster.device_draw import burn_segments
 
     seg_pair, seg = segments.for_pairs(agent_idx, geom_idx)
     burn_segments(
