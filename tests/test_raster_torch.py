@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import tracemalloc
 
 import numpy as np
@@ -10,9 +11,9 @@ import shapely
 import torch
 from test_raster import transformed
 
-from mapenc.errors import ConfigError, PoseError, RasterSizeError
+from mapenc.errors import ConfigError, MapFormatError, PoseError, RasterSizeError
 from mapenc.maps.types import Lane, VectorMap
-from mapenc.raster import RASTER_MODES, Rasterizer, RasterSpec, TorchSettings
+from mapenc.raster import RASTER_MODES, Rasterizer, RasterSpec, TorchSettings, rasterizer
 from mapenc.raster.mapgeom import split_polygons
 from mapenc.testing import crosswalk_square, l_junction, straight_road
 
@@ -186,11 +187,32 @@ def test_many_poses_in_one_call_are_drawn_in_chunks(mode: str) -> None:
     assert peak < raster.nbytes + 200 * 2**20
 
 
-def test_rasters_beyond_memory_are_refused_before_allocating() -> None:
+def test_rasters_beyond_memory_are_refused_before_allocating(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     huge = RasterSpec(size_px=(200_000, 200_000), layers=("drivable_area",))
     for mode in RASTER_MODES:
         r = Rasterizer(straight_road(), huge, mode="exact" if mode == "fast" else mode)
         with pytest.raises(RasterSizeError, match="GiB"):
             r.rasterize([[0.0, 0.0, 0.0]])
+    # Working memory counts too: a 20000^2 grid's output alone may fit, drawing it would not.
+    with monkeypatch.context() as patch:
+        patch.setattr(rasterizer, "max_raster_bytes", lambda: 10 * 2**30)
+        big = Rasterizer(straight_road(), RasterSpec(size_px=(20_000, 20_000)))
+        with pytest.raises(RasterSizeError, match=r"\(6\.0 GiB output\)"):
+            big.rasterize([[0.0, 0.0, 0.0]])
     with pytest.raises(RasterSizeError, match="GiB"):
         Rasterizer(straight_road(), SPEC, mode="torch").rasterize_tensor(torch.zeros(10**8, 3))
+
+
+def test_a_jagged_lane_of_a_million_points_is_refused_at_once() -> None:
+    n = 1_000_000
+    x = np.linspace(0.0, 1000.0, n)
+    zigzag = 3.0 * (np.arange(n) % 2)
+    left = np.stack([x, 1.75 + zigzag], 1)
+    right = np.stack([x, -1.75 - zigzag], 1)
+    lane = Lane("jagged", 0.5 * (left + right), left, right)
+    start = time.perf_counter()
+    with pytest.raises(MapFormatError, match="lane jagged: polygon with 2,000,001 vertices"):
+        VectorMap([lane])
+    assert time.perf_counter() - start < 5.0

@@ -17,7 +17,15 @@ import numpy as np
 from mapenc.commands.info import InfoConfig, load_map_or_scenario
 from mapenc.errors import ConfigError, MapencError
 from mapenc.maps.types import Scenario, Track, VectorMap
-from mapenc.raster import LAYERS, Rasterizer, RasterSpec, list_layers, points_to_pixels, to_rgb
+from mapenc.raster import (
+    LAYERS,
+    RASTER_MODES,
+    Rasterizer,
+    RasterSpec,
+    list_layers,
+    points_to_pixels,
+    to_rgb,
+)
 from mapenc.raster.rgb import layer_intensity
 from mapenc.raster.scene import box_polygons
 from mapenc.raster.values import SIGNED
@@ -50,7 +58,7 @@ class RenderConfig:
         size_px: (H, W).
         pixel_size_m: metres per pixel.
         agent_at: agent position as fractions of (W, H).
-        mode: "exact" or "fast".
+        mode: one of mapenc.raster.RASTER_MODES.
         tracks, dt: the generic format's tracks CSV and step (see `mapenc info`).
     """
 
@@ -89,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--agent-at", type=float, nargs=2, default=(0.25, 0.5), metavar=("AX", "AY")
     )
-    parser.add_argument("--mode", choices=("exact", "fast"), default="exact")
+    parser.add_argument("--mode", choices=RASTER_MODES, default="exact")
     parser.add_argument("--tracks", type=Path, help="tracks CSV for a GeoJSON map file")
     parser.add_argument("--dt", type=float, help="seconds per step (generic format)")
     parser.add_argument("-o", "--out", type=Path, required=True, help="PNG to write")

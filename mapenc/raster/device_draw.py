@@ -181,10 +181,10 @@ def fill_segments(
     n, _, h, w = out.shape
     p0, p1 = to_pixels(mats, agent, start, end)
     edge, col, row, sign = column_crossings(p0, p1, h, w)
-    winding = torch.zeros(n * (h + 1) * w, dtype=torch.int32, device=out.device)
+    winding = torch.zeros(n * (h + 1) * w, dtype=torch.int16, device=out.device)
     flat = (agent.index_select(0, edge) * (h + 1) + row) * w + col
-    winding.index_add_(0, flat, sign.to(torch.int32))
-    inside = winding.view(n, h + 1, w).cumsum(1, dtype=torch.int32)[:, :h] != 0
+    winding.index_add_(0, flat, sign.to(torch.int16))
+    inside = winding.view(n, h + 1, w).cumsum(1, dtype=torch.int16)[:, :h] != 0
     target = out[:, channel]
     target.copy_(inside)
     if value != 1:

@@ -16,7 +16,7 @@ Values (``mapenc.raster.values``): float output holds binary layers in {0, 1}, h
 
 Memory: batches are drawn in chunks of at most ``CHUNK_POSES`` poses and ``CHUNK_PIXELS``
 pixels, and a request whose
-output would not fit ``max_output_bytes()`` is refused with a ``RasterSizeError`` giving the
+output and working memory would not fit ``max_raster_bytes()`` is refused with a ``RasterSizeError`` giving the
 figure, before anything is allocated.
 """
 
@@ -50,25 +50,33 @@ OUTPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.uint8))
 # Poses drawn together (bounds the working memory, e.g. the distance layer's padded rasters).
 CHUNK_PIXELS = 2**23
 CHUNK_POSES = 1024
+# Working memory per pixel of a chunk (the exact mode's heading codes, winding numbers and the
+# distance layer's padded transform, with room to spare).
+WORKING_BYTES_PER_PIXEL = 32
 
 
-def max_output_bytes() -> int:
-    """Largest output a rasterize call may allocate: half of the machine's physical memory."""
+def max_raster_bytes() -> int:
+    """Most memory a rasterize call may use: half of the machine's physical memory."""
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     except (ValueError, OSError, AttributeError):  # no sysconf: a generous fixed figure
         return 16 * 2**30
 
 
-def check_output_size(n: int, spec: RasterSpec, dtype: DTypeLike) -> None:
-    """Refuse (RasterSizeError with the byte figure) an (n, C, H, W) output beyond memory."""
-    nbytes = n * spec.num_channels * spec.height * spec.width * np.dtype(dtype).itemsize
-    limit = max_output_bytes()
-    if nbytes > limit:
+def check_raster_bytes(n: int, spec: RasterSpec, dtype: DTypeLike) -> None:
+    """Refuse (RasterSizeError giving the figure) a call whose (n, C, H, W) output plus the
+    working memory of one chunk (``WORKING_BYTES_PER_PIXEL``) would not fit ``max_raster_bytes``."""
+    h, w = spec.size_px
+    output = n * spec.num_channels * h * w * np.dtype(dtype).itemsize
+    chunk = min(n, max(1, min(CHUNK_POSES, CHUNK_PIXELS // (h * w))))
+    needed = output + chunk * h * w * WORKING_BYTES_PER_PIXEL
+    limit = max_raster_bytes()
+    if needed > limit:
         raise RasterSizeError(
-            f"{n} rasters of {spec.num_channels} x {spec.height} x {spec.width} "
-            f"{np.dtype(dtype)} need {nbytes / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB "
-            "allowed (half the memory): fewer poses per call, or a smaller size_px"
+            f"{n} rasters of {spec.num_channels} x {h} x {w} {np.dtype(dtype)} need about "
+            f"{needed / 2**30:.1f} GiB ({output / 2**30:.1f} GiB output), over the "
+            f"{limit / 2**30:.1f} GiB allowed (half the memory): fewer poses per call, or a "
+            "smaller size_px"
         )
 
 
@@ -165,7 +173,7 @@ class Rasterizer:
             raise ConfigError(f"rasterize dtype must be float32, float64 or uint8, got {out_dtype}")
         n, (h, w), nc = len(p), self.spec.size_px, self.spec.num_channels
         if out is None:
-            check_output_size(n, self.spec, out_dtype)
+            check_raster_bytes(n, self.spec, out_dtype)
             out = np.zeros((n, nc, h, w), dtype=out_dtype)
         elif out.shape != (n, nc, h, w) or out.dtype != out_dtype or not out.flags.c_contiguous:
             raise ConfigError(
@@ -208,7 +216,7 @@ class Rasterizer:
             return torch.from_numpy(drawn)
         p = self._device_poses(poses)
         n, (h, w), nc = len(p), self.spec.size_px, self.spec.num_channels
-        check_output_size(n, self.spec, numpy_dtype(dtype))
+        check_raster_bytes(n, self.spec, numpy_dtype(dtype))
         out = torch.zeros((n, nc, h, w), dtype=dtype, device=self.device)
         if n and self._tiles is not None:
             self._tiles.sample(p, out)

@@ -36,6 +36,7 @@ from mapenc.raster.spec import RasterSpec
 
 PHASES = 2  # sub-cell steps of the per-row offsets (position within 1 / (2 * PHASES) cell)
 CPU_CHUNK = 8  # agents gathered together on the CPU: their index stays in cache
+VECTOR_CPU_CHUNK = 16  # agents whose fill and line layers are drawn together on the CPU
 DEVICE_CHUNK_PIXELS = 2**27  # pixels gathered together on accelerators (512 MiB of int32 index)
 
 
@@ -266,10 +267,13 @@ class DeviceTiles:
         corners_px = poses.new_tensor([[0.0, 0.0, 1.0], [w, 0.0, 1.0], [w, h, 1.0], [0.0, h, 1.0]])
         corners = torch.einsum("nab,kb->nka", torch.linalg.inv(mats), corners_px)[..., :2]
         on = 255 if out.dtype == torch.uint8 else 1.0
-        for name, vectors in self.vectors.items():
-            agent, start, end = vectors.for_windows(corners)
-            draw = fill_segments if LAYERS[name].fills else burn_segments
-            draw(out, self.spec.layers.index(name), on, agent, start, end, mats)
+        chunk = VECTOR_CPU_CHUNK if self.device.type == "cpu" else self._chunk()
+        for a0 in range(0, len(poses), chunk):  # on the CPU: a fill's winding stays in cache
+            part = slice(a0, a0 + chunk)
+            for name, vectors in self.vectors.items():
+                agent, start, end = vectors.for_windows(corners[part])
+                draw = fill_segments if LAYERS[name].fills else burn_segments
+                draw(out[part], self.spec.layers.index(name), on, agent, start, end, mats[part])
 
     def _sample_tiles(
         self,
