@@ -18,15 +18,9 @@ from pathlib import Path
 
 import torch
 
+from mapenc.experiments import mnist, plots
 from mapenc.train import TrainConfig
-from mapenc.vae import image_plots
-from mapenc.vae.image import (
-    ImageVAEConfig,
-    MnistExperimentConfig,
-    load_mnist_run,
-    mnist_test_split,
-    train_and_evaluate_mnist,
-)
+from mapenc.vae.image import ImageVAEConfig
 
 
 def main() -> None:
@@ -40,19 +34,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    config = MnistExperimentConfig(
+    config = mnist.MnistExperimentConfig(
         model=ImageVAEConfig(encoder=args.encoder, latent_dim=args.latent_dim),
         train=TrainConfig(epochs=1000, max_minutes=args.minutes, batch_size=128, lr=1e-3),
         data=args.data,
         binarize="none",
         eval_iw_k=20,
     )
-    metrics = train_and_evaluate_mnist(config, args.out)
-    model, _ = load_mnist_run(args.out)
-    test_set = mnist_test_split(config)
-    image_plots.save_reconstructions(model, test_set, args.out / "reconstructions.png")
-    image_plots.save_samples(model, args.out / "samples.png")
-    image_plots.save_loss_curves(args.out, args.out / "loss_curves.png")
+    metrics = mnist.train_and_evaluate(config, args.out)
+    _, model = mnist.load_run(args.out)
+    test_set = mnist.test_split(config)
+    plots.save_reconstructions(model, test_set, args.out / "reconstructions.png")
+    plots.save_samples(model, args.out / "samples.png")
+    plots.save_loss_curves(args.out, args.out / "loss_curves.png")
     print(json.dumps(metrics, indent=2))
     print(f"wrote {args.out}/metrics.json, reconstructions.png, samples.png, loss_curves.png")
 

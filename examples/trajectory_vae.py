@@ -14,7 +14,11 @@ import sys
 
 import torch
 
-from mapenc.forecasting import SYNTHETIC_RASTER, make_experiment_config, train_and_evaluate_traj
+from mapenc.experiments.trajectory import (
+    SYNTHETIC_RASTER,
+    make_experiment_config,
+    train_and_evaluate,
+)
 from mapenc.train import TrainConfig
 
 DATA = ["synthetic:12"]
@@ -28,7 +32,7 @@ def main() -> None:
     for name, use_map in (("map", True), ("no-map", False)):
         config = make_experiment_config(DATA, use_map=use_map, raster=SYNTHETIC_RASTER, train=train)
         config = dataclasses.replace(config, cache_dir=f"{out}/cache")
-        result = train_and_evaluate_traj(config, f"{out}/{name}")
+        result = train_and_evaluate(config, f"{out}/{name}")
         table[name] = result
         print(
             name,

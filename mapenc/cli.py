@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from mapenc.errors import MapencError
 
@@ -26,9 +27,16 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, ``mapenc CMD: error: ...``, and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """Parser with every subcommand; only the chosen command's module is imported."""
-    parser = argparse.ArgumentParser(prog="mapenc", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="mapenc", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, module_name in COMMANDS.items():
@@ -49,5 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except MapencError as err:
-        print(f"mapenc {args.command}: error: {err}", file=sys.stderr)
+        # One line per problem (e.g. per bad flag), control characters in names escaped.
+        for line in str(err).splitlines() or [""]:
+            print(f"mapenc {args.command}: error: {printable(line)}", file=sys.stderr)
         return 2
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escapes in a file name) written as escapes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

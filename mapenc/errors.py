@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from os import PathLike
 
 
@@ -28,6 +29,19 @@ class PoseError(MapencError):
 
 class ConfigError(MapencError):
     """A configuration value that is out of range or names something that does not exist."""
+
+
+class ConfigValuesError(ConfigError):
+    """Config fields with bad values, all of them: ``problems`` holds (field, value, rule) each.
+
+    The message has one line per field, ``Owner.field=value: rule``; the command line rewrites
+    each line to name the flag instead.
+    """
+
+    def __init__(self, owner: str, problems: Sequence[tuple[str, object, str]]) -> None:
+        self.owner = owner
+        self.problems = list(problems)
+        super().__init__("\n".join(f"{owner}.{f}={v!r}: {rule}" for f, v, rule in self.problems))
 
 
 class DataError(MapencError):

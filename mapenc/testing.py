@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from shapely.geometry import Polygon
 
 from mapenc.errors import ConfigError
-from mapenc.geometry import check_poses
+from mapenc.geometry import check_poses, transform_points
 from mapenc.maps.types import Lane, MarkType, VectorMap
 from mapenc.raster.layers import LAYERS, HeadingLayer, map_geometry
 from mapenc.raster.spec import RasterSpec
@@ -92,13 +92,7 @@ def crosswalk_square(size_m: float = 8.0, lane_width_m: float = 3.5) -> VectorMa
 
 def pixel_centers_city(spec: RasterSpec, pose: ArrayLike) -> NDArray[np.float64]:
     """(H, W, 2) city-frame coordinates of every pixel centre of the raster around ``pose``."""
-    x, y, heading = check_poses(pose)[0]
-    local = spec.pixel_centers_agent()
-    c, s = np.cos(heading), np.sin(heading)
-    return np.stack(
-        [x + c * local[..., 0] - s * local[..., 1], y + s * local[..., 0] + c * local[..., 1]],
-        axis=-1,
-    )
+    return transform_points(check_poses(pose)[:1], spec.pixel_centers_agent()[None])[0]
 
 
 def expected_layer(

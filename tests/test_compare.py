@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 from pathlib import Path
 
@@ -17,8 +18,11 @@ from mapenc.cli import main
 from mapenc.data.mnist import load_mnist
 from mapenc.encoders import build_encoder, describe
 from mapenc.errors import ConfigError
-from mapenc.study import STUDY_ENCODERS, CompareConfig, probe_encoder, run_compare, summarise
+from mapenc.study import CompareConfig, probe_encoder, run_compare, summarise
+from mapenc.study.config import STUDY_TASK_NAMES
+from mapenc.study.plots import plot_study
 from mapenc.study.probes import linear_probe_r2, rotate, shift
+from mapenc.study.tasks import STUDY_TASKS
 
 TINY_MNIST_ENCODERS = "seed_global,seed_spatial_conv"
 
@@ -57,6 +61,8 @@ def compare_args(data: Path, out: Path) -> list[str]:
         "2",
         "--probe-samples",
         "60",
+        "--eval-images",
+        "50",
         "--no-progress",
         "--out",
         str(out),
@@ -100,7 +106,8 @@ def test_mnist_study_writes_rows_with_metrics_sizes_and_probes(
     for row in rows:
         assert row["test_loss"] > 0 and row["nll"] > 0 and row["seconds"] > 0
         assert row["params"] > row["encoder_params"] > 0
-        assert row["steps"] == 3
+        assert row["steps"] == 3 and row["test_images"] == 50
+        assert row["seconds"] == pytest.approx(row["train_seconds"] + row["eval_seconds"], abs=0.1)
         for name in ("shift", "rotate", "flip", "rot90"):
             assert row[f"probe_sensitivity_{name}"] >= 0
         assert row["probe_where_r2"] <= 1.0
@@ -196,10 +203,7 @@ def test_bad_study_settings_are_config_errors() -> None:
 
 
 def test_seed_spatial_analogue_keeps_the_design_at_28_pixels() -> None:
-    analogue = STUDY_ENCODERS["seed_spatial_conv"]
-    encoder = build_encoder(
-        analogue.registered, in_channels=1, input_size=(28, 28), **dict(analogue.settings)
-    )
+    encoder = build_encoder("seed_spatial_conv", in_channels=1, input_size=(28, 28))
     description = describe(encoder, (1, 28, 28))
     assert [list(shape) for _, shape in description.bottleneck] == [[1, 7, 7]]
     convs = [row for row in description.rows if row.kind == "Conv2d"]
@@ -273,3 +277,54 @@ def test_linear_probe_scores_linear_targets_high_and_noise_low() -> None:
     noise = torch.randn(300, 3, generator=generator, dtype=torch.float64)
     assert linear_probe_r2(latents, linear, ridge=1e-6) > 0.999
     assert linear_probe_r2(latents, noise) < 0.1
+
+
+def test_every_study_task_name_has_a_task() -> None:
+    assert sorted(STUDY_TASKS) == sorted(STUDY_TASK_NAMES)
+
+
+def test_log_axis_tick_labels_do_not_overlap(tmp_path: Path) -> None:
+    """Bottleneck sizes spanning about a decade (the MNIST study's: 16 to 160) once made
+    matplotlib label its minor ticks, which ran into each other."""
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    summary = [
+        {
+            "encoder": name,
+            "raster_size": None,
+            "n": 1,
+            "test_loss": {"mean": loss, "std": 0.0},
+            "nll": {"mean": loss, "std": 0.0},
+            "encoder_params": {"mean": params, "std": 0.0},
+            "bottleneck_elements": {"mean": elements, "std": 0.0},
+        }
+        for name, loss, params, elements in (
+            ("a", 100.0, 120_000.0, 16.0),
+            ("b", 95.0, 180_000.0, 49.0),
+            ("c", 90.0, 450_000.0, 128.0),
+            ("d", 92.0, 300_000.0, 160.0),
+        )
+    ]
+    drawn: list[Figure] = []
+    original_close = plt.close
+    try:
+        plt.close = drawn.append  # type: ignore[assignment]
+        plot_study(summary, ("test_loss", "nll"), "mnist", tmp_path)
+    finally:
+        plt.close = original_close
+    assert drawn
+    for figure in drawn[:2]:  # metric_vs_params, metric_vs_bottleneck
+        renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+        for axes in figure.axes:
+            labels = [
+                label.get_window_extent(renderer)
+                for label in axes.get_xticklabels(which="both")
+                if label.get_text() and label.get_visible()
+            ]
+            labels = [box for box in labels if axes.bbox.x0 - 1 <= box.x0 <= axes.bbox.x1 + 1]
+            assert labels, "every axis shows some tick labels"
+            ordered = sorted(labels, key=lambda box: box.x0)
+            for left, right in itertools.pairwise(ordered):
+                assert left.x1 <= right.x0, "tick labels overlap"
+        original_close(figure)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-from mapenc.demo import encoders_section, maps_section, pose_on_a_lane, write_index
+from mapenc.experiments.demo import encoders_section, maps_section, pose_on_a_lane, write_index
 from mapenc.maps.synthetic import TownConfig, make_town
 
 

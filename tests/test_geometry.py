@@ -8,7 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapenc.errors import PoseError
-from mapenc.geometry import SE2, check_poses, wrap_angle
+from mapenc.geometry import (
+    SE2,
+    apply_matrices,
+    check_poses,
+    inverse_matrices_from_poses,
+    inverse_transform_points,
+    matrices_from_poses,
+    transform_points,
+    wrap_angle,
+)
 
 angles = st.floats(-10.0, 10.0, allow_nan=False)
 coords = st.floats(-1e6, 1e6, allow_nan=False)
@@ -91,3 +100,29 @@ def test_from_matrix_rejects_non_rotation() -> None:
     m[0, 0] = 2.0
     with pytest.raises(PoseError):
         SE2.from_matrix(m)
+
+
+def test_batched_transforms_agree_with_one_pose_at_a_time() -> None:
+    rng = np.random.default_rng(0)
+    poses = np.column_stack([rng.uniform(-1e6, 1e6, (5, 2)), rng.uniform(-np.pi, np.pi, 5)])
+    points = rng.normal(size=(5, 7, 2)) * 50.0
+    city = transform_points(poses, points)
+    for pose, agent_points, city_points in zip(poses, points, city, strict=True):
+        np.testing.assert_allclose(SE2.from_pose(pose).transform_from(agent_points), city_points)
+    np.testing.assert_allclose(inverse_transform_points(poses, city), points, atol=1e-6)
+    products = matrices_from_poses(poses) @ inverse_matrices_from_poses(poses)
+    np.testing.assert_allclose(products, np.broadcast_to(np.eye(3), (5, 3, 3)), atol=1e-9)
+
+
+def test_batched_transforms_keep_extra_axes_and_take_one_matrix() -> None:
+    poses = np.array([[1.0, 2.0, np.pi / 2], [0.0, 0.0, 0.0]])
+    ahead = np.zeros((2, 3, 4, 2))
+    ahead[..., 0] = 1.0  # one metre ahead of each agent
+    city = transform_points(poses, ahead)
+    assert city.shape == (2, 3, 4, 2)
+    np.testing.assert_allclose(city[0], np.broadcast_to([1.0, 3.0], (3, 4, 2)), atol=1e-12)
+    np.testing.assert_allclose(city[1], np.broadcast_to([1.0, 0.0], (3, 4, 2)), atol=1e-12)
+    single = apply_matrices(matrices_from_poses(poses)[0], np.zeros((6, 2)))
+    np.testing.assert_allclose(single, np.broadcast_to([1.0, 2.0], (6, 2)))
+    with pytest.raises(PoseError):
+        transform_points(poses, np.zeros((3, 4, 2)))

@@ -15,15 +15,9 @@ from torch import nn
 from mapenc.cli import main as cli_main
 from mapenc.data.mnist import MnistImages, load_mnist
 from mapenc.errors import ConfigError
+from mapenc.experiments.mnist import MnistExperimentConfig, load_run, train_and_evaluate
 from mapenc.train import TrainConfig
-from mapenc.vae.image import (
-    ImageVAE,
-    ImageVAEConfig,
-    MnistExperimentConfig,
-    build_image_vae,
-    load_mnist_run,
-    train_and_evaluate_mnist,
-)
+from mapenc.vae.image import ImageVAE, ImageVAEConfig, build_image_vae
 
 
 class FlatEncoder(nn.Module):
@@ -186,12 +180,12 @@ def _tiny_experiment(**train: object) -> MnistExperimentConfig:
 
 def test_train_and_evaluate_then_reload(tmp_path: Path) -> None:
     config = _tiny_experiment()
-    metrics = train_and_evaluate_mnist(config, tmp_path)
+    metrics = train_and_evaluate(config, tmp_path)
     assert metrics["steps"] == 6 and metrics["stopped"] == "max_steps"
     assert metrics["nll"] <= metrics["test_loss"] + 1.0
     assert metrics["test_loss"] == pytest.approx(metrics["recon"] + metrics["kl"])
     assert json.loads((tmp_path / "metrics.json").read_text())["params"] == metrics["params"]
-    model, saved = load_mnist_run(tmp_path)
+    saved, model = load_run(tmp_path)
     assert saved == config
     trained = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]
     for name, value in model.state_dict().items():

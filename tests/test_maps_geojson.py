@@ -192,7 +192,10 @@ HEADER = "track_id,timestep,x,y,heading,kind\n"
     [
         ("track_id,timestep,x,y,kind\na,0,1,2,car\n", r"missing columns \['heading'\]"),
         (HEADER + "a,0,1,two,0,car\n", "line 2: column 'y' value 'two' is not a number"),
-        (HEADER + "a,0,1,2,0,car\na,1,1,2,0,car\na,1,3,4,0,car\n", "duplicate row for track 'a'"),
+        (
+            HEADER + "a,1,1,2,0,car\nb,1,1,2,0,car\na,0,1,2,0,car\na,1,3,4,0,car\n",
+            "lines 2 and 5: two rows for track 'a' at time step 1",
+        ),
         (HEADER + "a,0.5,1,2,0,car\n", "line 2: column 'timestep' value '0.5' is not an integer"),
         (HEADER + "a,0,1,inf,0,car\n", "NaN or inf position"),
         (HEADER + "a,0,1,2,0\n", "line 2: 5 fields"),
@@ -213,3 +216,59 @@ def test_missing_dt_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ScenarioFormatError, match="no time step"):
         load_scenario(folder)
     assert load_scenario(folder, dt=0.2).dt == 0.2
+
+
+# ---- what real converters write -----------------------------------------------------------------
+
+
+def test_null_and_missing_lane_ids_are_no_id(tmp_path: Path) -> None:
+    def strip_ids(doc: dict[str, Any]) -> None:
+        a, b, c = doc["features"][:3]
+        a["properties"]["id"] = None  # lane index 0 -> "0"
+        b["properties"]["id"] = None  # lane index 1 -> "1_", as lane c is given the id "1"
+        c["properties"]["id"] = "1"
+        a["properties"]["successors"] = [None, "1"]
+        c["properties"]["predecessors"] = [None]
+
+    m = load_map(write_map(tmp_path, strip_ids))
+    assert [lane.id for lane in m.lanes] == ["0", "1_", "1"]
+    assert m.lane("0").successors == ("1",) and m.lane("1").predecessors == ()
+
+
+def test_heading_in_degrees_is_refused_unless_declared(tmp_path: Path) -> None:
+    csv_text = HEADER + "a,0,1,2,0,car\na,1,2,2,90,car\n"
+    folder = write_scene(tmp_path, csv_text)
+    with pytest.raises(
+        ScenarioFormatError, match=r"line 3: column 'heading' value 90 is beyond"
+    ) as err:
+        load_scenario(folder)
+    assert err.value.path == str(folder / "tracks.csv") and "--heading-units deg" in str(err.value)
+    track = load_scenario(folder, heading_units="deg").track("a")
+    np.testing.assert_allclose(track.heading, [0.0, np.pi / 2])
+    doc = json.loads((folder / "map.geojson").read_text())
+    doc["properties"]["heading_units"] = "deg"
+    (folder / "map.geojson").write_text(json.dumps(doc))
+    np.testing.assert_allclose(load_scenario(folder).track("a").heading, [0.0, np.pi / 2])
+    (folder / "tracks.csv").write_text(HEADER + "a,0,1,2,400,car\n")
+    with pytest.raises(ScenarioFormatError, match="value 400 is beyond ±360 degrees"):
+        load_scenario(folder)
+
+
+def test_rows_out_of_time_order_are_sorted(tmp_path: Path) -> None:
+    # Track a's rows come latest step first, and its earliest row names its kind.
+    csv_text = HEADER + "a,2,3,0,0,unknown\nb,0,9,9,0,pedestrian\na,0,1,0,0,car\na,1,2,0,0,car\n"
+    sc = load_scenario(write_scene(tmp_path, csv_text))
+    assert [t.id for t in sc.tracks] == ["a", "b"]
+    a = sc.track("a")
+    assert a.kind == "car"
+    np.testing.assert_allclose(a.xy[:, 0], [1.0, 2.0, 3.0])
+
+
+def test_info_heading_units_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mapenc.cli import main
+
+    folder = write_scene(tmp_path, HEADER + "a,0,1,2,180,car\n")
+    assert main(["info", str(folder)]) == 2
+    assert "column 'heading'" in capsys.readouterr().err
+    assert main(["info", str(folder), "--heading-units", "deg"]) == 0
+    assert json.loads(capsys.readouterr().out)["scenario"]["tracks"] == 1

@@ -16,14 +16,12 @@ from mapenc.maps import MarkType, Scenario, VectorMap, load_map, load_scenario
 from mapenc.maps.synthetic import (
     ScenarioConfig,
     TownConfig,
-    _drive,
-    _Path,
-    _Plan,
     make_scenario,
     make_scenarios,
     make_town,
     write_scenarios,
 )
+from mapenc.maps.synthetic.driving import _drive, _Path, _Plan
 
 ROAD_KINDS = ("vehicle", "cyclist")
 

@@ -137,7 +137,7 @@ def test_checkpoint_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash_midway)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(TrainingError, match="disk full"):
         save_checkpoint(path, {"step": 2, "w": torch.zeros(3)})
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
@@ -186,8 +186,10 @@ SIGKILL_SCRIPT = textwrap.dedent(
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    result = fit(Slow(), regression_data(), quiet(epochs=30, checkpoint_every_steps=5),
+    model = Slow()
+    result = fit(model, regression_data(), quiet(epochs=30, checkpoint_every_steps=5),
                  sys.argv[1], resume=len(sys.argv) > 2)
+    torch.save(model.state_dict(), sys.argv[1] + ".weights.pt")
     print("steps", result.steps)
     """
 )
@@ -224,6 +226,15 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
     steps = [int(r["step"]) for r in rows]
     assert steps == list(range(2, 241, 2)), "rows lost or duplicated across the kill"
     assert float(rows[-1]["loss"]) < 0.01 * float(rows[0]["loss"])
+    straight = tmp_path / "straight"
+    uninterrupted = subprocess.run(
+        [sys.executable, str(script), str(straight)], env=env, capture_output=True, timeout=300
+    )
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    killed_weights = torch.load(f"{out}.weights.pt", weights_only=True)
+    straight_weights = torch.load(f"{straight}.weights.pt", weights_only=True)
+    for name, value in straight_weights.items():
+        assert torch.equal(killed_weights[name], value), f"{name} differs after kill + resume"
 
 
 def _free_port() -> int:

@@ -75,3 +75,34 @@ def test_train_and_eval_on_a_few_ngsim_scenes(
     # Recorded vehicles stay on the road: the truth is almost never off-road.
     assert result["ground_truth"]["offroad_rate"] < 0.05
     assert result["constant_velocity"]["FDE"] > result["constant_velocity"]["ADE"] > 0
+
+
+def test_skip_bad_leaves_out_an_unreadable_scene(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mapenc.data.traj_sources import load_scenarios
+    from mapenc.errors import ScenarioFormatError
+    from mapenc.maps.synthetic import write_scenarios
+
+    scenes = write_scenarios(tmp_path / "data", 3)
+    broken = scenes[1] / "tracks.csv"
+    broken.write_text(broken.read_text().replace(",", ";", 40))  # a converter's bad export
+    data = str(tmp_path / "data")
+    with pytest.raises(ScenarioFormatError) as err:
+        load_scenarios([data])
+    assert err.value.path == str(broken)
+    skipped: dict[str, str] = {}
+    assert len(load_scenarios([data], skipped)) == 2
+    assert list(skipped) == [str(scenes[1])]
+    assert skipped[str(scenes[1])].startswith(f"{broken}: missing columns")
+
+    run = tmp_path / "run"
+    train = ["train-traj", "--data", data, "--split", "all", "--epochs", "1", "--out", str(run)]
+    caching = [*SMALL_RASTER, "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    assert main([*train, *caching]) == 2
+    assert str(broken) in capsys.readouterr().err
+    assert main([*train, *caching, "--skip-bad"]) == 0
+    assert json.loads(capsys.readouterr().out)["skipped"] == skipped
+    evaluate = ["eval-traj", str(run), "--split", "all", "--k", "2", "--figures", "0"]
+    assert main([*evaluate, "--skip-bad"]) == 0
+    assert json.loads(capsys.readouterr().out)["skipped"] == skipped

@@ -10,6 +10,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.encoders import build_encoder, describe, list_encoders
 from mapenc.encoders.registry import encoder_settings
 from mapenc.errors import ConfigError
@@ -36,15 +37,20 @@ class DescribeConfig:
     as_json: bool = False
 
 
+FLAGS = ConfigFlags(
+    DescribeConfig,
+    overrides=(
+        Flag("encoder", positional=True, help=f"one of: {', '.join(list_encoders())}"),
+        Flag("input_shape", metavar=("C", "H", "W")),
+        Flag("pixel_size_m", ("--pixel-size",)),
+        Flag("as_json", ("--json",)),
+    ),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `mapenc describe`, one per DescribeConfig field."""
-    parser.add_argument("encoder", help=f"one of: {', '.join(list_encoders())}")
-    parser.add_argument(
-        "--input-shape", type=int, nargs=3, metavar=("C", "H", "W"), help="input channels and size"
-    )
-    parser.add_argument("--latent-dim", type=int, help="length of the latent vector")
-    parser.add_argument("--pixel-size", type=float, help="metres per pixel (receptive field in m)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    """One flag per DescribeConfig field."""
+    FLAGS.add_to(parser)
 
 
 def encoder_overrides(config: DescribeConfig) -> dict[str, Any]:
@@ -65,13 +71,7 @@ def encoder_overrides(config: DescribeConfig) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Print the description of the encoder. Returns 0."""
-    config = DescribeConfig(
-        encoder=args.encoder,
-        input_shape=tuple(args.input_shape) if args.input_shape else None,
-        latent_dim=args.latent_dim,
-        pixel_size_m=args.pixel_size,
-        as_json=args.json,
-    )
+    config = FLAGS.build(args)
     encoder = build_encoder(config.encoder, **encoder_overrides(config))
     description = describe(encoder, encoder.input_shape, pixel_size_m=config.pixel_size_m)
     print(description.to_json() if config.as_json else description)

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from torch.utils.data import Subset
-
+from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.errors import ConfigError
+from mapenc.experiments import mnist
 from mapenc.train.checkpoint import write_json
-from mapenc.vae.image import evaluate_image_vae, load_mnist_run, mnist_test_split
 
 HELP = "evaluate a train-mnist run: JSON metrics (nats) and PNG reconstructions/samples/latent"
 
@@ -47,39 +45,33 @@ class EvalMnistConfig:
             raise ConfigError(f"first={self.first}: must be at least 1")
 
 
+FLAGS = ConfigFlags(
+    EvalMnistConfig,
+    EvalMnistConfig(Path()),
+    (Flag("run_dir", positional=True), Flag("iw_k", ("--iw",), metavar="K")),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `mapenc eval-mnist`, one per EvalMnistConfig field."""
-    defaults = EvalMnistConfig(Path())
-    parser.add_argument("run_dir", type=Path, help="folder of a train-mnist run")
-    parser.add_argument("--data", help="MNIST source to test on (default: the run's)")
-    parser.add_argument("--iw", type=int, default=defaults.iw_k, help="k of the IW NLL bound")
-    parser.add_argument("--first", type=int, help="only the first N test images (for large K)")
-    parser.add_argument("--device", default=defaults.device)
+    """One flag per EvalMnistConfig field."""
+    FLAGS.add_to(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print and write the JSON, draw the PNGs. Returns 0."""
-    from mapenc.vae import image_plots
+    from mapenc.experiments import plots
 
-    config = EvalMnistConfig(
-        run_dir=args.run_dir, data=args.data, iw_k=args.iw, first=args.first, device=args.device
-    )
-    model, experiment = load_mnist_run(config.run_dir, config.device)
-    test_set = mnist_test_split(experiment, config.data)
-    scored = (
-        test_set
-        if config.first is None
-        else Subset(test_set, range(min(config.first, len(test_set))))
-    )
-    started = time.monotonic()
-    metrics: dict[str, object] = dict(evaluate_image_vae(model, scored, config.iw_k, progress=True))
-    metrics["eval_seconds"] = round(time.monotonic() - started, 2)
-    metrics["test_images"] = len(scored)
+    config = FLAGS.build(args)
+    metrics = mnist.evaluate(
+        config.run_dir, config.data, iw_k=config.iw_k, first=config.first, device=config.device
+    ).to_dict()
     write_json(config.run_dir / "eval.json", metrics)
     print(json.dumps(metrics, indent=2))
-    image_plots.save_reconstructions(model, test_set, config.run_dir / "reconstructions.png")
-    image_plots.save_samples(model, config.run_dir / "samples.png")
-    image_plots.save_loss_curves(config.run_dir, config.run_dir / "loss_curves.png")
+    experiment, model = mnist.load_run(config.run_dir, config.device)
+    test_set = mnist.test_split(experiment, config.data)
+    plots.save_reconstructions(model, test_set, config.run_dir / "reconstructions.png")
+    plots.save_samples(model, config.run_dir / "samples.png")
+    plots.save_loss_curves(config.run_dir, config.run_dir / "loss_curves.png")
     if model.latent_dim == 2:
-        image_plots.save_latent_scatter(model, test_set, config.run_dir / "latent_scatter.png")
+        plots.save_latent_scatter(model, test_set, config.run_dir / "latent_scatter.png")
     return 0

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
-from mapenc.forecasting import evaluate_traj
+from mapenc.commands.flags import ConfigFlags, Flag
+from mapenc.data.traj_sources import SPLITS
+from mapenc.experiments import trajectory
 
 HELP = "score a trained trajectory VAE (minADE/minFDE/miss/off-road) against constant velocity"
 
@@ -31,6 +33,7 @@ class EvalTrajConfig:
         k: futures drawn per sample.
         figures: number of cases drawn as PNG.
         seed: seed of the K draws and of the drawn cases.
+        skip_bad: leave out scene files that cannot be read, listed under "skipped" in the JSON.
     """
 
     run_dir: Path
@@ -39,39 +42,38 @@ class EvalTrajConfig:
     k: int = 6
     figures: int = 6
     seed: int = 0
+    skip_bad: bool = False
+
+
+FLAGS = ConfigFlags(
+    EvalTrajConfig,
+    overrides=(
+        Flag("run_dir", positional=True),
+        Flag("data", metavar="PATH", default=[]),
+        Flag("split", choices=(*SPLITS, "all")),
+    ),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `mapenc eval-traj`, one per EvalTrajConfig field."""
-    parser.add_argument("run_dir", type=Path, help="train-traj output folder")
-    parser.add_argument(
-        "--data",
-        nargs="+",
-        default=[],
-        metavar="PATH",
-        help="data paths (default: those the run was trained on)",
-    )
-    parser.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
-    parser.add_argument("--k", type=int, default=6, help="futures per sample")
-    parser.add_argument("--figures", type=int, default=6, help="cases to draw as PNG")
-    parser.add_argument("--seed", type=int, default=0)
+    """One flag per EvalTrajConfig field."""
+    FLAGS.add_to(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print and save the JSON, return 0."""
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
-    config = EvalTrajConfig(
-        run_dir=args.run_dir,
-        data=tuple(args.data),
-        split=args.split,
-        k=args.k,
-        figures=args.figures,
-        seed=args.seed,
+    config = FLAGS.build(args)
+    result = trajectory.evaluate(
+        config.run_dir,
+        config.data or None,
+        split=config.split,
+        k=config.k,
+        figures=config.figures,
+        seed=config.seed,
+        skip_bad=config.skip_bad,
     )
-    result = evaluate_traj(
-        config.run_dir, config.data or None, config.split, config.k, config.figures, config.seed
-    )
-    text = json.dumps(result, indent=2)
+    text = json.dumps(result.to_dict(), indent=2)
     (config.run_dir / f"eval_{config.split}.json").write_text(text)
     print(text)
     return 0

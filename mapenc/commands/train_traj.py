@@ -1,93 +1,92 @@
 """`mapenc train-traj --data PATH... --encoder NAME [--no-map] --out DIR`: fit the TrajectoryCVAE.
 
-Maps onto ``mapenc.forecasting.TrajExperimentConfig`` (saved as ``config.json`` beside the
-checkpoint) and prints a JSON summary: samples, parameters, steps, seconds, why training stopped.
+One flag per field of ``mapenc.experiments.trajectory.TrajExperimentConfig`` (saved as
+``config.json`` beside the checkpoint); prints a JSON summary: samples, parameters, steps,
+seconds, why training stopped.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 
 import torch
 
-from mapenc.forecasting import NGSIM_RASTER, TASKS, make_experiment_config, train_traj
-from mapenc.raster import RasterSpec
-from mapenc.train import TrainConfig
+from mapenc.commands.flags import ConfigFlags, Flag, train_flags
+from mapenc.data.traj_sources import SPLITS
+from mapenc.experiments import trajectory
+from mapenc.experiments.trajectory import TRAJ_TASKS, TrajExperimentConfig
+from mapenc.raster import MODES, list_layers
 
 HELP = "train the map-conditioned trajectory VAE on CommonRoad/AV2/generic scenes or the synthetic town"
 
-# With only --max-minutes, the time budget decides when to stop.
-EPOCHS_UNDER_TIME_BUDGET = 10_000
+# With only --max-minutes or --max-steps, that budget decides when to stop.
+EPOCHS_UNDER_BUDGET = 10_000
+DEFAULT_EPOCHS = 10
+
+# Flags spelt otherwise than --field-name (the names users' scripts and the README call).
+TRAIN_FLAGS = (
+    Flag(
+        "train.epochs",
+        help="epochs (default 10, or unbounded with --max-minutes/--max-steps)",
+        default=None,
+    ),
+    Flag("train.grad_clip_norm", ("--grad-clip",), help="clip the gradient norm to this"),
+    Flag("train.checkpoint_every_steps", ("--checkpoint-every",), metavar="N"),
+    Flag("train.progress", ("--no-progress",), help="no progress bars"),
+)
+FLAGS = ConfigFlags(
+    TrajExperimentConfig,
+    TrajExperimentConfig(),
+    (
+        Flag("data", required=True, metavar="PATH"),
+        Flag("split", choices=(*SPLITS, "all")),
+        Flag("task", presets=TRAJ_TASKS, help="ngsim: 1 s -> 3 s at 10 Hz; av2: 5 s -> 6 s"),
+        Flag("raster.size_px", ("--raster-size",), metavar=("H", "W")),
+        Flag("raster.pixel_size_m", ("--pixel-size",), help="metres per pixel"),
+        Flag("raster.agent_at", metavar=("AX", "AY")),
+        Flag("raster.layers", choices=list_layers(), metavar="LAYER"),
+        Flag("raster.history_steps", ("--raster-history-steps",)),
+        Flag("model.map_encoder", ("--encoder",), help="registered map encoder"),
+        Flag("model.use_map", ("--no-map",), help="remove the map branch, keep all else"),
+        Flag("model.map_encoder_options", ("--encoder-setting",), help="a map encoder setting"),
+        Flag(
+            "train.epochs",
+            help="epochs (default 10, or unbounded with --max-minutes/--max-steps)",
+            default=None,
+        ),
+        *train_flags(),
+        Flag("raster_mode", choices=MODES),
+    ),
+    derived=(
+        "model.history_steps",
+        "model.future_steps",
+        "model.dt",
+        "model.raster_channels",
+        "model.raster_size",
+    ),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `mapenc train-traj`; each maps onto a TrajExperimentConfig field."""
-    parser.add_argument(
-        "--data",
-        nargs="+",
-        required=True,
-        metavar="PATH",
-        help="CommonRoad files/folders, AV2 or generic scene folders, synthetic[:N]",
-    )
-    parser.add_argument("--split", default="train", choices=("train", "val", "test", "all"))
-    parser.add_argument(
-        "--task",
-        default="ngsim",
-        choices=sorted(TASKS),
-        help="ngsim: 1 s -> 3 s at 10 Hz; av2: 5 s -> 6 s",
-    )
-    parser.add_argument("--encoder", default="conv-spatial", help="registered map encoder")
-    parser.add_argument(
-        "--no-map", action="store_true", help="remove the map branch, keep all else"
-    )
-    parser.add_argument(
-        "--epochs", type=int, help="epochs (default 10, or unbounded with --max-minutes)"
-    )
-    parser.add_argument("--max-minutes", type=float, help="training time budget (minutes)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--raster-size", type=int, nargs=2, metavar=("H", "W"), default=NGSIM_RASTER.size_px
-    )
-    parser.add_argument("--pixel-size", type=float, default=NGSIM_RASTER.pixel_size_m, help="m/px")
-    parser.add_argument("--layers", nargs="+", default=list(NGSIM_RASTER.layers))
-    parser.add_argument("--cache-dir", default="", help="raster cache (default $MAPENC_CACHE/traj)")
+    """One flag per TrajExperimentConfig field, plus the run folder and --resume."""
+    FLAGS.add_to(parser)
     parser.add_argument("--out", required=True, help="run folder (checkpoint, config, logs)")
     parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def budget_epochs(args: argparse.Namespace) -> None:
+    """Fill in --epochs when it was not given: unbounded under a time or step budget, else 10."""
+    if args.train__epochs is None:
+        budget = args.train__max_minutes is not None or args.train__max_steps is not None
+        args.train__epochs = EPOCHS_UNDER_BUDGET if budget else DEFAULT_EPOCHS
 
 
 def run(args: argparse.Namespace) -> int:
     """Train, print the JSON summary, return 0."""
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
-    epochs = args.epochs or (EPOCHS_UNDER_TIME_BUDGET if args.max_minutes else 10)
-    train = TrainConfig(
-        epochs=epochs,
-        max_minutes=args.max_minutes,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        grad_clip_norm=5.0,
-        progress=not args.no_progress,
-    )
-    raster = dataclasses.replace(
-        NGSIM_RASTER,
-        size_px=tuple(args.raster_size),
-        pixel_size_m=args.pixel_size,
-        layers=tuple(args.layers),
-    )
-    assert isinstance(raster, RasterSpec)
-    config = make_experiment_config(
-        args.data,
-        encoder=args.encoder,
-        use_map=not args.no_map,
-        task=TASKS[args.task],
-        raster=raster,
-        train=train,
-    )
-    config = dataclasses.replace(config, split=args.split, cache_dir=args.cache_dir)
-    print(json.dumps(train_traj(config, args.out, resume=args.resume), indent=2))
+    budget_epochs(args)
+    config = FLAGS.build(args)
+    run_dir = trajectory.train(config, args.out, resume=args.resume)
+    print(json.dumps(trajectory.training_facts(run_dir), indent=2))
     return 0

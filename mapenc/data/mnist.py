@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zipfile
 import zlib
 from dataclasses import dataclass
 from os import PathLike
@@ -24,7 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mapenc.errors import DataError
+from mapenc.errors import DataError, MapencError
+from mapenc.safeio import GZIP_MAGIC, MAX_INFLATED_ENV, gunzip, max_inflated_bytes
 
 PathType = str | PathLike[str]
 Binarize = Literal["none", "dynamic", "static"]
@@ -65,15 +67,16 @@ class MnistSplits:
 
 
 def _file_bytes(path: Path) -> bytes:
-    """Content of ``path``, gunzipped when it starts with the gzip magic; DataError otherwise."""
+    """Content of ``path``, gunzipped (bounded: ``mapenc.safeio.gunzip``) when it starts with the
+    gzip magic; DataError for a missing file, bad gzip data or content beyond the limit."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
+    if raw[:2] == GZIP_MAGIC:
         try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as err:
-            raise DataError(f"{path}: truncated or corrupt gzip data ({err})") from None
+            raw = gunzip(raw)
+        except MapencError as err:
+            raise DataError(f"{path}: {err}") from None
     return raw
 
 
@@ -137,15 +140,27 @@ def _checked(splits: MnistSplits) -> MnistSplits:
 
 
 def read_mnist_npz(path: PathType) -> MnistSplits:
-    """Keras-layout ``mnist.npz`` with ``x_train, y_train, x_test, y_test``."""
+    """Keras-layout ``mnist.npz`` with ``x_train, y_train, x_test, y_test``.
+
+    The arrays' inflated sizes, as the archive declares them, must stay within
+    ``mapenc.safeio.max_inflated_bytes()`` (zipfile never inflates a member beyond its declared
+    size). Raises DataError for a missing, damaged or oversized file.
+    """
     p = Path(path)
     try:
+        with zipfile.ZipFile(p) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+        if inflated > max_inflated_bytes():
+            raise DataError(
+                f"{p}: its arrays inflate to {inflated >> 20} MiB, beyond "
+                f"{max_inflated_bytes() >> 20} MiB; set {MAX_INFLATED_ENV} to allow more"
+            )
         with np.load(p, allow_pickle=False) as npz:
             missing = {"x_train", "y_train", "x_test", "y_test"} - set(npz.files)
             if missing:
                 raise DataError(f"{p}: missing arrays {sorted(missing)} (Keras mnist.npz layout)")
             arrays = {key: npz[key] for key in ("x_train", "y_train", "x_test", "y_test")}
-    except (OSError, ValueError, zlib.error) as err:
+    except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as err:
         raise DataError(f"{p}: not a readable .npz file ({err})") from None
     return _checked(
         MnistSplits(

@@ -1,9 +1,10 @@
 """Scenarios for trajectory work: load them from paths, and split them by recording.
 
-Data paths (``load_scenarios``): CommonRoad ``.xml``/``.xml.gz`` files or folders holding them
-(searched recursively), AV2 scenario folders (``scenario_*.parquet`` + map JSON), generic scene
-folders (``map.geojson`` + ``tracks.csv``), and ``synthetic`` / ``synthetic:N`` for N scenes of
-the embedded synthetic town.
+Data paths (``load_scenarios``): CommonRoad ``.xml``/``.xml.gz`` files and Waymo Open Motion
+``.tfrecord`` files or shards (every scenario of each), or folders holding them (searched
+recursively), AV2 scenario folders (``scenario_*.parquet`` + map JSON), generic scene folders
+(``map.geojson`` + ``tracks.csv``), and ``synthetic`` / ``synthetic:N`` for N scenes of the
+embedded synthetic town.
 
 The split (``split_scenarios``) is fixed and needs no side file:
 
@@ -34,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mapenc.errors import ConfigError, DataError
-from mapenc.maps import load_scenario
+from mapenc.errors import ConfigError, DataError, MapencError
+from mapenc.maps import iter_scenarios
+from mapenc.maps.io import is_waymo_file
 from mapenc.maps.types import Scenario
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -74,18 +76,27 @@ def split_of_key(key: str) -> str:
     return "val" if bucket < TRAIN_PERCENT + VAL_PERCENT else "test"
 
 
-def _scene_files(path: Path) -> Iterator[Path]:
-    """Scenario files and scene folders under ``path`` (itself included), sorted."""
+def _scene_files(path: Path, visited: set[Path] | None = None) -> Iterator[Path]:
+    """Scenario files and scene folders under ``path`` (itself included), sorted.
+
+    Links to folders are followed, but each real folder is entered once (``visited`` holds the
+    resolved folders seen so far), so links that loop back are walked through only once.
+    """
     if path.is_file():
         yield path
         return
+    visited = set() if visited is None else visited
+    real = path.resolve()
+    if real in visited:
+        return
+    visited.add(real)
     if sorted(path.glob("scenario_*.parquet")) or (path / "tracks.csv").is_file():
         yield path
         return
     for child in sorted(path.iterdir()):
         if child.is_dir():
-            yield from _scene_files(child)
-        elif child.name.endswith(COMMONROAD_SUFFIXES):
+            yield from _scene_files(child, visited)
+        elif child.name.endswith(COMMONROAD_SUFFIXES) or is_waymo_file(child):
             yield child
 
 
@@ -103,25 +114,33 @@ def _synthetic(spec: str) -> list[Scenario]:
     return list(make_scenarios(n, seed=0))
 
 
-def _file_stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
-    """(name, mtime ns, size) of a file, or of every file directly in a scene folder."""
+def _file_stamp(path: Path) -> tuple[tuple[str, int, int, int, int], ...]:
+    """(name, mtime ns, change time ns, inode, size) of a file, or of every file directly in a
+    scene folder. The change time cannot be set back by a program (``touch -d`` sets mtime only),
+    so an edit that keeps the size and mtime still changes the stamp."""
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
-    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    stats = [(p.name, p.stat()) for p in files]
+    return tuple((n, s.st_mtime_ns, s.st_ctime_ns, s.st_ino, s.st_size) for n, s in stats)
 
 
 @functools.lru_cache(maxsize=256)
-def _load_scene(path: Path, stamp: tuple[tuple[str, int, int], ...]) -> Scenario:
-    """``load_scenario(path)``, read once per process while ``stamp`` (the files) is unchanged:
-    training and evaluation, and the runs of an encoder study, share the parsed scenes."""
-    return load_scenario(path)
+def _load_scenes(
+    path: Path, stamp: tuple[tuple[str, int, int, int, int], ...]
+) -> tuple[Scenario, ...]:
+    """``iter_scenarios(path)`` (one scenario, or each of a Waymo shard), read once per process
+    while ``stamp`` (the files) is unchanged: training and evaluation, and the runs of an encoder
+    study, share the parsed scenes."""
+    return tuple(iter_scenarios(path))
 
 
-def load_scenarios(paths: Sequence[str]) -> list[Scenario]:
+def load_scenarios(paths: Sequence[str], skipped: dict[str, str] | None = None) -> list[Scenario]:
     """Every scenario found under ``paths`` (see the module docstring), in a stable order.
 
     Scenes are parsed once per process and shared (they are never modified); a file that changes
     on disk is read again. Raises MapFormatError naming a file that cannot be read, DataError when
-    nothing is found.
+    nothing is found. With ``skipped`` (a dict), a scene file or folder that cannot be read is left
+    out instead (a shard with a broken record as a whole) and recorded there: path -> the error
+    message (which names the file at fault).
     """
     scenarios: list[Scenario] = []
     for spec in paths:
@@ -131,9 +150,17 @@ def load_scenarios(paths: Sequence[str]) -> list[Scenario]:
         path = Path(spec)
         if not path.exists():
             raise DataError(f"{path}: no such file or folder")
-        found = [_load_scene(p, _file_stamp(p)) for p in _scene_files(path)]
+        found: list[Scenario] = []
+        for scene_path in _scene_files(path):
+            try:
+                found.extend(_load_scenes(scene_path, _file_stamp(scene_path)))
+            except MapencError as err:
+                if skipped is None:
+                    raise
+                skipped[str(scene_path)] = str(err)
         if not found:
-            raise DataError(f"{path}: no CommonRoad, AV2 or generic scene found")
+            unreadable = f" ({len(skipped)} unreadable, skipped)" if skipped else ""
+            raise DataError(f"{path}: no CommonRoad, AV2, Waymo or generic scene found{unreadable}")
         scenarios.extend(found)
     return scenarios
 

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mapenc.errors import ConfigError, DataError
-from mapenc.geometry import SE2, wrap_angle
+from mapenc.geometry import SE2, inverse_transform_points, wrap_angle
 from mapenc.maps.types import Scenario, Track
 
 FloatArray = NDArray[np.float64]
@@ -177,17 +177,19 @@ def _samples_from_rows(
     rows: list[tuple[Track, int, SE2]], task: TrajTask, scenario_index: int
 ) -> TrajSamples:
     n, h, f = len(rows), task.history_steps, task.future_steps
-    past = np.zeros((n, h + 1, 2))
-    past_heading = np.zeros((n, h + 1))
-    future = np.zeros((n, f, 2))
-    pose = np.zeros((n, 3))
-    for row, (track, t, city_SE2_agent) in enumerate(rows):
-        agent_SE2_city = city_SE2_agent.inverse()
-        window = agent_SE2_city.transform_from(track.xy[t - h : t + f + 1])
-        past[row], future[row] = window[: h + 1], window[h + 1 :]
-        headings = track.heading[t - h : t + 1]
-        past_heading[row] = np.nan_to_num(wrap_angle(headings - city_SE2_agent.rotation_rad))
-        pose[row] = [*city_SE2_agent.translation, city_SE2_agent.rotation_rad]
+    pose = np.array(
+        [
+            [*city_SE2_agent.translation, city_SE2_agent.rotation_rad]
+            for _, _, city_SE2_agent in rows
+        ]
+    ).reshape(n, 3)
+    windows_city = np.array([track.xy[t - h : t + f + 1] for track, t, _ in rows]).reshape(
+        n, h + f + 1, 2
+    )
+    windows = inverse_transform_points(pose, windows_city) if n else windows_city
+    past, future = windows[:, : h + 1], windows[:, h + 1 :]
+    headings = np.array([track.heading[t - h : t + 1] for track, t, _ in rows]).reshape(n, h + 1)
+    past_heading = np.nan_to_num(wrap_angle(headings - pose[:, 2:3]))
     return TrajSamples(
         past=past.astype(np.float32),
         past_heading=past_heading.astype(np.float32),

@@ -15,6 +15,7 @@ All sizes are derived from the input size, so any ``input_size`` the stack fits 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -156,14 +157,37 @@ class ConvEncoder(ImageEncoder):
 
 CONV_SUMMARY = "configurable stages + global/spatial/mixed bottleneck"
 register_encoder("conv", Entry(ConvEncoderConfig, ConvEncoder, CONV_SUMMARY, decoder="conv"))
-for _bottleneck in BOTTLENECKS:
+
+# Presets of ``conv``: name -> (summary, settings, mirror decoder). Besides one per bottleneck,
+# the seed designs at any input size (``seed_spatial`` is fixed at 100x100, ``seed_global`` at
+# 28x28). ``seed_spatial_conv``: two 5x5 stride-2 convs with 10 and 20 channels, LeakyReLU(0.2),
+# no normalisation, a 1-channel map flattened into the fc; padded convs halve the input twice
+# (28 -> 14 -> 7, a 49-element bottleneck; 64 -> 16x16 = 256), and the receptive field, 13 px, is
+# the same share of a 28-px input (46 %) as seed_spatial's 45 px of 100. ``seed_global_conv``:
+# two stride-2 convs with 32 and 64 channels, then a conv whose kernel is the whole remaining map.
+SEED_SPATIAL_DESIGN = "seed_spatial's design at any input size: 10@/2 -> 20@/4 -> 1@/4 -> fc"
+SEED_GLOBAL_DESIGN = (
+    "seed_global's design at any input size: 32@/2 -> 64@/4 -> whole-map conv -> fc"
+)
+CONV_PRESETS: dict[str, tuple[str, dict[str, Any], str]] = {
+    **{
+        f"conv-{name}": (f"conv preset, {name} bottleneck", {"bottleneck": name}, f"conv-{name}")
+        for name in BOTTLENECKS
+    },
+    "seed_spatial_conv": (
+        SEED_SPATIAL_DESIGN,
+        dict(widths=(10, 20), strides=(2, 2), kernel_size=5, norm="none", activation="leaky_relu",
+             bottleneck="spatial", spatial_channels=1),
+        "conv",
+    ),
+    "seed_global_conv": (
+        SEED_GLOBAL_DESIGN,
+        dict(widths=(32, 64), strides=(2, 2), kernel_size=3, norm="none", bottleneck="global",
+             global_pool="conv"),
+        "conv",
+    ),
+}  # fmt: skip
+for _name, (_summary, _defaults, _decoder) in CONV_PRESETS.items():
     register_encoder(
-        f"conv-{_bottleneck}",
-        Entry(
-            ConvEncoderConfig,
-            ConvEncoder,
-            f"conv preset, {_bottleneck} bottleneck",
-            defaults={"bottleneck": _bottleneck},
-            decoder=f"conv-{_bottleneck}",
-        ),
+        _name, Entry(ConvEncoderConfig, ConvEncoder, _summary, defaults=_defaults, decoder=_decoder)
     )

@@ -36,7 +36,7 @@ Source = tuple[str, tuple[int, ...]]  # (layer name, per-sample shape) of a spat
 
 
 @dataclass(frozen=True)
-class Track:
+class Lineage:
     """What one tensor depends on: receptive field and jump in input pixels, and its sources.
 
     ``field`` is None when the input has no pixels (a decoder's latent). ``sources`` names the
@@ -186,7 +186,7 @@ class _Tracer(TorchFunctionMode):
     """Follows receptive fields and sources through every torch call of one forward pass.
 
     Functional calls get the generic rule (see the module docstring); leaf modules' forward hooks
-    then overwrite their output's track with the exact rule for the layer and add a row.
+    then overwrite their output's lineage with the exact rule for the layer and add a row.
     """
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...]) -> None:
@@ -195,7 +195,7 @@ class _Tracer(TorchFunctionMode):
         self.whole: Pair | None = (
             (float(input_shape[1]), float(input_shape[2])) if len(input_shape) == 3 else None
         )
-        self.tracks: dict[int, Track] = {}
+        self.lineages: dict[int, Lineage] = {}
         self.alive: list[torch.Tensor] = []  # keeps ids unique while the pass runs
         self.rows: list[LayerRow] = []
         self.bottleneck: tuple[Source, ...] = ()
@@ -208,19 +208,19 @@ class _Tracer(TorchFunctionMode):
         """Register the input tensor ``x``."""
         spatial = self.whole is not None
         field = (1.0, 1.0) if spatial else None
-        self._set(x, Track(field, (1.0, 1.0), (("input", self.input_shape),) if spatial else ()))
+        self._set(x, Lineage(field, (1.0, 1.0), (("input", self.input_shape),) if spatial else ()))
 
     def close(self) -> None:
         """Remove the hooks."""
         for hook in self.hooks:
             hook.remove()
 
-    def _set(self, tensor: torch.Tensor, track: Track) -> None:
-        self.tracks[id(tensor)] = track
+    def _set(self, tensor: torch.Tensor, lineage: Lineage) -> None:
+        self.lineages[id(tensor)] = lineage
         self.alive.append(tensor)
 
-    def _get(self, tensor: torch.Tensor) -> Track | None:
-        return self.tracks.get(id(tensor))
+    def _get(self, tensor: torch.Tensor) -> Lineage | None:
+        return self.lineages.get(id(tensor))
 
     def __torch_function__(
         self,
@@ -239,19 +239,19 @@ class _Tracer(TorchFunctionMode):
                 self._set(result, self._combine(inputs, result, label))
         return out
 
-    def _combine(self, inputs: list[torch.Tensor], out: torch.Tensor, label: str) -> Track:
+    def _combine(self, inputs: list[torch.Tensor], out: torch.Tensor, label: str) -> Lineage:
         """Generic rule: largest field of the inputs, jump rescaled by the size change."""
-        tracks = [t for t in (self._get(x) for x in inputs) if t is not None]
+        lineages = [t for t in (self._get(x) for x in inputs) if t is not None]
         first = inputs[0]
         spatial = out.dim() == 4 and all(x.dim() == 4 for x in inputs)
         if not spatial:
-            sources = tuple(dict.fromkeys(s for t in tracks for s in t.sources))
-            return Track(self.whole, (1.0, 1.0), sources)
-        fields = [t.field for t in tracks if t.field is not None]
+            sources = tuple(dict.fromkeys(s for t in lineages for s in t.sources))
+            return Lineage(self.whole, (1.0, 1.0), sources)
+        fields = [t.field for t in lineages if t.field is not None]
         field = (max(f[0] for f in fields), max(f[1] for f in fields)) if fields else None
-        jump = tracks[0].jump
+        jump = lineages[0].jump
         scale = (first.shape[2] / out.shape[2], first.shape[3] / out.shape[3])
-        return Track(
+        return Lineage(
             field,
             (jump[0] * scale[0], jump[1] * scale[1]),
             ((label, tuple(out.shape[1:])),),
@@ -262,10 +262,10 @@ class _Tracer(TorchFunctionMode):
             return
         inputs = [t for t in _tensors(args) if self._get(t) is not None]
         name = self.names.get(id(module), type(module).__name__)
-        track = self._get(out)
+        lineage = self._get(out)
         if inputs:
-            track = self._layer_track(module, inputs[0], out, name)
-            self._set(out, track)
+            lineage = self._layer_lineage(module, inputs[0], out, name)
+            self._set(out, lineage)
         if isinstance(module, nn.Linear) and not self.bottleneck and inputs:
             incoming = self._get(inputs[0])
             self.bottleneck = (
@@ -282,29 +282,31 @@ class _Tracer(TorchFunctionMode):
                 elements=out.numel() // batch,
                 params=sum(p.numel() for p in module.parameters()) if first_call else 0,
                 macs=_macs(module, args, out),
-                receptive_field_px=track.field if track else None,
+                receptive_field_px=lineage.field if lineage else None,
             )
         )
 
-    def _layer_track(
+    def _layer_lineage(
         self, module: nn.Module, x: torch.Tensor, out: torch.Tensor, name: str
-    ) -> Track:
+    ) -> Lineage:
         """Exact rule for resampling layers; the generic rule for everything else."""
         incoming = self._get(x)
         assert incoming is not None
         source = ((name, tuple(out.shape[1:])),)
         if out.dim() != 4 or x.dim() != 4 or incoming.field is None:
             generic = self._combine([x], out, name)
-            return Track(generic.field, generic.jump, generic.sources if out.dim() != 4 else source)
+            return Lineage(
+                generic.field, generic.jump, generic.sources if out.dim() != 4 else source
+            )
         if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and out.shape[2:] == (
             1,
             1,
         ):
-            return Track(self.whole, incoming.jump, source)
+            return Lineage(self.whole, incoming.jump, source)
         geometry = _geometry(module)
         if geometry is None:
             generic = self._combine([x], out, name)
-            return Track(generic.field, generic.jump, source)
+            return Lineage(generic.field, generic.jump, source)
         kernel, stride, transposed = geometry
         field, jump = incoming.field, incoming.jump
         if transposed:
@@ -313,7 +315,7 @@ class _Tracer(TorchFunctionMode):
         else:
             field = (field[0] + (kernel[0] - 1) * jump[0], field[1] + (kernel[1] - 1) * jump[1])
             jump = (jump[0] * stride[0], jump[1] * stride[1])
-        return Track(field, jump, source)
+        return Lineage(field, jump, source)
 
 
 def _as_pair(value: Any) -> tuple[int, int]:

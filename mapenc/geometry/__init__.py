@@ -1,5 +1,23 @@
 """Rigid transforms of the plane, named by the frames they map between."""
 
-from mapenc.geometry.se2 import SE2, check_poses, wrap_angle
+from mapenc.geometry.se2 import (
+    SE2,
+    apply_matrices,
+    check_poses,
+    inverse_matrices_from_poses,
+    inverse_transform_points,
+    matrices_from_poses,
+    transform_points,
+    wrap_angle,
+)
 
-__all__ = ["SE2", "check_poses", "wrap_angle"]
+__all__ = [
+    "SE2",
+    "apply_matrices",
+    "check_poses",
+    "inverse_matrices_from_poses",
+    "inverse_transform_points",
+    "matrices_from_poses",
+    "transform_points",
+    "wrap_angle",
+]

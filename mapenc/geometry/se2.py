@@ -113,3 +113,60 @@ class SE2:
     def transform_heading_from(self, heading_src: ArrayLike) -> Any:
         """Map headings (rad) from the source frame to the destination frame, wrapped."""
         return wrap_angle(np.asarray(heading_src, dtype=np.float64) + self.rotation_rad)
+
+
+def matrices_from_poses(poses: ArrayLike) -> FloatArray:
+    """(N, 3, 3) homogeneous ``dst_SE2_src`` matrices of N poses (N, 3) ``[x, y, heading]``.
+
+    Each pose is the source frame's origin and +x heading (metres, rad) given in the destination
+    frame, as an agent pose in the city frame gives ``city_SE2_agent``.
+    """
+    p = check_poses(poses)
+    c, s = np.cos(p[:, 2]), np.sin(p[:, 2])
+    m = np.zeros((len(p), 3, 3))
+    m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = c, -s, p[:, 0]
+    m[:, 1, 0], m[:, 1, 1], m[:, 1, 2] = s, c, p[:, 1]
+    m[:, 2, 2] = 1.0
+    return m
+
+
+def inverse_matrices_from_poses(poses: ArrayLike) -> FloatArray:
+    """(N, 3, 3) ``src_SE2_dst`` matrices: the inverses of ``matrices_from_poses(poses)``."""
+    p = check_poses(poses)
+    c, s = np.cos(p[:, 2]), np.sin(p[:, 2])
+    m = np.zeros((len(p), 3, 3))
+    m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = c, s, -(c * p[:, 0] + s * p[:, 1])
+    m[:, 1, 0], m[:, 1, 1], m[:, 1, 2] = -s, c, s * p[:, 0] - c * p[:, 1]
+    m[:, 2, 2] = 1.0
+    return m
+
+
+def apply_matrices(matrices: ArrayLike, points: ArrayLike) -> FloatArray:
+    """Apply N (3, 3) transforms (N, 3, 3) to points (N, ..., 2): row n of ``points`` by matrix n.
+
+    A single (3, 3) matrix maps points of any shape (..., 2). float64 throughout.
+    """
+    m = np.asarray(matrices, dtype=np.float64)
+    p = np.asarray(points, dtype=np.float64)
+    if p.shape[-1] != 2:
+        raise PoseError(f"points must end in an axis of 2 (x, y), got {p.shape}")
+    if m.shape == (3, 3):
+        return p @ m[:2, :2].T + m[:2, 2]
+    if m.ndim != 3 or m.shape[1:] != (3, 3) or p.ndim < 2 or p.shape[0] != m.shape[0]:
+        raise PoseError(f"matrices {m.shape} and points {p.shape}: expected (N, 3, 3), (N, ..., 2)")
+    flat = p.reshape(len(p), -1, 2)
+    out = np.einsum("nij,npj->npi", m[:, :2, :2], flat) + m[:, None, :2, 2]
+    return out.reshape(p.shape)
+
+
+def transform_points(poses: ArrayLike, points_src: ArrayLike) -> FloatArray:
+    """Points (N, ..., 2) given in each pose's own frame -> the frame the poses are given in.
+
+    With agent poses ``city_SE2_agent`` (N, 3): agent-frame points -> city frame (metres).
+    """
+    return apply_matrices(matrices_from_poses(poses), points_src)
+
+
+def inverse_transform_points(poses: ArrayLike, points_dst: ArrayLike) -> FloatArray:
+    """Points (N, ..., 2) in the poses' frame -> each pose's own frame (city -> agent frame)."""
+    return apply_matrices(inverse_matrices_from_poses(poses), points_dst)

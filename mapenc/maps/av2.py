@@ -27,6 +27,7 @@ from mapenc.errors import MapencError, ScenarioFormatError
 from mapenc.maps.io import SENSOR_LOG_TRACKS, find_map_in_folder
 from mapenc.maps.jsonparse import (
     format_errors,
+    optional_ids,
     parse_json,
     polyline,
     require,
@@ -34,7 +35,7 @@ from mapenc.maps.jsonparse import (
     require_list,
     ring_polygon,
 )
-from mapenc.maps.tracks import TrackRows, build_tracks
+from mapenc.maps.tracks import TrackRows, as_time_steps, build_tracks
 from mapenc.maps.types import FloatArray, Lane, LaneType, MarkType, Scenario, VectorMap
 from mapenc.maps.types import centerline_from_boundaries as derive_centerline
 
@@ -123,8 +124,8 @@ def _lane(record: Mapping[str, Any], what: str) -> Lane:
         left_mark=av2_mark_type(require(record, "left_lane_mark_type", what)),
         right_mark=av2_mark_type(require(record, "right_lane_mark_type", what)),
         lane_type=_LANE_TYPES[lane_type],
-        predecessors=tuple(str(i) for i in record.get("predecessors") or ()),
-        successors=tuple(str(i) for i in record.get("successors") or ()),
+        predecessors=optional_ids(record, "predecessors", what),
+        successors=optional_ids(record, "successors", what),
         left_neighbor=_optional_id(record.get("left_neighbor_id")),
         right_neighbor=_optional_id(record.get("right_neighbor_id")),
         is_intersection=bool(require(record, "is_intersection", what)),
@@ -262,10 +263,13 @@ def _forecasting_rows(columns: Mapping[str, NDArray[Any]]) -> tuple[TrackRows, i
             "focal_track_id",
         ],
     )
-    num_steps = int(columns["num_timestamps"].max()) if "num_timestamps" in columns else None
+    num_steps = None
+    if "num_timestamps" in columns:
+        counts = as_time_steps(_as_float(columns, "num_timestamps")[:, 0], "num_timestamps")
+        num_steps = int(counts.max())
     rows = TrackRows(
         track_id=columns["track_id"].astype(str),
-        step=_as_float(columns, "timestep")[:, 0].astype(np.int64),
+        step=as_time_steps(_as_float(columns, "timestep")[:, 0], "timestep"),
         xy=_as_float(columns, "position_x", "position_y"),
         heading=_as_float(columns, "heading")[:, 0],
         kind=np.char.lower(columns["object_type"].astype(str)),

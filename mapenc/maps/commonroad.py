@@ -38,6 +38,7 @@ from shapely.geometry.base import BaseGeometry
 
 from mapenc.errors import MapencError, MapFormatError, ScenarioFormatError
 from mapenc.geometry import wrap_angle
+from mapenc.maps.tracks import as_time_steps, check_track_table_size
 from mapenc.maps.types import (
     FloatArray,
     Lane,
@@ -151,6 +152,10 @@ def read_commonroad_scenario(path: Path) -> Scenario:
     if not trajectories:
         raise ScenarioFormatError(path, "no <dynamicObstacle>: a map-only file, use load_map")
     num_steps = int(max(int(tr.steps.max()) for tr in trajectories)) + 1
+    try:
+        check_track_table_size(len(trajectories), num_steps)
+    except MapencError as err:
+        raise ScenarioFormatError(path, str(err)) from None
     tracks = [_track(tr, num_steps) for tr in trajectories]
     if len({tr.id for tr in tracks}) != len(tracks):
         raise ScenarioFormatError(path, "duplicate dynamicObstacle ids")
@@ -325,8 +330,11 @@ def _read_obstacle(path: Path, el: Element) -> _Trajectory:
     finite = [np.isfinite(a).all() for a in (steps_f, xy, heading)]
     if not all(finite) or (speed is not None and not np.isfinite(speed).all()):
         raise ScenarioFormatError(path, f"{what}: NaN or inf in its states")
-    steps = steps_f.astype(np.int64)
-    if (steps != steps_f).any() or (steps < 0).any() or len(np.unique(steps)) != len(steps):
+    try:
+        steps = as_time_steps(steps_f, f"{what}: time")
+    except MapencError as err:
+        raise ScenarioFormatError(path, str(err)) from None
+    if len(np.unique(steps)) != len(steps):
         raise ScenarioFormatError(path, f"{what}: time steps must be distinct integers >= 0")
     length, width = _obstacle_size(path, el, what)
     obstacle_type = (el.findtext("type") or "unknown").strip()

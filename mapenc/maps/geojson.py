@@ -4,7 +4,8 @@
 GeoJSON's default). Each feature has ``properties.type``:
 
 - ``lane``: LineString centerline in the driving direction. Optional properties: ``id`` (else the
-  feature's ``id``, else its index), ``left_boundary`` / ``right_boundary`` (coordinate lists,
+  feature's ``id``, else its index among the lanes; ``null`` counts as no id, and an index taken
+  by another lane's id gets ``_`` appended), ``left_boundary`` / ``right_boundary`` (coordinate lists,
   both or neither), ``width`` (metres, default 3.5; used only without boundaries: the centerline
   is offset by ``width / 2`` to each side), ``left_mark`` / ``right_mark`` (``MarkType`` values,
   e.g. ``"solid"``), ``lane_type`` (``LaneType`` values), ``predecessors`` / ``successors``,
@@ -14,15 +15,20 @@ GeoJSON's default). Each feature has ``properties.type``:
   area is the union of the lane polygons.
 - ``road_edge``: LineString or MultiLineString (curbs, road borders).
 
-The top-level ``properties`` may hold ``dt`` (seconds per step), ``focal_track_id`` and
-``projection`` (``{"crs": PROJ string, "origin_lonlat": [lon, lat]}``).
+The top-level ``properties`` may hold ``dt`` (seconds per step), ``heading_units`` (``"rad"``, the
+default, or ``"deg"``), ``focal_track_id`` and ``projection`` (``{"crs": PROJ string,
+"origin_lonlat": [lon, lat]}``).
 
 Polygon rings that are not closed are closed with a warning; self-intersecting rings are repaired
 with shapely ``make_valid`` and a warning (``mapenc.maps.types.repair_polygon``).
 
 ``tracks.csv`` has the columns ``track_id,timestep,x,y,heading,kind`` and optionally ``vx,vy``,
 ``length,width`` (each pair both or neither) and ``category`` (integer). One row per observed
-(track, step); missing steps are invalid. Without ``length,width``, boxes get per-kind defaults
+(track, step), in any order: each track's rows are sorted by time step, so its kind and category
+come from its earliest row; tracks are listed in order of first appearance in the file. Missing
+steps are invalid; two rows for one (track, step) are an error naming both lines. Headings are
+radians unless ``heading_units`` says degrees: a radian heading beyond ±2π is refused as degrees
+or garbage. Without ``length,width``, boxes get per-kind defaults
 (``mapenc.maps.tracks.DEFAULT_BOX_SIZE_M``).
 """
 
@@ -33,13 +39,14 @@ import io
 import json
 import math
 import warnings
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
@@ -47,6 +54,7 @@ from mapenc.errors import MapencError, MapFormatError, ScenarioFormatError
 from mapenc.maps.io import read_bytes
 from mapenc.maps.jsonparse import (
     format_errors,
+    number_pair,
     parse_json,
     polyline,
     require,
@@ -54,7 +62,7 @@ from mapenc.maps.jsonparse import (
     require_list,
     ring_polygon,
 )
-from mapenc.maps.tracks import TrackRows, build_tracks
+from mapenc.maps.tracks import MAX_TIME_STEP, TrackRows, build_tracks
 from mapenc.maps.types import (
     FloatArray,
     Lane,
@@ -69,6 +77,9 @@ MAP_FILE = "map.geojson"
 TRACKS_FILE = "tracks.csv"
 DEFAULT_LANE_WIDTH_M = 3.5
 REQUIRED_TRACK_COLUMNS = ("track_id", "timestep", "x", "y", "heading", "kind")
+HEADING_UNITS = ("rad", "deg")
+# Largest |heading| accepted in each unit (a full turn, plus rounding).
+_HEADING_LIMIT = {"rad": 2 * math.pi + 1e-6, "deg": 360.0 + 1e-6}
 OPTIONAL_TRACK_COLUMNS = ("vx", "vy", "length", "width", "category")
 # A miter at a sharp bend would put an offset boundary far from the centerline: cap its factor.
 _MAX_MITER = 2.0
@@ -81,6 +92,7 @@ class _MapParts:
     """Map elements collected feature by feature."""
 
     lanes: list[Lane] = field(default_factory=list)
+    lane_ids: set[str] = field(default_factory=set)  # every lane id given in the file
     crosswalks: list[BaseGeometry] = field(default_factory=list)
     areas: list[BaseGeometry] = field(default_factory=list)
     road_edges: list[FloatArray] = field(default_factory=list)
@@ -96,12 +108,16 @@ def read_geojson_map(path: Path) -> VectorMap:
     return _map_from_collection(_feature_collection(path), path)
 
 
-def read_generic_scenario(map_path: Path, tracks_path: Path, dt: float | None) -> Scenario:
+def read_generic_scenario(
+    map_path: Path, tracks_path: Path, dt: float | None, heading_units: str | None = None
+) -> Scenario:
     """Read a generic scene: the GeoJSON map and the tracks CSV.
 
     ``dt`` (seconds per step) overrides the GeoJSON's top-level ``properties.dt``; with neither,
-    ScenarioFormatError. Bad CSVs (missing columns, non-numeric values, fractional or negative
-    steps, repeated (track_id, timestep)) raise ScenarioFormatError naming the file and line.
+    ScenarioFormatError. ``heading_units`` ("rad" or "deg") overrides ``properties.heading_units``
+    (default "rad"). Bad CSVs (missing columns, non-numeric values, fractional or negative
+    steps, repeated (track_id, timestep), headings beyond a full turn) raise ScenarioFormatError
+    naming the file, the line and the column.
     """
     doc = _feature_collection(map_path)
     vector_map = _map_from_collection(doc, map_path)
@@ -115,8 +131,13 @@ def read_generic_scenario(map_path: Path, tracks_path: Path, dt: float | None) -
         raise ScenarioFormatError(
             map_path, f"dt must be a positive number of seconds, got {step_s!r}"
         )
+    units = props.get("heading_units", "rad") if heading_units is None else heading_units
+    if units not in HEADING_UNITS:
+        raise ScenarioFormatError(
+            map_path, f"heading units must be one of {list(HEADING_UNITS)}, got {units!r}"
+        )
     with format_errors(tracks_path, ScenarioFormatError):
-        tracks = build_tracks(_read_tracks_csv(tracks_path))
+        tracks = build_tracks(_read_tracks_csv(tracks_path, units))
     focal = props.get("focal_track_id")
     if focal is not None and str(focal) not in {t.id for t in tracks}:
         raise ScenarioFormatError(tracks_path, f"focal track {focal!r} has no rows")
@@ -141,7 +162,7 @@ def _feature_collection(path: Path) -> dict[str, Any]:
 
 
 def _map_from_collection(doc: Mapping[str, Any], path: Path) -> VectorMap:
-    parts = _MapParts()
+    parts = _MapParts(lane_ids=_given_lane_ids(doc["features"]))
     with format_errors(path):
         for index, feature in enumerate(doc["features"]):
             what = f"feature {index}"
@@ -221,7 +242,7 @@ def _add_lane(parts: _MapParts, feature: Any, props: Mapping[str, Any], what: st
         right = offset_polyline(centerline, -width / 2)
     parts.lanes.append(
         Lane(
-            id=str(props.get("id", feature.get("id", len(parts.lanes)))),
+            id=_lane_id(feature, props, len(parts.lanes), parts.lane_ids),
             centerline=centerline,
             left_boundary=left,
             right_boundary=right,
@@ -270,8 +291,43 @@ def _enum(enum: type[EnumT], value: Any, what: str) -> EnumT:
         ) from None
 
 
+def _given_id(feature: Any, props: Mapping[str, Any]) -> str | None:
+    """The lane's ``properties.id``, else the feature's ``id``; None (no id) when both are
+    missing or null."""
+    value = props.get("id")
+    if value is None and isinstance(feature, Mapping):
+        value = feature.get("id")
+    return None if value is None else str(value)
+
+
+def _given_lane_ids(features: list[Any]) -> set[str]:
+    """The ids the file gives its lanes (malformed features are reported when read)."""
+    ids = set()
+    for feature in features:
+        props = feature.get("properties") if isinstance(feature, Mapping) else None
+        if isinstance(props, Mapping) and props.get("type") == "lane":
+            lane_id = _given_id(feature, props)
+            if lane_id is not None:
+                ids.add(lane_id)
+    return ids
+
+
+def _lane_id(feature: Any, props: Mapping[str, Any], index: int, taken: set[str]) -> str:
+    """The lane's given id, or for a lane without one its index among the lanes, with ``_``
+    appended while another lane's given id holds it."""
+    given = _given_id(feature, props)
+    if given is not None:
+        return given
+    auto = str(index)
+    while auto in taken:
+        auto += "_"
+    return auto
+
+
 def _ids(props: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
-    return tuple(str(i) for i in require_list(props, key, what)) if key in props else ()
+    """Ids listed under ``key`` (null entries are no id and dropped)."""
+    values = require_list(props, key, what) if key in props else []
+    return tuple(str(i) for i in values if i is not None)
 
 
 def _optional_id(value: Any) -> str | None:
@@ -282,8 +338,10 @@ def _projection(value: Any) -> Projection | None:
     if value is None:
         return None
     crs = require(value, "crs", "properties.projection")
-    lon, lat = require(value, "origin_lonlat", "properties.projection")
-    return Projection(crs=str(crs), origin_lonlat=(float(lon), float(lat)))
+    origin = require(value, "origin_lonlat", "properties.projection")
+    return Projection(
+        crs=str(crs), origin_lonlat=number_pair(origin, "properties.projection.origin_lonlat")
+    )
 
 
 def _drop_repeated_points(points: FloatArray, what: str) -> FloatArray:
@@ -294,12 +352,13 @@ def _drop_repeated_points(points: FloatArray, what: str) -> FloatArray:
     return points[keep]
 
 
-def offset_polyline(points: FloatArray, distance_m: float) -> FloatArray:
+def offset_polyline(points: FloatArray, distance_m: float | FloatArray) -> FloatArray:
     """(K, 2) polyline moved ``distance_m`` to its left (negative: right), vertex by vertex.
 
-    Each vertex moves along the mean of its adjacent segments' left normals, lengthened by the
-    miter factor (capped at 2) so straight parts keep exactly ``|distance_m|`` from the input.
-    Consecutive points must differ. Returns (K, 2) float64.
+    ``distance_m`` is one distance or (K,) distances, one per vertex (metres). Each vertex moves
+    along the mean of its adjacent segments' left normals, lengthened by the miter factor (capped
+    at 2) so straight parts keep exactly ``|distance_m|`` from the input. Consecutive points must
+    differ. Returns (K, 2) float64.
     """
     seg = np.diff(points, axis=0)
     unit = seg / np.linalg.norm(seg, axis=1, keepdims=True)
@@ -315,17 +374,31 @@ def offset_polyline(points: FloatArray, distance_m: float) -> FloatArray:
     cos_half = (normal[1:] * seg_normal).sum(axis=1)
     miter = np.ones(len(points))
     miter[1:] = 1.0 / np.maximum(cos_half, 1.0 / _MAX_MITER)
-    return np.asarray(points + distance_m * miter[:, None] * normal, dtype=np.float64)
+    distance = np.broadcast_to(np.asarray(distance_m, dtype=np.float64), miter.shape)
+    return np.asarray(points + (distance * miter)[:, None] * normal, dtype=np.float64)
 
 
-def _read_tracks_csv(path: Path) -> TrackRows:
-    """TrackRows of a tracks CSV; MapencError naming the line for bad rows."""
+def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each CSV record in ``text``; MapencError naming the line for a
+    malformed record (e.g. a field beyond the csv module's 128 KiB limit)."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        for record in reader:
+            yield reader.line_num, record
+    except csv.Error as err:
+        raise MapencError(f"line {reader.line_num}: malformed CSV ({err})") from None
+
+
+def _read_tracks_csv(path: Path, heading_units: str = "rad") -> TrackRows:
+    """TrackRows of a tracks CSV, headings in radians, grouped by track (in order of first
+    appearance) and sorted by time step within each track; MapencError naming the line (both lines
+    for a repeated (track, step)) and column for bad rows."""
     try:
         text = read_bytes(path).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise MapencError("not UTF-8 text") from None
-    reader = csv.reader(io.StringIO(text))
-    header = [name.strip() for name in next(reader, [])]
+    reader = _csv_records(text)
+    header = [name.strip() for name in next(reader, (0, []))[1]]
     missing = [c for c in REQUIRED_TRACK_COLUMNS if c not in header]
     if missing:
         raise MapencError(f"missing columns {missing} (header: {header})")
@@ -335,15 +408,13 @@ def _read_tracks_csv(path: Path) -> TrackRows:
         if (pair[0] in header) != (pair[1] in header):
             raise MapencError(f"give both columns {list(pair)} or neither")
     records, lines = [], []
-    for record in reader:
+    for line, record in reader:
         if not record:
             continue
         if len(record) != len(header):
-            raise MapencError(
-                f"line {reader.line_num}: {len(record)} fields, header has {len(header)}"
-            )
+            raise MapencError(f"line {line}: {len(record)} fields, header has {len(header)}")
         records.append(record)
-        lines.append(reader.line_num)
+        lines.append(line)
     if not records:
         raise MapencError("no track rows")
     columns = {name: [r[i].strip() for r in records] for i, name in enumerate(header)}
@@ -351,17 +422,60 @@ def _read_tracks_csv(path: Path) -> TrackRows:
     def numbers(*names: str) -> FloatArray:
         return np.stack([_numeric(columns[n], n, lines) for n in names], axis=1)
 
+    if "" in columns["track_id"]:
+        raise MapencError(f"line {lines[columns['track_id'].index('')]}: empty track_id")
     has = set(header)
-    return TrackRows(
+    rows = TrackRows(
         track_id=np.array(columns["track_id"], dtype=str),
         step=_integers(columns["timestep"], "timestep", lines),
         xy=numbers("x", "y"),
-        heading=numbers("heading")[:, 0],
+        heading=_radians(numbers("heading")[:, 0], heading_units, lines),
         kind=np.char.lower(np.array(columns["kind"], dtype=str)),
         velocity=numbers("vx", "vy") if "vx" in has else None,
         size=numbers("length", "width") if "length" in has else None,
         category=_integers(columns["category"], "category", lines) if "category" in has else None,
     )
+    _, first_row, track_index = np.unique(rows.track_id, return_index=True, return_inverse=True)
+    order = np.lexsort((np.arange(len(lines)), rows.step, first_row[track_index]))
+    line_of = np.asarray(lines)[order]
+    columns_in_order: dict[str, Any] = {
+        f.name: None if getattr(rows, f.name) is None else getattr(rows, f.name)[order]
+        for f in fields(rows)
+    }
+    rows = TrackRows(**columns_in_order)
+    _check_repeated_steps(rows, line_of)
+    return rows
+
+
+def _radians(heading: FloatArray, units: str, lines: list[int]) -> FloatArray:
+    """(N,) headings in radians from ``units`` ("rad" or "deg"); MapencError naming the first line
+    whose value is beyond a full turn (degrees given as radians, or garbage)."""
+    beyond = np.flatnonzero(np.abs(heading) > _HEADING_LIMIT[units])
+    if beyond.size:
+        i = int(beyond[0])
+        if units == "rad":
+            raise MapencError(
+                f"line {lines[i]}: column 'heading' value {heading[i]:g} is beyond ±2π: headings "
+                "are radians; for degrees give --heading-units deg (or the GeoJSON's "
+                'properties.heading_units = "deg")'
+            )
+        raise MapencError(
+            f"line {lines[i]}: column 'heading' value {heading[i]:g} is beyond ±360 degrees"
+        )
+    return np.deg2rad(heading) if units == "deg" else heading
+
+
+def _check_repeated_steps(rows: TrackRows, lines: NDArray[np.int_]) -> None:
+    """MapencError naming both lines when two rows give the same (track_id, timestep)."""
+    order = np.lexsort((lines, rows.step, rows.track_id))
+    ids, steps = rows.track_id[order], rows.step[order]
+    same = np.flatnonzero((ids[1:] == ids[:-1]) & (steps[1:] == steps[:-1]))
+    if same.size:
+        first, second = order[same[0]], order[same[0] + 1]
+        raise MapencError(
+            f"lines {lines[first]} and {lines[second]}: two rows for track {str(ids[same[0]])!r} "
+            f"at time step {int(steps[same[0]])}"
+        )
 
 
 def _numeric(values: list[str], name: str, lines: list[int]) -> FloatArray:
@@ -378,10 +492,13 @@ def _integers(
     values: list[str], name: str, lines: list[int]
 ) -> np.ndarray[Any, np.dtype[np.int64]]:
     numbers = _numeric(values, name, lines)
-    bad = ~np.isfinite(numbers) | (numbers != np.round(numbers))
+    # Beyond 2**53 a float64 no longer holds every integer, and the cast to int64 would wrap.
+    bad = ~np.isfinite(numbers) | (numbers != np.round(numbers)) | (np.abs(numbers) > MAX_TIME_STEP)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise MapencError(f"line {lines[i]}: column {name!r} value {values[i]!r} is not an integer")
+        raise MapencError(
+            f"line {lines[i]}: column {name!r} value {values[i]!r} is not an integer within +-2**53"
+        )
     return numbers.astype(np.int64)
 
 

@@ -8,6 +8,8 @@ context manager adds the file, so no KeyError, TypeError or ValueError escapes f
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,22 +23,63 @@ from mapenc.errors import MapencError, MapFormatError
 from mapenc.maps.io import read_bytes
 from mapenc.maps.types import FloatArray, as_polyline, repair_polygon
 
+# Longer integer literals are refused: no coordinate, id or count needs them, and Python's int()
+# gives up (ValueError) beyond 4300 digits.
+MAX_INTEGER_DIGITS = 40
+
 
 def parse_json(path: Path) -> Any:
     """The JSON document in ``path`` (gzip handled by ``read_bytes``).
 
-    Raises MapFormatError for a missing, empty, truncated or otherwise malformed file, and for
-    NaN / Infinity literals (not JSON, and never a valid coordinate).
+    Raises MapFormatError for a missing, empty, truncated or otherwise malformed file, for NaN /
+    Infinity literals and numbers beyond float range (never a valid coordinate), integers longer
+    than ``MAX_INTEGER_DIGITS`` digits, a key given twice in one object (the reader would keep
+    only the last one, silently) and nesting too deep to parse.
     """
     raw = read_bytes(path)
 
     def refuse_constant(name: str) -> float:
         raise MapFormatError(path, f"{name} is not a valid JSON number (NaN/inf coordinates)")
 
+    def finite_float(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise MapFormatError(path, f"number {_shortened(text)} is beyond float range")
+        return value
+
+    def bounded_int(text: str) -> int:
+        if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+            raise MapFormatError(
+                path, f"integer {_shortened(text)} has {len(text.lstrip('-'))} digits"
+            )
+        return int(text)
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        record = dict(pairs)
+        if len(record) != len(pairs):
+            repeated = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+            raise MapFormatError(
+                path, f"key {repeated!r} appears twice in one object (one would be lost)"
+            )
+        return record
+
     try:
-        return json.loads(raw, parse_constant=refuse_constant)
+        return json.loads(
+            raw,
+            parse_constant=refuse_constant,
+            parse_float=finite_float,
+            parse_int=bounded_int,
+            object_pairs_hook=unique_keys,
+        )
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise MapFormatError(path, f"malformed or truncated JSON ({err})") from None
+    except RecursionError:
+        raise MapFormatError(path, "JSON nested too deeply to read") from None
+
+
+def _shortened(text: str, keep: int = 12) -> str:
+    """``text`` itself when short, else its start and end around an ellipsis."""
+    return text if len(text) <= 2 * keep else f"{text[:keep]}...{text[-keep:]}"
 
 
 @contextmanager
@@ -79,6 +122,28 @@ def require_list(record: Any, key: str, what: str) -> list[Any]:
     if not isinstance(value, list):
         raise MapencError(f"{what}: {key!r} must be a list, got {type(value).__name__}")
     return value
+
+
+def optional_ids(record: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
+    """``record[key]`` as a tuple of string ids: absent or null is (); else a list of ids."""
+    value = record.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(i, str | int) for i in value):
+        raise MapencError(f"{what}: {key!r} must be a list of ids, got {json.dumps(value)[:40]}")
+    return tuple(str(i) for i in value)
+
+
+def number_pair(value: Any, what: str) -> tuple[float, float]:
+    """Two finite numbers from a JSON array ``[a, b]``; MapencError naming ``what`` otherwise."""
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        or not all(math.isfinite(v) for v in value)
+    ):
+        raise MapencError(f"{what}: expected two finite numbers, got {json.dumps(value)[:40]}")
+    return float(value[0]), float(value[1])
 
 
 def polyline(points: Any, what: str) -> FloatArray:

@@ -122,7 +122,7 @@ class _Nodes:
         self.path = path
         self.projection = _centred_projection(lon, lat)
         self.xy = self.projection.to_city(lon, lat)
-        self.index = {_element_id(path, n, "node"): i for i, n in enumerate(elements)}
+        self.index = _unique_index(path, elements, "node")
 
     def polyline(self, node_ids: tuple[str, ...], what: str) -> FloatArray:
         """(K, 2) city-frame points of ``node_ids``; MapFormatError for a missing node."""
@@ -224,12 +224,27 @@ def _element_id(path: Path, el: Element, kind: str) -> str:
     return element_id
 
 
+def _unique_index(path: Path, elements: list[Element], kind: str) -> dict[str, int]:
+    """Element id -> position in ``elements``; MapFormatError for an id given twice (the later
+    element would silently replace the earlier one)."""
+    index: dict[str, int] = {}
+    for i, el in enumerate(elements):
+        element_id = _element_id(path, el, kind)
+        if element_id in index:
+            raise MapFormatError(path, f"<{kind}> id {element_id} is given twice")
+        index[element_id] = i
+    return index
+
+
 def _read_ways(path: Path, root: Element) -> dict[str, _Way]:
-    ways = {}
-    for el in root.iterfind("way"):
-        refs = tuple(nd.get("ref") or "" for nd in el.iterfind("nd"))
-        ways[_element_id(path, el, "way")] = _Way(nodes=refs, tags=_tags(el))
-    return ways
+    elements = root.findall("way")
+    return {
+        way_id: _Way(
+            nodes=tuple(nd.get("ref") or "" for nd in elements[i].iterfind("nd")),
+            tags=_tags(elements[i]),
+        )
+        for way_id, i in _unique_index(path, elements, "way").items()
+    }
 
 
 def _member_way(

@@ -26,6 +26,14 @@ DEFAULT_BOX_SIZE_M: dict[str, tuple[float, float]] = {
 }
 UNKNOWN_BOX_SIZE_M = (1.0, 1.0)
 
+# Tracks are stored densely, one slot per (track, time step): 41 bytes (x, y, heading, vx, vy as
+# float64 and the valid flag). A table needing more than MAX_TRACK_TABLE_BYTES is refused before
+# anything is allocated (one row at step 1e10 once asked numpy for 149 GiB).
+TRACK_SLOT_BYTES = 41
+MAX_TRACK_TABLE_BYTES = 2 << 30
+# Time steps must be exact integers in float64 and fit int64 after any arithmetic on them.
+MAX_TIME_STEP = 2**53
+
 
 def default_box_size(kind: str) -> tuple[float, float]:
     """(length, width) in metres assumed for an agent of this kind when the source gives none."""
@@ -57,12 +65,43 @@ class TrackRows:
     category: NDArray[np.int64] | None = None
 
 
+def as_time_steps(values: FloatArray, what: str) -> NDArray[np.int64]:
+    """(N,) int64 time steps from float values; MapencError naming ``what`` and the first bad
+    row for a value that is not a whole number from 0 to ``MAX_TIME_STEP`` (so a fractional
+    step is never truncated and a huge one never wraps around to a negative integer)."""
+    steps = np.asarray(values, dtype=np.float64)
+    whole = np.isfinite(steps) & (steps == np.round(steps))
+    bad = ~whole | (steps < 0) | (steps > MAX_TIME_STEP)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        value = float(steps[row])
+        problem = (
+            f"negative time step {value!r}"
+            if value < 0
+            else f"time step {value!r} is not a whole number from 0 to 2**53"
+        )
+        raise MapencError(f"{what} in data row {row + 1}: {problem}")
+    return steps.astype(np.int64)
+
+
+def check_track_table_size(num_tracks: int, num_steps: int) -> None:
+    """MapencError, with the figure, when ``num_tracks`` x ``num_steps`` dense slots would take
+    more than ``MAX_TRACK_TABLE_BYTES``."""
+    needed = num_tracks * num_steps * TRACK_SLOT_BYTES
+    if needed > MAX_TRACK_TABLE_BYTES:
+        raise MapencError(
+            f"{num_tracks} tracks over {num_steps} time steps would need {needed / 2**30:.3g} GiB "
+            f"(limit {MAX_TRACK_TABLE_BYTES / 2**30:.3g} GiB); is the time step column right?"
+        )
+
+
 def build_tracks(rows: TrackRows, num_steps: int | None = None) -> list[Track]:
     """One Track per distinct id, in order of first appearance, over steps 0..T-1.
 
     T is ``num_steps`` or the largest step + 1. Steps with no row are invalid (NaN). A track's
     box size is the median of its rows' sizes. Raises MapencError for negative steps, steps
-    beyond ``num_steps``, non-finite values or a repeated (track_id, step).
+    beyond ``num_steps``, tracks x steps too many to hold (``check_track_table_size``),
+    non-finite values or a repeated (track_id, step).
     """
     n = len(rows.track_id)
     if n == 0:
@@ -80,6 +119,7 @@ def build_tracks(rows: TrackRows, num_steps: int | None = None) -> list[Track]:
         raise MapencError(f"time step {int(rows.step.max())} beyond the {steps} steps expected")
 
     ids, first_row, track_index = np.unique(rows.track_id, return_index=True, return_inverse=True)
+    check_track_table_size(len(ids), steps)
     flat = track_index * steps + rows.step
     unique_flat, counts = np.unique(flat, return_counts=True)
     if (counts > 1).any():

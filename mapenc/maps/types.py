@@ -203,6 +203,36 @@ class Lane:
         return float(np.linalg.norm(np.diff(self.centerline, axis=0), axis=1).sum())
 
 
+@dataclass(frozen=True, eq=False)
+class RoadLine:
+    """A painted line on the road that is not stored as a lane boundary (e.g. Waymo road lines).
+
+    Attributes:
+        id: identifier (the source's id as a string).
+        points: (K, 2) float64 polyline, city frame (metres).
+        mark: kind of the marking.
+    """
+
+    id: str
+    points: FloatArray
+    mark: MarkType = MarkType.UNKNOWN
+
+
+@dataclass(frozen=True, eq=False)
+class StopSign:
+    """A stop sign.
+
+    Attributes:
+        id: identifier (the source's id as a string).
+        position: (2,) float64, city frame (metres).
+        lanes: ids of the lanes it controls.
+    """
+
+    id: str
+    position: FloatArray
+    lanes: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class MapQuery:
     """Indices into ``VectorMap.lanes`` and ``VectorMap.crosswalks`` of elements touching a window."""
@@ -249,6 +279,9 @@ class VectorMap:
         road_edges: extra boundary polylines (curbs, road borders) as (K, 2) arrays.
         source: the file the map was read from ("" when built in memory).
         projection: set when the source was geographic (lat/lon), else None.
+        road_lines: painted lines kept apart from the lanes (Waymo), with their mark types.
+        driveways, speed_bumps: polygons (Waymo).
+        stop_signs: stop signs (Waymo).
     """
 
     lanes: list[Lane]
@@ -257,6 +290,10 @@ class VectorMap:
     road_edges: list[FloatArray] = field(default_factory=list)
     source: str = ""
     projection: Projection | None = None
+    road_lines: list[RoadLine] = field(default_factory=list)
+    driveways: list[BaseGeometry] = field(default_factory=list)
+    speed_bumps: list[BaseGeometry] = field(default_factory=list)
+    stop_signs: list[StopSign] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         ids = [lane.id for lane in self.lanes]
@@ -323,6 +360,10 @@ class VectorMap:
             "crosswalks": len(self.crosswalks),
             "drivable_area_m2": round(float(self.area.area), 1),
             "road_edges": len(self.road_edges),
+            "road_lines": len(self.road_lines),
+            "driveways": len(self.driveways),
+            "speed_bumps": len(self.speed_bumps),
+            "stop_signs": len(self.stop_signs),
             "bounds": [xmin, ymin, xmax, ymax],
             "extent_m": [round(xmax - xmin, 1), round(ymax - ymin, 1)],
             "projection": None if self.projection is None else self.projection.crs,
@@ -364,7 +405,11 @@ class Scenario:
         dt: seconds between time steps.
         tracks: every agent; each Track holds arrays over the same T steps.
         focal_track_id: the agent to predict when the source names one (AV2), else None.
-        source: the file or folder read.
+        source: the file or folder read; ``FILE#i`` for record i of a file of many scenarios.
+        scenario_id: the source's own scenario id, when it has one.
+        current_step: the last observed step (Waymo ``current_time_index``), when given.
+        ego_track_id: the recording vehicle's track (Waymo ``sdc_track_index``), when given.
+        tracks_to_predict: ids of the tracks the source asks to predict (Waymo), in its order.
     """
 
     map: VectorMap
@@ -372,6 +417,10 @@ class Scenario:
     tracks: list[Track]
     focal_track_id: str | None = None
     source: str = ""
+    scenario_id: str | None = None
+    current_step: int | None = None
+    ego_track_id: str | None = None
+    tracks_to_predict: tuple[str, ...] = ()
 
     @property
     def num_steps(self) -> int:

@@ -13,16 +13,20 @@ matplotlib (Agg) is imported only when a plot is drawn.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mapenc.study.compare import HEADLINE_METRICS, PROBE_COLUMNS, Task
+import numpy as np
+
+from mapenc.study.protocol import PROBE_COLUMNS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 Summary = Sequence[dict[str, Any]]
+Metrics = Sequence[str]
 
 
 def _pyplot() -> Any:
@@ -50,30 +54,68 @@ def _metric_against(
             continue
         axes.errorbar([x], [y], yerr=[err], fmt="o", capsize=3)
         axes.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    axes.set_xscale("log")
+    log_axis_ticks(axes)
     axes.set_ylabel(metric)
     axes.grid(alpha=0.3)
 
 
-def _figure_against(summary: Summary, task: Task, x_field: str, x_label: str, path: Path) -> Path:
+def compact_number(value: float, _position: object = None) -> str:
+    """``1500 -> "1.5k"``, ``2e6 -> "2M"``: tick labels short enough not to run into each other."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
+def log_ticks(low: float, high: float, most: int = 6) -> list[float]:
+    """Tick values for a log axis over ``[low, high]`` (both > 0): 1, 2 and 5 of each decade
+    (every other one when there are more than ``most``), or, when fewer than two of those fall
+    inside, three values evenly spaced in log, rounded to two significant digits."""
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    inside = [
+        m * 10.0**e for e in range(first, last + 1) for m in (1, 2, 5) if low <= m * 10.0**e <= high
+    ]
+    while len(inside) > most:
+        inside = inside[::2]
+    if len(inside) >= 2:
+        return inside
+    return sorted({float(f"{v:.2g}") for v in np.geomspace(low, high, 5)[1:4]})
+
+
+def log_axis_ticks(axes: Axes) -> None:
+    """Make the x axis logarithmic with a few well-spaced ticks in compact numbers.
+
+    (Over less than a decade matplotlib falls back to evenly spaced linear ticks, which crowd
+    together at the right of a log axis until their labels overlap.)
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    axes.set_xscale("log")
+    low, high = axes.get_xlim()
+    axes.xaxis.set_major_locator(FixedLocator(log_ticks(low, high)))
+    axes.xaxis.set_major_formatter(FuncFormatter(compact_number))
+    axes.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _figure_against(
+    summary: Summary, metrics: Metrics, title: str, x_field: str, x_label: str, path: Path
+) -> Path:
     plt = _pyplot()
-    metrics = HEADLINE_METRICS[task]
     figure, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 4), squeeze=False)
     sizes = len({entry.get("raster_size") for entry in summary}) > 1
     for ax, metric in zip(axes[0], metrics, strict=True):
         _metric_against(ax, summary, metric, x_field, sizes)
         ax.set_xlabel(x_label)
-    figure.suptitle(f"{task}: mean ± std over seeds")
+    figure.suptitle(f"{title}: mean ± std over seeds")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
 
 
-def plot_metric_vs_raster(summary: Summary, task: Task, path: Path) -> Path:
+def plot_metric_vs_raster(summary: Summary, metrics: Metrics, path: Path) -> Path:
     """Each headline metric against raster pixels per side, one line per encoder."""
     plt = _pyplot()
-    metrics = HEADLINE_METRICS[task]
     figure, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 4), squeeze=False)
     encoders = list(dict.fromkeys(entry["encoder"] for entry in summary))
     for ax, metric in zip(axes[0], metrics, strict=True):
@@ -120,21 +162,28 @@ def plot_probes(summary: Summary, path: Path) -> Path:
     return path
 
 
-def plot_study(summary: Summary, task: Task, out_dir: Path) -> list[Path]:
-    """Every PNG of the study into ``out_dir``; returns their paths."""
+def plot_study(summary: Summary, metrics: Metrics, title: str, out_dir: Path) -> list[Path]:
+    """Every PNG of the study into ``out_dir`` (``metrics``: the task's headline metrics, ``title``:
+    the task's name); returns their paths."""
     paths = [
         _figure_against(
-            summary, task, "encoder_params", "encoder parameters", out_dir / "metric_vs_params.png"
+            summary,
+            metrics,
+            title,
+            "encoder_params",
+            "encoder parameters",
+            out_dir / "metric_vs_params.png",
         ),
         _figure_against(
             summary,
-            task,
+            metrics,
+            title,
             "bottleneck_elements",
             "bottleneck elements (input to the fc)",
             out_dir / "metric_vs_bottleneck.png",
         ),
         plot_probes(summary, out_dir / "probes.png"),
     ]
-    if task == "traj" and len({entry.get("raster_size") for entry in summary}) > 1:
-        paths.append(plot_metric_vs_raster(summary, task, out_dir / "metric_vs_raster.png"))
+    if len({entry.get("raster_size") for entry in summary}) > 1:
+        paths.append(plot_metric_vs_raster(summary, metrics, out_dir / "metric_vs_raster.png"))
     return paths

@@ -3,16 +3,18 @@
 A checkpoint is written to a temporary file in the same folder and moved over the old one with
 ``os.replace``, so a crash leaves either the previous checkpoint or the new one, never half a file.
 It is read back with ``torch.load(weights_only=True)``: no pickled code, only tensors and plain
-containers. RNG states are stored as tensors and lists for the same reason.
+containers. RNG states are stored as tensors and lists for the same reason. Before that, every
+CRC-32 of the file (a ``.pt`` file is a zip archive; torch itself does not check them) is
+verified, so a damaged checkpoint is refused instead of loading wrong weights.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import os
+import pickle
 import random
-import tempfile
-from collections.abc import Callable
+import zipfile
 from os import PathLike
 from pathlib import Path
 from typing import IO, Any
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from mapenc.errors import TrainingError
+from mapenc.safeio import write_atomic
 
 PathType = str | PathLike[str]
 
@@ -28,68 +31,96 @@ CHECKPOINT_NAME = "checkpoint.pt"
 CONFIG_NAME = "config.json"
 
 
-def _umask() -> int:
-    """The process umask (read by setting it and putting it back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomic(path: PathType, write: Callable[[IO[bytes]], None]) -> None:
-    """Run ``write`` on a temporary file beside ``path``, fsync it, then ``os.replace`` it."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(path: PathType, state: dict[str, Any]) -> None:
-    """Write ``state`` (state_dicts, numbers, strings, lists of those) atomically to ``path``."""
-    _write_atomic(path, lambda handle: torch.save(state, handle))
+    """Write ``state`` (state_dicts, numbers, strings, lists of those) atomically to ``path``.
+
+    Raises TrainingError when the file system refuses (a full disk, no permission); the previous
+    checkpoint is then left as it was.
+    """
+    try:
+        write_atomic(path, lambda handle: torch.save(state, handle))
+    except OSError as err:
+        raise TrainingError(
+            f"{path}: cannot write the checkpoint ({err.strerror or err})"
+        ) from None
 
 
 def load_checkpoint(path: PathType, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """State written by ``save_checkpoint``; TrainingError when missing or unreadable."""
+    """State written by ``save_checkpoint``.
+
+    Raises TrainingError (one line, naming the file) when the file is missing, damaged (a CRC
+    mismatch: one flipped byte is enough), not a checkpoint, or holds pickled objects beyond
+    tensors and plain containers (refused, never unpickled).
+    """
     p = Path(path)
     if not p.is_file():
         raise TrainingError(f"{p}: no checkpoint here")
     try:
-        state = torch.load(p, map_location=map_location, weights_only=True)
+        raw = p.read_bytes()
+    except OSError as err:
+        raise TrainingError(f"{p}: unreadable checkpoint ({err.strerror})") from None
+    _verify_crcs(p, raw)
+    try:
+        state = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise TrainingError(
+            f"{p}: holds pickled objects other than tensors and plain values; refused "
+            "(a mapenc checkpoint never needs them)"
+        ) from None
     except Exception as err:  # torch raises many types for a damaged file
-        raise TrainingError(f"{p}: unreadable checkpoint ({err})") from None
+        raise TrainingError(f"{p}: unreadable checkpoint ({_first_line(err)})") from None
     if not isinstance(state, dict):
         raise TrainingError(f"{p}: checkpoint holds a {type(state).__name__}, not a dict")
     return state
 
 
+def _verify_crcs(path: Path, raw: bytes) -> None:
+    """TrainingError unless ``raw`` is a zip archive whose every member matches its CRC-32."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            damaged = archive.testzip()
+    except Exception as err:  # zipfile raises several types for damaged headers
+        raise TrainingError(f"{path}: damaged or not a checkpoint ({_first_line(err)})") from None
+    if damaged is not None:
+        raise TrainingError(f"{path}: damaged checkpoint (CRC mismatch in {damaged})")
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of ``err``'s message (some libraries add paragraphs of advice)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def write_json(path: PathType, data: Any) -> None:
-    """Write ``data`` as indented JSON, atomically."""
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    """Write ``data`` as indented JSON, atomically; ValueError for NaN or infinity (not JSON)."""
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
     def write(handle: IO[bytes]) -> None:
         handle.write(text.encode())
 
-    _write_atomic(path, write)
+    write_atomic(path, write)
 
 
 def read_json(path: PathType) -> Any:
-    """JSON content of ``path``; TrainingError naming the file when missing or malformed."""
+    """JSON content of ``path``; TrainingError naming the file when it is missing, not a file,
+    not UTF-8, malformed, or holds NaN/Infinity (not JSON)."""
     p = Path(path)
+
+    def refuse_constant(name: str) -> float:
+        raise TrainingError(f"{p}: {name} is not JSON")
+
     try:
-        return json.loads(p.read_text())
+        return json.loads(p.read_bytes().decode("utf-8"), parse_constant=refuse_constant)
     except FileNotFoundError:
         raise TrainingError(f"{p}: no such file") from None
+    except OSError as err:  # a folder in its place, no permission, ...
+        raise TrainingError(f"{p}: cannot be read ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise TrainingError(f"{p}: not UTF-8 text") from None
     except json.JSONDecodeError as err:
         raise TrainingError(f"{p}: malformed JSON ({err})") from None
+    except RecursionError:
+        raise TrainingError(f"{p}: JSON nested too deeply") from None
 
 
 def rng_state() -> dict[str, Any]:

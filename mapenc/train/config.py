@@ -8,12 +8,16 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, get_args
 
+from mapenc.checks import FieldChecks
 from mapenc.errors import ConfigError
 
 Optimizer = Literal["adam", "adamw", "sgd"]
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 
 ConfigT = TypeVar("ConfigT")
+# Seeds go to numpy, which takes 32 bits; torch seeds are derived from them.
+MAX_SEED = 2**32 - 1
+MAX_WORKERS = 256
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,23 @@ class TrainConfig:
     at whichever budget runs out first and the last checkpoint is written either way.
     ``checkpoint_every_steps`` adds checkpoints inside an epoch (one is always written at the end
     of each epoch). ``device="auto"`` uses CUDA when present.
+
+    Attributes:
+        epochs: passes over the training set.
+        max_minutes: training time budget (minutes, wall clock).
+        max_steps: stop after this many optimiser steps.
+        batch_size: samples per step (per process under torchrun).
+        lr: learning rate.
+        weight_decay: L2 weight decay.
+        optimizer: adam, adamw or sgd (momentum 0.9).
+        grad_clip_norm: clip the gradient norm to this (None: no clipping).
+        seed: seed of the weights, the shuffling and everything random.
+        log_every_steps: steps per row of train_log.csv.
+        checkpoint_every_steps: also checkpoint every N steps (one is written each epoch anyway).
+        device: auto (CUDA when present), cpu, cuda, cuda:N or mps.
+        num_workers: DataLoader worker processes (0: load in the main process).
+        progress: show a progress bar.
+        tensorboard: also log to TensorBoard (needs the tensorboard package).
     """
 
     epochs: int = 10
@@ -44,24 +65,23 @@ class TrainConfig:
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ConfigError(f"epochs={self.epochs}: must be at least 1")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size={self.batch_size}: must be at least 1")
-        if self.lr <= 0:
-            raise ConfigError(f"lr={self.lr}: must be positive")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer={self.optimizer!r}: expected one of {OPTIMIZERS}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ConfigError(f"max_minutes={self.max_minutes}: must be positive")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max_steps={self.max_steps}: must be at least 1")
-        if self.log_every_steps < 1:
-            raise ConfigError(f"log_every_steps={self.log_every_steps}: must be at least 1")
-        if self.checkpoint_every_steps is not None and self.checkpoint_every_steps < 1:
-            raise ConfigError(
-                f"checkpoint_every_steps={self.checkpoint_every_steps}: must be at least 1"
-            )
+        (
+            FieldChecks(self)
+            .number("epochs", integer=True, minimum=1)
+            .number("max_minutes", above=0, optional=True)
+            .number("max_steps", integer=True, minimum=1, optional=True)
+            .number("batch_size", integer=True, minimum=1)
+            .number("lr", above=0)
+            .number("weight_decay", minimum=0)
+            .number("grad_clip_norm", above=0, optional=True)
+            .number("seed", integer=True, minimum=0, maximum=MAX_SEED)
+            .number("log_every_steps", integer=True, minimum=1)
+            .number("checkpoint_every_steps", integer=True, minimum=1, optional=True)
+            .number("num_workers", integer=True, minimum=0, maximum=MAX_WORKERS)
+            .done()
+        )
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -14,25 +14,22 @@ Files in ``out_dir`` (written by rank 0 only):
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import logging
 import math
-import random
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm import tqdm
+from torch.utils.data import DataLoader, Dataset
 
-from mapenc.errors import ConfigError, TrainingError
+from mapenc.errors import TrainingError
+from mapenc.progress import progress_bar
 from mapenc.train.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
@@ -44,176 +41,40 @@ from mapenc.train.checkpoint import (
 )
 from mapenc.train.config import TrainConfig, config_to_dict
 from mapenc.train.distributed import DistContext, all_reduce_sum, barrier, init_distributed
+from mapenc.train.logs import EPOCH_LOG_NAME, TRAIN_LOG_NAME, CsvLog, RunningMeans, TensorBoardLog
+from mapenc.train.parts import (  # the loop's pieces, importable from here as before
+    CHECKPOINT_KEYS,
+    FitResult,
+    LossForward,
+    LossModel,
+    StopReason,
+    as_float,
+    build_optimizer,
+    count_parameters,
+    epoch_indices,
+    loader_generator,
+    move_to,
+    seed_everything,
+)
+from mapenc.train.run_folder import claim_run_folder
 
+__all__ = [
+    "EPOCH_LOG_NAME",
+    "TRAIN_LOG_NAME",
+    "CsvLog",
+    "FitResult",
+    "LossModel",
+    "Trainer",
+    "build_optimizer",
+    "count_parameters",
+    "fit",
+    "move_to",
+    "seed_everything",
+]
 PathType = str | PathLike[str]
-StopReason = Literal["epochs", "max_steps", "max_minutes"]
 Evaluate = Callable[[nn.Module], Mapping[str, float]]
 
 LOG = logging.getLogger(__name__)
-TRAIN_LOG_NAME = "train_log.csv"
-EPOCH_LOG_NAME = "epochs.csv"
-
-
-class LossModel(Protocol):
-    """What ``fit`` needs from a model besides being an ``nn.Module``."""
-
-    def loss(self, batch: Any) -> tuple[torch.Tensor, Mapping[str, float | torch.Tensor]]:
-        """Scalar loss to minimise on ``batch`` and named values to log."""
-        ...
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """What a call to ``fit`` did: steps and epochs done in total (resumed runs included)."""
-
-    steps: int
-    epochs_completed: int
-    seconds: float
-    stopped: StopReason
-    last_metrics: dict[str, float] = field(default_factory=dict)
-    checkpoint: Path | None = None
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters of ``module``."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), numpy and Python's ``random``."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 (the global state users draw from)
-    random.seed(seed)
-
-
-def move_to(batch: Any, device: torch.device) -> Any:
-    """``batch`` with every tensor inside (tuples, lists, dicts) moved to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {key: move_to(value, device) for key, value in batch.items()}
-    if isinstance(batch, list | tuple):
-        return type(batch)(move_to(value, device) for value in batch)
-    return batch
-
-
-def build_optimizer(
-    parameters: Iterable[nn.Parameter], config: TrainConfig
-) -> torch.optim.Optimizer:
-    """The optimiser named by ``config.optimizer`` with its ``lr`` and ``weight_decay``."""
-    params = list(parameters)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
-
-
-class _LossForward(nn.Module):
-    """Routes ``forward`` to ``model.loss`` so DistributedDataParallel sees (and syncs) the call."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: Any) -> tuple[torch.Tensor, Mapping[str, float | torch.Tensor]]:
-        return cast(LossModel, self.model).loss(batch)
-
-
-class CsvLog:
-    """Append-only CSV whose columns are fixed by the first row; on resume, rows past the
-    checkpoint's step are dropped so a killed run leaves no duplicates."""
-
-    def __init__(self, path: Path, keep_until_step: int | None) -> None:
-        self.path = path
-        self.fields: list[str] | None = None
-        if keep_until_step is None or not path.is_file():
-            path.unlink(missing_ok=True)
-            return
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            self.fields = list(reader.fieldnames or [])
-            rows = [row for row in reader if int(row["step"]) <= keep_until_step]
-        self._write_all(rows)
-
-    def _write_all(self, rows: list[dict[str, Any]]) -> None:
-        with self.path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.fields or [])
-            writer.writeheader()
-            writer.writerows(rows)
-
-    def append(self, row: Mapping[str, Any]) -> None:
-        """Add one row; keys not in the header are ignored, missing ones left empty."""
-        if self.fields is None:
-            self.fields = list(row)
-            self._write_all([])
-        with self.path.open("a", newline="") as handle:
-            csv.DictWriter(handle, fieldnames=self.fields, extrasaction="ignore").writerow(row)
-
-
-class _Means:
-    """Running means of named values between two log rows."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.count = 0
-
-    def add(self, values: Mapping[str, float]) -> None:
-        for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-        self.count += 1
-
-    def pop(self) -> dict[str, float]:
-        means = {key: total / max(self.count, 1) for key, total in self.sums.items()}
-        self.sums, self.count = {}, 0
-        return means
-
-
-def _as_float(value: float | torch.Tensor) -> float:
-    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
-
-
-def _epoch_indices(
-    num_samples: int, epoch: int, config: TrainConfig, context: DistContext, dataset: Dataset[Any]
-) -> list[int]:
-    """This rank's sample order for ``epoch``: a permutation seeded by ``(seed, epoch)``."""
-    if context.distributed:
-        sampler: DistributedSampler[Any] = DistributedSampler(
-            dataset,
-            num_replicas=context.world_size,
-            rank=context.rank,
-            shuffle=True,
-            seed=config.seed,
-        )
-        sampler.set_epoch(epoch)
-        return list(sampler)
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-    return torch.randperm(num_samples, generator=generator).tolist()
-
-
-class _TensorBoard:
-    """Scalars to TensorBoard when requested; ConfigError when the package is missing."""
-
-    def __init__(self, enabled: bool, log_dir: Path) -> None:
-        self.writer: Any = None
-        if not enabled:
-            return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ConfigError(
-                "tensorboard=True but the tensorboard package is not installed"
-            ) from None
-        self.writer = SummaryWriter(log_dir=str(log_dir / "tensorboard"))
-
-    def add(self, values: Mapping[str, float], step: int) -> None:
-        if self.writer is not None:
-            for key, value in values.items():
-                self.writer.add_scalar(key, value, step)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 class Trainer:
@@ -250,11 +111,11 @@ class Trainer:
         self.saved_at_step = -1
         self.started = self.log_started = time.monotonic()
         self.samples_since_log = 0
-        self.step_means, self.epoch_means = _Means(), _Means()
+        self.step_means, self.epoch_means = RunningMeans(), RunningMeans()
         self.train_log: CsvLog | None = None
         self.epoch_log: CsvLog | None = None
-        self.board: _TensorBoard | None = None
-        self.wrapped: nn.Module = _LossForward(model)
+        self.board: TensorBoardLog | None = None
+        self.wrapped: nn.Module = LossForward(model)
         if self.context.distributed:
             device_ids = [self.context.device] if self.context.device.type == "cuda" else None
             self.wrapped = DistributedDataParallel(self.wrapped, device_ids=device_ids)
@@ -268,12 +129,19 @@ class Trainer:
         if not self.checkpoint_path.is_file():
             return False
         state = load_checkpoint(self.checkpoint_path, self.context.device)
+        missing = sorted(set(CHECKPOINT_KEYS) - set(state))
+        if missing:
+            raise TrainingError(
+                f"{self.checkpoint_path}: not a training checkpoint of fit (no {missing})"
+            )
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError) as err:
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
             raise TrainingError(
-                f"{self.checkpoint_path}: does not fit this model/optimiser (changed settings?): {err}"
+                f"{self.checkpoint_path}: does not fit this model/optimiser (changed settings?): "
+                f"{first_line}"
             ) from None
         self.epoch, self.samples_in_epoch = int(state["epoch"]), int(state["samples_in_epoch"])
         self.step, self.seconds_before = int(state["step"]), float(state["seconds"])
@@ -286,9 +154,22 @@ class Trainer:
         return True
 
     def run(
-        self, resume: bool = False, saved_configs: Mapping[str, Any] | None = None
+        self,
+        resume: bool = False,
+        saved_configs: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
     ) -> FitResult:
         """Train until ``config.epochs`` (or ``max_steps`` / ``max_minutes``); see ``fit``."""
+        claim = (
+            claim_run_folder(self.out, resume=resume, overwrite=overwrite)
+            if self.context.is_main
+            else contextlib.nullcontext(self.out)
+        )
+        with claim:
+            return self._run(resume, saved_configs)
+
+    def _run(self, resume: bool, saved_configs: Mapping[str, Any] | None) -> FitResult:
+        """``run`` once the run folder is held."""
         resumed = resume and self.resume()
         if not (resumed and self.context.is_main):
             # A fresh run, or a rank whose RNG stream rank 0's checkpoint does not hold.
@@ -301,9 +182,9 @@ class Trainer:
             keep_until = self.step if resumed else None
             self.train_log = CsvLog(self.out / TRAIN_LOG_NAME, keep_until)
             self.epoch_log = CsvLog(self.out / EPOCH_LOG_NAME, keep_until)
-        self.board = _TensorBoard(self.config.tensorboard and self.context.is_main, self.out)
+        self.board = TensorBoardLog(self.config.tensorboard and self.context.is_main, self.out)
         self.started = self.log_started = time.monotonic()
-        stopped: StopReason | None = None
+        stopped = self._budget_spent()
         last_metrics: dict[str, float] = {}
         while self.epoch < self.config.epochs and stopped is None:
             stopped = self._run_epoch()
@@ -324,12 +205,23 @@ class Trainer:
             checkpoint=self.checkpoint_path if self.context.is_main else None,
         )
 
+    def _budget_spent(self) -> StopReason | None:
+        """The budget a resumed run had already used up (then it trains no further step)."""
+        if self.config.max_steps is not None and self.step >= self.config.max_steps:
+            return "max_steps"
+        if (
+            self.config.max_minutes is not None
+            and self.seconds_before >= 60.0 * self.config.max_minutes
+        ):
+            return "max_minutes"
+        return None
+
     def _run_epoch(self) -> StopReason | None:
         """Train on the rest of the current epoch; the reason to stop early, if any."""
         set_epoch = getattr(self.train_set, "set_epoch", None)
         if callable(set_epoch):
             set_epoch(self.epoch)
-        indices = _epoch_indices(
+        indices = epoch_indices(
             self.num_samples, self.epoch, self.config, self.context, self.train_set
         )
         loader = DataLoader(
@@ -339,11 +231,15 @@ class Trainer:
             collate_fn=self.collate_fn,
             num_workers=self.config.num_workers,
             pin_memory=self.context.device.type == "cuda",
+            # Its own generator, seeded by (seed, epoch, rank): creating the loader's iterator
+            # then draws nothing from the global RNG, so a resumed run draws what the
+            # uninterrupted run drew (worker seeds come from it too).
+            generator=loader_generator(self.config.seed, self.epoch, self.context.rank),
         )
-        bar = tqdm(
+        bar = progress_bar(
             loader,
             desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-            disable=not (self.config.progress and self.context.is_main),
+            enabled=self.config.progress and self.context.is_main,
             leave=False,
             dynamic_ncols=True,
         )
@@ -355,7 +251,7 @@ class Trainer:
             )
             stopped = self._train_step(batch, batch_size)
             if self.step % self.config.log_every_steps == 0:
-                bar.set_postfix(loss=f"{self._log_row()['loss']:.4g}")
+                bar.set_postfix(loss=f"{self._log_row()['loss']:.4g}", refresh=False)
             every = self.config.checkpoint_every_steps
             if every and self.step % every == 0:
                 self._checkpoint()
@@ -373,7 +269,7 @@ class Trainer:
         budget_s = None if self.config.max_minutes is None else 60.0 * self.config.max_minutes
         out_of_time = budget_s is not None and self.seconds() >= budget_s and self.context.is_main
         packed = torch.tensor(
-            [float(loss.detach()), float(out_of_time)] + [_as_float(metrics[n]) for n in names],
+            [float(loss.detach()), float(out_of_time)] + [as_float(metrics[n]) for n in names],
             dtype=torch.float64,
             device=self.context.device,
         )
@@ -468,17 +364,22 @@ def fit(
     saved_configs: Mapping[str, Any] | None = None,
     evaluate: Evaluate | None = None,
     context: DistContext | None = None,
+    overwrite: bool = False,
 ) -> FitResult:
     """Train ``model`` (an ``nn.Module`` with ``loss(batch)``) on ``train_set``.
 
     ``resume=True`` continues from ``out_dir/checkpoint.pt`` when there is one (model, optimiser,
-    epoch, position inside the epoch, RNG state, elapsed time) and starts afresh otherwise.
+    epoch, position inside the epoch, RNG state, elapsed time), bit-identically to a run that was
+    never interrupted, and starts afresh otherwise; a finished run resumed trains no further.
+    Without ``resume``, a folder that holds a run already is refused unless ``overwrite``. The
+    folder is locked while training (``mapenc.train.run_folder``): a second writer is refused.
     ``saved_configs`` maps names to frozen config dataclasses written into ``config.json``.
     ``evaluate(model)`` runs on rank 0 after each epoch; its values go to ``epochs.csv``.
     Under torchrun (``context.world_size > 1``) the model is wrapped in DistributedDataParallel,
     each rank sees its own shard, and only rank 0 writes files.
 
-    Raises TrainingError naming the step when the loss (averaged over ranks) is NaN or infinite.
+    Raises TrainingError naming the step when the loss (averaged over ranks) is NaN or infinite,
+    and for a held or already used run folder (see above).
     """
     trainer = Trainer(
         model,
@@ -489,4 +390,4 @@ def fit(
         evaluate=evaluate,
         context=context,
     )
-    return trainer.run(resume=resume, saved_configs=saved_configs)
+    return trainer.run(resume=resume, saved_configs=saved_configs, overwrite=overwrite)

@@ -1,18 +1,6 @@
-"""Variational autoencoders built on the encoder registry."""
+"""Variational autoencoders built on the encoder registry (their experiments: ``mapenc.experiments``)."""
 
-from mapenc.vae.image import (
-    ImageVAE,
-    ImageVAEConfig,
-    MnistExperimentConfig,
-    train_and_evaluate_mnist,
-)
+from mapenc.vae.image import ImageVAE, ImageVAEConfig
 from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE
 
-__all__ = [
-    "ImageVAE",
-    "ImageVAEConfig",
-    "MnistExperimentConfig",
-    "TrajCVAEConfig",
-    "TrajectoryCVAE",
-    "train_and_evaluate_mnist",
-]
+__all__ = ["ImageVAE", "ImageVAEConfig", "TrajCVAEConfig", "TrajectoryCVAE"]

@@ -11,40 +11,28 @@ Every quantity is in nats per image: summed over pixels and latent dimensions, a
 batch. ``loss`` is the negative ELBO; ``iwae_nll`` the importance-weighted bound of Burda et al.
 (2016), which tightens towards ``-log p(x)`` as ``k`` grows.
 
-``train_and_evaluate_mnist(MnistExperimentConfig(...), out_dir)`` is the whole experiment (train,
-evaluate, write ``metrics.json``); the ``train-mnist`` command and the compare study call it.
+The experiment around it (train, evaluate, reload a run) is ``mapenc.experiments.mnist``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
-from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
-from mapenc.data.mnist import BINARIZE_MODES, IMAGE_SIZE, Binarize, MnistImages, mnist_datasets
+from mapenc.data.mnist import IMAGE_SIZE
 from mapenc.encoders import build_decoder, build_encoder, default_decoder_for
 from mapenc.encoders.registry import ENCODERS
 from mapenc.errors import ConfigError
-from mapenc.train import TrainConfig, config_from_dict, count_parameters, fit, seed_everything
-from mapenc.train.checkpoint import (
-    CHECKPOINT_NAME,
-    CONFIG_NAME,
-    load_checkpoint,
-    read_json,
-    write_json,
-)
-from mapenc.train.distributed import init_distributed, resolve_device
+from mapenc.progress import progress_bar
 
 PathType = str | PathLike[str]
 Likelihood = Literal["bernoulli", "gaussian"]
@@ -192,6 +180,15 @@ class ImageVAEConfig:
     are passed on to ``build_encoder`` (e.g. channel widths) besides ``latent_dim=feature_dim`` and,
     for encoders that take them, ``in_channels=1`` and ``input_size=(28, 28)``;
     ``decoder_settings`` to ``build_decoder`` (e.g. ``{"first_kernel": 5}`` for ``pixelcnn``).
+
+    Attributes:
+        encoder: registered encoder name.
+        decoder: registered decoder name (None: the encoder's mirror).
+        latent_dim: D, the size of z.
+        feature_dim: F, the length of the encoder's output.
+        likelihood: bernoulli or gaussian (one learnt scale).
+        encoder_settings: an encoder config field.
+        decoder_settings: a decoder config field (e.g. first_kernel=5).
     """
 
     encoder: str = "seed_global"
@@ -207,24 +204,6 @@ class ImageVAEConfig:
             raise ConfigError(f"latent_dim={self.latent_dim}, feature_dim={self.feature_dim}: >= 1")
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"likelihood={self.likelihood!r}: expected one of {LIKELIHOODS}")
-
-
-@dataclass(frozen=True)
-class MnistExperimentConfig:
-    """One MNIST run: data (``None`` = the embedded 5,000 images), binarisation, model, training,
-    and the ``k`` of the importance-weighted test NLL."""
-
-    model: ImageVAEConfig = field(default_factory=ImageVAEConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    data: str | None = None
-    binarize: Binarize = "none"
-    eval_iw_k: int = 100
-
-    def __post_init__(self) -> None:
-        if self.binarize not in BINARIZE_MODES:
-            raise ConfigError(f"binarize={self.binarize!r}: expected one of {BINARIZE_MODES}")
-        if self.eval_iw_k < 1:
-            raise ConfigError(f"eval_iw_k={self.eval_iw_k}: must be at least 1")
 
 
 def _mnist_encoder_settings(config: ImageVAEConfig) -> dict[str, Any]:
@@ -296,11 +275,11 @@ def evaluate_image_vae(
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        batches = tqdm(
+        batches = progress_bar(
             image_batches(dataset, batch_size, device),
             desc=f"test, k={iw_k}",
             total=math.ceil(len(dataset) / batch_size),  # type: ignore[arg-type]
-            disable=not progress,
+            enabled=progress,
             leave=False,
         )
         for x in batches:
@@ -326,83 +305,3 @@ def heldout_loss(model: ImageVAE, dataset: Dataset[Any], batch_size: int = 500) 
         total += float((recon + kl).sum())
         count += len(x)
     return total / count
-
-
-def train_and_evaluate_mnist(
-    config: MnistExperimentConfig, out_dir: PathType, resume: bool = False
-) -> dict[str, Any]:
-    """Train the VAE of ``config`` on MNIST into ``out_dir``, evaluate it on the test split.
-
-    Returns (and writes as ``out_dir/metrics.json``) the ``evaluate_image_vae`` metrics plus
-    ``params``, ``train_seconds``, ``eval_seconds``, ``steps``, ``epochs``, ``stopped``, ``encoder``,
-    ``decoder``, ``latent_dim``, ``binarize`` and ``train_images``. Under torchrun every rank
-    trains and rank 0 alone evaluates; other ranks return an empty dict.
-    """
-    context = init_distributed(config.train.device)
-    seed_everything(config.train.seed)
-    model = build_image_vae(config.model)
-    if model.autoregressive and config.binarize == "none":
-        raise ConfigError(
-            "an autoregressive decoder needs binary targets (binarize='dynamic' or 'static'): "
-            "with grey levels it reads grey context values in training but draws binary ones, "
-            "so its bound is not the likelihood of anything it can sample"
-        )
-    train_set, test_set = mnist_datasets(config.data, config.binarize, config.train.seed)
-    result = fit(
-        model,
-        train_set,
-        config.train,
-        out_dir,
-        resume=resume,
-        saved_configs={
-            "experiment": config,
-            "encoder": model.encoder.config,
-            "decoder": model.decoder.config,
-        },
-        evaluate=lambda m: {"test_loss": heldout_loss(m, test_set)},  # type: ignore[arg-type]
-        context=context,
-    )
-    if not context.is_main:
-        return {}
-    started = time.monotonic()
-    metrics: dict[str, Any] = evaluate_image_vae(
-        model, test_set, config.eval_iw_k, progress=config.train.progress
-    )
-    metrics.update(
-        params=count_parameters(model),
-        train_seconds=round(result.seconds, 2),
-        eval_seconds=round(time.monotonic() - started, 2),
-        steps=result.steps,
-        epochs=result.epochs_completed,
-        stopped=result.stopped,
-        encoder=config.model.encoder,
-        decoder=config.model.decoder or default_decoder_for(config.model.encoder),
-        latent_dim=config.model.latent_dim,
-        binarize=config.binarize,
-        train_images=len(train_set),
-    )
-    write_json(Path(out_dir) / METRICS_NAME, metrics)
-    return metrics
-
-
-def load_mnist_run(
-    run_dir: PathType, device: str = "auto"
-) -> tuple[ImageVAE, MnistExperimentConfig]:
-    """The trained model (weights of ``checkpoint.pt``, in eval mode) and config of a run folder."""
-    run = Path(run_dir)
-    saved = read_json(run / CONFIG_NAME)
-    if not isinstance(saved, dict) or "experiment" not in saved:
-        raise ConfigError(f"{run / CONFIG_NAME}: not the config of a train-mnist run")
-    config = config_from_dict(MnistExperimentConfig, saved["experiment"])
-    model = build_image_vae(config.model, saved.get("encoder"), saved.get("decoder"))
-    state = load_checkpoint(run / CHECKPOINT_NAME)
-    model.load_state_dict(state["model"])
-    model.to(resolve_device(device)).eval()
-    return model, config
-
-
-def mnist_test_split(config: MnistExperimentConfig, data: PathType | None = None) -> MnistImages:
-    """The test split a run was trained against (or the one of ``data`` when given)."""
-    return mnist_datasets(
-        data if data is not None else config.data, config.binarize, config.train.seed
-    )[1]

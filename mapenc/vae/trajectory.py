@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,13 +30,13 @@ from torch import nn
 from mapenc.errors import ConfigError
 from mapenc.pipeline import encoder_for_raster
 
-if TYPE_CHECKING:
-    from mapenc.raster import RasterSpec
-
 
 @dataclass(frozen=True)
 class TrajCVAEConfig:
     """Architecture of a TrajectoryCVAE.
+
+    The input shapes (``history_steps``, ``future_steps``, ``dt``, ``raster_channels``,
+    ``raster_size``) come from the task and the raster spec; an experiment config fills them in.
 
     Attributes:
         history_steps, future_steps, dt: the task (past has history_steps + 1 points; seconds/step).
@@ -77,11 +77,6 @@ class TrajCVAEConfig:
         object.__setattr__(
             self, "map_encoder_options", tuple(tuple(kv) for kv in self.map_encoder_options)
         )
-
-    @classmethod
-    def for_raster(cls, spec: RasterSpec, **settings: Any) -> TrajCVAEConfig:
-        """A config whose map encoder takes the rasters of ``spec``."""
-        return cls(raster_channels=spec.num_channels, raster_size=spec.size_px, **settings)
 
 
 def build_map_encoder(config: TrajCVAEConfig) -> nn.Module:

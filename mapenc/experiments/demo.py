@@ -19,24 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from mapenc.commands.info import InfoConfig, draw_png, load_map_or_scenario, summarize
-from mapenc.commands.render import RenderConfig, render_loaded
 from mapenc.encoders import build_encoder, describe
-from mapenc.forecasting import SYNTHETIC_RASTER, evaluate_traj, make_experiment_config, train_traj
+from mapenc.experiments import mnist, plots, trajectory
+from mapenc.experiments.render import RenderConfig, render_loaded
 from mapenc.maps import write_generic_scene
+from mapenc.maps.io import load_map_or_scenario, summarize
+from mapenc.maps.plot import draw_map_png
 from mapenc.maps.synthetic import ScenarioConfig, TownConfig, make_scenario, make_town
 from mapenc.maps.types import VectorMap
 from mapenc.train import TrainConfig
-from mapenc.vae import image_plots
-from mapenc.vae.image import (
-    ImageVAEConfig,
-    MnistExperimentConfig,
-    load_mnist_run,
-    mnist_test_split,
-    train_and_evaluate_mnist,
-)
+from mapenc.vae.image import ImageVAEConfig
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
 
 @dataclass(frozen=True)
@@ -109,9 +103,9 @@ def maps_section(out: Path, seed: int) -> Section:
         "right, its left is up; 224×224 at 0.5 m/px).",
     )
     for name, path in embedded_scenes(folder, seed):
-        vector_map, scenario = load_map_or_scenario(InfoConfig(path=path))
+        vector_map, scenario = load_map_or_scenario(path)
         overview = folder / f"{name}_map.png"
-        draw_png(vector_map, scenario, overview)
+        draw_map_png(vector_map, scenario, overview)
         raster_png = folder / f"{name}_raster.png"
         # Scenes are drawn around their focal agent, maps around a pose on their longest lane.
         focal = scenario.focal_track_id if scenario is not None else None
@@ -144,19 +138,19 @@ def encoders_section(out: Path) -> Section:
 def mnist_section(out: Path, minutes: float, seed: int) -> Section:
     """The MNIST VAE baseline (seed_global) trained briefly on the embedded digits."""
     run_dir = out / "mnist"
-    config = MnistExperimentConfig(
+    config = mnist.MnistExperimentConfig(
         model=ImageVAEConfig(encoder="seed_global", latent_dim=16),
         train=TrainConfig(epochs=1000, max_minutes=minutes, seed=seed),
         eval_iw_k=20,
     )
-    metrics = train_and_evaluate_mnist(config, run_dir)
-    model, _ = load_mnist_run(run_dir)
+    metrics = mnist.train_and_evaluate(config, run_dir)
+    _, model = mnist.load_run(run_dir)
     images = [
-        image_plots.save_reconstructions(
-            model, mnist_test_split(config), run_dir / "reconstructions.png"
+        plots.save_reconstructions(
+            model, mnist.test_split(config), run_dir / "reconstructions.png"
         ),
-        image_plots.save_samples(model, run_dir / "samples.png"),
-        image_plots.save_loss_curves(run_dir, run_dir / "loss_curves.png"),
+        plots.save_samples(model, run_dir / "samples.png"),
+        plots.save_loss_curves(run_dir, run_dir / "loss_curves.png"),
     ]
     return Section(
         "MNIST VAE baseline",
@@ -188,17 +182,19 @@ def trajectory_section(out: Path, minutes: float, scenes: int, seed: int) -> Sec
         "raster, the past (white), the true future (green), constant velocity (grey dashed) and "
         "the K forecasts.",
     )
-    train = TrainConfig(
-        epochs=1000, max_minutes=minutes, batch_size=64, grad_clip_norm=5.0, seed=seed
+    train = dataclasses.replace(
+        trajectory.TrajExperimentConfig().train, epochs=1000, max_minutes=minutes, seed=seed
     )
     for name, use_map in (("map", True), ("no_map", False)):
-        config = make_experiment_config(
-            [f"synthetic:{scenes}"], use_map=use_map, raster=SYNTHETIC_RASTER, train=train
+        config = trajectory.make_experiment_config(
+            [f"synthetic:{scenes}"],
+            use_map=use_map,
+            raster=trajectory.SYNTHETIC_RASTER,
+            train=train,
         )
         config = dataclasses.replace(config, cache_dir=str(out / "traj_cache"))
-        run_dir = out / f"traj_{name}"
-        train_traj(config, run_dir)
-        result = evaluate_traj(run_dir, figures=3, seed=seed)
+        run_dir = trajectory.train(config, out / f"traj_{name}")
+        result = trajectory.evaluate(run_dir, figures=3, seed=seed).to_dict()
         section.images += [Path(p) for p in result.pop("figures", [])]
         section.data[name] = result
     return section

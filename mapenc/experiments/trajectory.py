@@ -1,11 +1,12 @@
-"""Train and evaluate the map-conditioned TrajectoryCVAE end to end (what train-traj/eval-traj run).
+"""The trajectory experiment: the map-conditioned TrajectoryCVAE end to end (train-traj, eval-traj).
 
-``train_traj`` loads the scenarios of a split, cuts samples, caches their rasters and fits the
-model with ``mapenc.train.fit``; the run folder then holds ``checkpoint.pt`` and ``config.json``
-(the TrainConfig under ``train``, this module's TrajExperimentConfig under ``experiment``).
-``evaluate_traj`` reloads a run, draws K futures per test sample and scores them against the
-constant-velocity baseline (``mapenc.metrics``); ``train_and_evaluate_traj`` does both and adds
-the parameter count and seconds, for studies that compare encoders.
+``train(config, run_dir)`` loads the scenarios of a split, cuts samples, caches their rasters and
+fits the model with ``mapenc.train.fit``; the run folder then holds ``checkpoint.pt``,
+``config.json`` (the TrainConfig under ``train``, this module's TrajExperimentConfig under
+``experiment``) and ``training.json``. ``evaluate(run_dir, data)`` reloads a run, draws K futures
+per test sample and scores them against the constant-velocity baseline (``mapenc.metrics``) as a
+``TrajEvaluation``; ``load_run(run_dir)`` gives ``(config, model)``. ``train_and_evaluate`` does
+both and adds the parameter count and seconds, for studies that compare encoders.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ from mapenc.data.trajectory import (
     samples_from_scenarios,
 )
 from mapenc.errors import ConfigError, DataError
+from mapenc.geometry import transform_points
 from mapenc.maps.types import Scenario
 from mapenc.metrics import offroad_mask, score_forecasts
-from mapenc.raster import RasterSpec
+from mapenc.raster import MODES, RasterSpec
 from mapenc.train import TrainConfig, config_from_dict, count_parameters, fit, load_checkpoint
-from mapenc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, read_json
+from mapenc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, read_json, write_json
 from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE
 
 # NGSIM: 64 m x 64 m at 1 m/px, 48 m ahead of the agent; lane geometry, road edges and direction.
@@ -57,8 +59,9 @@ NGSIM_RASTER = RasterSpec(
 )
 # Synthetic towns: the NGSIM layers on a 48 m x 48 m window, enough for their short blocks.
 SYNTHETIC_RASTER = dataclasses.replace(NGSIM_RASTER, size_px=(48, 48))
-TASKS: dict[str, TrajTask] = {"ngsim": NGSIM_TASK, "av2": AV2_TASK}
+TRAJ_TASKS: dict[str, TrajTask] = {"ngsim": NGSIM_TASK, "av2": AV2_TASK}
 CACHE_ENV = "MAPENC_CACHE"
+TRAINING_NAME = "training.json"
 
 
 def default_cache_dir() -> str:
@@ -71,42 +74,48 @@ def default_cache_dir() -> str:
 class TrajExperimentConfig:
     """Everything a train-traj run depends on (saved beside its checkpoint).
 
+    The raster and the task state the input shapes once: the model's ``raster_channels``,
+    ``raster_size``, ``history_steps``, ``future_steps`` and ``dt`` are filled in from them.
+
     Attributes:
-        data: data paths (``mapenc.data.traj_sources.load_scenarios``).
+        data: data paths (``mapenc.data.traj_sources.load_scenarios``): CommonRoad files or
+            folders, AV2 or generic scene folders, synthetic[:N].
         split: the split trained on ("train", "val", "test" or "all").
         task: history/future lengths and sampling.
         raster: the raster spec of the map branch (ignored without the map).
-        model: the TrajectoryCVAE architecture (its raster shape must match ``raster``).
-        train: the training loop's settings.
-        cache_dir: raster cache folder ("" = ``default_cache_dir()``).
-        raster_mode: Rasterizer mode used to build the cache ("fast" or "exact").
+        model: the TrajectoryCVAE architecture.
+        train: the training loop's settings (gradients clipped to norm 5 by default).
+        cache_dir: raster cache folder ("" = $MAPENC_CACHE/traj or ~/.cache/mapenc/traj).
+        raster_mode: Rasterizer mode that builds the cache (``mapenc.raster.MODES``).
+        skip_bad: leave out (and list) scene files that cannot be read, instead of failing.
     """
 
     data: tuple[str, ...] = ("synthetic",)
     split: str = "train"
     task: TrajTask = NGSIM_TASK
     raster: RasterSpec = NGSIM_RASTER
-    model: TrajCVAEConfig = field(default_factory=lambda: TrajCVAEConfig.for_raster(NGSIM_RASTER))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, batch_size=64))
+    model: TrajCVAEConfig = field(default_factory=TrajCVAEConfig)
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=10, batch_size=64, grad_clip_norm=5.0)
+    )
     cache_dir: str = ""
     raster_mode: str = "fast"
+    skip_bad: bool = False
 
     def __post_init__(self) -> None:
         if not self.data:
             raise ConfigError("TrajExperimentConfig.data is empty: give at least one data path")
-        if (self.model.raster_channels, self.model.raster_size) != (
-            self.raster.num_channels,
-            self.raster.size_px,
-        ):
-            raise ConfigError(
-                f"model takes {self.model.raster_channels}x{self.model.raster_size} rasters, "
-                f"the raster spec gives {self.raster.num_channels}x{self.raster.size_px}"
-            )
-        if (self.model.history_steps, self.model.future_steps) != (
-            self.task.history_steps,
-            self.task.future_steps,
-        ) or not np.isclose(self.model.dt, self.task.dt):
-            raise ConfigError("model history/future steps and dt must match the task's")
+        if self.raster_mode not in MODES:
+            raise ConfigError(f"raster_mode={self.raster_mode!r}: expected one of {MODES}")
+        shaped = dataclasses.replace(
+            self.model,
+            raster_channels=self.raster.num_channels,
+            raster_size=self.raster.size_px,
+            history_steps=self.task.history_steps,
+            future_steps=self.task.future_steps,
+            dt=self.task.dt,
+        )
+        object.__setattr__(self, "model", shaped)
 
 
 def make_experiment_config(
@@ -119,32 +128,25 @@ def make_experiment_config(
     train: TrainConfig | None = None,
     **model_settings: Any,
 ) -> TrajExperimentConfig:
-    """A consistent TrajExperimentConfig: the model's raster and task fields follow the arguments."""
-    model = TrajCVAEConfig.for_raster(
-        raster,
-        history_steps=task.history_steps,
-        future_steps=task.future_steps,
-        dt=task.dt,
-        use_map=use_map,
-        map_encoder=encoder,
-        **model_settings,
-    )
-    return TrajExperimentConfig(
+    """A TrajExperimentConfig from the usual choices (``model_settings``: TrajCVAEConfig fields)."""
+    config = TrajExperimentConfig(
         data=tuple(data),
         task=task,
         raster=raster,
-        model=model,
-        train=train or TrainConfig(epochs=10, batch_size=64),
+        model=TrajCVAEConfig(use_map=use_map, map_encoder=encoder, **model_settings),
     )
+    return config if train is None else dataclasses.replace(config, train=train)
 
 
 @dataclass
 class SplitData:
-    """The scenarios, samples and cached-raster dataset of one split."""
+    """The scenarios, samples and cached-raster dataset of one split, and the scene files left
+    out as unreadable (path -> problem; None unless unreadable files were to be skipped)."""
 
     scenarios: list[Scenario]
     samples: TrajSamples
     dataset: TrajectoryDataset
+    skipped: dict[str, str] | None = None
 
 
 def load_split(
@@ -152,10 +154,13 @@ def load_split(
     split: str,
     data: Sequence[str] | None = None,
     progress: bool = True,
+    skip_bad: bool = False,
 ) -> SplitData:
-    """Scenarios of ``split`` from ``data`` (default ``config.data``), samples and dataset."""
+    """Scenarios of ``split`` from ``data`` (default ``config.data``), samples and dataset; with
+    ``skip_bad``, unreadable scene files are left out and listed instead of raising."""
     paths = tuple(data or config.data)
-    scenarios = split_scenarios(load_scenarios(paths), split, paths)
+    skipped: dict[str, str] | None = {} if skip_bad else None
+    scenarios = split_scenarios(load_scenarios(paths, skipped), split, paths)
     if not scenarios:
         raise DataError(f"split {split!r} of {', '.join(paths)} holds no scenario")
     samples = samples_from_scenarios(scenarios, config.task)
@@ -165,28 +170,34 @@ def load_split(
         config.raster,
         config.task,
         config.cache_dir or default_cache_dir(),
-        mode="exact" if config.raster_mode == "exact" else "fast",
+        mode=config.raster_mode,  # type: ignore[arg-type]
         progress=progress,
     )
-    return SplitData(scenarios, samples, dataset)
+    return SplitData(scenarios, samples, dataset, skipped)
 
 
-def train_traj(
-    config: TrajExperimentConfig, out_dir: str | os.PathLike[str], resume: bool = False
-) -> dict[str, Any]:
-    """Fit a TrajectoryCVAE on ``config.split``; returns samples, params, steps, seconds, stop."""
+def train(
+    config: TrajExperimentConfig, run_dir: str | os.PathLike[str], resume: bool = False
+) -> Path:
+    """Fit a TrajectoryCVAE on ``config.split`` into ``run_dir``; returns the run folder.
+
+    ``run_dir/training.json`` holds ``train_samples``, ``params``, ``map_params``, ``steps``,
+    ``epochs``, ``train_seconds`` and ``stopped`` (why training ended).
+    """
     torch.manual_seed(config.train.seed)
-    split = load_split(config, config.split, progress=config.train.progress)
+    split = load_split(
+        config, config.split, progress=config.train.progress, skip_bad=config.skip_bad
+    )
     model = TrajectoryCVAE(config.model)
     result = fit(
         model,
         split.dataset,
         config.train,
-        out_dir,
+        run_dir,
         resume=resume,
         saved_configs={"experiment": config},
     )
-    return {
+    facts: dict[str, Any] = {
         "train_samples": len(split.samples),
         "params": count_parameters(model),
         "map_params": count_parameters(model.map_encoder) if model.map_encoder else 0,
@@ -195,9 +206,18 @@ def train_traj(
         "train_seconds": round(result.seconds, 1),
         "stopped": result.stopped,
     }
+    if split.skipped is not None:
+        facts["skipped"] = split.skipped
+    write_json(Path(run_dir) / TRAINING_NAME, facts)
+    return Path(run_dir)
 
 
-def load_trained(run_dir: str | os.PathLike[str]) -> tuple[TrajExperimentConfig, TrajectoryCVAE]:
+def training_facts(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``training.json`` that ``train`` wrote into a run folder."""
+    return dict(read_json(Path(run_dir) / TRAINING_NAME))
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrajExperimentConfig, TrajectoryCVAE]:
     """The experiment config and trained model of a train-traj run folder."""
     run = Path(run_dir)
     if not (run / CONFIG_NAME).is_file() or not (run / CHECKPOINT_NAME).is_file():
@@ -226,25 +246,11 @@ def predict(
     return np.concatenate(outputs)
 
 
-def agent_to_city(
-    points_agent: NDArray[np.floating], poses: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """(N, ..., 2) agent-frame points of N samples -> city frame, with poses (N, 3) city_SE2_agent."""
-    c, s = np.cos(poses[:, 2]), np.sin(poses[:, 2])
-    shape = (len(poses),) + (1,) * (points_agent.ndim - 2)
-    c, s = c.reshape(shape), s.reshape(shape)
-    x, y = points_agent[..., 0], points_agent[..., 1]
-    return np.stack(
-        [c * x - s * y + poses[:, 0].reshape(shape), s * x + c * y + poses[:, 1].reshape(shape)],
-        axis=-1,
-    )
-
-
 def offroad_rate_of(
     forecasts: NDArray[np.floating], samples: TrajSamples, scenarios: Sequence[Scenario]
 ) -> float:
     """Share of forecast points (N, K, F, 2), agent frame, outside each scenario's drivable area."""
-    city = agent_to_city(forecasts, samples.pose)
+    city = transform_points(samples.pose, forecasts)
     outside = np.zeros(city.shape[:-1], dtype=bool)
     for index in np.unique(samples.scenario_index):
         rows = samples.scenario_index == index
@@ -252,64 +258,100 @@ def offroad_rate_of(
     return float(outside.mean())
 
 
-def evaluate_traj(
+@dataclass(frozen=True)
+class TrajEvaluation:
+    """Scores of a trained run on one split (metres and rates; AV2 definitions).
+
+    Attributes:
+        n: samples scored.
+        k: futures drawn per sample.
+        split: the split scored.
+        model: ``minADE``, ``minFDE``, ``miss_rate``, ``offroad_rate`` of the K futures.
+        constant_velocity: ``ADE``, ``FDE``, ``miss_rate``, ``offroad_rate`` of the baseline.
+        ground_truth: ``offroad_rate`` of the true futures (how well the map covers the data).
+        figures: PNG paths of the drawn cases.
+        skipped: unreadable scene files left out (path -> problem), when asked to skip them.
+    """
+
+    n: int
+    k: int
+    split: str
+    model: dict[str, float]
+    constant_velocity: dict[str, float]
+    ground_truth: dict[str, float]
+    figures: list[str] = field(default_factory=list)
+    skipped: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready fields (``figures`` only when some were drawn, ``skipped`` only when
+        unreadable files were to be skipped)."""
+        result = dataclasses.asdict(self)
+        if not self.figures:
+            del result["figures"]
+        if self.skipped is None:
+            del result["skipped"]
+        return result
+
+
+def evaluate(
     run_dir: str | os.PathLike[str],
     data: Sequence[str] | None = None,
+    *,
     split: str = "test",
     k: int = 6,
     figures: int = 6,
     seed: int = 0,
-) -> dict[str, Any]:
-    """Scores of a trained run on ``split`` (metres and rates), and PNGs of ``figures`` cases.
-
-    Returns ``{"n", "k", "split", "model": {minADE, minFDE, miss_rate, offroad_rate},
-    "constant_velocity": {ADE, FDE, miss_rate, offroad_rate}, "ground_truth": {offroad_rate},
-    "figures": [paths]}``; the PNGs go to ``run_dir/eval_<split>/``.
-    """
+    skip_bad: bool = False,
+) -> TrajEvaluation:
+    """Scores of a trained run on ``split`` of ``data`` (default: the run's own data paths), and
+    PNGs of ``figures`` cases in ``run_dir/eval_<split>/``; ``skip_bad`` leaves out (and lists)
+    unreadable scene files."""
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
-    config, model = load_trained(run_dir)
-    part = load_split(config, split, data, progress=config.train.progress)
+    config, model = load_run(run_dir)
+    part = load_split(config, split, data, progress=config.train.progress, skip_bad=skip_bad)
     samples, task = part.samples, config.task
     forecasts = predict(model, part.dataset, k, seed)
     truth = samples.future.astype(np.float64)
     cv = constant_velocity_forecast(samples.velocity, task.future_steps, task.dt)[:, None]
     model_scores = score_forecasts(forecasts, truth)
     cv_scores = score_forecasts(cv, truth)
-    result: dict[str, Any] = {
-        "n": len(samples),
-        "k": k,
-        "split": split,
-        "model": {
+    drawn: list[str] = []
+    if figures > 0:
+        from mapenc.experiments.plots import plot_forecast_cases
+
+        folder = Path(run_dir) / f"eval_{split}"
+        chosen = np.random.default_rng(seed).choice(len(samples), min(figures, len(samples)), False)
+        drawn = plot_forecast_cases(
+            part.dataset, forecasts, cv[:, 0], sorted(int(i) for i in chosen), folder
+        )
+    return TrajEvaluation(
+        n=len(samples),
+        k=k,
+        split=split,
+        model={
             "minADE": round(model_scores.min_ade, 4),
             "minFDE": round(model_scores.min_fde, 4),
             "miss_rate": round(model_scores.miss_rate, 4),
             "offroad_rate": round(offroad_rate_of(forecasts, samples, part.scenarios), 4),
         },
-        "constant_velocity": {
+        constant_velocity={
             "ADE": round(cv_scores.min_ade, 4),
             "FDE": round(cv_scores.min_fde, 4),
             "miss_rate": round(cv_scores.miss_rate, 4),
             "offroad_rate": round(offroad_rate_of(cv, samples, part.scenarios), 4),
         },
-        "ground_truth": {
+        ground_truth={
             "offroad_rate": round(offroad_rate_of(truth[:, None], samples, part.scenarios), 4)
         },
-    }
-    if figures > 0:
-        from mapenc.forecast_plots import plot_forecast_cases
-
-        folder = Path(run_dir) / f"eval_{split}"
-        chosen = np.random.default_rng(seed).choice(len(samples), min(figures, len(samples)), False)
-        result["figures"] = plot_forecast_cases(
-            part.dataset, forecasts, cv[:, 0], sorted(int(i) for i in chosen), folder
-        )
-    return result
+        figures=drawn,
+        skipped=part.skipped,
+    )
 
 
-def train_and_evaluate_traj(
+def train_and_evaluate(
     config: TrajExperimentConfig,
-    out_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
     eval_split: str = "test",
     k: int = 6,
     resume: bool = False,
@@ -317,13 +359,13 @@ def train_and_evaluate_traj(
     """Train, then evaluate on ``eval_split``: the eval-traj JSON plus training facts.
 
     Adds ``params``, ``map_params``, ``train_samples``, ``steps``, ``epochs``, ``train_seconds``,
-    ``eval_seconds``, ``encoder`` and ``use_map``; writes it all to ``out_dir/results.json``.
+    ``eval_seconds``, ``encoder`` and ``use_map``; writes it all to ``run_dir/results.json``.
     """
     started = time.monotonic()
-    training = train_traj(config, out_dir, resume=resume)
+    train(config, run_dir, resume=resume)
     eval_started = time.monotonic()
-    result = evaluate_traj(out_dir, split=eval_split, k=k, figures=0)
-    result.update(training)
+    result = evaluate(run_dir, split=eval_split, k=k, figures=0).to_dict()
+    result.update(training_facts(run_dir))
     result.update(
         {
             "encoder": config.model.map_encoder if config.model.use_map else None,
@@ -332,10 +374,5 @@ def train_and_evaluate_traj(
             "seconds": round(time.monotonic() - started, 1),
         }
     )
-    Path(out_dir, "results.json").write_text(json.dumps(result, indent=1))
+    Path(run_dir, "results.json").write_text(json.dumps(result, indent=1))
     return result
-
-
-def replace_train(config: TrajExperimentConfig, **settings: Any) -> TrajExperimentConfig:
-    """``config`` with TrainConfig fields replaced (e.g. ``epochs``, ``max_minutes``)."""
-    return dataclasses.replace(config, train=dataclasses.replace(config.train, **settings))

@@ -1,18 +1,27 @@
-"""PNG pictures of an image VAE: reconstructions, prior samples, the 2-D latent by digit, and the
-loss curves of a run folder. matplotlib is imported lazily, with the Agg backend."""
+"""Pictures of the experiments: PNGs written with matplotlib (Agg backend, imported lazily).
+
+Trajectories: each case's raster with the past, the true future and the K predictions.
+MNIST: reconstructions, prior samples, the 2-D latent by digit, and a run folder's loss curves.
+"""
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch.utils.data import Dataset
 
+from mapenc.data.traj_dataset import TrajectoryDataset
 from mapenc.errors import DataError
-from mapenc.train.loop import EPOCH_LOG_NAME, TRAIN_LOG_NAME
+from mapenc.geometry import apply_matrices
+from mapenc.raster import RasterSpec, to_rgb
+from mapenc.train.logs import EPOCH_LOG_NAME, TRAIN_LOG_NAME
 from mapenc.vae.image import ImageVAE, image_batches
 
 PathType = str | PathLike[str]
@@ -26,6 +35,67 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def agent_to_pixels(spec: RasterSpec, points_agent: NDArray[np.floating]) -> NDArray[np.float64]:
+    """(..., 2) agent-frame metres -> (..., 2) image coordinates for ``imshow`` (column, row).
+
+    ``imshow`` puts pixel (i, j)'s centre at (j, i); RasterSpec's (u, v) put it at (j + 0.5, i + 0.5).
+    """
+    return apply_matrices(spec.raster_from_agent(), points_agent) - 0.5
+
+
+def plot_forecast_cases(
+    dataset: TrajectoryDataset,
+    forecasts: NDArray[np.floating],
+    constant_velocity: NDArray[np.floating],
+    indices: Sequence[int],
+    folder: str | Path,
+) -> list[str]:
+    """One PNG per sample index: raster, past (white), truth (green), CV (grey dashed), K forecasts.
+
+    Args:
+        dataset: the samples and their cached rasters.
+        forecasts: (N, K, F, 2) agent-frame forecasts of every sample of ``dataset``.
+        constant_velocity: (N, F, 2) the constant-velocity baseline.
+        indices: which samples to draw.
+        folder: output folder (created); files are ``case_<index>.png``.
+    Returns: the written paths.
+    """
+    plt = _pyplot()
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    spec, samples = dataset.spec, dataset.samples
+    paths = []
+    for index in indices:
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.imshow(to_rgb(np.asarray(dataset.rasters[index]), spec.layers))
+        past = agent_to_pixels(spec, samples.past[index])
+        truth = agent_to_pixels(spec, samples.future[index])
+        cv = agent_to_pixels(spec, constant_velocity[index])
+        for k, mode in enumerate(agent_to_pixels(spec, forecasts[index])):
+            ax.plot(
+                mode[:, 0],
+                mode[:, 1],
+                color="tab:orange",
+                lw=1.2,
+                label="forecasts" if k == 0 else None,
+            )
+        ax.plot(cv[:, 0], cv[:, 1], color="0.7", ls="--", lw=1, label="constant velocity")
+        ax.plot(truth[:, 0], truth[:, 1], color="tab:green", lw=2, label="truth")
+        ax.plot(past[:, 0], past[:, 1], color="white", lw=2, label="past")
+        ax.set_xlim(-0.5, spec.width - 0.5)
+        ax.set_ylim(spec.height - 0.5, -0.5)
+        ax.set_title(
+            f"sample {index}: {samples.kinds[index]} {samples.track_ids[index]}", fontsize=9
+        )
+        ax.legend(loc="lower right", fontsize=7)
+        ax.set_axis_off()
+        path = out / f"case_{index}.png"
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(str(path))
+    return paths
 
 
 def tile_images(images: torch.Tensor, columns: int) -> torch.Tensor:

@@ -1,0 +1,155 @@
+"""File input and output that stays bounded and leaves no half-written file.
+
+- ``gunzip`` inflates a gzip stream chunk by chunk and stops at a size limit, so a small
+  compressed file cannot ask for gigabytes of memory (a gzip bomb). The limit is
+  ``DEFAULT_MAX_INFLATED_MB`` (the largest real inputs inflate to tens of MB: MNIST's training images to 47 MB),
+  overridden by the environment variable ``MAPENC_MAX_INFLATED_MB``.
+- ``write_atomic`` writes to a temporary file beside the target, fsyncs it and renames it over
+  the target, so a crash or a full disk leaves the previous file or the new one, never a mix.
+  ``remove_stale_temporaries`` deletes what a killed writer left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from mapenc.errors import ConfigError, MapencError
+
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_INFLATED_ENV = "MAPENC_MAX_INFLATED_MB"
+DEFAULT_MAX_INFLATED_MB = 256
+# Output is produced in pieces of this many bytes, so the limit is checked before it is passed.
+_INFLATE_CHUNK = 1 << 20
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def max_inflated_bytes() -> int:
+    """The most bytes one gzip file may inflate to: ``$MAPENC_MAX_INFLATED_MB`` MiB or the default."""
+    text = os.environ.get(MAX_INFLATED_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_INFLATED_MB << 20
+    try:
+        megabytes = int(text)
+    except ValueError:
+        megabytes = 0
+    if megabytes <= 0:
+        raise ConfigError(f"{MAX_INFLATED_ENV}={text!r}: expected a positive whole number of MiB")
+    return megabytes << 20
+
+
+def gunzip(raw: bytes, limit: int | None = None) -> bytes:
+    """The inflated content of the gzip stream ``raw`` (one or more members).
+
+    Inflates at most ``limit`` bytes (default ``max_inflated_bytes()``) and never holds more than
+    that plus one chunk. Raises MapencError for a truncated or corrupt stream, trailing bytes
+    that are not gzip, or content beyond the limit (the message gives the limit and the variable
+    that raises it).
+    """
+    limit = max_inflated_bytes() if limit is None else limit
+    out = bytearray()
+    remaining = raw
+    while True:
+        inflater = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer only
+        pending = remaining
+        try:
+            while not inflater.eof:
+                piece = inflater.decompress(pending, _INFLATE_CHUNK)
+                pending = inflater.unconsumed_tail
+                if not piece and not pending:
+                    raise MapencError("truncated gzip data (the stream ends early)")
+                out += piece
+                if len(out) > limit:
+                    raise MapencError(
+                        f"gzip content inflates beyond {limit >> 20} MiB (a compression bomb?); "
+                        f"set {MAX_INFLATED_ENV} to allow more"
+                    )
+        except zlib.error as err:
+            raise MapencError(f"corrupt gzip data ({err})") from None
+        # Like gzip.decompress: members may follow, and zero padding after the last is ignored.
+        remaining = inflater.unused_data.lstrip(b"\0")
+        if not remaining:
+            return bytes(out)
+        if not remaining.startswith(GZIP_MAGIC):
+            raise MapencError("trailing bytes after the gzip data")
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def create_temporary(target: Path) -> tuple[int, Path]:
+    """A new, empty temporary file beside ``target``, opened for writing: (fd, path).
+
+    Created exclusively (``mkstemp``: never an existing file or a planted link) with the usual
+    file mode, and named ``.<name>.<pid>.<random>.tmp`` so ``remove_stale_temporaries`` can tell
+    a killed writer's file from a live one.
+    """
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.name}.{os.getpid()}.", suffix=TEMPORARY_SUFFIX, dir=target.parent
+    )
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+    return fd, Path(name)
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:
+    """Run ``write`` on a new temporary file beside ``path``, fsync it, then rename it to ``path``.
+
+    The temporary file comes from ``create_temporary`` and is removed when ``write`` fails (a
+    full disk too). ``os.replace`` swaps the name itself, so a symlink at ``path`` is replaced,
+    never followed. Raises OSError from the file system.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = create_temporary(target)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """``write_atomic`` of the bytes ``data``."""
+    write_atomic(path, lambda handle: handle.write(data))
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files of writers that died (killed during a checkpoint or a build).
+
+    A ``.<name>.<pid>.<random>.tmp`` file is stale when no process ``pid`` runs on this machine.
+    Only regular files are removed; links and folders are left alone. Returns the removed paths.
+    """
+    removed = []
+    for candidate in folder.glob(f".*{TEMPORARY_SUFFIX}"):
+        pid_text = candidate.name.removesuffix(TEMPORARY_SUFFIX).split(".")[-2]
+        if not pid_text.isdigit() or process_alive(int(pid_text)):
+            continue
+        if candidate.is_file() and not candidate.is_symlink():
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (any owner)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True

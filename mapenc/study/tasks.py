@@ -1,0 +1,228 @@
+"""The two tasks of the encoder study, each a ``StudyTask`` over one experiment.
+
+``MnistStudy`` trains the MNIST VAE of ``mapenc.experiments.mnist`` with each encoder and scores
+it on a fixed subset of the test images; ``TrajStudy`` trains the trajectory CVAE of
+``mapenc.experiments.trajectory`` with each map encoder (or none) at each raster size. Both take
+their training defaults (batch size, gradient clipping) from their experiment's config and only
+set the budget, the learning rate, the seed and the device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mapenc.experiments import mnist, trajectory
+from mapenc.study.config import CompareConfig, study_encoder
+from mapenc.study.probes import probe_encoder
+from mapenc.study.protocol import Run, StudyTask, bottleneck_facts, cached_probes
+from mapenc.train import TrainConfig
+from mapenc.train.checkpoint import read_json
+from mapenc.vae.image import ImageVAEConfig
+from mapenc.vae.trajectory import build_map_encoder
+
+# Extent of the trajectory raster, kept fixed when raster_sizes changes the resolution.
+TRAJ_EXTENT_M = 64.0
+# Epochs of a run whose step budget alone decides when it stops.
+UNBOUNDED_EPOCHS = 10_000
+
+
+def study_train_config(config: CompareConfig, base: TrainConfig, seed: int) -> TrainConfig:
+    """The experiment's training defaults with the study's budget, optimiser and ``seed``."""
+    return dataclasses.replace(
+        base,
+        epochs=config.epochs or UNBOUNDED_EPOCHS,
+        max_minutes=config.max_minutes,
+        max_steps=config.max_steps,
+        batch_size=config.batch_size or base.batch_size,
+        lr=config.lr,
+        seed=seed,
+        device=config.device,
+        progress=config.progress,
+    )
+
+
+def wall_times(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``train_seconds``, ``eval_seconds`` and their sum ``seconds`` of a run's metrics."""
+    train_s, eval_s = metrics["train_seconds"], metrics["eval_seconds"]
+    return {"train_seconds": train_s, "eval_seconds": eval_s, "seconds": round(train_s + eval_s, 1)}
+
+
+class MnistStudy:
+    """Runs of the MNIST VAE study (``mapenc.experiments.mnist``)."""
+
+    headline_metrics: tuple[str, ...] = ("test_loss", "nll")
+    table_digits: int = 2
+    metrics_name: str = mnist.METRICS_NAME
+
+    def __init__(self, config: CompareConfig) -> None:
+        self.config = config
+        self._probe_images: torch.Tensor | None = None
+
+    def runs(self) -> list[Run]:
+        """Every encoder with every seed."""
+        return [
+            Run(name, seed) for name in self.config.encoders for seed in range(self.config.seeds)
+        ]
+
+    def experiment(self, run: Run) -> mnist.MnistExperimentConfig:
+        """The ``MnistExperimentConfig`` of a run."""
+        base = mnist.MnistExperimentConfig()
+        return dataclasses.replace(
+            base,
+            model=ImageVAEConfig(
+                encoder=study_encoder(run.encoder, "mnist") or run.encoder,
+                decoder=self.config.decoder,
+            ),
+            train=study_train_config(self.config, base.train, run.seed),
+            data=self.config.data[0] if self.config.data else None,
+            eval_iw_k=self.config.iw_k,
+        )
+
+    def train(self, run: Run, run_dir: Path) -> None:
+        """Train, then score on the first ``eval_images`` test images; writes ``metrics.json``."""
+        # resume: a run killed earlier continues from its checkpoint instead of being refused.
+        mnist.train_and_evaluate(
+            self.experiment(run), run_dir, resume=True, eval_first=self.config.eval_images
+        )
+
+    def row(self, run: Run, run_dir: Path) -> dict[str, Any]:
+        """The results row of a finished run (metrics, size, bottleneck, wall times, probes)."""
+        metrics = read_json(run_dir / self.metrics_name)
+        experiment, model = mnist.load_run(run_dir, self.config.device)
+        if self._probe_images is None:
+            test = mnist.test_split(experiment)
+            count = min(self.config.probe_samples, len(test))
+            self._probe_images = torch.stack([test[i][0] for i in range(count)])
+        images = self._probe_images.to(model.q_mean.weight.device)
+        row = {
+            key: metrics[key]
+            for key in ("test_loss", "nll", "kl", "recon", "active_units", "iw_k", "test_images")
+            if key in metrics
+        }
+        row.update(
+            params=metrics["params"],
+            steps=metrics["steps"],
+            epochs=metrics["epochs"],
+            **wall_times(metrics),
+            **bottleneck_facts(model.encoder, images.shape[1:]),
+        )
+        probes = cached_probes(
+            run_dir,
+            lambda: probe_encoder(lambda x: model.posterior(x)[0], images, self.config.probe),
+        )
+        return {**row, **probes}
+
+
+class TrajStudy:
+    """Runs of the trajectory CVAE study (``mapenc.experiments.trajectory``); checks every encoder
+    can take its raster before the first run."""
+
+    headline_metrics: tuple[str, ...] = ("minADE", "minFDE", "offroad_rate")
+    table_digits: int = 3
+    metrics_name: str = "results.json"
+
+    def __init__(self, config: CompareConfig) -> None:
+        self.config = config
+        self._probe_rasters: dict[int, torch.Tensor] = {}
+        for run in self.runs():  # an encoder that cannot take the raster fails now
+            model = self.experiment(run).model
+            if model.use_map:
+                build_map_encoder(model)
+
+    def runs(self) -> list[Run]:
+        """Every raster size, encoder and seed (sizes named in folders only when several)."""
+        sizes: Sequence[int] = self.config.raster_sizes
+        named = len(sizes) > 1
+        return [
+            Run(name, seed, size if named else None)
+            for size in sizes
+            for name in self.config.encoders
+            for seed in range(self.config.seeds)
+        ]
+
+    def raster_size(self, run: Run) -> int:
+        """Pixels per side of the run's raster."""
+        return run.raster_size or self.config.raster_sizes[0]
+
+    def experiment(self, run: Run) -> trajectory.TrajExperimentConfig:
+        """The ``TrajExperimentConfig`` of a run: NGSIM raster layers at the run's resolution."""
+        size = self.raster_size(run)
+        raster = dataclasses.replace(
+            trajectory.NGSIM_RASTER, size_px=(size, size), pixel_size_m=TRAJ_EXTENT_M / size
+        )
+        chosen = study_encoder(run.encoder, "traj")
+        base = trajectory.TrajExperimentConfig()
+        config = trajectory.make_experiment_config(
+            self.config.data,
+            encoder=chosen or base.model.map_encoder,
+            use_map=chosen is not None,
+            raster=raster,
+            train=study_train_config(self.config, base.train, run.seed),
+        )
+        return dataclasses.replace(
+            config, split=self.config.train_split, cache_dir=self.config.cache_dir
+        )
+
+    def train(self, run: Run, run_dir: Path) -> None:
+        """Train and evaluate on ``eval_split``; writes ``run_dir/results.json``."""
+        # resume: a run killed earlier continues from its checkpoint instead of being refused.
+        trajectory.train_and_evaluate(
+            self.experiment(run), run_dir, self.config.eval_split, resume=True
+        )
+
+    def probe_rasters(self, run: Run, experiment: trajectory.TrajExperimentConfig) -> torch.Tensor:
+        """``[M, C, H, W]`` rasters of evenly spaced samples of the scored split (cached per size)."""
+        size = self.raster_size(run)
+        if size not in self._probe_rasters:
+            split = trajectory.load_split(experiment, self.config.eval_split, progress=False)
+            dataset = split.dataset
+            count = min(self.config.probe_samples, len(dataset))
+            index = np.linspace(0, len(dataset) - 1, count).round().astype(int)
+            self._probe_rasters[size] = torch.stack([dataset.raster(int(i)) for i in index])
+        return self._probe_rasters[size]
+
+    def row(self, run: Run, run_dir: Path) -> dict[str, Any]:
+        """The results row of a finished run (metrics, size, bottleneck, map-latent probes)."""
+        result = read_json(run_dir / self.metrics_name)
+        experiment, model = trajectory.load_run(run_dir)
+        model.eval()
+        raster = experiment.raster
+        row: dict[str, Any] = {
+            "raster_size": raster.size_px[0],
+            "pixel_size_m": raster.pixel_size_m,
+            **{key: result["model"][key] for key in self.headline_metrics},
+            "miss_rate": result["model"]["miss_rate"],
+            "cv_ADE": result["constant_velocity"]["ADE"],
+            "cv_FDE": result["constant_velocity"]["FDE"],
+            "k": result["k"],
+            "n_test": result["n"],
+            "params": result["params"],
+            "steps": result["steps"],
+            "epochs": result["epochs"],
+            **wall_times(result),
+            **bottleneck_facts(model.map_encoder, (raster.num_channels, *raster.size_px)),
+        }
+        encoder = model.map_encoder
+        if encoder is None:
+            return row
+        rasters = self.probe_rasters(run, experiment)
+        probes = cached_probes(run_dir, lambda: probe_encoder(encoder, rasters, self.config.probe))
+        return {**row, **probes}
+
+
+# The study's tasks by name (``CompareConfig.task``).
+STUDY_TASKS: dict[str, type[MnistStudy] | type[TrajStudy]] = {
+    "mnist": MnistStudy,
+    "traj": TrajStudy,
+}
+
+
+def study_task(config: CompareConfig) -> StudyTask:
+    """The task that ``config.task`` names, set up for ``config``."""
+    return STUDY_TASKS[config.task](config)

@@ -1,0 +1,139 @@
+"""The run folder of a training run: one writer at a time, and an existing run never replaced
+by accident.
+
+``claim_run_folder(path, resume, overwrite)`` is entered before any work (data loading,
+rasterizing) and held until the run ends:
+
+- ``path`` must be a folder or not exist yet (a file in its place is refused);
+- a lock file ``.lock`` holding the owner's process id and host name is created exclusively; a
+  second process training into the same folder is refused with one line naming the owner. A
+  lock left by a process that no longer runs on this host is stale and taken over;
+- a folder that already holds a run (``config.json``, ``checkpoint.pt`` or the logs) is refused
+  unless ``resume`` (continue it) or ``overwrite`` (delete those files first);
+- temporary files of a killed writer are removed.
+
+The same process may claim a folder it holds again (the experiment claims it, then ``fit``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from mapenc.errors import ConfigError, TrainingError
+from mapenc.safeio import process_alive, remove_stale_temporaries
+
+LOCK_NAME = ".lock"
+# Files that make a folder "hold a run"; deleted by ``overwrite``.
+RUN_FILES = (
+    "config.json",
+    "checkpoint.pt",
+    "train_log.csv",
+    "epochs.csv",
+    "training.json",
+    "metrics.json",
+    "results.json",
+)
+RUN_FOLDERS = ("tensorboard",)
+
+# Run folders this process holds (resolved path -> nesting depth).
+_HELD: dict[Path, int] = {}
+
+
+@contextlib.contextmanager
+def claim_run_folder(path: Path, resume: bool = False, overwrite: bool = False) -> Iterator[Path]:
+    """Hold ``path`` as this process's run folder for the block (see the module docstring).
+
+    Raises ConfigError for a file in the folder's place or ``resume`` with ``overwrite``;
+    TrainingError (one line) when another live process holds the folder, or the folder holds a
+    run and neither ``resume`` nor ``overwrite`` is given.
+    """
+    if resume and overwrite:
+        raise ConfigError("give --resume or --overwrite, not both")
+    folder = _make_folder(Path(path))
+    key = folder.resolve()
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield folder
+        finally:
+            _HELD[key] -= 1
+        return
+    _lock(folder)
+    _HELD[key] = 1
+    try:
+        remove_stale_temporaries(folder)
+        _check_existing_run(folder, resume, overwrite)
+        yield folder
+    finally:
+        del _HELD[key]
+        (folder / LOCK_NAME).unlink(missing_ok=True)
+
+
+def _make_folder(folder: Path) -> Path:
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder}: is a file; the run folder (--out) must be a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"{folder}: cannot create the run folder ({err.strerror or err})"
+        ) from None
+    return folder
+
+
+def _owner_text() -> str:
+    return f"{os.getpid()} {socket.gethostname()}\n"
+
+
+def _lock(folder: Path) -> None:
+    """Create ``folder/.lock`` exclusively; take over a stale one; TrainingError when held."""
+    lock = folder / LOCK_NAME
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            owner = _live_owner(lock)
+            if owner is not None:
+                raise TrainingError(
+                    f"{folder}: another training run (process {owner}) is writing here; "
+                    "wait for it or use another --out"
+                ) from None
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(_owner_text())
+        return
+    raise TrainingError(f"{folder}: could not take the run folder's lock {lock}")
+
+
+def _live_owner(lock: Path) -> str | None:
+    """ "PID on HOST" of a lock whose owner may still run, or None for a stale lock."""
+    try:
+        pid_text, _, host = lock.read_text(errors="replace").strip().partition(" ")
+    except OSError:
+        return "unknown"
+    if not pid_text.isdigit():
+        return None  # unreadable content: a lock torn by a crash
+    if host and host != socket.gethostname():
+        return f"{pid_text} on {host}"  # cannot tell from here whether it still runs
+    return pid_text if process_alive(int(pid_text)) else None
+
+
+def _check_existing_run(folder: Path, resume: bool, overwrite: bool) -> None:
+    existing = [name for name in RUN_FILES if (folder / name).exists()]
+    if not existing or resume:
+        return
+    if not overwrite:
+        raise TrainingError(
+            f"{folder}: holds a run already ({', '.join(existing)}); use --resume to continue "
+            "it, --overwrite to replace it, or another --out"
+        )
+    for name in existing:
+        (folder / name).unlink()
+    for name in RUN_FOLDERS:
+        shutil.rmtree(folder / name, ignore_errors=True)
