@@ -39,7 +39,7 @@ from mapenc.errors import ConfigError, DataError
 from mapenc.geometry import transform_points
 from mapenc.maps.types import Scenario
 from mapenc.metrics import offroad_mask, score_forecasts
-from mapenc.raster import MODES, RasterSpec
+from mapenc.raster import RASTER_MODES, RasterSpec
 from mapenc.train import TrainConfig, config_from_dict, count_parameters, fit, load_checkpoint
 from mapenc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, read_json, write_json
 from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE
@@ -86,7 +86,9 @@ class TrajExperimentConfig:
         model: the TrajectoryCVAE architecture.
         train: the training loop's settings (gradients clipped to norm 5 by default).
         cache_dir: raster cache folder ("" = $MAPENC_CACHE/traj or ~/.cache/mapenc/traj).
-        raster_mode: Rasterizer mode that builds the cache (``mapenc.raster.MODES``).
+        raster_mode: Rasterizer mode (``mapenc.raster.RASTER_MODES``): "exact" and "fast" build
+            the raster cache; "torch" draws each batch's rasters on the model's device inside its
+            map branch (no cache, and no DataLoader workers: ``train.num_workers`` must be 0).
         skip_bad: leave out (and list) scene files that cannot be read, instead of failing.
     """
 
@@ -105,8 +107,13 @@ class TrajExperimentConfig:
     def __post_init__(self) -> None:
         if not self.data:
             raise ConfigError("TrajExperimentConfig.data is empty: give at least one data path")
-        if self.raster_mode not in MODES:
-            raise ConfigError(f"raster_mode={self.raster_mode!r}: expected one of {MODES}")
+        if self.raster_mode not in RASTER_MODES:
+            raise ConfigError(f"raster_mode={self.raster_mode!r}: expected one of {RASTER_MODES}")
+        if self.raster_mode == "torch" and self.train.num_workers:
+            raise ConfigError(
+                "raster_mode='torch' draws rasters on the model's device, in the main process: "
+                f"num_workers must be 0, got {self.train.num_workers}"
+            )
         shaped = dataclasses.replace(
             self.model,
             raster_channels=self.raster.num_channels,
@@ -189,6 +196,7 @@ def train(
         config, config.split, progress=config.train.progress, skip_bad=config.skip_bad
     )
     model = TrajectoryCVAE(config.model)
+    model.map_rasters = split.dataset.device_rasters
     result = fit(
         model,
         split.dataset,
@@ -311,6 +319,7 @@ def evaluate(
     config, model = load_run(run_dir)
     part = load_split(config, split, data, progress=config.train.progress, skip_bad=skip_bad)
     samples, task = part.samples, config.task
+    model.map_rasters = part.dataset.device_rasters
     forecasts = predict(model, part.dataset, k, seed)
     truth = samples.future.astype(np.float64)
     cv = constant_velocity_forecast(samples.velocity, task.future_steps, task.dt)[:, None]

@@ -20,7 +20,7 @@ All positions are in the agent frame (metres); networks see them divided by ``po
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +109,12 @@ class TrajectoryCVAE(nn.Module):
 
     Batches are dicts with ``past`` (N, P, 2), ``past_heading`` (N, P), ``velocity`` (N, 2),
     ``future`` (N, F, 2) (training only) and ``raster`` (N, C, H, W) (ignored without the map).
+    A batch without ``raster`` carries ``pose`` (N, 3) city poses and ``scenario`` (N,) indices
+    instead, and the map branch draws its rasters on the model's device with ``map_rasters``
+    (e.g. a ``mapenc.data.device_rasters.SceneRasterizers``; not a parameter, not saved).
     """
+
+    map_rasters: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def __init__(self, config: TrajCVAEConfig) -> None:
         super().__init__()
@@ -152,8 +157,16 @@ class TrajectoryCVAE(nn.Module):
         _, h = self.history_encoder(features)
         parts = [h[-1], batch["velocity"] / scale]
         if self.map_encoder is not None:
-            parts.append(self.map_encoder(batch["raster"]))
+            parts.append(self.map_encoder(self.rasters_of(batch)))
         return torch.cat(parts, dim=-1)
+
+    def rasters_of(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The batch's ``raster``, or rasters drawn by ``map_rasters`` from ``pose``/``scenario``."""
+        if "raster" in batch:
+            return batch["raster"]
+        if self.map_rasters is None:
+            raise ConfigError("batch has no 'raster' and the model no map_rasters to draw them")
+        return self.map_rasters(batch["pose"], batch["scenario"])
 
     def p_z_x_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Prior mean and log-variance, each (N, z_dim)."""
