@@ -73,13 +73,13 @@ class ItemBins:
         counts = np.bincount(key, minlength=self.rows * self.cols)
         self.first = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]), device=device)
         self.item_of = torch.as_tensor(item[order], device=device)
+        self.items = max(1, len(boxes))
 
     def pairs(self, corners: torch.Tensor) -> Pair:
         """(agent, item) index pairs for the items in the bins under each agent's window.
 
         Args:
             corners: (N, 4, 2) city-frame corners of each agent's raster window (float64).
-        An item may come in more than one pair per agent (drawing it twice changes nothing).
         """
         origin = corners.new_tensor(self.origin)
         lo = torch.floor((corners.amin(1) - origin) / self.bin_m)
@@ -93,7 +93,10 @@ class ItemBins:
         key = (lo[agent, 1] + k // span[agent, 0]) * self.cols + lo[agent, 0] + k % span[agent, 0]
         count = self.first[key + 1] - self.first[key]
         pair, j = ramp_tensor(count)
-        return agent[pair], self.item_of[self.first[key][pair] + j]
+        agent, item = agent[pair], self.item_of[self.first[key][pair] + j]
+        # An item in several bins under one window comes once (polygon pieces span many bins).
+        unique = torch.unique(agent * self.items + item)
+        return torch.div(unique, self.items, rounding_mode="floor"), unique % self.items
 
 
 class DeviceSegments:
