@@ -3,7 +3,7 @@
     python docs/architecture.py            # needs the dev extra (import-linter brings grimp)
 
 The layers are those of the import-linter contract in ``pyproject.toml`` (what ``make lint``
-checks), top to bottom; each box is one package or module with its lines of code, each arrow
+checks), top to bottom; each box is one package or module (wider: more code), each arrow
 the imports from one box to another (thicker: more importing modules; the imports of
 ``mapenc.errors``, which every layer raises, are left out). An arrow that ran upwards would break
 the contract, so every arrow points down.
@@ -36,6 +36,7 @@ ROLES = {
     "mapenc.raster": "rasters, encoders (tensors only), the training loop",
     "mapenc.maps": "vector maps and scenes: readers, synthetic towns",
     "mapenc.geometry": "SE2 poses and batched frame changes",
+    "mapenc.safeio": "atomic files, progress lines, range checks of config fields",
     "mapenc.errors": "MapencError and its kinds",
 }
 
@@ -110,8 +111,7 @@ def main() -> None:
                 )
             )
             label = name.removeprefix("mapenc.")
-            axes.text(left + w / 2, y + 0.05, label, ha="center", va="center", fontsize=9)
-            axes.text(left + w / 2, y - 0.17, f"{sizes[name]:,} lines", ha="center", fontsize=7)
+            axes.text(left + w / 2, y, label, ha="center", va="center", fontsize=9)
             centres[name] = (left + w / 2, y, w)
             x += w + gap
         axes.text(width + 0.3, y, ROLES.get(row[0], ""), va="center", fontsize=8, color="#444")

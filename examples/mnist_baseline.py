@@ -41,7 +41,7 @@ def main() -> None:
         binarize="none",
         eval_iw_k=20,
     )
-    metrics = mnist.train_and_evaluate(config, args.out)
+    metrics = mnist.train_and_evaluate(config, args.out, overwrite=True)
     _, model = mnist.load_run(args.out)
     test_set = mnist.test_split(config)
     plots.save_reconstructions(model, test_set, args.out / "reconstructions.png")

@@ -32,7 +32,7 @@ def main() -> None:
     for name, use_map in (("map", True), ("no-map", False)):
         config = make_experiment_config(DATA, use_map=use_map, raster=SYNTHETIC_RASTER, train=train)
         config = dataclasses.replace(config, cache_dir=f"{out}/cache")
-        result = train_and_evaluate(config, f"{out}/{name}")
+        result = train_and_evaluate(config, f"{out}/{name}", overwrite=True)
         table[name] = result
         print(
             name,

@@ -1,4 +1,5 @@
-"""Range checks of numeric config fields: every bad field named at once, one line each.
+"""Range checks of numeric config fields (every bad field named at once, one line each) and of
+memory requests (refused before allocating, with the figure).
 
 A config's ``__post_init__`` builds a ``FieldChecks``, asks for each numeric field's range and
 calls ``done()``, which raises ``ConfigValuesError`` listing every bad field with its value and
@@ -8,9 +9,10 @@ the rule it breaks. The command line turns each into one line naming the flag.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
-from mapenc.errors import ConfigValuesError
+from mapenc.errors import ConfigError, ConfigValuesError
 
 
 class FieldChecks:
@@ -71,3 +73,34 @@ def _range(minimum: float | None, maximum: float | None, above: float | None) ->
 
 def _shown(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+
+MAX_MEMORY_ENV = "MAPENC_MAX_MEMORY_GB"
+
+
+def memory_limit_bytes() -> int:
+    """The most bytes one request may allocate: ``$MAPENC_MAX_MEMORY_GB`` GiB, else half of this
+    machine's physical memory (8 GiB when that cannot be read)."""
+    text = os.environ.get(MAX_MEMORY_ENV, "").strip()
+    if text:
+        try:
+            gib = float(text)
+        except ValueError:
+            gib = float("nan")
+        if not (math.isfinite(gib) and gib > 0):
+            raise ConfigError(f"{MAX_MEMORY_ENV}={text!r}: expected a positive number of GiB")
+        return int(gib * 2**30)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (AttributeError, OSError, ValueError):
+        return 8 << 30
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """ConfigError, giving the figure, when ``what`` would need more than ``memory_limit_bytes``."""
+    limit = memory_limit_bytes()
+    if nbytes > limit:
+        raise ConfigError(
+            f"{what} would need {nbytes / 2**30:.3g} GiB, more than the {limit / 2**30:.3g} GiB "
+            f"allowed (half of this machine's memory; {MAX_MEMORY_ENV} sets another limit)"
+        )

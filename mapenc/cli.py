@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from mapenc.errors import MapencError
+from mapenc.errors import MapencError, printable
 
 COMMANDS: dict[str, str] = {
     "info": "mapenc.commands.info",
@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "train-traj": "mapenc.commands.train_traj",
     "eval-traj": "mapenc.commands.eval_traj",
     "compare": "mapenc.commands.compare",
+    "split": "mapenc.commands.split",
     "demo": "mapenc.commands.demo",
 }
 
@@ -61,8 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(err).splitlines() or [""]:
             print(f"mapenc {args.command}: error: {printable(line)}", file=sys.stderr)
         return 2
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters (terminal escapes in a file name) written as escapes."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    except OSError as err:  # the file system refused: a name too long, no permission, no space
+        name = printable(str(err.filename or ""))
+        shown = name if len(name) <= 120 else f"{name[:60]}...{name[-57:]}"
+        print(f"mapenc {args.command}: error: {shown}: {err.strerror or err}", file=sys.stderr)
+        return 2

@@ -54,3 +54,9 @@ class TrainingError(MapencError):
 
 class RasterSizeError(ConfigError):
     """A raster request too large for memory; the message gives the byte figure."""
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escapes in a file name) written as escapes,
+    for echoing user-given names to a terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from mapenc.errors import ConfigError, MapencError
 
@@ -153,3 +154,26 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True  # it exists, owned by someone else
     return True
+
+
+def figure_path(path: str | os.PathLike[str]) -> Path:
+    """Where ``save_figure`` writes ``path``: as given, or with ``.png`` added when it has no
+    suffix (what matplotlib does too, so the name printed is the name written)."""
+    target = Path(path)
+    return target if target.suffix else target.with_name(target.name + ".png")
+
+
+def save_figure(figure: Any, path: str | os.PathLike[str], **options: Any) -> Path:
+    """Write a matplotlib ``figure`` atomically to ``figure_path(path)``; returns that path.
+
+    The format follows the suffix (PNG when there is none). Raises MapencError when the file
+    system refuses (a full disk, no permission); an existing file is then left as it was.
+    """
+    target = figure_path(path)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=target.suffix.lstrip(".").lower(), **options)
+    try:
+        write_bytes_atomic(target, buffer.getvalue())
+    except OSError as err:
+        raise MapencError(f"{target}: cannot write the figure ({err.strerror or err})") from None
+    return target

@@ -23,6 +23,7 @@ from mapenc.study.config import STUDY_TASK_NAMES
 from mapenc.study.plots import plot_study
 from mapenc.study.probes import linear_probe_r2, rotate, shift
 from mapenc.study.tasks import STUDY_TASKS
+from mapenc.study.traj_scores import PER_SAMPLE_NAME, SampleScores
 
 TINY_MNIST_ENCODERS = "seed_global,seed_spatial_conv"
 
@@ -123,7 +124,9 @@ def test_mnist_study_writes_rows_with_metrics_sizes_and_probes(
 def test_mnist_study_summary_table_and_plots(mnist_study: tuple[Path, str, str]) -> None:
     out, first, _ = mnist_study
     rows = json.loads((out / "results.json").read_text())
-    summary = json.loads((out / "summary.json").read_text())
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["task"] == "mnist"
+    summary = saved["encoders"]
     assert [s["encoder"] for s in summary] == ["seed_global", "seed_spatial_conv"]
     losses = [r["test_loss"] for r in rows if r["encoder"] == "seed_global"]
     assert summary[0]["n"] == 2
@@ -153,8 +156,8 @@ def test_mnist_study_resumes_without_retraining(mnist_study: tuple[Path, str, st
 def test_traj_study_on_the_synthetic_town(tmp_path: Path) -> None:
     config = CompareConfig(
         task="traj",
-        encoders=("none", "conv-spatial"),
-        seeds=1,
+        encoders=("none", "conv-spatial", "vector"),
+        seeds=2,
         data=("synthetic:2",),
         max_steps=2,
         raster_sizes=(32,),
@@ -163,18 +166,57 @@ def test_traj_study_on_the_synthetic_town(tmp_path: Path) -> None:
         cache_dir=str(tmp_path / "cache"),
         probe_samples=40,
         progress=False,
+        workers=2,
     )
-    rows = run_compare(config, tmp_path / "study")
-    no_map, spatial = rows
-    assert (no_map["encoder"], spatial["encoder"]) == ("none", "conv-spatial")
+    rows = run_compare(config, tmp_path / "study")[::2]  # seed 0 of each encoder
+    no_map, spatial, vector = rows
+    assert [row["encoder"] for row in rows] == ["none", "conv-spatial", "vector"]
     for row in rows:
         assert row["minADE"] > 0 and row["minFDE"] >= row["minADE"] * 0.5
         assert 0.0 <= row["offroad_rate"] <= 1.0 and row["raster_size"] == 32
     assert no_map["bottleneck_elements"] == 0 and "probe_where_r2" not in no_map
     assert spatial["bottleneck_elements"] > 0 and spatial["params"] > no_map["params"]
     assert 0 <= spatial["probe_active_units"] <= spatial["probe_latent_dims"] == 32
+    assert vector["bottleneck_shape"] == [[129, 64]] and vector["encoder_params"] > 0
+    assert "probe_where_r2" not in vector  # the probes shift and turn pixels: rasters only
     assert (tmp_path / "study" / "runs" / "conv-spatial-s0" / "probes.json").is_file()
     assert (tmp_path / "study" / "probes.png").is_file()
+    check_traj_summary(tmp_path / "study")
+
+
+def check_traj_summary(out: Path) -> None:
+    """summary.json: per encoder and baseline, means with intervals over scenes and seeds, and
+    paired differences to no map that agree with the per-sample files."""
+    summary = json.loads((out / "summary.json").read_text())
+    entries = {entry["encoder"]: entry for entry in summary["encoders"]}
+    assert set(entries) == {"none", "conv-spatial", "vector"}
+    rows = json.loads((out / "results.json").read_text())
+    per_sample = {
+        name: [SampleScores.load(out / "runs" / f"{name}-s{s}" / PER_SAMPLE_NAME) for s in (0, 1)]
+        for name in entries
+    }
+    for name, entry in entries.items():
+        assert entry["seeds"] == 2
+        for metric in ("minADE", "minFDE", "miss_rate", "offroad_rate"):
+            interval = entry["metrics"][metric]
+            low, high = interval["ci95"]
+            assert low <= interval["mean"] <= high
+            runs = [r[metric] for r in rows if r["encoder"] == name and metric in r]
+            if runs:  # the row's rounded means are the per-sample means
+                assert interval["mean"] == pytest.approx(np.mean(runs), abs=1e-3)
+        if name == "none":
+            assert "minus_none" not in entry
+            continue
+        both = zip(per_sample[name], per_sample["none"], strict=True)
+        expected = np.mean([a.values["minFDE"] - b.values["minFDE"] for a, b in both])
+        assert entry["minus_none"]["minFDE"]["mean"] == pytest.approx(expected, abs=1e-4)
+    baselines = {b["baseline"]: b for b in summary["baselines"]}
+    kinematic = baselines["kinematic"]
+    low, high = kinematic["metrics"]["minFDE"]["ci95"]
+    assert kinematic["seeds"] == 0 and low <= kinematic["metrics"]["minFDE"]["mean"] <= high
+    assert "minus_none" in kinematic and "cv_recorded" in baselines
+    scenes = summary["all_scenes"]  # the scored split's scene names
+    assert len(scenes) == 2 and all(name.startswith("synthetic") for name in scenes)
 
 
 def test_summary_groups_by_encoder_and_raster_size() -> None:

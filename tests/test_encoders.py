@@ -79,7 +79,7 @@ def tiny(name: str) -> dict[str, object]:
     return dict(TINY.get(family, {}))
 
 
-FREE_INPUT = [n for n in list_encoders() if not n.startswith("seed")]
+FREE_INPUT = [n for n in list_encoders("raster") if not n.startswith("seed")]
 
 
 @pytest.mark.parametrize("size", INPUT_SIZES)
@@ -184,8 +184,8 @@ def test_presets_differ_only_in_their_defaults() -> None:
     assert build_encoder("conv-spatial", bottleneck="mixed").config.bottleneck == "mixed"
 
 
-def test_every_encoder_has_a_registered_mirror_decoder() -> None:
-    for name in list_encoders():
+def test_every_raster_encoder_has_a_registered_mirror_decoder() -> None:
+    for name in list_encoders("raster"):
         assert default_decoder_for(name) in list_decoders()
 
 

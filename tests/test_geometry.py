@@ -15,6 +15,7 @@ from mapenc.geometry import (
     inverse_matrices_from_poses,
     inverse_transform_points,
     matrices_from_poses,
+    rotate_vectors,
     transform_points,
     wrap_angle,
 )
@@ -126,3 +127,13 @@ def test_batched_transforms_keep_extra_axes_and_take_one_matrix() -> None:
     np.testing.assert_allclose(single, np.broadcast_to([1.0, 2.0], (6, 2)))
     with pytest.raises(PoseError):
         transform_points(poses, np.zeros((3, 4, 2)))
+
+
+def test_rotate_vectors_turns_directions_without_moving_them() -> None:
+    headings = np.array([np.pi / 2, np.pi, 0.0])
+    ahead = np.tile([[2.0, 0.0]], (3, 1))
+    np.testing.assert_allclose(
+        rotate_vectors(headings, ahead), [[0.0, 2.0], [-2.0, 0.0], [2.0, 0.0]], atol=1e-12
+    )
+    back = rotate_vectors(-headings, rotate_vectors(headings, ahead))
+    np.testing.assert_allclose(back, ahead, atol=1e-12)

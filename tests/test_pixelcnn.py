@@ -148,7 +148,7 @@ def test_train_mnist_takes_decoder_settings(
     assert metrics["decoder"] == "pixelcnn"
     saved = json.loads((out / "config.json").read_text())
     assert saved["decoder"]["first_kernel"] == 3 and saved["decoder"]["masked_layers"] == 0
-    assert cli_main([*args, "--binarize", "none"]) == 2
+    assert cli_main([*args, "--binarize", "none", "--out", str(tmp_path / "grey")]) == 2
     assert "needs binary targets" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_main([*args[:8], "--decoder-setting", "no-equals-sign", "--out", str(out)])

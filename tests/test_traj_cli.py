@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mapenc.cli import main
+from mapenc.maps import load_scenario
 
 SMALL_RASTER = [
     "--raster-size",
@@ -41,7 +43,23 @@ def test_train_then_eval_on_the_synthetic_town(
     result = json.loads(capsys.readouterr().out)
     assert result["k"] == 3 and result["n"] == trained["train_samples"]
     assert set(result["model"]) == {"minADE", "minFDE", "miss_rate", "offroad_rate"}
-    assert set(result["constant_velocity"]) == {"ADE", "FDE", "miss_rate", "offroad_rate"}
+    assert set(result["constant_velocity"]) == {
+        "variant",
+        "ADE",
+        "FDE",
+        "miss_rate",
+        "offroad_rate",
+    }
+    assert set(result["baselines"]) == {
+        "cv_last_step",
+        "cv_least_squares",
+        "cv_recorded",
+        "kinematic",
+        "lane_following",
+    }
+    interval = result["model_minus_baseline"]["kinematic"]["minFDE"]
+    assert interval["ci95"][0] <= interval["mean"] <= interval["ci95"][1]
+    assert result["zero_shot"] is False
     assert 0.0 <= result["model"]["offroad_rate"] <= 1.0
     assert result["model"]["minADE"] > 0 and result["constant_velocity"]["FDE"] > 0
     assert len(result["figures"]) == 2 and all(Path(p).is_file() for p in result["figures"])
@@ -50,6 +68,18 @@ def test_train_then_eval_on_the_synthetic_town(
     nomap = tmp_path / "nomap"
     assert train_on_synthetic_town(nomap, tmp_path / "cache", "--no-map") == 0
     assert json.loads(capsys.readouterr().out)["map_params"] == 0
+
+
+def test_the_vector_encoder_trains_and_evaluates_through_the_same_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "vector"
+    assert train_on_synthetic_town(run, tmp_path / "cache", "--encoder", "vector") == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["steps"] >= 1 and trained["map_params"] > 0
+    assert main(["eval-traj", str(run), "--split", "all", "--k", "2", "--figures", "0"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == trained["train_samples"] and result["model"]["minFDE"] > 0
 
 
 def test_eval_of_a_folder_that_is_no_run_fails_cleanly(
@@ -69,6 +99,37 @@ def test_train_and_eval_on_a_few_ngsim_scenes(
     args = ["--data", *files, "--split", "all", "--epochs", "1", "--out", str(run), *SMALL_RASTER]
     assert main(["train-traj", *args, "--cache-dir", str(tmp_path / "c"), "--no-progress"]) == 0
     capsys.readouterr()
+    predictions = tmp_path / "pred.npz"
+    other = [str(scenes / "USA_US101-24_1_T-1.xml.gz")]
+    assert (
+        main(
+            [
+                "eval-traj",
+                str(run),
+                "--data",
+                *other,
+                "--figures",
+                "0",
+                "--predictions",
+                str(predictions),
+            ]
+        )
+        == 0
+    )
+    zero_shot = json.loads(capsys.readouterr().out)
+    assert zero_shot["split"] == "all" and zero_shot["zero_shot"] is True
+    saved = np.load(predictions)
+    n = zero_shot["n"]
+    assert saved["pred"].shape == (n, 6, 30, 2) and saved["prob"].shape == (n, 6)
+    assert set(saved["scene"]) == {"USA_US101-24_1_T-1.xml.gz"}
+    np.testing.assert_allclose(saved["prob"].sum(axis=1), 1.0, atol=1e-6)
+    # Forecasts are in the file's own frame: the first point lies near the last observed one.
+    scene = load_scenario(other[0])
+    tracks = {t.id: t for t in scene.tracks}
+    last = np.array(
+        [tracks[i].xy[t] for i, t in zip(saved["track_id"], saved["t_obs"], strict=True)]
+    )
+    assert np.median(np.linalg.norm(saved["pred"][:, 0, 0] - last, axis=-1)) < 3.0
     assert main(["eval-traj", str(run), "--split", "all", "--figures", "0"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n"] > 50 and result["k"] == 6

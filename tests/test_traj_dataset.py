@@ -13,6 +13,7 @@ from traj_scenes import moving_track, scenario_of
 
 from mapenc.data.traj_dataset import TrajectoryDataset
 from mapenc.data.trajectory import NGSIM_TASK, samples_from_scenarios
+from mapenc.maps.polylines import POLYLINE_TYPES, PolylineSpec, map_polylines, polylines_around
 from mapenc.maps.types import Scenario
 from mapenc.raster import Rasterizer, RasterSpec
 
@@ -132,3 +133,24 @@ def test_torch_mode_items_carry_poses_and_the_model_draws_the_same_rasters(
     assert torch.equal(rasters[:, binary], expected[:, binary])
     heading = SPEC.layers.index("lane_heading_cos")
     assert (rasters[:, heading] - expected[:, heading]).abs().le(0.05).float().mean() > 0.97
+
+
+def test_items_hold_the_map_polylines_of_their_agent(tmp_path: Path) -> None:
+    scenes = [scenario_of(moving_track("a", (-40.0, 0.5), 0.0, 8.0, 61))]
+    samples = samples_from_scenarios(scenes, NGSIM_TASK)
+    spec = PolylineSpec(extent_m=SPEC.extent_m, max_polylines=30)
+    ds = TrajectoryDataset(
+        samples, scenes, SPEC, NGSIM_TASK, tmp_path, progress=False, polylines=spec
+    )
+    last = len(ds) - 1
+    item = ds[last]
+    expected = polylines_around(map_polylines(scenes[0].map, spec), samples.pose[last:], spec)
+    assert item["polyline_points"].shape == (30, spec.points, 2)
+    np.testing.assert_array_equal(item["polyline_points"].numpy(), expected.points[0])
+    np.testing.assert_array_equal(item["polyline_mask"].numpy(), expected.mask[0])
+    np.testing.assert_array_equal(item["polyline_types"].numpy(), expected.types[0])
+    # The agent drives along the lane's centerline (y = 0 in the city, 0.5 m to its right).
+    centre = item["polyline_types"] == POLYLINE_TYPES.index("centerline")
+    ys = item["polyline_points"][centre][item["polyline_mask"][centre]][:, 1]
+    assert ys.numel() > 0 and torch.allclose(ys, torch.full_like(ys, -0.5), atol=1e-4)
+    assert "polyline_points" not in _dataset(tmp_path / "plain")[0]

@@ -1,20 +1,15 @@
-"""Trajectory samples in the agent frame, the velocity fit, the CV baseline and the split."""
+"""Trajectory samples in the agent frame, the velocity fit and the CV baseline."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 from traj_scenes import DT, moving_track, scenario_of
 
-from mapenc.data.traj_sources import (
-    SPLITS,
-    load_scenarios,
-    recording_key,
-    split_of_key,
-    split_scenarios,
-)
+from mapenc.data.traj_sources import load_scenarios
 from mapenc.data.trajectory import (
     AV2_TASK,
     NGSIM_TASK,
@@ -91,52 +86,6 @@ def test_task_rejects_bad_settings() -> None:
         TrajTask(velocity_window=20)
 
 
-def test_split_is_deterministic_and_keeps_duplicate_recordings_together() -> None:
-    scenes = [
-        scenario_of(moving_track(f"t{i}", (float(i), 0.0), 0.0, 5.0, 45), source=f"s{i:02d}.xml")
-        for i in range(40)
-    ]
-    copy = scenario_of(moving_track("renamed", (0.0, 0.0), 0.0, 5.0, 45), source="s99_copy.xml")
-    assert recording_key(copy) == recording_key(scenes[0])
-    parts = {name: split_scenarios([*scenes, copy], name) for name in SPLITS}
-    sources = [sorted(sc.source for sc in part) for part in parts.values()]
-    assert sum(len(s) for s in sources) == 40  # the copy is dropped as a duplicate
-    assert len(set().union(*map(set, sources))) == 40  # disjoint
-    assert all(len(s) > 0 for s in sources)
-    assert [sorted(sc.source for sc in split_scenarios(scenes[::-1], n)) for n in SPLITS] == sources
-    assert split_of_key(recording_key(scenes[0])) in SPLITS
-    with pytest.raises(ConfigError):
-        split_scenarios(scenes, "holdout")
-
-
-@pytest.mark.real_data
-@pytest.mark.slow
-def test_ngsim_split_by_recording_covers_every_location(real_data) -> None:  # type: ignore[no-untyped-def]
-    root = real_data / "commonroad_ngsim"
-    paths = [str(root)]
-    scenarios = load_scenarios(paths)
-    assert len(scenarios) == 122
-    parts = {name: split_scenarios(scenarios, name, paths) for name in SPLITS}
-    assert sum(len(p) for p in parts.values()) == 63  # distinct recordings
-    starts = {}
-    for name, part in parts.items():
-        locations = {sc.source.split("/")[-2] for sc in part}
-        assert locations == {"US101", "Lankershim", "Peachtree"}, name
-        starts[name] = {
-            (int(np.flatnonzero(tr.valid)[0]), *np.round(tr.xy[tr.valid][0], 1))
-            for sc in part
-            for tr in sc.tracks
-        }
-    # No vehicle start (step, position) appears in two splits: no recording leaks.
-    assert not starts["train"] & starts["test"]
-    assert not starts["train"] & starts["val"]
-    assert not starts["val"] & starts["test"]
-    counts = {n: len(samples_from_scenarios(p, NGSIM_TASK)) for n, p in parts.items()}
-    total = sum(counts.values())
-    assert 0.6 < counts["train"] / total < 0.8
-    assert 0.1 < counts["test"] / total < 0.2
-
-
 REPO_DATA = Path(__file__).resolve().parents[1] / "data"
 
 
@@ -160,3 +109,17 @@ def test_bad_data_paths_raise_mapenc_errors(tmp_path: Path) -> None:
         load_scenarios([str(tmp_path)])
     with pytest.raises(ConfigError, match="synthetic:N"):
         load_scenarios(["synthetic:many"])
+
+
+def test_faster_scenes_are_read_at_the_task_rate() -> None:
+    slow = scenario_of(moving_track("a", (0.0, 0.0), 0.2, 10.0, 45))
+    track = slow.tracks[0]
+    fine = np.arange(0, 45, 0.5)  # 20 Hz steps in units of the 10 Hz steps
+    xy = np.stack([np.interp(fine, np.arange(45), track.xy[:, i]) for i in range(2)], 1)
+    fast_track = Track("a", "vehicle", xy, np.full(len(fine), 0.2), np.ones(len(fine), bool))
+    fast = dataclasses.replace(slow, dt=DT / 2, tracks=[fast_track])
+    a, b = extract_samples(slow, NGSIM_TASK), extract_samples(fast, NGSIM_TASK)
+    np.testing.assert_allclose(b.future, a.future, atol=1e-5)
+    assert (b.time_step == 2 * a.time_step).all()
+    with pytest.raises(DataError, match="whole fraction"):
+        extract_samples(dataclasses.replace(slow, dt=0.07), NGSIM_TASK)

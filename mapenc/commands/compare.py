@@ -2,21 +2,30 @@
 
 One flag per field of ``mapenc.study.CompareConfig``; trains every encoder ``S`` times for the
 same number of optimiser steps into ``DIR/runs/<encoder>-s<seed>/`` (finished runs are skipped,
-so a killed study resumes), then writes ``DIR/results.json``, ``DIR/summary.json`` and PNGs, and
-prints a mean ± std table.
+so a killed study resumes; ``--workers N`` trains N at a time), then writes ``DIR/results.json``,
+``DIR/summary.json`` and PNGs, and prints a mean ± std table and, for trajectories, each
+encoder's and baseline's means with 95 % intervals over scenes and seeds and the paired
+differences to ``none``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 
 import torch
 
 from mapenc.commands.flags import ConfigFlags, Flag, comma_list
 from mapenc.data.traj_sources import SPLITS
-from mapenc.study.compare import format_table, run_compare, summarise
+from mapenc.study.compare import (
+    SUMMARY_NAME,
+    format_intervals,
+    format_table,
+    run_compare,
+    summarise,
+)
 from mapenc.study.config import NO_MAP, STUDY_TASK_NAMES, CompareConfig
 from mapenc.study.probes import ProbeConfig
 from mapenc.study.tasks import STUDY_TASKS
@@ -88,5 +97,9 @@ def run(args: argparse.Namespace) -> int:
     rows = run_compare(config, args.out)
     task = STUDY_TASKS[config.task]
     print(format_table(summarise(rows), task.headline_metrics, task.table_digits))
+    intervals = format_intervals(json.loads((args.out / SUMMARY_NAME).read_text()))
+    if intervals:
+        print("\nmeans and paired differences to none, 95 % intervals over scenes and seeds:")
+        print(intervals)
     print(f"rows: {args.out / 'results.json'}; summary and PNGs in {args.out}")
     return 0

@@ -10,8 +10,16 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from mapenc.commands.flags import ConfigFlags, Flag
-from mapenc.encoders import build_encoder, describe, list_encoders
+from mapenc.encoders import (
+    VectorMapEncoder,
+    build_encoder,
+    describe,
+    encoder_input_kind,
+    list_encoders,
+)
 from mapenc.encoders.registry import encoder_settings
 from mapenc.errors import ConfigError
 
@@ -24,7 +32,8 @@ class DescribeConfig:
 
     Attributes:
         encoder: a registered encoder name.
-        input_shape: ``(C, H, W)``, for encoders that take any input; None keeps the default.
+        input_shape: ``(C, H, W)``, for encoders that take any input; None keeps the default
+            (for vector encoders: polylines, points per polyline, history points).
         latent_dim: output length, or None for the encoder's default.
         pixel_size_m: metres per pixel, to give receptive fields in metres.
         as_json: print JSON instead of the table.
@@ -72,7 +81,32 @@ def encoder_overrides(config: DescribeConfig) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Print the description of the encoder. Returns 0."""
     config = FLAGS.build(args)
-    encoder = build_encoder(config.encoder, **encoder_overrides(config))
+    if encoder_input_kind(config.encoder) == "vector":
+        print(describe_vector(config))
+        return 0
+    # Built on the meta device: the trace needs shapes only, so no weight or activation is
+    # allocated, whatever the input size (a 200000 x 200000 input would ask for 160 GB).
+    with torch.device("meta"):
+        encoder = build_encoder(config.encoder, **encoder_overrides(config))
     description = describe(encoder, encoder.input_shape, pixel_size_m=config.pixel_size_m)
     print(description.to_json() if config.as_json else description)
     return 0
+
+
+def describe_vector(config: DescribeConfig) -> str:
+    """The description of a vector encoder for ``input_shape`` read as (polylines, points,
+    history points), by default the trajectory study's (``PolylineSpec()`` and NGSIM's past)."""
+    from mapenc.data.trajectory import NGSIM_TASK
+    from mapenc.maps.polylines import PolylineSpec
+
+    overrides = {} if config.latent_dim is None else {"latent_dim": config.latent_dim}
+    encoder = build_encoder(config.encoder, **overrides)
+    assert isinstance(encoder, VectorMapEncoder)
+    spec = PolylineSpec()
+    polylines, points, history = config.input_shape or (
+        spec.max_polylines,
+        spec.points,
+        NGSIM_TASK.history_steps + 1,
+    )
+    description = encoder.describe(polylines, points, history)
+    return description.to_json() if config.as_json else str(description)

@@ -1,9 +1,13 @@
-"""`mapenc eval-traj DIR --data PATH... [--split test] [--k 6]`: score a train-traj run.
+"""`mapenc eval-traj DIR [--data PATH...] [--split S] [--k 6] [--versus DIR2] [--predictions F.npz]`.
 
-Prints JSON ``{"n", "k", "model": {minADE, minFDE, miss_rate, offroad_rate},
-"constant_velocity": {ADE, FDE, miss_rate, offroad_rate}, ...}`` (metres; AV2 definitions, see
-``mapenc.metrics``), writes it to ``DIR/eval_<split>.json`` and PNGs of sampled cases to
-``DIR/eval_<split>/``.
+Scores a train-traj run beside the training-free baselines (``mapenc.evaluation``) and prints
+JSON: ``model`` and ``baselines`` (minADE, minFDE, miss rate, off-road rate; metres, AV2
+definitions, see ``mapenc.metrics``), ``model_minus_baseline`` (paired bootstrap 95 % intervals
+over whole scenes), ``by_location``, ``by_kind``, and with ``--versus`` the same comparison
+against a second run (e.g. the no-map twin). ``--split`` defaults to test on the data the run was
+trained on and to all of any other data (zero-shot; ``"zero_shot": true`` in the JSON). The JSON
+goes to ``--out`` (default ``DIR/eval_<split>.json``), PNGs of sampled cases to
+``DIR/eval_<split>/``, and with ``--predictions`` the forecasts to an ``.npz`` for rescoring.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from pathlib import Path
 
 import torch
 
+from mapenc.checks import FieldChecks
 from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.data.traj_sources import SPLITS
 from mapenc.experiments import trajectory
+from mapenc.train.config import MAX_SEED
 
-HELP = "score a trained trajectory VAE (minADE/minFDE/miss/off-road) against constant velocity"
+HELP = "score a trained trajectory VAE beside training-free baselines, with bootstrap intervals"
 
 
 @dataclass(frozen=True)
@@ -29,20 +35,48 @@ class EvalTrajConfig:
     Attributes:
         run_dir: the train-traj output folder.
         data: data paths; empty for the ones the run was trained with.
-        split: which split to score.
-        k: futures drawn per sample.
+        split: which split to score; default test on the training data, all on other data.
+        k: futures per sample.
         figures: number of cases drawn as PNG.
-        seed: seed of the K draws and of the drawn cases.
+        seed: seed of the bootstrap, of modes drawn beyond the model's and of the drawn cases.
+        versus: a second run scored on the same samples and compared with this one.
+        predictions: where to write the forecasts (.npz).
+        out: where to write the JSON (default DIR/eval_<split>.json).
         skip_bad: leave out scene files that cannot be read, listed under "skipped" in the JSON.
     """
 
     run_dir: Path
     data: tuple[str, ...] = ()
-    split: str = "test"
+    split: str | None = None
     k: int = 6
     figures: int = 6
     seed: int = 0
+    versus: Path | None = None
+    predictions: Path | None = None
+    out: Path | None = None
     skip_bad: bool = False
+
+    def __post_init__(self) -> None:
+        (
+            FieldChecks(self)
+            .number("k", integer=True, minimum=1)
+            .number("figures", integer=True, minimum=0)
+            .number("seed", integer=True, minimum=0, maximum=MAX_SEED)
+            .done()
+        )
+
+
+FLAGS = ConfigFlags(
+    EvalTrajConfig,
+    overrides=(
+        Flag("run_dir", positional=True),
+        Flag("data", metavar="PATH", default=[]),
+        Flag("split", choices=(*SPLITS, "all")),
+        Flag("versus", metavar="DIR2"),
+        Flag("predictions", metavar="F.npz"),
+        Flag("out", metavar="F.json"),
+    ),
+)
 
 
 FLAGS = ConfigFlags(
@@ -71,9 +105,11 @@ def run(args: argparse.Namespace) -> int:
         k=config.k,
         figures=config.figures,
         seed=config.seed,
+        predictions=config.predictions,
+        versus=config.versus,
         skip_bad=config.skip_bad,
     )
     text = json.dumps(result.to_dict(), indent=2)
-    (config.run_dir / f"eval_{config.split}.json").write_text(text)
+    (config.out or config.run_dir / f"eval_{result.split}.json").write_text(text)
     print(text)
     return 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mapenc.commands.flags import ConfigFlags, Flag
-from mapenc.errors import ConfigError
+from mapenc.errors import ConfigError, printable
 from mapenc.maps.geojson import HEADING_UNITS
 from mapenc.maps.io import (
     is_waymo_file,
@@ -24,6 +24,7 @@ from mapenc.maps.io import (
     waymo_record,
 )
 from mapenc.maps.types import Scenario, VectorMap
+from mapenc.safeio import figure_path
 
 HELP = "print what a map or scenario holds (counts, bounds, tracks); optionally draw it"
 
@@ -100,4 +101,4 @@ def _draw(config: InfoConfig, vector_map: VectorMap, scenario: Scenario | None) 
         from mapenc.maps.plot import draw_map_png
 
         draw_map_png(vector_map, scenario, config.png)
-        print(f"wrote {config.png}")
+        print(f"wrote {printable(str(figure_path(config.png)))}")

@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 
 from mapenc.commands.flags import ConfigFlags, Flag
+from mapenc.errors import printable
 from mapenc.experiments.render import RenderConfig, render
 from mapenc.maps.geojson import HEADING_UNITS
 from mapenc.raster import RASTER_MODES, list_layers
+from mapenc.safeio import figure_path
 
 HELP = "draw each layer of one agent-centred raster and an RGB composite into a PNG"
 
@@ -41,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
     """Render the PNG; returns 0."""
     config = FLAGS.build(args)
     render(config)
-    print(f"wrote {config.out}")
+    print(f"wrote {printable(str(figure_path(config.out)))}")
     return 0

@@ -35,16 +35,23 @@ FLAGS = ConfigFlags(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per MnistExperimentConfig field, plus the run folder and --resume."""
+    """One flag per MnistExperimentConfig field, plus the run folder, --resume and --overwrite."""
     FLAGS.add_to(parser)
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in the run folder (without it, a used folder is refused)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate, print the metrics JSON (rank 0 only under torchrun). Returns 0."""
     try:
-        metrics = train_and_evaluate(FLAGS.build(args), args.out, resume=args.resume)
+        metrics = train_and_evaluate(
+            FLAGS.build(args), args.out, resume=args.resume, overwrite=args.overwrite
+        )
     finally:
         shutdown_distributed()
     if metrics:

@@ -64,15 +64,21 @@ FLAGS = ConfigFlags(
         "model.dt",
         "model.raster_channels",
         "model.raster_size",
+        "model.flip_sign_channels",
     ),
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrajExperimentConfig field, plus the run folder and --resume."""
+    """One flag per TrajExperimentConfig field, plus the run folder, --resume and --overwrite."""
     FLAGS.add_to(parser)
     parser.add_argument("--out", required=True, help="run folder (checkpoint, config, logs)")
     parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in the run folder (without it, a used folder is refused)",
+    )
 
 
 def budget_epochs(args: argparse.Namespace) -> None:
@@ -87,6 +93,6 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
     budget_epochs(args)
     config = FLAGS.build(args)
-    run_dir = trajectory.train(config, args.out, resume=args.resume)
+    run_dir = trajectory.train(config, args.out, resume=args.resume, overwrite=args.overwrite)
     print(json.dumps(trajectory.training_facts(run_dir), indent=2))
     return 0

@@ -21,6 +21,7 @@ from mapenc.data.device_rasters import SceneRasterizers
 from mapenc.data.raster_cache import cached_rasters, raster_cache_key
 from mapenc.data.trajectory import TrajSamples, TrajTask
 from mapenc.errors import ConfigError, DataError
+from mapenc.maps.polylines import AgentPolylines, PolylineSpec, map_polylines, polylines_around
 from mapenc.maps.types import Scenario
 from mapenc.raster import LAYERS, RasterSpec
 from mapenc.raster.rasterizer import Mode
@@ -39,14 +40,34 @@ def uint8_decoding(spec: RasterSpec) -> tuple[torch.Tensor, torch.Tensor]:
     return scale.view(-1, 1, 1), offset.view(-1, 1, 1)
 
 
+def agent_polylines(
+    samples: TrajSamples, scenarios: Sequence[Scenario], spec: PolylineSpec
+) -> AgentPolylines:
+    """The map polylines of every sample, in its agent frame (``mapenc.maps.polylines``)."""
+    n, p, k = len(samples), spec.max_polylines, spec.points
+    out = AgentPolylines(
+        points=np.zeros((n, p, k, 2), dtype=np.float32),
+        mask=np.zeros((n, p, k), dtype=bool),
+        types=np.zeros((n, p), dtype=np.int64),
+    )
+    for index in np.unique(samples.scenario_index):
+        rows = np.flatnonzero(samples.scenario_index == index)
+        pieces = map_polylines(scenarios[int(index)].map, spec)
+        seen = polylines_around(pieces, samples.pose[rows], spec)
+        out.points[rows], out.mask[rows], out.types[rows] = seen.points, seen.mask, seen.types
+    return out
+
+
 class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
     """Samples with their rasters; items are dicts of float32 tensors (agent frame, metres).
 
     Item keys: ``past`` (P, 2), ``past_heading`` (P,), ``velocity`` (2,), ``future`` (F, 2),
-    ``raster`` (C, H, W) decoded to the Rasterizer's float scale, ``index`` () int64. With
-    ``mode="torch"`` there is no cache and no ``raster``: items carry the agent's city ``pose``
-    (3,) float64 and its ``scenario`` () int64 instead, and the model draws the rasters on its own
-    device (``device_rasters``, a ``SceneRasterizers``).
+    ``raster`` (C, H, W) decoded to the Rasterizer's float scale, ``index`` () int64; with
+    ``polylines`` also ``polyline_points`` (M, K, 2) float32, ``polyline_mask`` (M, K) bool and
+    ``polyline_types`` (M,) int64 (``mapenc.maps.polylines.AgentPolylines``).
+    With ``mode="torch"`` there is no cache and no ``raster``: items carry the agent's city
+    ``pose`` (3,) float64 and its ``scenario`` () int64 instead, and the model draws the rasters
+    on its own device (``device_rasters``, a ``SceneRasterizers``).
 
     Args:
         samples: the samples (from ``samples_from_scenarios``).
@@ -56,6 +77,7 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         cache_dir: folder of the memmap cache (created when missing).
         mode: Rasterizer mode: "exact" or "fast" build the cache, "torch" draws per batch.
         progress: show a progress bar while rasterizing.
+        polylines: also give each sample its map polylines, cut and windowed by this spec.
     """
 
     def __init__(
@@ -67,6 +89,7 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         cache_dir: str | os.PathLike[str],
         mode: Mode = "fast",
         progress: bool = True,
+        polylines: PolylineSpec | None = None,
     ) -> None:
         if len(samples) == 0:
             raise DataError("TrajectoryDataset needs at least one sample")
@@ -88,6 +111,7 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
             )
         self._scale, self._offset = uint8_decoding(spec)
         self._rasters: NDArray[np.uint8] | None = None
+        self.polylines = agent_polylines(samples, scenarios, polylines) if polylines else None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -139,4 +163,8 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         else:
             item["pose"] = torch.from_numpy(s.pose[index])
             item["scenario"] = torch.tensor(int(s.scenario_index[index]), dtype=torch.int64)
+        if self.polylines is not None:
+            item["polyline_points"] = torch.from_numpy(self.polylines.points[index])
+            item["polyline_mask"] = torch.from_numpy(self.polylines.mask[index])
+            item["polyline_types"] = torch.from_numpy(self.polylines.types[index])
         return item

@@ -1,79 +1,31 @@
-"""Scenarios for trajectory work: load them from paths, and split them by recording.
+"""Scenarios for trajectory work: load them from paths, name them, and split them by recording.
 
 Data paths (``load_scenarios``): CommonRoad ``.xml``/``.xml.gz`` files and Waymo Open Motion
 ``.tfrecord`` files or shards (every scenario of each), or folders holding them (searched
-recursively), AV2 scenario folders (``scenario_*.parquet`` + map JSON), generic scene folders
-(``map.geojson`` + ``tracks.csv``), and ``synthetic`` / ``synthetic:N`` for N scenes of the
-embedded synthetic town.
+recursively), AV2 scenario and sensor-log folders, generic scene folders (``map.geojson`` +
+``tracks.csv``), and ``synthetic`` / ``synthetic:N`` for N scenes of the embedded synthetic town.
 
-The split (``split_scenarios``) is fixed and needs no side file:
-
-1. Each scenario gets a *recording key* from its content: the smallest SHA-1 over its tracks of
-   ``"{first valid step}:{x:.1f}:{y:.1f}"`` (first position, decimetres). Two files holding the
-   same recorded traffic get the same key, whatever their names. In the NGSIM CommonRoad set,
-   122 files hold only 63 distinct recordings (e.g. ``USA_Lanker-2_10_T-1`` and
-   ``USA_Lanker-2_22_T-1`` share all 68 vehicles), while MANIFEST.csv's ``obstacle_fingerprint``
-   flags only 5 of these duplicates.
-2. Files that share any track start (same step, same first position) are duplicates, or
-   near-duplicates with a vehicle more or less: only the first (by source path) is kept. When a
-   ``MANIFEST.csv`` with ``file`` and ``obstacle_fingerprint`` columns sits in a data folder (or
-   its parent), files sharing a fingerprint are dropped the same way.
-3. ``bucket = int(sha256(SPLIT_SALT + ":" + key)[:8], 16) % 100``: train below 70, val below 85,
-   test otherwise (about 70/15/15 of the recordings). Every file of a recording lands in the
-   same split, and a file's split does not depend on which other files are loaded.
-   ``SPLIT_SALT`` was chosen so that US101, Lankershim and Peachtree each have recordings in all
-   three splits (Peachtree has only 8 recordings).
+Each scene is *named* by its path relative to the data path it was found under (a file given
+directly is named by its file name; synthetic scenes ``synthetic/<i>``). The split
+(``split_scenarios``) keeps whole recordings per split and drops exact duplicates; it is the fixed
+split file that lists the scenes by content, or one planned at load time (``mapenc.data.split``).
 """
 
 from __future__ import annotations
 
-import csv
 import functools
-import hashlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
-
+from mapenc.data.split import SPLITS, SplitPlan, resolve_split
 from mapenc.errors import ConfigError, DataError, MapencError
 from mapenc.maps import iter_scenarios
-from mapenc.maps.io import is_waymo_file
+from mapenc.maps.io import holds_tracks, is_waymo_file
 from mapenc.maps.types import Scenario
 
-SPLITS: tuple[str, ...] = ("train", "val", "test")
-SPLIT_SALT = "mapenc-traj-v25"
-TRAIN_PERCENT, VAL_PERCENT = 70, 15
 SYNTHETIC_PREFIX = "synthetic"
 DEFAULT_SYNTHETIC_SCENES = 24
 COMMONROAD_SUFFIXES = (".xml", ".xml.gz")
-
-
-def track_digests(scenario: Scenario) -> set[str]:
-    """SHA-1 of ``"{first valid step}:{x:.1f}:{y:.1f}"`` for each track that is ever valid."""
-    digests = set()
-    for track in scenario.tracks:
-        valid = np.flatnonzero(track.valid)
-        if valid.size:
-            t = int(valid[0])
-            x, y = track.xy[t]
-            digests.add(hashlib.sha1(f"{t}:{x:.1f}:{y:.1f}".encode()).hexdigest())
-    return digests
-
-
-def recording_key(scenario: Scenario) -> str:
-    """Content key of the recorded traffic (see the module docstring); DataError with no tracks."""
-    digests = track_digests(scenario)
-    if not digests:
-        raise DataError(f"{scenario.source or 'scenario'}: no valid track to key the recording by")
-    return min(digests)
-
-
-def split_of_key(key: str) -> str:
-    """ "train", "val" or "test" for a recording key (see the module docstring)."""
-    bucket = int(hashlib.sha256(f"{SPLIT_SALT}:{key}".encode()).hexdigest()[:8], 16) % 100
-    if bucket < TRAIN_PERCENT:
-        return "train"
-    return "val" if bucket < TRAIN_PERCENT + VAL_PERCENT else "test"
 
 
 def _scene_files(path: Path, visited: set[Path] | None = None) -> Iterator[Path]:
@@ -90,7 +42,7 @@ def _scene_files(path: Path, visited: set[Path] | None = None) -> Iterator[Path]
     if real in visited:
         return
     visited.add(real)
-    if sorted(path.glob("scenario_*.parquet")) or (path / "tracks.csv").is_file():
+    if holds_tracks(path):
         yield path
         return
     for child in sorted(path.iterdir()):
@@ -165,22 +117,28 @@ def load_scenarios(paths: Sequence[str], skipped: dict[str, str] | None = None) 
     return scenarios
 
 
-def _manifest_fingerprints(paths: Sequence[str]) -> dict[str, str]:
-    """Resolved file path -> ``obstacle_fingerprint`` from MANIFEST.csv files near ``paths``."""
-    fingerprints: dict[str, str] = {}
-    for spec in paths:
-        path = Path(spec)
-        folder = path if path.is_dir() else path.parent
-        for manifest in (folder / "MANIFEST.csv", folder.parent / "MANIFEST.csv"):
-            if not manifest.is_file():
-                continue
-            with manifest.open(newline="") as fh:
-                rows = list(csv.DictReader(fh))
-            if rows and {"file", "obstacle_fingerprint"} <= set(rows[0]):
-                for row in rows:
-                    resolved = str((manifest.parent / row["file"]).resolve())
-                    fingerprints[resolved] = row["obstacle_fingerprint"]
-    return fingerprints
+def scene_names(scenarios: Sequence[Scenario], paths: Sequence[str]) -> list[str]:
+    """Name of each scene: its path relative to the data path (of ``paths``) it lies under."""
+    roots = [Path(p).resolve() for p in paths if Path(p).exists()]
+    names = []
+    for index, sc in enumerate(scenarios):
+        if not sc.source:
+            names.append(f"{SYNTHETIC_PREFIX}/{index}")
+            continue
+        source = Path(sc.source).resolve()
+        name = source.name
+        for root in roots:
+            if root.is_dir() and source.is_relative_to(root) and source != root:
+                name = source.relative_to(root).as_posix()
+                break
+        names.append(name)
+    return names
+
+
+def plan_for(scenarios: Sequence[Scenario], paths: Sequence[str]) -> SplitPlan:
+    """The split of ``scenarios`` loaded from ``paths`` (fixed or planned; ``resolve_split``)."""
+    with_tracks = [sc for sc in scenarios if any(t.valid.any() for t in sc.tracks)]
+    return resolve_split(with_tracks, scene_names(with_tracks, paths))
 
 
 def split_scenarios(
@@ -190,23 +148,16 @@ def split_scenarios(
 
     Args:
         scenarios: as returned by ``load_scenarios``.
-        split: which part to keep; "all" keeps every distinct recording.
-        paths: the data paths the scenarios came from, to find MANIFEST.csv files.
+        split: which part to keep; "all" keeps every scene not dropped as a duplicate.
+        paths: the data paths the scenarios came from (they name the scenes).
     """
     if split not in (*SPLITS, "all"):
         raise ConfigError(f"split must be one of {(*SPLITS, 'all')}, got {split!r}")
-    fingerprints = _manifest_fingerprints(paths)
-    seen: set[str] = set()
-    kept: list[Scenario] = []
-    for sc in sorted(scenarios, key=lambda s: s.source):
-        digests = track_digests(sc)
-        if not digests:
-            continue  # a scene with no track gives no sample in any split
-        fingerprint = fingerprints.get(str(Path(sc.source).resolve())) if sc.source else None
-        marks = digests | ({f"manifest:{fingerprint}"} if fingerprint else set())
-        if marks & seen:
-            continue
-        seen |= marks
-        if split in ("all", split_of_key(min(digests))):
-            kept.append(sc)
-    return kept
+    with_tracks = [sc for sc in scenarios if any(t.valid.any() for t in sc.tracks)]
+    names = scene_names(with_tracks, paths)
+    plan = plan_for(with_tracks, paths)
+    return [
+        sc
+        for sc, name in zip(with_tracks, names, strict=True)
+        if name in plan.split and split in ("all", plan.split[name])
+    ]

@@ -7,6 +7,7 @@ along its heading, +y to its left), so every past ends at the origin heading +x.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,15 +57,20 @@ class TrajTask:
         return self.history_steps + 1 + self.future_steps
 
 
+# Agents that move on their own (AV2's object types; CommonRoad kinds map onto them): parked
+# objects, cones and the like are never forecast.
+MOVING_KINDS = ("vehicle", "bus", "truck", "cyclist", "motorcyclist", "pedestrian")
 # NGSIM CommonRoad scenes at 10 Hz: 1 s of history (10 steps + current) -> 3 s of future.
-NGSIM_TASK = TrajTask(history_steps=10, future_steps=30, dt=0.1, stride_steps=10)
+NGSIM_TASK = TrajTask(
+    history_steps=10, future_steps=30, dt=0.1, stride_steps=10, kinds=MOVING_KINDS
+)
 # Argoverse 2 motion forecasting: 5 s observed (49 steps + current) -> 6 s future.
 AV2_TASK = TrajTask(
     history_steps=49,
     future_steps=60,
     dt=0.1,
     stride_steps=60,
-    kinds=("vehicle", "bus", "cyclist", "motorcyclist", "pedestrian"),
+    kinds=MOVING_KINDS,
 )
 
 
@@ -154,23 +160,52 @@ def _agent_heading(track: Track, t: int) -> float:
     return float(np.arctan2(step[1], step[0]))
 
 
+def steps_per_task_step(scenario: Scenario, task: TrajTask) -> int:
+    """How many of the scenario's steps make one task step (1 at the task's rate, 2 for 20 Hz
+    data and a 10 Hz task, ...); DataError unless ``task.dt`` is a whole multiple of
+    ``scenario.dt`` within 1 % (AV2 sensor logs tick at 0.1002 s)."""
+    ratio = task.dt / scenario.dt
+    multiple = round(ratio)
+    if multiple < 1 or abs(ratio - multiple) > 0.01 * multiple:
+        raise DataError(
+            f"{scenario.source or 'scenario'}: time step {scenario.dt} s, the task expects "
+            f"{task.dt} s (or a whole fraction of it)"
+        )
+    return multiple
+
+
+def _every(track: Track, multiple: int) -> Track:
+    """``track`` keeping every ``multiple``-th step (from step 0)."""
+    return dataclasses.replace(
+        track,
+        xy=track.xy[::multiple],
+        heading=track.heading[::multiple],
+        valid=track.valid[::multiple],
+        velocity=None if track.velocity is None else track.velocity[::multiple],
+    )
+
+
 def extract_samples(scenario: Scenario, task: TrajTask, scenario_index: int = 0) -> TrajSamples:
     """Every sample of ``scenario`` for ``task`` (possibly none).
 
-    Raises DataError when the scenario's step size differs from ``task.dt``.
+    Scenes recorded faster than the task (a whole multiple) are read every few steps;
+    ``time_step`` stays in the scene's own steps. Raises DataError for other step sizes.
     """
-    if not np.isclose(scenario.dt, task.dt, rtol=1e-3):
-        raise DataError(
-            f"{scenario.source or 'scenario'}: time step {scenario.dt} s, the task expects {task.dt} s"
-        )
+    multiple = steps_per_task_step(scenario, task)
     rows: list[tuple[Track, int, SE2]] = []
-    for track in scenario.tracks:
-        if task.kinds and track.kind not in task.kinds:
+    for full_track in scenario.tracks:
+        if task.kinds and full_track.kind not in task.kinds:
             continue
+        track = full_track if multiple == 1 else _every(full_track, multiple)
         for t in _prediction_times(track.valid, task):
             pose = SE2(_agent_heading(track, t), track.xy[t])
             rows.append((track, t, pose))
-    return _samples_from_rows(rows, task, scenario_index)
+    samples = _samples_from_rows(rows, task, scenario_index)
+    return (
+        samples
+        if multiple == 1
+        else dataclasses.replace(samples, time_step=samples.time_step * multiple)
+    )
 
 
 def _samples_from_rows(

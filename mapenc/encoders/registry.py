@@ -25,13 +25,18 @@ ConfigT = TypeVar("ConfigT")
 
 @dataclass(frozen=True)
 class Entry:
-    """One registered architecture: its config type, a builder and the preset's defaults."""
+    """One registered architecture: its config type, a builder and the preset's defaults.
+
+    ``input_kind`` is ``"raster"`` for encoders of ``[N, C, H, W]`` grids, ``"vector"`` for
+    encoders of polylines (``mapenc.encoders.vector``).
+    """
 
     config_type: type[Any]
     build: Callable[[Any], nn.Module]
     summary: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
     decoder: str | None = None
+    input_kind: str = "raster"
 
 
 ENCODERS: dict[str, Entry] = {}
@@ -72,9 +77,16 @@ def build_encoder(name: str, **config: Any) -> ImageEncoder:
     )
 
 
-def list_encoders() -> list[str]:
-    """Names accepted by ``build_encoder``, sorted."""
-    return sorted(ENCODERS)
+def list_encoders(input_kind: str | None = None) -> list[str]:
+    """Names accepted by ``build_encoder``, sorted; only those of ``input_kind`` when given."""
+    return sorted(
+        name for name, entry in ENCODERS.items() if input_kind in (None, entry.input_kind)
+    )
+
+
+def encoder_input_kind(name: str) -> str:
+    """``"raster"`` or ``"vector"``: what the encoder ``name`` takes."""
+    return _lookup(ENCODERS, name, "encoder").input_kind
 
 
 def build_decoder(

@@ -143,7 +143,7 @@ def mnist_section(out: Path, minutes: float, seed: int) -> Section:
         train=TrainConfig(epochs=1000, max_minutes=minutes, seed=seed),
         eval_iw_k=20,
     )
-    metrics = mnist.train_and_evaluate(config, run_dir)
+    metrics = mnist.train_and_evaluate(config, run_dir, overwrite=True)  # the demo redoes its runs
     _, model = mnist.load_run(run_dir)
     images = [
         plots.save_reconstructions(
@@ -193,7 +193,7 @@ def trajectory_section(out: Path, minutes: float, scenes: int, seed: int) -> Sec
             train=train,
         )
         config = dataclasses.replace(config, cache_dir=str(out / "traj_cache"))
-        run_dir = trajectory.train(config, out / f"traj_{name}")
+        run_dir = trajectory.train(config, out / f"traj_{name}", overwrite=True)
         result = trajectory.evaluate(run_dir, figures=3, seed=seed).to_dict()
         section.images += [Path(p) for p in result.pop("figures", [])]
         section.data[name] = result

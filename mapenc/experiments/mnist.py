@@ -21,15 +21,23 @@ from torch.utils.data import Dataset, Subset
 from mapenc.data.mnist import BINARIZE_MODES, Binarize, MnistImages, mnist_datasets
 from mapenc.encoders import default_decoder_for
 from mapenc.errors import ConfigError, DataError
-from mapenc.train import TrainConfig, config_from_dict, count_parameters, fit, seed_everything
+from mapenc.train import (
+    TrainConfig,
+    check_model_fits,
+    config_from_dict,
+    count_parameters,
+    fit,
+    seed_everything,
+)
 from mapenc.train.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
-    load_checkpoint,
+    load_model_weights,
     read_json,
     write_json,
 )
-from mapenc.train.distributed import init_distributed, resolve_device
+from mapenc.train.distributed import DistContext, init_distributed, resolve_device
+from mapenc.train.run_folder import claim_run_folder
 from mapenc.vae.image import (
     ImageVAE,
     ImageVAEConfig,
@@ -107,13 +115,28 @@ def check_trainable(config: MnistExperimentConfig, model: ImageVAE) -> None:
         )
 
 
-def train(config: MnistExperimentConfig, run_dir: PathType, resume: bool = False) -> Path:
+def train(
+    config: MnistExperimentConfig,
+    run_dir: PathType,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Path:
     """Fit the VAE of ``config`` on the training split into ``run_dir``; returns the run folder.
 
     ``run_dir/training.json`` holds ``params``, ``train_seconds``, ``steps``, ``epochs``,
-    ``stopped`` and ``train_images``. Under torchrun every rank trains, rank 0 writes.
+    ``stopped`` and ``train_images``. Under torchrun every rank trains, rank 0 writes. The run
+    folder is claimed (``mapenc.train.run_folder``) before the data is read.
     """
     context = init_distributed(config.train.device)
+    with claim_run_folder(run_dir, resume, overwrite, main=context.is_main):
+        return _train(config, Path(run_dir), resume, context)
+
+
+def _train(
+    config: MnistExperimentConfig, run_dir: Path, resume: bool, context: DistContext
+) -> Path:
+    """``train`` once the run folder is held."""
+    check_model_fits(lambda: build_image_vae(config.model))
     seed_everything(config.train.seed)
     model = build_image_vae(config.model)
     check_trainable(config, model)
@@ -155,7 +178,7 @@ def load_run(run_dir: PathType, device: str = "auto") -> tuple[MnistExperimentCo
         raise ConfigError(f"{run / CONFIG_NAME}: not the config of a train-mnist run")
     config = config_from_dict(MnistExperimentConfig, saved["experiment"])
     model = build_image_vae(config.model, saved.get("encoder"), saved.get("decoder"))
-    model.load_state_dict(load_checkpoint(run / CHECKPOINT_NAME)["model"])
+    load_model_weights(model, run / CHECKPOINT_NAME)
     model.to(resolve_device(device)).eval()
     return config, model
 
@@ -218,6 +241,7 @@ def train_and_evaluate(
     run_dir: PathType,
     resume: bool = False,
     eval_first: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train, then evaluate on the test split (or its first ``eval_first`` images).
 
@@ -226,9 +250,15 @@ def train_and_evaluate(
     torchrun rank 0 alone evaluates; other ranks return an empty dict.
     """
     context = init_distributed(config.train.device)
-    train(config, run_dir, resume=resume)
-    if not context.is_main:
-        return {}
+    with claim_run_folder(run_dir, resume, overwrite, main=context.is_main):
+        train(config, run_dir, resume=resume)
+        return _evaluate_run(config, Path(run_dir), eval_first) if context.is_main else {}
+
+
+def _evaluate_run(
+    config: MnistExperimentConfig, run_dir: Path, eval_first: int | None
+) -> dict[str, Any]:
+    """The evaluation part of ``train_and_evaluate`` (rank 0)."""
     _, model = load_run(run_dir, config.train.device)
     scored = first_images(test_split(config), eval_first)
     metrics = evaluate_model(model, scored, config.eval_iw_k, config.train.progress).to_dict()

@@ -20,6 +20,7 @@ from mapenc.raster import LAYERS, Rasterizer, RasterSpec, points_to_pixels, to_r
 from mapenc.raster.rgb import layer_intensity
 from mapenc.raster.scene import box_polygons
 from mapenc.raster.values import SIGNED
+from mapenc.safeio import save_figure
 
 MAP_LAYERS = (
     "drivable_area",
@@ -174,8 +175,7 @@ def _write_png(
             f"{Path(config.path).name}  pose=({pose[0]:.1f}, {pose[1]:.1f}, {pose[2]:.2f})",
             fontsize=9,
         )
-        config.out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(config.out, bbox_inches="tight")
+        save_figure(fig, config.out, bbox_inches="tight")
     finally:
         plt.close(fig)
 

@@ -4,8 +4,8 @@
 fits the model with ``mapenc.train.fit``; the run folder then holds ``checkpoint.pt``,
 ``config.json`` (the TrainConfig under ``train``, this module's TrajExperimentConfig under
 ``experiment``) and ``training.json``. ``evaluate(run_dir, data)`` reloads a run, draws K futures
-per test sample and scores them against the constant-velocity baseline (``mapenc.metrics``) as a
-``TrajEvaluation``; ``load_run(run_dir)`` gives ``(config, model)``. ``train_and_evaluate`` does
+per sample and scores them beside the training-free baselines, with bootstrap intervals over
+whole scenes (``mapenc.evaluation``), as a ``TrajEvaluation``; ``load_run(run_dir)`` gives ``(config, model)``. ``train_and_evaluate`` does
 both and adds the parameter count and seconds, for studies that compare encoders.
 """
 
@@ -25,24 +25,33 @@ import torch
 from numpy.typing import NDArray
 from torch.utils.data import DataLoader
 
+from mapenc.checks import check_memory
+from mapenc.data.context import ContextDataset
 from mapenc.data.traj_dataset import TrajectoryDataset
-from mapenc.data.traj_sources import load_scenarios, split_scenarios
+from mapenc.data.traj_sources import load_scenarios, scene_names, split_scenarios
 from mapenc.data.trajectory import (
     AV2_TASK,
     NGSIM_TASK,
     TrajSamples,
     TrajTask,
-    constant_velocity_forecast,
     samples_from_scenarios,
 )
 from mapenc.errors import ConfigError, DataError
-from mapenc.geometry import transform_points
+from mapenc.evaluation.baselines import CONSTANT_VELOCITY, baseline_forecasts
+from mapenc.evaluation.report import evaluation_report, score_per_sample, write_predictions
+from mapenc.maps.polylines import PolylineSpec
 from mapenc.maps.types import Scenario
-from mapenc.metrics import offroad_mask, score_forecasts
 from mapenc.raster import RASTER_MODES, RasterSpec
-from mapenc.train import TrainConfig, config_from_dict, count_parameters, fit, load_checkpoint
-from mapenc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, read_json, write_json
-from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE
+from mapenc.train import TrainConfig, check_model_fits, config_from_dict, count_parameters, fit
+from mapenc.train.checkpoint import (
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    load_model_weights,
+    read_json,
+    write_json,
+)
+from mapenc.train.run_folder import claim_run_folder
+from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE, uses_polylines
 
 # NGSIM: 64 m x 64 m at 1 m/px, 48 m ahead of the agent; lane geometry, road edges and direction.
 NGSIM_RASTER = RasterSpec(
@@ -59,6 +68,8 @@ NGSIM_RASTER = RasterSpec(
 )
 # Synthetic towns: the NGSIM layers on a 48 m x 48 m window, enough for their short blocks.
 SYNTHETIC_RASTER = dataclasses.replace(NGSIM_RASTER, size_px=(48, 48))
+# Raster layers whose values change sign when the picture is mirrored left-right.
+SIGN_FLIP_LAYERS = ("lane_heading_sin",)
 TRAJ_TASKS: dict[str, TrajTask] = {"ngsim": NGSIM_TASK, "av2": AV2_TASK}
 CACHE_ENV = "MAPENC_CACHE"
 TRAINING_NAME = "training.json"
@@ -121,6 +132,9 @@ class TrajExperimentConfig:
             history_steps=self.task.history_steps,
             future_steps=self.task.future_steps,
             dt=self.task.dt,
+            flip_sign_channels=tuple(
+                i for i, name in enumerate(self.raster.layers) if name in SIGN_FLIP_LAYERS
+            ),
         )
         object.__setattr__(self, "model", shaped)
 
@@ -145,14 +159,23 @@ def make_experiment_config(
     return config if train is None else dataclasses.replace(config, train=train)
 
 
+def polyline_spec(config: TrajExperimentConfig) -> PolylineSpec | None:
+    """The polylines a vector map encoder sees: the raster's window; None for other models."""
+    if not uses_polylines(config.model):
+        return None
+    return PolylineSpec(extent_m=config.raster.extent_m)
+
+
 @dataclass
 class SplitData:
-    """The scenarios, samples and cached-raster dataset of one split, and the scene files left
-    out as unreadable (path -> problem; None unless unreadable files were to be skipped)."""
+    """The scenarios (and their names), samples and dataset (cached rasters, anchors, neighbours)
+    of one split, and the scene files left out as unreadable (path -> problem; None unless
+    unreadable files were to be skipped)."""
 
     scenarios: list[Scenario]
     samples: TrajSamples
-    dataset: TrajectoryDataset
+    dataset: ContextDataset
+    names: list[str]
     skipped: dict[str, str] | None = None
 
 
@@ -171,7 +194,7 @@ def load_split(
     if not scenarios:
         raise DataError(f"split {split!r} of {', '.join(paths)} holds no scenario")
     samples = samples_from_scenarios(scenarios, config.task)
-    dataset = TrajectoryDataset(
+    rasters = TrajectoryDataset(
         samples,
         scenarios,
         config.raster,
@@ -179,24 +202,45 @@ def load_split(
         config.cache_dir or default_cache_dir(),
         mode=config.raster_mode,  # type: ignore[arg-type]
         progress=progress,
+        polylines=polyline_spec(config),
     )
-    return SplitData(scenarios, samples, dataset, skipped)
+    dataset = ContextDataset(
+        rasters,
+        scenarios,
+        config.task,
+        config.model.modes,
+        "lane" if config.model.anchor_kind == "lane" else "kinematic",
+        config.model.max_neighbours,
+    )
+    return SplitData(scenarios, samples, dataset, scene_names(scenarios, paths), skipped)
 
 
 def train(
-    config: TrajExperimentConfig, run_dir: str | os.PathLike[str], resume: bool = False
+    config: TrajExperimentConfig,
+    run_dir: str | os.PathLike[str],
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Fit a TrajectoryCVAE on ``config.split`` into ``run_dir``; returns the run folder.
 
     ``run_dir/training.json`` holds ``train_samples``, ``params``, ``map_params``, ``steps``,
-    ``epochs``, ``train_seconds`` and ``stopped`` (why training ended).
+    ``epochs``, ``train_seconds`` and ``stopped`` (why training ended). The run folder is claimed
+    (``mapenc.train.run_folder``: locked; a used one refused without ``resume``/``overwrite``)
+    before any scene is read.
     """
+    with claim_run_folder(run_dir, resume, overwrite):
+        return _train(config, Path(run_dir), resume)
+
+
+def _train(config: TrajExperimentConfig, run_dir: Path, resume: bool) -> Path:
+    """``train`` once the run folder is held."""
+    check_model_fits(lambda: TrajectoryCVAE(config.model))
     torch.manual_seed(config.train.seed)
     split = load_split(
         config, config.split, progress=config.train.progress, skip_bad=config.skip_bad
     )
     model = TrajectoryCVAE(config.model)
-    model.map_rasters = split.dataset.device_rasters
+    model.map_rasters = split.dataset.base.device_rasters
     result = fit(
         model,
         split.dataset,
@@ -235,67 +279,95 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrajExperimentConfig, Tra
         raise DataError(f"{run / CONFIG_NAME}: no 'experiment' section; not a train-traj run")
     config = config_from_dict(TrajExperimentConfig, saved["experiment"])
     model = TrajectoryCVAE(config.model)
-    model.load_state_dict(load_checkpoint(run / CHECKPOINT_NAME)["model"])
+    load_model_weights(model, run / CHECKPOINT_NAME)
     return config, model
 
 
 def predict(
-    model: TrajectoryCVAE, dataset: TrajectoryDataset, k: int, seed: int = 0, batch_size: int = 256
-) -> NDArray[np.float64]:
-    """(N, k, F, 2) futures (agent frame, metres) for every sample, in dataset order."""
+    model: TrajectoryCVAE, dataset: ContextDataset, k: int, seed: int = 0, batch_size: int = 256
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(N, k, F, 2) futures (agent frame, metres) and (N, k) probabilities, in dataset order.
+
+    Raises ConfigError, with the figure, when the futures and their copies in scoring (about 3
+    times the (N, k, F, 2) float64 array) would not fit in memory (``mapenc.checks``).
+    """
+    future_steps = dataset.samples.future.shape[1]
+    check_memory(
+        3 * len(dataset) * k * future_steps * 2 * 8,
+        f"{k} futures for each of {len(dataset)} samples",
+    )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
     generator = torch.Generator(device=device).manual_seed(seed)
-    outputs = []
+    futures, probabilities = [], []
     with torch.no_grad():
         for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
             on_device = {name: value.to(device) for name, value in batch.items()}
-            outputs.append(model.sample(on_device, k, generator).cpu().double().numpy())
-    return np.concatenate(outputs)
+            future, prob = model.forecast(on_device, k, generator)
+            futures.append(future.cpu().double().numpy())
+            probabilities.append(prob.cpu().double().numpy())
+    return np.concatenate(futures), np.concatenate(probabilities)
 
 
-def offroad_rate_of(
-    forecasts: NDArray[np.floating], samples: TrajSamples, scenarios: Sequence[Scenario]
-) -> float:
-    """Share of forecast points (N, K, F, 2), agent frame, outside each scenario's drivable area."""
-    city = transform_points(samples.pose, forecasts)
-    outside = np.zeros(city.shape[:-1], dtype=bool)
-    for index in np.unique(samples.scenario_index):
-        rows = samples.scenario_index == index
-        outside[rows] = offroad_mask(city[rows], scenarios[int(index)].map.area)
-    return float(outside.mean())
+def default_split(config: TrajExperimentConfig, data: Sequence[str] | None) -> str:
+    """ "test" when ``data`` is what the run was trained on (or None), else "all" (zero-shot)."""
+    if not data:
+        return "test"
+    trained = {str(Path(p).resolve()) for p in config.data}
+    return "test" if {str(Path(p).resolve()) for p in data} == trained else "all"
 
 
 @dataclass(frozen=True)
 class TrajEvaluation:
-    """Scores of a trained run on one split (metres and rates; AV2 definitions).
+    """Scores of a trained run on one split beside the baselines (metres and rates; AV2
+    definitions, ``mapenc.metrics``).
 
     Attributes:
-        n: samples scored.
-        k: futures drawn per sample.
-        split: the split scored.
+        n: samples scored; ``scenes``: the scenes they come from.
+        k: futures per sample.
+        split: the split scored; ``zero_shot``: True when the data is not what the run trained on.
+        task: the task (history, future, rate) the samples were cut for.
         model: ``minADE``, ``minFDE``, ``miss_rate``, ``offroad_rate`` of the K futures.
-        constant_velocity: ``ADE``, ``FDE``, ``miss_rate``, ``offroad_rate`` of the baseline.
+        baselines: the same for each training-free baseline (``mapenc.evaluation.baselines``).
+        model_minus_baseline: per baseline, minADE/minFDE/miss-rate differences with 95 %
+            intervals from a paired bootstrap over whole scenes.
+        by_location, by_kind: every method's scores per location (first folder of the scene
+            name) and per agent kind.
+        constant_velocity: ``variant``, ``ADE``, ``FDE``, ``miss_rate``, ``offroad_rate`` of the
+            constant-velocity baseline chosen on NGSIM val.
         ground_truth: ``offroad_rate`` of the true futures (how well the map covers the data).
+        versus, model_minus_versus: the second run's scores and the paired differences (or None).
         figures: PNG paths of the drawn cases.
+        predictions: the forecasts file written, or "".
         skipped: unreadable scene files left out (path -> problem), when asked to skip them.
     """
 
     n: int
+    scenes: int
     k: int
     split: str
+    zero_shot: bool
+    task: dict[str, Any]
     model: dict[str, float]
-    constant_velocity: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    model_minus_baseline: dict[str, Any]
+    by_location: dict[str, Any]
+    by_kind: dict[str, Any]
+    constant_velocity: dict[str, Any]
     ground_truth: dict[str, float]
+    versus: dict[str, float] | None = None
+    model_minus_versus: dict[str, Any] | None = None
     figures: list[str] = field(default_factory=list)
+    predictions: str = ""
     skipped: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready fields (``figures`` only when some were drawn, ``skipped`` only when
-        unreadable files were to be skipped)."""
+        """The JSON-ready fields (optional ones only when set; ``skipped`` only when unreadable
+        files were to be skipped)."""
         result = dataclasses.asdict(self)
-        if not self.figures:
-            del result["figures"]
+        for name in ("versus", "model_minus_versus", "figures", "predictions"):
+            if not result[name]:
+                del result[name]
         if self.skipped is None:
             del result["skipped"]
         return result
@@ -305,26 +377,52 @@ def evaluate(
     run_dir: str | os.PathLike[str],
     data: Sequence[str] | None = None,
     *,
-    split: str = "test",
+    split: str | None = None,
     k: int = 6,
     figures: int = 6,
     seed: int = 0,
+    predictions: str | os.PathLike[str] | None = None,
+    versus: str | os.PathLike[str] | None = None,
     skip_bad: bool = False,
 ) -> TrajEvaluation:
-    """Scores of a trained run on ``split`` of ``data`` (default: the run's own data paths), and
-    PNGs of ``figures`` cases in ``run_dir/eval_<split>/``; ``skip_bad`` leaves out (and lists)
-    unreadable scene files."""
+    """Scores of a trained run on ``split`` of ``data`` (default: the run's own data paths)
+    beside the baselines, and PNGs of ``figures`` cases in ``run_dir/eval_<split>/``.
+
+    ``split`` defaults to "test" on the data the run was trained on and to "all" on other data
+    (zero-shot). ``versus`` is a second run (e.g. the no-map twin) scored on the same samples
+    and compared by paired bootstrap. ``predictions`` writes the forecasts
+    (``mapenc.evaluation.report.write_predictions``). ``skip_bad`` leaves out (and lists)
+    unreadable scene files.
+    """
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
     config, model = load_run(run_dir)
+    split = split or default_split(config, data)
     part = load_split(config, split, data, progress=config.train.progress, skip_bad=skip_bad)
     samples, task = part.samples, config.task
-    model.map_rasters = part.dataset.device_rasters
-    forecasts = predict(model, part.dataset, k, seed)
-    truth = samples.future.astype(np.float64)
-    cv = constant_velocity_forecast(samples.velocity, task.future_steps, task.dt)[:, None]
-    model_scores = score_forecasts(forecasts, truth)
-    cv_scores = score_forecasts(cv, truth)
+    model.map_rasters = part.dataset.base.device_rasters
+    forecasts, probabilities = predict(model, part.dataset, k, seed)
+    scored = score_per_sample(forecasts, samples, part.scenarios)
+    baseline_pred = baseline_forecasts(samples, part.scenarios, task, k)
+    baselines = {
+        name: score_per_sample(f, samples, part.scenarios) for name, f in baseline_pred.items()
+    }
+    other = None
+    if versus is not None:
+        versus_config, versus_model = load_run(versus)
+        if versus_config.task != config.task:
+            raise ConfigError(f"{versus}: trained for another task than {run_dir}")
+        versus_part = load_split(
+            versus_config, split, data or config.data, versus_config.train.progress, skip_bad
+        )
+        if len(versus_part.samples) != len(samples):
+            raise DataError(f"{versus}: its samples of this data differ from {run_dir}'s")
+        versus_model.map_rasters = versus_part.dataset.base.device_rasters
+        versus_forecasts = predict(versus_model, versus_part.dataset, k, seed)[0]
+        other = score_per_sample(versus_forecasts, samples, part.scenarios)
+    report = evaluation_report(scored, baselines, samples, part.names, versus=other, seed=seed)
+    if predictions is not None:
+        write_predictions(predictions, forecasts, probabilities, samples, part.names)
     drawn: list[str] = []
     if figures > 0:
         from mapenc.experiments.plots import plot_forecast_cases
@@ -332,28 +430,42 @@ def evaluate(
         folder = Path(run_dir) / f"eval_{split}"
         chosen = np.random.default_rng(seed).choice(len(samples), min(figures, len(samples)), False)
         drawn = plot_forecast_cases(
-            part.dataset, forecasts, cv[:, 0], sorted(int(i) for i in chosen), folder
+            part.dataset.base,
+            forecasts,
+            baseline_pred[CONSTANT_VELOCITY][:, 0],
+            sorted(int(i) for i in chosen),
+            folder,
         )
+    cv = baselines[CONSTANT_VELOCITY].means()
+    truth = samples.future.astype(np.float64)[:, None]
     return TrajEvaluation(
         n=len(samples),
+        scenes=len(part.scenarios),
         k=k,
         split=split,
-        model={
-            "minADE": round(model_scores.min_ade, 4),
-            "minFDE": round(model_scores.min_fde, 4),
-            "miss_rate": round(model_scores.miss_rate, 4),
-            "offroad_rate": round(offroad_rate_of(forecasts, samples, part.scenarios), 4),
-        },
+        zero_shot=split == "all" and default_split(config, data) == "all",
+        task=dataclasses.asdict(task),
+        model=report["model"],
+        baselines=report["baselines"],
+        model_minus_baseline=report["model_minus_baseline"],
+        by_location=report["by_location"],
+        by_kind=report["by_kind"],
         constant_velocity={
-            "ADE": round(cv_scores.min_ade, 4),
-            "FDE": round(cv_scores.min_fde, 4),
-            "miss_rate": round(cv_scores.miss_rate, 4),
-            "offroad_rate": round(offroad_rate_of(cv, samples, part.scenarios), 4),
+            "variant": CONSTANT_VELOCITY,
+            "ADE": cv["minADE"],
+            "FDE": cv["minFDE"],
+            "miss_rate": cv["miss_rate"],
+            "offroad_rate": cv["offroad_rate"],
         },
         ground_truth={
-            "offroad_rate": round(offroad_rate_of(truth[:, None], samples, part.scenarios), 4)
+            "offroad_rate": round(
+                float(score_per_sample(truth, samples, part.scenarios).offroad.mean()), 4
+            )
         },
+        versus=report.get("versus"),
+        model_minus_versus=report.get("model_minus_versus"),
         figures=drawn,
+        predictions=str(predictions) if predictions is not None else "",
         skipped=part.skipped,
     )
 
@@ -364,12 +476,22 @@ def train_and_evaluate(
     eval_split: str = "test",
     k: int = 6,
     resume: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train, then evaluate on ``eval_split``: the eval-traj JSON plus training facts.
 
     Adds ``params``, ``map_params``, ``train_samples``, ``steps``, ``epochs``, ``train_seconds``,
     ``eval_seconds``, ``encoder`` and ``use_map``; writes it all to ``run_dir/results.json``.
+    The run folder stays claimed until the results are written.
     """
+    with claim_run_folder(run_dir, resume, overwrite):
+        return _train_and_evaluate(config, Path(run_dir), eval_split, k, resume)
+
+
+def _train_and_evaluate(
+    config: TrajExperimentConfig, run_dir: Path, eval_split: str, k: int, resume: bool
+) -> dict[str, Any]:
+    """``train_and_evaluate`` once the run folder is held."""
     started = time.monotonic()
     train(config, run_dir, resume=resume)
     eval_started = time.monotonic()

@@ -7,6 +7,7 @@ from mapenc.geometry.se2 import (
     inverse_matrices_from_poses,
     inverse_transform_points,
     matrices_from_poses,
+    rotate_vectors,
     transform_points,
     wrap_angle,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "inverse_matrices_from_poses",
     "inverse_transform_points",
     "matrices_from_poses",
+    "rotate_vectors",
     "transform_points",
     "wrap_angle",
 ]

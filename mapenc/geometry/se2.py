@@ -28,7 +28,14 @@ def check_poses(poses: ArrayLike, name: str = "poses") -> FloatArray:
 
     A single pose of shape (3,) is accepted and returned as (1, 3).
     """
-    arr = np.asarray(poses, dtype=np.float64)
+    try:
+        if np.asarray(poses).dtype.kind in "USO" and not _all_numbers(poses):
+            raise ValueError("text")  # "1.5" would convert silently: refuse text outright
+        arr = np.asarray(poses, dtype=np.float64)
+    except (TypeError, ValueError):  # text, or rows of different lengths
+        raise PoseError(
+            f"{name} must be an (N, 3) array of numbers [x, y, heading], got {_shown(poses)}"
+        ) from None
     if arr.ndim == 1 and arr.shape[0] == 3:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[1] != 3:
@@ -37,6 +44,17 @@ def check_poses(poses: ArrayLike, name: str = "poses") -> FloatArray:
         bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
         raise PoseError(f"{name} has NaN or inf values at rows {bad[:10].tolist()}")
     return arr
+
+
+def _all_numbers(values: ArrayLike) -> bool:
+    """Whether every item of a (nested) sequence is a real number, not text."""
+    flat = np.asarray(values, dtype=object).ravel()
+    return all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in flat)
+
+
+def _shown(values: object, width: int = 60) -> str:
+    text = repr(values)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -170,3 +188,15 @@ def transform_points(poses: ArrayLike, points_src: ArrayLike) -> FloatArray:
 def inverse_transform_points(poses: ArrayLike, points_dst: ArrayLike) -> FloatArray:
     """Points (N, ..., 2) in the poses' frame -> each pose's own frame (city -> agent frame)."""
     return apply_matrices(inverse_matrices_from_poses(poses), points_dst)
+
+
+def rotate_vectors(angles: ArrayLike, vectors: ArrayLike) -> FloatArray:
+    """Vectors (N, ..., 2) turned counter-clockwise by ``angles`` (N,) rad, row n by angle n.
+
+    A direction (velocity, displacement) changes frame by rotation alone: with agent headings,
+    ``rotate_vectors(heading, v_agent)`` is ``v_city`` and ``rotate_vectors(-heading, v_city)``
+    is ``v_agent``.
+    """
+    a = np.asarray(angles, dtype=np.float64).reshape(-1)
+    poses = np.column_stack([np.zeros((len(a), 2)), a])
+    return transform_points(poses, vectors)

@@ -14,6 +14,7 @@ from shapely.geometry.base import BaseGeometry
 
 from mapenc.errors import MapencError
 from mapenc.maps.types import MarkType, Scenario, VectorMap
+from mapenc.safeio import save_figure
 
 DRIVABLE_COLOUR = "#d9d9d9"
 BOUNDARY_COLOUR = "#404040"
@@ -122,7 +123,6 @@ def draw_map_png(vector_map: VectorMap, scenario: Scenario | None, path: Path) -
         if scenario is not None:
             plot_tracks(ax, scenario)
         ax.set_title(Path(vector_map.source).name or "map")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, bbox_inches="tight")
+        save_figure(fig, path, bbox_inches="tight")
     finally:
         plt.close(fig)

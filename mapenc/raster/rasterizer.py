@@ -272,6 +272,11 @@ class Rasterizer:
         """Rasters of the scenario's tracks ``track_ids`` at step ``t``: returns (poses (N, 3), rasters)."""
         if self.scenario is None:
             raise ConfigError("rasterize_tracks needs Rasterizer(..., scenario=...)")
+        steps = self.scenario.num_steps
+        if isinstance(t, bool) or not isinstance(t, int | np.integer) or not 0 <= t < steps:
+            raise ConfigError(
+                f"rasterize_tracks: t={t!r} is not a step of the scenario (0..{steps - 1})"
+            )
         poses = np.array(
             [[*self.scenario.track(i).xy[t], self.scenario.track(i).heading[t]] for i in track_ids],
             dtype=np.float64,

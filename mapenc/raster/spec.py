@@ -14,11 +14,13 @@ With ``s = pixel_size_m``, ``(H, W) = size_px`` and ``(ax, ay) = agent_at``, the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from mapenc.checks import FieldChecks
 from mapenc.errors import ConfigError
 from mapenc.geometry import check_poses, inverse_matrices_from_poses, transform_points
 
@@ -51,17 +53,23 @@ class RasterSpec:
     def __post_init__(self) -> None:
         from mapenc.raster.layers import LAYERS
 
-        h, w = (int(v) for v in self.size_px)
+        h, w = _whole_pair(self.size_px, "size_px")
         if h <= 0 or w <= 0:
             raise ConfigError(
                 f"RasterSpec.size_px must be two positive ints (H, W), got {self.size_px}"
             )
-        if not np.isfinite(self.pixel_size_m) or self.pixel_size_m <= 0:
-            raise ConfigError(f"RasterSpec.pixel_size_m must be > 0, got {self.pixel_size_m}")
-        if len(self.agent_at) != 2 or not np.isfinite(self.agent_at).all():
+        if not _finite_pair(self.agent_at) or not all(0.0 <= v <= 1.0 for v in self.agent_at):
             raise ConfigError(
-                f"RasterSpec.agent_at must be two finite fractions, got {self.agent_at}"
+                "RasterSpec.agent_at must be two fractions of the width and height in [0, 1], "
+                f"got {self.agent_at}"
             )
+        (
+            FieldChecks(self)
+            .number("pixel_size_m", above=0)
+            .number("distance_clip_m", above=0)
+            .number("history_steps", integer=True, minimum=1)
+            .done()
+        )
         if not self.layers:
             raise ConfigError("RasterSpec.layers is empty")
         unknown = [name for name in self.layers if name not in LAYERS]
@@ -69,8 +77,6 @@ class RasterSpec:
             raise ConfigError(f"unknown raster layers {unknown}; known: {sorted(LAYERS)}")
         if len(set(self.layers)) != len(self.layers):
             raise ConfigError(f"RasterSpec.layers repeats a layer: {self.layers}")
-        if self.distance_clip_m <= 0 or self.history_steps < 1:
-            raise ConfigError("RasterSpec.distance_clip_m must be > 0 and history_steps >= 1")
         object.__setattr__(self, "size_px", (h, w))
         object.__setattr__(self, "layers", tuple(self.layers))
         object.__setattr__(self, "agent_at", (float(self.agent_at[0]), float(self.agent_at[1])))
@@ -157,3 +163,28 @@ def points_to_pixels(raster_from_city: ArrayLike, points_city: ArrayLike) -> Flo
         m = m.reshape(m.shape[:1] + (1,) * (pts.ndim - 2) + (3, 3))
     rot, shift = m[..., :2, :2], m[..., :2, 2]
     return np.einsum("...ab,...b->...a", rot, pts) + shift
+
+
+def _finite_pair(value: object) -> bool:
+    """Whether ``value`` is a sequence of two finite real numbers."""
+    pair = _numbers(value)
+    return pair is not None and len(pair) == 2 and all(np.isfinite(pair))
+
+
+def _numbers(value: object) -> list[float] | None:
+    """The items of a sequence as floats, or None when it is not a sequence of numbers."""
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
+        return None
+    try:
+        return [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+
+
+def _whole_pair(value: object, name: str) -> tuple[int, int]:
+    """``value`` as two ints; ConfigError naming ``RasterSpec.name`` for anything but two whole
+    numbers (``('a', 3)``, ``(64,)`` and ``(2.7, 3.9)`` are refused, never truncated)."""
+    pair = _numbers(value)
+    if pair is None or not _finite_pair(pair) or any(v != round(v) for v in pair):
+        raise ConfigError(f"RasterSpec.{name} must be two whole numbers (H, W), got {value!r}")
+    return round(pair[0]), round(pair[1])

@@ -26,23 +26,145 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import multiprocessing
+import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
+import torch
 
 from mapenc.progress import progress_bar
 from mapenc.study.config import CompareConfig
-from mapenc.study.protocol import PROBE_COLUMNS, StudyTask
+from mapenc.study.protocol import PROBE_COLUMNS, Run, StudyTask
 from mapenc.study.tasks import study_task
+from mapenc.study.traj_scores import METRICS as TRAJ_METRICS
 from mapenc.train.checkpoint import write_json
+from mapenc.train.logs import TRAIN_LOG_NAME
 
 PathType = str | PathLike[str]
 RESULTS_NAME = "results.json"
 SUMMARY_NAME = "summary.json"
+# Seconds between two progress lines while cells train in worker processes.
+POLL_SECONDS = 60.0
+
+
+def run_dir_of(out_dir: Path, run: Run) -> Path:
+    """Where a run of the study lives."""
+    return out_dir / "runs" / run.folder_name()
+
+
+def _train_cell(config: CompareConfig, run: Run, run_dir: Path) -> float:
+    """Train one run in a worker process (one thread, no bars); returns its wall seconds."""
+    torch.set_num_threads(1)
+    started = time.monotonic()
+    study_task(dataclasses.replace(config, progress=False)).train(run, run_dir)
+    return time.monotonic() - started
+
+
+def _logged_step(run_dir: Path) -> int | None:
+    """The last step in a run's ``train_log.csv`` (None before its first row)."""
+    log = run_dir / TRAIN_LOG_NAME
+    if not log.is_file():
+        return None
+    lines = log.read_text().strip().splitlines()
+    if len(lines) < 2:
+        return None
+    header = lines[0].split(",")
+    return int(float(lines[-1].split(",")[header.index("step")]))
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+class CellProgress:
+    """One line per started and finished cell, with the time spent and an estimate of what is
+    left (from the cells finished so far, else from the estimate given up front)."""
+
+    def __init__(self, total: int, workers: int, expected_s: float | None) -> None:
+        self.total, self.workers, self.expected_s = total, workers, expected_s
+        self.done: list[float] = []
+        self.started = time.monotonic()
+
+    def finished(self, run: Run, seconds: float) -> None:
+        self.done.append(seconds)
+        left = self.total - len(self.done)
+        per_cell = sum(self.done) / len(self.done)
+        eta = per_cell * math.ceil(left / self.workers)
+        elapsed = time.monotonic() - self.started
+        print(
+            f"[{len(self.done)}/{self.total}] {run.folder_name()} done in {_minutes(seconds)}; "
+            f"elapsed {_minutes(elapsed)}, about {_minutes(eta)} left",
+            flush=True,
+        )
+
+    @staticmethod
+    def running(cells: dict[Run, Path], max_steps: int) -> None:
+        states = []
+        for run, run_dir in cells.items():
+            step = _logged_step(run_dir)
+            states.append(f"{run.folder_name()} step {step if step is not None else 0}/{max_steps}")
+        print("running: " + "; ".join(states), flush=True)
+
+
+def expected_seconds(study: StudyTask, pending: Sequence[Run], config: CompareConfig) -> float:
+    """Training time of ``pending`` runs from a few timed steps per encoder, shared by workers."""
+    per_step: dict[str, float] = {}
+    for run in pending:
+        if run.encoder not in per_step:
+            per_step[run.encoder] = study.seconds_per_step(run)
+    total = sum(per_step[run.encoder] * config.max_steps for run in pending)
+    return total / min(config.workers, max(1, len(pending)))
+
+
+def train_pending(study: StudyTask, config: CompareConfig, out_dir: Path) -> None:
+    """Train every run without metrics, ``config.workers`` at a time; say up front how many
+    there are and how long they should take, then report each cell as it starts and ends."""
+    runs = study.runs()
+    pending = [run for run in runs if not (run_dir_of(out_dir, run) / study.metrics_name).is_file()]
+    for run in runs:
+        if run not in pending:
+            print(
+                f"{run.folder_name()}: finished earlier, metrics read from {run_dir_of(out_dir, run)}"
+            )
+    if not pending:
+        return
+    expected = expected_seconds(study, pending, config)
+    print(
+        f"{len(pending)} of {len(runs)} cells to train, {config.max_steps} steps each, "
+        f"{config.workers} at a time: about {_minutes(expected)} of training (from timed steps; "
+        "loading data and scoring add to it)",
+        flush=True,
+    )
+    progress = CellProgress(len(pending), config.workers, expected)
+    if config.workers == 1:
+        for run in pending:
+            print(f"start {run.folder_name()}", flush=True)
+            started = time.monotonic()
+            study.train(run, run_dir_of(out_dir, run))
+            progress.finished(run, time.monotonic() - started)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=config.workers, mp_context=context) as pool:
+        futures = {
+            pool.submit(_train_cell, config, run, run_dir_of(out_dir, run)): run for run in pending
+        }
+        waiting = set(futures)
+        while waiting:
+            finished, waiting = wait(waiting, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            for future in finished:
+                progress.finished(futures[future], future.result())
+            training = {
+                futures[f]: run_dir_of(out_dir, futures[f])
+                for f in waiting
+                if (run_dir_of(out_dir, futures[f]) / TRAIN_LOG_NAME).is_file()
+            }
+            if training and not finished:
+                progress.running(training, config.max_steps)
 
 
 def iterate_runs(
@@ -52,10 +174,8 @@ def iterate_runs(
     runs = study.runs()
     bar = progress_bar(runs, desc="compare", unit="run", enabled=progress)
     for run in bar:
-        run_dir = out_dir / "runs" / run.folder_name()
-        if (run_dir / study.metrics_name).is_file():
-            tqdm.write(f"{run.folder_name()}: finished earlier, metrics read from {run_dir}")
-        else:
+        run_dir = run_dir_of(out_dir, run)
+        if not (run_dir / study.metrics_name).is_file():
             bar.set_postfix_str(run.folder_name())
             study.train(run, run_dir)
         yield {"encoder": run.encoder, "seed": run.seed, **study.row(run, run_dir)}
@@ -126,17 +246,71 @@ def run_compare(config: CompareConfig, out_dir: PathType) -> list[dict[str, Any]
 
     Rows are rewritten to ``results.json`` after every run, so a partial study is readable.
     """
-    from mapenc.study.plots import plot_study
+    from mapenc.study.plots import plot_learning_curves, plot_study
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "compare_config.json", dataclasses.asdict(config))
     study = study_task(config)
+    train_pending(study, config, out)
     rows: list[dict[str, Any]] = []
     for row in iterate_runs(study, out, config.progress):
         rows.append(row)
         write_json(out / RESULTS_NAME, rows)
     summary = summarise(rows)
-    write_json(out / SUMMARY_NAME, summary)
+    extras = study.summary_extras(out)
+    intervals = extras.pop("intervals", {})
+    for entry in summary:
+        entry.update(intervals.get(entry["encoder"], {}))
+    baselines = [
+        {"baseline": name, **v} for name, v in intervals.items() if name not in groups(rows)
+    ]
+    write_json(
+        out / SUMMARY_NAME,
+        {
+            "task": config.task,
+            "encoders": summary,
+            **({"baselines": baselines} if baselines else {}),
+            **extras,
+        },
+    )
     plot_study(summary, study.headline_metrics, config.task, out)
+    logs: dict[str, list[Path]] = {}
+    for run in study.runs():
+        log = run_dir_of(out, run) / TRAIN_LOG_NAME
+        if log.is_file():
+            logs.setdefault(run.folder_name().rsplit("-s", 1)[0], []).append(log)
+    plot_learning_curves(logs, out / "learning_curves.png")
     return rows
+
+
+def format_intervals(saved: dict[str, Any], metrics: Sequence[str] = TRAJ_METRICS) -> str:
+    """Aligned text table of a ``summary.json`` with intervals: per encoder and baseline, each
+    metric's mean [95 % interval] and its difference to ``none`` (empty without intervals)."""
+    entries = [(e["encoder"], e) for e in saved.get("encoders", []) if "metrics" in e]
+    entries += [(b["baseline"], b) for b in saved.get("baselines", [])]
+    if not entries:
+        return ""
+
+    def cell(interval: dict[str, Any]) -> str:
+        low, high = interval["ci95"]
+        return f"{interval['mean']:.3f} [{low:.3f}, {high:.3f}]"
+
+    header = ["method", "seeds", *metrics, *(f"{m} - none" for m in metrics)]
+    lines = [header]
+    for name, entry in entries:
+        difference = entry.get("minus_none", {})
+        lines.append(
+            [name, str(entry["seeds"])]
+            + [cell(entry["metrics"][m]) for m in metrics]
+            + [cell(difference[m]) if m in difference else "-" for m in metrics]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines
+    )
+
+
+def groups(rows: Sequence[dict[str, Any]]) -> set[str]:
+    """The encoder names of the rows."""
+    return {row["encoder"] for row in rows}

@@ -25,9 +25,11 @@ def study_encoder(name: str, task: str) -> str | None:
     """The registered encoder behind a study name; None for ``none`` (no map branch, ``traj``)."""
     if name == NO_MAP and task == "traj":
         return None
-    if name in list_encoders():
+    # Images have no polylines: the MNIST study takes raster encoders only.
+    usable = list_encoders() if task == "traj" else list_encoders("raster")
+    if name in usable:
         return name
-    known = [*list_encoders()] + ([NO_MAP] if task == "traj" else [])
+    known = [*usable] + ([NO_MAP] if task == "traj" else [])
     raise ConfigError(f"unknown encoder {name!r} for the {task} study; known: {', '.join(known)}")
 
 
@@ -61,6 +63,7 @@ class CompareConfig:
         probe: probe settings.
         device: auto, cpu, cuda or cuda:N.
         progress: show progress bars.
+        workers: runs trained at the same time, each in its own process on one thread.
     """
 
     task: str = "mnist"
@@ -83,6 +86,7 @@ class CompareConfig:
     probe: ProbeConfig = dataclasses.field(default_factory=ProbeConfig)
     device: str = "auto"
     progress: bool = True
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.task not in STUDY_TASK_NAMES:
@@ -95,6 +99,8 @@ class CompareConfig:
             raise ConfigError(
                 "CompareConfig: seeds >= 1, probe_samples >= 10, iw_k >= 1, max_steps >= 1"
             )
+        if self.workers < 1:
+            raise ConfigError(f"workers={self.workers}: at least 1")
         if self.eval_images is not None and self.eval_images < 1:
             raise ConfigError(f"eval_images={self.eval_images}: at least 1, or None for all")
         if not self.raster_sizes or min(self.raster_sizes) < 8:

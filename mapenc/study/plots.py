@@ -13,8 +13,9 @@ matplotlib (Agg) is imported only when a plot is drawn.
 
 from __future__ import annotations
 
+import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -187,3 +188,26 @@ def plot_study(summary: Summary, metrics: Metrics, title: str, out_dir: Path) ->
     if len({entry.get("raster_size") for entry in summary}) > 1:
         paths.append(plot_metric_vs_raster(summary, metrics, out_dir / "metric_vs_raster.png"))
     return paths
+
+
+def plot_learning_curves(logs: Mapping[str, Sequence[Path]], path: Path) -> Path:
+    """Training loss against optimiser steps, one colour per encoder (``logs``: encoder name ->
+    its runs' ``train_log.csv``), one line per run; PNG at ``path``."""
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(7, 4))
+    for colour, (name, files) in enumerate(logs.items()):
+        for number, file in enumerate(files):
+            with file.open(newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            steps = [int(row["step"]) for row in rows]
+            losses = [float(row["loss"]) for row in rows]
+            label = name if number == 0 else None
+            ax.plot(steps, losses, color=f"C{colour}", linewidth=1.0, alpha=0.8, label=label)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("training loss (running mean of each logged window)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

@@ -8,6 +8,7 @@ inside a task.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, Protocol
 
 import torch
 
-from mapenc.encoders import describe
+from mapenc.encoders import Description, VectorDescription, VectorMapEncoder, describe
 from mapenc.train.checkpoint import read_json, write_json
 
 PROBES_NAME = "probes.json"
@@ -67,12 +68,28 @@ class StudyTask(Protocol):
         """The results row of a finished run: metrics, sizes, wall times, probes."""
         ...
 
+    def seconds_per_step(self, run: Run) -> float:
+        """Wall seconds of one training step of ``run``'s model, timed on a small batch of the
+        task's data (for the study's estimate of its duration)."""
+        ...
+
+    def summary_extras(self, out_dir: Path) -> dict[str, Any]:
+        """What the task adds to ``summary.json`` once every run is finished: ``intervals``
+        (encoder or baseline name -> its intervals) and any other field (empty: nothing)."""
+        ...
+
 
 def bottleneck_facts(encoder: torch.nn.Module | None, input_shape: Sequence[int]) -> dict[str, Any]:
-    """``bottleneck_shape`` (list of ``[C, h, w]``), ``bottleneck_elements``, ``encoder_params``."""
+    """``bottleneck_shape`` (list of ``[C, h, w]``, for a vector encoder ``[tokens, width]``),
+    ``bottleneck_elements``, ``encoder_params``; ``input_shape`` is ``(C, H, W)`` for a raster
+    encoder, ``(polylines, points, history points)`` for a vector encoder."""
     if encoder is None:
         return {"bottleneck_shape": [], "bottleneck_elements": 0, "encoder_params": 0}
-    description = describe(encoder, input_shape)
+    description: Description | VectorDescription
+    if isinstance(encoder, VectorMapEncoder):
+        description = encoder.describe(*input_shape)
+    else:
+        description = describe(encoder, input_shape)
     return {
         "bottleneck_shape": [list(shape) for _, shape in description.bottleneck],
         "bottleneck_elements": description.bottleneck_elements or 0,
@@ -89,3 +106,18 @@ def cached_probes(run_dir: Path, compute: Callable[[], Mapping[str, float]]) -> 
     probes = {f"probe_{key}": value for key, value in compute().items()}
     write_json(path, probes)
     return probes
+
+
+def seconds_per_training_step(model: torch.nn.Module, batch: Any, steps: int = 3) -> float:
+    """Mean wall seconds of ``steps`` Adam steps of ``model.loss(batch)`` (after one untimed)."""
+    optimiser = torch.optim.Adam(model.parameters())
+    model.train()
+    timings = []
+    for _ in range(steps + 1):
+        started = time.perf_counter()
+        optimiser.zero_grad()
+        loss, _ = model.loss(batch)  # type: ignore[operator]
+        loss.backward()
+        optimiser.step()
+        timings.append(time.perf_counter() - started)
+    return sum(timings[1:]) / steps

@@ -16,11 +16,27 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
+from mapenc.encoders import VectorMapEncoder
+from mapenc.evaluation.baselines import baseline_forecasts
+from mapenc.evaluation.report import score_per_sample
 from mapenc.experiments import mnist, trajectory
-from mapenc.study.config import CompareConfig, study_encoder
+from mapenc.study.config import NO_MAP, CompareConfig, study_encoder
 from mapenc.study.probes import probe_encoder
-from mapenc.study.protocol import Run, StudyTask, bottleneck_facts, cached_probes
+from mapenc.study.protocol import (
+    Run,
+    StudyTask,
+    bottleneck_facts,
+    cached_probes,
+    seconds_per_training_step,
+)
+from mapenc.study.traj_scores import (
+    SampleScores,
+    interval_entries,
+    read_or_score,
+    sample_scores,
+)
 from mapenc.train import TrainConfig
 from mapenc.train.checkpoint import read_json
 from mapenc.vae.image import ImageVAEConfig
@@ -28,6 +44,10 @@ from mapenc.vae.trajectory import build_map_encoder
 
 # Extent of the trajectory raster, kept fixed when raster_sizes changes the resolution.
 TRAJ_EXTENT_M = 64.0
+# The data a step is timed on for the study's estimate of its duration.
+TIMING_DATA = "synthetic:2"
+# Forecasts per sample the study scores (minADE6, minFDE6).
+K_FORECASTS = 6
 # Epochs of a run whose step budget alone decides when it stops.
 UNBOUNDED_EPOCHS = 10_000
 
@@ -118,6 +138,17 @@ class MnistStudy:
         )
         return {**row, **probes}
 
+    def seconds_per_step(self, run: Run) -> float:
+        """One step of the run's VAE on a batch of random images."""
+        experiment = self.experiment(run)
+        model = mnist.build_image_vae(experiment.model)
+        batch = torch.rand(experiment.train.batch_size, 1, 28, 28).round()
+        return seconds_per_training_step(model, batch)
+
+    def summary_extras(self, out_dir: Path) -> dict[str, Any]:
+        """Nothing: the MNIST summary is mean and std over seeds."""
+        return {}
+
 
 class TrajStudy:
     """Runs of the trajectory CVAE study (``mapenc.experiments.trajectory``); checks every encoder
@@ -170,8 +201,8 @@ class TrajStudy:
         )
 
     def train(self, run: Run, run_dir: Path) -> None:
-        """Train and evaluate on ``eval_split``; writes ``run_dir/results.json``."""
-        # resume: a run killed earlier continues from its checkpoint instead of being refused.
+        """Train (from the run's last checkpoint when a killed study left one) and evaluate on
+        ``eval_split``; writes ``run_dir/results.json``."""
         trajectory.train_and_evaluate(
             self.experiment(run), run_dir, self.config.eval_split, resume=True
         )
@@ -186,6 +217,14 @@ class TrajStudy:
             index = np.linspace(0, len(dataset) - 1, count).round().astype(int)
             self._probe_rasters[size] = torch.stack([dataset.raster(int(i)) for i in index])
         return self._probe_rasters[size]
+
+    @staticmethod
+    def encoder_input_shape(experiment: trajectory.TrajExperimentConfig) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the rasters, or for a vector encoder ``(polylines, points, history)``."""
+        spec = trajectory.polyline_spec(experiment)
+        if spec is not None:
+            return spec.max_polylines, spec.points, experiment.task.history_steps + 1
+        return experiment.raster.num_channels, *experiment.raster.size_px
 
     def row(self, run: Run, run_dir: Path) -> dict[str, Any]:
         """The results row of a finished run (metrics, size, bottleneck, map-latent probes)."""
@@ -206,14 +245,71 @@ class TrajStudy:
             "steps": result["steps"],
             "epochs": result["epochs"],
             **wall_times(result),
-            **bottleneck_facts(model.map_encoder, (raster.num_channels, *raster.size_px)),
+            **bottleneck_facts(model.map_encoder, self.encoder_input_shape(experiment)),
         }
         encoder = model.map_encoder
-        if encoder is None:
+        if encoder is None or isinstance(encoder, VectorMapEncoder):  # the probes move pixels
             return row
         rasters = self.probe_rasters(run, experiment)
         probes = cached_probes(run_dir, lambda: probe_encoder(encoder, rasters, self.config.probe))
         return {**row, **probes}
+
+    def scores(self, run: Run, run_dir: Path) -> SampleScores:
+        """Per-sample scores of a finished run on ``eval_split`` (``per_sample.npz``, made once)."""
+
+        def score() -> SampleScores:
+            experiment, model = trajectory.load_run(run_dir)
+            split = trajectory.load_split(experiment, self.config.eval_split, progress=False)
+            forecasts, _ = trajectory.predict(model, split.dataset, k=K_FORECASTS)
+            scored = score_per_sample(forecasts, split.samples, split.scenarios)
+            return sample_scores(scored, scene_of_each(split))
+
+        return read_or_score(run_dir, score)
+
+    def seconds_per_step(self, run: Run) -> float:
+        """One step of the run's model on a batch of a small synthetic town, with every input
+        (rasters or polylines, anchors, neighbours) the real data gives."""
+        experiment = dataclasses.replace(self.experiment(run), data=(TIMING_DATA,), split="all")
+        dataset = trajectory.load_split(experiment, "all", progress=False).dataset
+        size = min(experiment.train.batch_size, len(dataset))
+        batch = next(iter(DataLoader(dataset, batch_size=size)))
+        return seconds_per_training_step(trajectory.TrajectoryCVAE(experiment.model), batch)
+
+    def eval_split(self) -> trajectory.SplitData:
+        """The scored split's scenarios, names and samples (as the no-map runs load them)."""
+        experiment = self.experiment(Run(NO_MAP, 0))
+        return trajectory.load_split(experiment, self.config.eval_split, progress=False)
+
+    def baseline_scores(self, split: trajectory.SplitData) -> dict[str, SampleScores]:
+        """Per-sample scores of the training-free baselines (``mapenc.evaluation.baselines``)
+        on the scored split."""
+        task = self.experiment(Run(NO_MAP, 0)).task
+        forecasts = baseline_forecasts(split.samples, split.scenarios, task, K_FORECASTS)
+        scenes = scene_of_each(split)
+        return {
+            name: sample_scores(score_per_sample(f, split.samples, split.scenarios), scenes)
+            for name, f in forecasts.items()
+        }
+
+    def summary_extras(self, out_dir: Path) -> dict[str, Any]:
+        """Intervals over scenes and seeds of every encoder and baseline, paired differences to
+        ``none`` (when it was run); none for a study over several raster sizes."""
+        if len(self.config.raster_sizes) > 1:
+            return {}
+        runs: dict[str, list[SampleScores]] = {}
+        for run in self.runs():
+            scores = self.scores(run, out_dir / "runs" / run.folder_name())
+            runs.setdefault(run.encoder, []).append(scores)
+        split = self.eval_split()
+        return {
+            "intervals": interval_entries(runs, self.baseline_scores(split), NO_MAP),
+            f"{self.config.eval_split}_scenes": sorted(split.names),
+        }
+
+
+def scene_of_each(split: trajectory.SplitData) -> list[str]:
+    """The scene name of every sample of ``split`` (names relative to the data paths)."""
+    return [split.names[int(i)] for i in split.samples.scenario_index]
 
 
 # The study's tasks by name (``CompareConfig.task``).

@@ -74,6 +74,27 @@ def load_checkpoint(path: PathType, map_location: str | torch.device = "cpu") ->
     return state
 
 
+def load_model_weights(
+    model: torch.nn.Module, path: PathType, map_location: str | torch.device = "cpu"
+) -> None:
+    """Load the ``"model"`` weights of the checkpoint at ``path`` into ``model``.
+
+    Raises TrainingError (one line) when the checkpoint is unreadable (see ``load_checkpoint``),
+    holds no model weights, or its weights do not fit ``model`` (another encoder, other sizes).
+    """
+    state = load_checkpoint(path, map_location)
+    weights = state.get("model")
+    if not isinstance(weights, dict):
+        raise TrainingError(f"{path}: holds no model weights ('model'); not a mapenc checkpoint")
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, ValueError, KeyError, TypeError) as err:
+        raise TrainingError(
+            f"{path}: its weights do not fit this model (another encoder or other settings?): "
+            f"{_first_line(err)}"
+        ) from None
+
+
 def _verify_crcs(path: Path, raw: bytes) -> None:
     """TrainingError unless ``raw`` is a zip archive whose every member matches its CRC-32."""
     try:

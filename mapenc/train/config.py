@@ -105,13 +105,29 @@ def _coerce(value: Any, annotation: Any) -> Any:
         for arg in typing.get_args(annotation):
             if arg is not type(None) and value is not None:
                 return _coerce(value, arg)
+    if annotation in SCALAR_TYPES and not _is_scalar(value, annotation):
+        raise ConfigError(f"expected {annotation.__name__}, got {type(value).__name__} {value!r}")
     return value
+
+
+# Field types whose JSON values are checked on load (a config.json edited by hand).
+SCALAR_TYPES: tuple[type, ...] = (int, float, str, bool)
+
+
+def _is_scalar(value: Any, annotation: type) -> bool:
+    """Whether a JSON ``value`` can stand for a field of type ``annotation``."""
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
 
 
 def config_from_dict(cls: type[ConfigT], data: dict[str, Any]) -> ConfigT:
     """Instance of the config dataclass ``cls`` from ``config_to_dict`` output.
 
-    Unknown keys raise ConfigError (a config written by another version or for another model).
+    Unknown keys, values of the wrong type (``"epochs": "ten"``) and missing fields raise
+    ConfigError (a config written by another version, for another model, or edited by hand).
     """
     if not dataclasses.is_dataclass(cls):
         raise ConfigError(f"{cls!r} is not a config dataclass")
@@ -120,4 +136,13 @@ def config_from_dict(cls: type[ConfigT], data: dict[str, Any]) -> ConfigT:
     unknown = set(data) - names
     if unknown:
         raise ConfigError(f"{cls.__name__}: unknown settings {sorted(unknown)}")
-    return cls(**{key: _coerce(value, hints[key]) for key, value in data.items()})
+    values = {}
+    for key, value in data.items():
+        try:
+            values[key] = _coerce(value, hints[key])
+        except ConfigError as err:
+            raise ConfigError(f"{cls.__name__}.{key}: {err}") from None
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:  # a missing field, or a check tripping on a type
+        raise ConfigError(f"{cls.__name__}: {err}") from None

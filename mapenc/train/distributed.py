@@ -37,13 +37,26 @@ class DistContext:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``"auto"`` → ``cuda:local_rank`` when CUDA is present, else CPU; other names as given."""
+    """``"auto"`` → ``cuda:local_rank`` when CUDA is present, else CPU; other names as given.
+
+    Raises ConfigError for a name torch does not know and for a CUDA or MPS device this machine
+    does not have (rather than an assertion deep inside torch at the first tensor moved there).
+    """
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError as err:
         raise ConfigError(f"device={name!r}: {err}") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device={name!r}: CUDA is not available here; use cpu or auto")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"device={name!r}: this machine has {count} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={name!r}: MPS is not available here; use cpu or auto")
+    return device
 
 
 def init_distributed(device: str = "auto") -> DistContext:

@@ -14,7 +14,6 @@ Files in ``out_dir`` (written by rank 0 only):
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -160,12 +159,7 @@ class Trainer:
         overwrite: bool = False,
     ) -> FitResult:
         """Train until ``config.epochs`` (or ``max_steps`` / ``max_minutes``); see ``fit``."""
-        claim = (
-            claim_run_folder(self.out, resume=resume, overwrite=overwrite)
-            if self.context.is_main
-            else contextlib.nullcontext(self.out)
-        )
-        with claim:
+        with claim_run_folder(self.out, resume, overwrite, main=self.context.is_main):
             return self._run(resume, saved_configs)
 
     def _run(self, resume: bool, saved_configs: Mapping[str, Any] | None) -> FitResult:

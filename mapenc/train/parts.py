@@ -4,7 +4,7 @@ optimisers and the per-epoch sample order."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
 
+from mapenc.checks import check_memory
 from mapenc.train.config import TrainConfig
 from mapenc.train.distributed import DistContext
 
@@ -45,6 +46,15 @@ class FitResult:
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters of ``module``."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def check_model_fits(build: Callable[[], nn.Module], what: str = "the model") -> None:
+    """Build the model on the meta device (no memory) and refuse, with the figure, one whose
+    weights, gradients and two Adam moments (16 bytes a parameter) would not fit in memory
+    (``mapenc.checks.check_memory``), e.g. a latent size of 10^8."""
+    with torch.device("meta"):
+        params = count_parameters(build())
+    check_memory(16 * params, f"{what} ({params:,} parameters, for training)")
 
 
 def seed_everything(seed: int) -> None:

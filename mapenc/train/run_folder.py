@@ -45,8 +45,12 @@ _HELD: dict[Path, int] = {}
 
 
 @contextlib.contextmanager
-def claim_run_folder(path: Path, resume: bool = False, overwrite: bool = False) -> Iterator[Path]:
+def claim_run_folder(
+    path: str | os.PathLike[str], resume: bool = False, overwrite: bool = False, main: bool = True
+) -> Iterator[Path]:
     """Hold ``path`` as this process's run folder for the block (see the module docstring).
+
+    ``main=False`` (a torchrun rank other than 0, which writes nothing) skips it all.
 
     Raises ConfigError for a file in the folder's place or ``resume`` with ``overwrite``;
     TrainingError (one line) when another live process holds the folder, or the folder holds a
@@ -54,6 +58,9 @@ def claim_run_folder(path: Path, resume: bool = False, overwrite: bool = False) 
     """
     if resume and overwrite:
         raise ConfigError("give --resume or --overwrite, not both")
+    if not main:
+        yield Path(path)
+        return
     folder = _make_folder(Path(path))
     key = folder.resolve()
     if key in _HELD:

@@ -1,0 +1,142 @@
+"""What a trajectory model sees besides the agent's past and its raster: its kind, its neighbours,
+and the anchors it predicts residuals around.
+
+- **Kind**: ``kind_index`` maps a track kind to one of ``KIND_GROUPS`` (vehicle, pedestrian,
+  cyclist), or ``len(KIND_GROUPS)`` for any other kind.
+- **Neighbours**: the ``max_neighbours`` nearest other agents observed at the prediction step
+  and the step before, within ``NEIGHBOUR_RADIUS_M``: ``[x, y, vx, vy, 1]`` in the agent frame
+  (metres, m/s; the last column marks a real neighbour, rows without one are zeros).
+- **Anchors**: ``"lane"`` (lane-following modes where a lane matches, kinematic elsewhere) or
+  ``"kinematic"`` (constant accelerations), see ``mapenc.data.anchors``.
+
+``ContextDataset`` wraps a ``TrajectoryDataset`` and adds the items ``kind`` () int64,
+``neighbours`` (M, 5) float32 and ``anchors`` (K, F, 2) float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch.utils.data import Dataset
+
+from mapenc.data.anchors import kinematic_forecast, lane_following_forecast, last_step_velocity
+from mapenc.data.traj_dataset import TrajectoryDataset
+from mapenc.data.trajectory import TrajSamples, TrajTask
+from mapenc.errors import ConfigError
+from mapenc.maps.types import Scenario
+
+KIND_GROUPS: dict[str, tuple[str, ...]] = {
+    "vehicle": ("vehicle", "car", "truck", "bus", "taxi"),
+    "pedestrian": ("pedestrian",),
+    "cyclist": ("cyclist", "motorcyclist", "bicycle"),
+}
+NUM_KINDS = len(KIND_GROUPS) + 1
+NEIGHBOUR_RADIUS_M = 40.0
+NEIGHBOUR_FEATURES = 5
+AnchorKind = Literal["lane", "kinematic"]
+
+
+def kind_index(kind: str) -> int:
+    """Index of the kind's group in ``KIND_GROUPS``; ``len(KIND_GROUPS)`` for any other kind."""
+    for index, members in enumerate(KIND_GROUPS.values()):
+        if kind.lower() in members:
+            return index
+    return len(KIND_GROUPS)
+
+
+def neighbour_features(
+    samples: TrajSamples, scenarios: Sequence[Scenario], max_neighbours: int
+) -> NDArray[np.float32]:
+    """(N, max_neighbours, 5) nearest neighbours of each sample (see the module docstring);
+    velocities over the scene's last step."""
+    out = np.zeros((len(samples), max_neighbours, NEIGHBOUR_FEATURES), dtype=np.float32)
+    if max_neighbours == 0:
+        return out
+    for index, scenario in enumerate(scenarios):
+        rows = np.flatnonzero(samples.scenario_index == index)
+        if rows.size == 0:
+            continue
+        ids = [track.id for track in scenario.tracks]
+        xy = np.stack([track.xy for track in scenario.tracks])  # (A, T, 2)
+        valid = np.stack([track.valid for track in scenario.tracks])  # (A, T)
+        for row in rows:
+            t = int(samples.time_step[row])
+            present = valid[:, t] & valid[:, t - 1]
+            present[ids.index(samples.track_ids[row])] = False
+            if not present.any():
+                continue
+            x, y, heading = samples.pose[row]
+            c, s = np.cos(heading), np.sin(heading)
+            offset = xy[present, t] - (x, y)
+            velocity = (xy[present, t] - xy[present, t - 1]) / scenario.dt
+            local = np.stack(
+                [c * offset[:, 0] + s * offset[:, 1], -s * offset[:, 0] + c * offset[:, 1]], -1
+            )
+            local_v = np.stack(
+                [c * velocity[:, 0] + s * velocity[:, 1], -s * velocity[:, 0] + c * velocity[:, 1]],
+                -1,
+            )
+            distance = np.linalg.norm(local, axis=-1)
+            order = np.argsort(distance)
+            order = order[distance[order] <= NEIGHBOUR_RADIUS_M][:max_neighbours]
+            out[row, : order.size, :2] = local[order]
+            out[row, : order.size, 2:4] = local_v[order]
+            out[row, : order.size, 4] = 1.0
+    return out
+
+
+def make_anchors(
+    samples: TrajSamples,
+    scenarios: Sequence[Scenario],
+    task: TrajTask,
+    modes: int,
+    kind: AnchorKind,
+) -> NDArray[np.float32]:
+    """(N, modes, F, 2) anchors of ``kind`` ("lane" or "kinematic"), agent frame."""
+    if kind == "lane":
+        return lane_following_forecast(samples, scenarios, task, modes).astype(np.float32)
+    if kind == "kinematic":
+        forecast = kinematic_forecast(
+            last_step_velocity(samples, task.dt), task.future_steps, task.dt
+        )
+        return forecast[:, np.arange(modes) % forecast.shape[1]].astype(np.float32)
+    raise ConfigError(f"anchors must be 'lane' or 'kinematic', got {kind!r}")
+
+
+class ContextDataset(Dataset[dict[str, torch.Tensor]]):
+    """A TrajectoryDataset's items plus ``kind``, ``neighbours`` and ``anchors`` (see module)."""
+
+    def __init__(
+        self,
+        base: TrajectoryDataset,
+        scenarios: Sequence[Scenario],
+        task: TrajTask,
+        modes: int,
+        anchors: AnchorKind,
+        max_neighbours: int,
+    ) -> None:
+        self.base = base
+        self.samples = base.samples
+        self.kinds = torch.tensor([kind_index(k) for k in base.samples.kinds], dtype=torch.int64)
+        self.neighbours = torch.from_numpy(
+            neighbour_features(base.samples, scenarios, max_neighbours)
+        )
+        self.anchors = torch.from_numpy(make_anchors(base.samples, scenarios, task, modes, anchors))
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def raster(self, index: int) -> torch.Tensor:
+        """(C, H, W) float32 raster of sample ``index``."""
+        return self.base.raster(index)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = self.base[index]
+        item["kind"] = self.kinds[index]
+        item["neighbours"] = self.neighbours[index]
+        item["anchors"] = self.anchors[index]
+        return item

@@ -1,0 +1,287 @@
+"""Train/val/test splits that share no traffic: whole recordings per split, fixed or computed.
+
+``plan_split`` groups scenes into recordings (``mapenc.data.recordings``: files that share a
+vehicle up to a rigid frame change and a time shift), drops exact duplicates, and gives every
+recording whole to one split, as close to ``TARGET_SHARES`` (60/15/25 % of the samples) as whole
+recordings allow, with every location in test (and in train and val where it has enough
+recordings). The search is deterministic (seeded restarts of a local search).
+
+A *fixed* split is a JSON file under ``mapenc/data/splits/`` that lists every file of a data set
+by content (SHA-256) with its split, its recording and why it was dropped, plus how it was made
+(``provenance``). ``resolve_split`` uses a fixed split when every loaded scene file is listed in
+one (wherever the files sit and whatever the folder is called), and otherwise plans one at load
+time with the same grouping. ``mapenc split --data PATH... --json`` prints the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mapenc.data.recordings import file_digest, group_recordings
+from mapenc.errors import ConfigError, DataError
+from mapenc.maps.types import Scenario
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+TARGET_SHARES: dict[str, float] = {"train": 0.60, "val": 0.15, "test": 0.25}
+FIXED_SPLITS_DIR = Path(__file__).resolve().parent / "splits"
+SEARCH_SEED = 0
+SEARCH_RESTARTS = 200
+# Seconds of history and future a sample spans, and between two samples of an agent: how samples
+# are counted when balancing the split (the NGSIM task).
+COUNT_HISTORY_S, COUNT_FUTURE_S, COUNT_STRIDE_S = 1.0, 3.0, 1.0
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Where every scene goes.
+
+    Attributes:
+        names: scene names (paths relative to the data folder given).
+        split: name -> "train", "val" or "test" (kept scenes only).
+        dropped: name -> why it is left out.
+        recording: name -> recording (connected component) number.
+        location: name -> location (first folder of the name, "" when none).
+        samples: name -> samples the scene gives (``count_samples``).
+        source: "fixed:<file>" or "computed".
+    """
+
+    names: tuple[str, ...]
+    split: dict[str, str]
+    dropped: dict[str, str]
+    recording: dict[str, int]
+    location: dict[str, str]
+    samples: dict[str, int]
+    source: str = "computed"
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def listing(self) -> dict[str, Any]:
+        """``{"train": [...], "val": [...], "test": [...], "dropped": {name: why}}`` (sorted)."""
+        out: dict[str, Any] = {
+            name: sorted(n for n, s in self.split.items() if s == name) for name in SPLITS
+        }
+        out["dropped"] = dict(sorted(self.dropped.items()))
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Samples, scenes and recordings per split, and samples per location and split."""
+        out: dict[str, Any] = {}
+        total = sum(self.samples[n] for n in self.split) or 1
+        for part in SPLITS:
+            names = [n for n, s in self.split.items() if s == part]
+            samples = sum(self.samples[n] for n in names)
+            by_location: dict[str, int] = {}
+            for n in names:
+                by_location[self.location[n]] = (
+                    by_location.get(self.location[n], 0) + self.samples[n]
+                )
+            out[part] = {
+                "scenes": len(names),
+                "recordings": len({self.recording[n] for n in names}),
+                "samples": samples,
+                "share": round(samples / total, 3),
+                "samples_by_location": dict(sorted(by_location.items())),
+            }
+        return out
+
+
+def count_samples(scene: Scenario) -> int:
+    """Samples of 1 s history + 3 s future, one per second per agent, at the scene's own rate."""
+    steps = round((COUNT_HISTORY_S + COUNT_FUTURE_S) / scene.dt) + 1
+    stride = max(1, round(COUNT_STRIDE_S / scene.dt))
+    total = 0
+    for track in scene.tracks:
+        padded = np.concatenate([[0], track.valid.astype(np.int8), [0]])
+        edges = np.flatnonzero(np.diff(padded))
+        for start, stop in zip(edges[::2], edges[1::2], strict=True):
+            if stop - start >= steps:
+                total += (int(stop - start) - steps) // stride + 1
+    return total
+
+
+def location_of(name: str) -> str:
+    """First folder of a relative scene name ("" for a name without one)."""
+    parts = Path(name).parts
+    return parts[0] if len(parts) > 1 else ""
+
+
+def _cost(
+    assignment: np.ndarray,
+    samples: np.ndarray,
+    locations: list[set[str]],
+    wanted: dict[str, set[str]],
+) -> float:
+    """Squared distance of the split shares to the targets, plus penalties for locations
+    missing from a split (test weighs most)."""
+    total = samples.sum() or 1
+    cost = 0.0
+    for index, part in enumerate(SPLITS):
+        chosen = assignment == index
+        cost += (samples[chosen].sum() / total - TARGET_SHARES[part]) ** 2
+        present = set().union(*(locations[i] for i in np.flatnonzero(chosen)))
+        missing = len(wanted[part] - present)
+        cost += missing * (10.0 if part == "test" else 1.0)
+    return float(cost)
+
+
+def assign_recordings(samples: Sequence[int], locations: Sequence[set[str]]) -> list[str]:
+    """Split of each recording: shares near ``TARGET_SHARES``, each location in test.
+
+    A location is also wanted in train and val when it has at least three recordings. Seeded
+    restarts of a local search that moves one recording at a time, or swaps two.
+    """
+    counts = np.asarray(samples, dtype=np.float64)
+    locs = [set(loc) for loc in locations]
+    n = len(counts)
+    if n == 0:
+        return []
+    per_location: dict[str, int] = {}
+    for loc in locs:
+        for name in loc:
+            per_location[name] = per_location.get(name, 0) + 1
+    everywhere = {name for name, k in per_location.items() if k >= 3}
+    wanted = {"train": everywhere, "val": everywhere, "test": set(per_location)}
+    pairs = np.array([(a, b) for a in range(n) for b in range(a + 1, n)], dtype=np.int64)
+    rng = np.random.default_rng(SEARCH_SEED)
+    best, best_cost = np.zeros(n, dtype=np.int64), np.inf
+    for _ in range(SEARCH_RESTARTS):
+        current = rng.choice(3, size=n, p=[TARGET_SHARES[s] for s in SPLITS])
+        cost = _cost(current, counts, locs, wanted)
+        improved = True
+        while improved:
+            improved = False
+            for i in rng.permutation(n):
+                for part in range(3):
+                    if part == current[i]:
+                        continue
+                    trial = current.copy()
+                    trial[i] = part
+                    trial_cost = _cost(trial, counts, locs, wanted)
+                    if trial_cost < cost - 1e-12:
+                        current, cost, improved = trial, trial_cost, True
+            for i, j in rng.permutation(pairs)[:200] if len(pairs) else []:
+                if current[i] == current[j]:
+                    continue
+                trial = current.copy()
+                trial[i], trial[j] = current[j], current[i]
+                trial_cost = _cost(trial, counts, locs, wanted)
+                if trial_cost < cost - 1e-12:
+                    current, cost, improved = trial, trial_cost, True
+        if cost < best_cost:
+            best, best_cost = current, cost
+    return [SPLITS[int(i)] for i in best]
+
+
+def plan_split(scenes: Sequence[Scenario], names: Sequence[str]) -> SplitPlan:
+    """Group ``scenes`` (named by ``names``, paths relative to their data folder) into
+    recordings, drop exact duplicates and assign whole recordings (see the module docstring)."""
+    if len(scenes) != len(names):
+        raise ConfigError("plan_split needs one name per scene")
+    if len(set(names)) != len(names):
+        raise DataError("two scenes have the same name; give each data folder once")
+    recordings = group_recordings(scenes, names)
+    dropped: dict[str, str] = {}
+    for index, kept in recordings.duplicate_of.items():
+        dropped[names[index]] = (
+            f"exact duplicate of {names[kept]}: every track is the same up to a rigid transform "
+            "and a time shift"
+        )
+    samples = {name: count_samples(sc) for name, sc in zip(names, scenes, strict=True)}
+    for name in names:
+        if name not in dropped and samples[name] == 0:
+            dropped[name] = "no agent observed long enough for one sample (1 s past + 3 s future)"
+    component = {name: int(c) for name, c in zip(names, recordings.component, strict=True)}
+    kept_components = sorted({component[n] for n in names if n not in dropped})
+    parts = assign_recordings(
+        [
+            sum(samples[n] for n in names if component[n] == c and n not in dropped)
+            for c in kept_components
+        ],
+        [
+            {location_of(n) for n in names if component[n] == c and n not in dropped}
+            for c in kept_components
+        ],
+    )
+    part_of = dict(zip(kept_components, parts, strict=True))
+    return SplitPlan(
+        names=tuple(names),
+        split={n: part_of[component[n]] for n in names if n not in dropped},
+        dropped=dropped,
+        recording=component,
+        location={n: location_of(n) for n in names},
+        samples=samples,
+        source="computed",
+    )
+
+
+def scene_digest(source: str) -> str:
+    """SHA-256 of a scene file, or of a scene folder's files (names and bytes, sorted)."""
+    path = Path(source)
+    if path.is_file():
+        return file_digest(str(path))
+    h = hashlib.sha256()
+    for child in sorted(p for p in path.iterdir() if p.is_file()):
+        h.update(child.name.encode())
+        h.update(file_digest(str(child)).encode())
+    return h.hexdigest()
+
+
+def write_fixed_split(
+    plan: SplitPlan, scenes: Sequence[Scenario], path: Path, **provenance: Any
+) -> None:
+    """Save ``plan`` as a fixed split file (files keyed by content; see the module docstring)."""
+    files = []
+    for name, scene in zip(plan.names, scenes, strict=True):
+        entry: dict[str, Any] = {
+            "name": name,
+            "sha256": scene_digest(scene.source),
+            "recording": plan.recording[name],
+            "location": plan.location[name],
+            "samples": plan.samples[name],
+        }
+        if name in plan.dropped:
+            entry["dropped"] = plan.dropped[name]
+        else:
+            entry["split"] = plan.split[name]
+        files.append(entry)
+    document = {"provenance": provenance, "summary": plan.summary(), "files": files}
+    path.write_text(json.dumps(document, indent=1) + "\n")
+
+
+def _fixed_split_files() -> list[Path]:
+    return sorted(FIXED_SPLITS_DIR.glob("*.json"))
+
+
+def fixed_plan(scenes: Sequence[Scenario], names: Sequence[str]) -> SplitPlan | None:
+    """The plan of the fixed split file that lists every one of ``scenes`` by content, or None."""
+    if not scenes or any(not sc.source or not Path(sc.source).exists() for sc in scenes):
+        return None
+    digests = [scene_digest(sc.source) for sc in scenes]
+    for path in _fixed_split_files():
+        document = json.loads(path.read_text())
+        entries = {entry["sha256"]: entry for entry in document["files"]}
+        if not all(d in entries for d in digests):
+            continue
+        chosen = [entries[d] for d in digests]
+        return SplitPlan(
+            names=tuple(names),
+            split={n: e["split"] for n, e in zip(names, chosen, strict=True) if "split" in e},
+            dropped={n: e["dropped"] for n, e in zip(names, chosen, strict=True) if "dropped" in e},
+            recording={n: int(e["recording"]) for n, e in zip(names, chosen, strict=True)},
+            location={n: str(e["location"]) for n, e in zip(names, chosen, strict=True)},
+            samples={n: int(e["samples"]) for n, e in zip(names, chosen, strict=True)},
+            source=f"fixed:{path.name}",
+            provenance=dict(document.get("provenance", {})),
+        )
+    return None
+
+
+def resolve_split(scenes: Sequence[Scenario], names: Sequence[str]) -> SplitPlan:
+    """A fixed split when one lists every scene, else a split planned now (``plan_split``)."""
+    return fixed_plan(scenes, names) or plan_split(scenes, names)

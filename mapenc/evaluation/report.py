@@ -1,0 +1,193 @@
+"""Score forecasts beside the baselines, with bootstrap intervals over whole scenes and breakdowns.
+
+``score_table`` scores one set of forecasts per sample (best mode by final error, AV2
+definitions, ``mapenc.metrics``) and ``paired_bootstrap`` gives 95 % intervals of the difference
+of two methods' means by resampling whole scenes (every sample of a drawn scene comes along, so
+samples of one scene never count as independent). ``evaluation_report`` assembles the eval-traj
+JSON; ``write_predictions`` the ``--predictions`` file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mapenc.data.split import location_of
+from mapenc.data.trajectory import TrajSamples
+from mapenc.maps.types import Scenario
+from mapenc.metrics import MISS_THRESHOLD_M, displacement_errors, offroad_mask
+
+FloatArray = NDArray[np.float64]
+BOOTSTRAP_DRAWS = 2000
+METRICS = ("minADE", "minFDE", "miss_rate", "offroad_rate")
+
+
+@dataclass(frozen=True)
+class PerSample:
+    """Per-sample scores of one method: (N,) arrays (metres; miss and off-road as 0/1 shares)."""
+
+    min_ade: FloatArray
+    min_fde: FloatArray
+    miss: FloatArray
+    offroad: FloatArray
+
+    def column(self, metric: str) -> FloatArray:
+        """The (N,) values behind ``metric`` (one of ``METRICS``)."""
+        return {
+            "minADE": self.min_ade,
+            "minFDE": self.min_fde,
+            "miss_rate": self.miss,
+            "offroad_rate": self.offroad,
+        }[metric]
+
+    def means(self, rows: NDArray[np.bool_] | None = None) -> dict[str, float]:
+        """Mean of every metric over ``rows`` (default all), rounded to 4 decimals."""
+        pick = slice(None) if rows is None else rows
+        return {m: round(float(np.mean(self.column(m)[pick])), 4) for m in METRICS}
+
+
+def to_city(points_agent: FloatArray, poses: FloatArray) -> FloatArray:
+    """(N, ..., 2) agent-frame points of N samples -> city frame, with poses (N, 3)."""
+    c, s = np.cos(poses[:, 2]), np.sin(poses[:, 2])
+    shape = (len(poses),) + (1,) * (points_agent.ndim - 2)
+    c, s = c.reshape(shape), s.reshape(shape)
+    x, y = points_agent[..., 0], points_agent[..., 1]
+    return np.stack(
+        [c * x - s * y + poses[:, 0].reshape(shape), s * x + c * y + poses[:, 1].reshape(shape)],
+        axis=-1,
+    )
+
+
+def offroad_share(
+    forecasts: FloatArray, samples: TrajSamples, scenarios: Sequence[Scenario]
+) -> FloatArray:
+    """(N,) share of each sample's forecast points (N, K, F, 2), agent frame, off the drivable area."""
+    city = to_city(forecasts, samples.pose)
+    share = np.zeros(len(samples))
+    for index in np.unique(samples.scenario_index):
+        rows = samples.scenario_index == index
+        outside = offroad_mask(city[rows], scenarios[int(index)].map.area)
+        share[rows] = outside.reshape(int(rows.sum()), -1).mean(axis=1)
+    return share
+
+
+def score_per_sample(
+    forecasts: FloatArray, samples: TrajSamples, scenarios: Sequence[Scenario]
+) -> PerSample:
+    """Per-sample minADE/minFDE (endpoint-best mode), miss and off-road share."""
+    errors = displacement_errors(forecasts, samples.future.astype(np.float64))
+    rows = np.arange(len(errors))
+    best = np.argmin(errors[:, :, -1], axis=1)
+    fde = errors[rows, best, -1]
+    return PerSample(
+        min_ade=errors[rows, best].mean(axis=1),
+        min_fde=fde,
+        miss=(fde > MISS_THRESHOLD_M).astype(np.float64),
+        offroad=offroad_share(forecasts, samples, scenarios),
+    )
+
+
+def paired_bootstrap(
+    first: FloatArray, second: FloatArray, scenes: NDArray[np.int64], seed: int = 0
+) -> dict[str, Any]:
+    """Mean of ``first - second`` (N,) and its 95 % interval, resampling whole scenes.
+
+    Each draw picks as many scenes as there are, with replacement, and takes the mean difference
+    over all their samples (a sample-weighted mean, like the point estimate).
+    """
+    diff = np.asarray(first, dtype=np.float64) - np.asarray(second, dtype=np.float64)
+    labels, inverse = np.unique(scenes, return_inverse=True)
+    sums = np.bincount(inverse, weights=diff, minlength=len(labels))
+    counts = np.bincount(inverse, minlength=len(labels)).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(labels), size=(BOOTSTRAP_DRAWS, len(labels)))
+    weights = np.zeros((BOOTSTRAP_DRAWS, len(labels)))
+    np.add.at(weights, (np.arange(BOOTSTRAP_DRAWS)[:, None], draws), 1.0)
+    means = (weights @ sums) / np.maximum(weights @ counts, 1.0)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {
+        "mean": round(float(diff.mean()), 4),
+        "ci95": [round(float(low), 4), round(float(high), 4)],
+        "scenes": len(labels),
+    }
+
+
+def compare(
+    first: PerSample, second: PerSample, scenes: NDArray[np.int64], seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """Paired bootstrap of ``first - second`` for minADE, minFDE and miss rate."""
+    return {
+        m: paired_bootstrap(first.column(m), second.column(m), scenes, seed)
+        for m in ("minADE", "minFDE", "miss_rate")
+    }
+
+
+def breakdown(methods: Mapping[str, PerSample], groups: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Every method's means per group label (N,), with the group's sample count."""
+    labels = np.asarray(groups)
+    out: dict[str, dict[str, Any]] = {}
+    for label in sorted(set(groups)):
+        rows = labels == label
+        out[label or "(none)"] = {"n": int(rows.sum())} | {
+            name: scores.means(rows) for name, scores in methods.items()
+        }
+    return out
+
+
+def evaluation_report(
+    model: PerSample,
+    baselines: Mapping[str, PerSample],
+    samples: TrajSamples,
+    scene_names: Sequence[str],
+    *,
+    versus: PerSample | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The scores part of the eval-traj JSON.
+
+    ``{"model": means, "baselines": {name: means}, "model_minus_baseline": {name: bootstrap},
+    "model_minus_versus": bootstrap (when ``versus``), "by_location": ..., "by_kind": ...}``.
+    """
+    scenes = samples.scenario_index
+    methods = {"model": model, **baselines}
+    if versus is not None:
+        methods["versus"] = versus
+    report: dict[str, Any] = {
+        "model": model.means(),
+        "baselines": {name: scores.means() for name, scores in baselines.items()},
+        "model_minus_baseline": {
+            name: compare(model, scores, scenes, seed) for name, scores in baselines.items()
+        },
+    }
+    if versus is not None:
+        report["versus"] = versus.means()
+        report["model_minus_versus"] = compare(model, versus, scenes, seed)
+    locations = [location_of(scene_names[int(i)]) for i in scenes]
+    report["by_location"] = breakdown(methods, locations)
+    report["by_kind"] = breakdown(methods, list(samples.kinds))
+    return report
+
+
+def write_predictions(
+    path: str | os.PathLike[str],
+    forecasts: FloatArray,
+    probabilities: FloatArray,
+    samples: TrajSamples,
+    scene_names: Sequence[str],
+) -> None:
+    """Save forecasts for rescoring: ``scene`` (N,) str, ``track_id`` (N,) str, ``t_obs`` (N,)
+    int (the last observed step, in the file's steps), ``pred`` (N, K, T, 2) metres in the
+    source file's frame, ``prob`` (N, K)."""
+    np.savez_compressed(
+        path,
+        scene=np.array([scene_names[int(i)] for i in samples.scenario_index], dtype=str),
+        track_id=np.array(samples.track_ids, dtype=str),
+        t_obs=samples.time_step.astype(np.int64),
+        pred=to_city(forecasts, samples.pose),
+        prob=np.asarray(probabilities, dtype=np.float64),
+    )

@@ -1,0 +1,97 @@
+"""Bootstrap intervals of a study's means over whole scenes and over seeds.
+
+A method scored on N test samples by S training seeds gives ``values`` (S, N); ``scenes`` (N,)
+names each sample's scene. Every bootstrap draw resamples the scenes (as many as there are, with
+replacement; a drawn scene brings all its samples) and, independently, the seeds (S of them, with
+replacement), and takes the mean over the drawn seeds of the sample-weighted mean over the drawn
+scenes — the point estimate's formula on the resampled data. The 2.5th and 97.5th percentiles of
+the draws give the 95 % interval. So the interval holds both sources of doubt a reader has: which
+scenes happened to be in test, and which seeds the training drew.
+
+A paired difference (``encoder - none``) resamples the same scenes and seeds for both: pass the
+(S, N) difference of the two methods' values, paired seed by seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from mapenc.errors import DataError
+
+BOOTSTRAP_DRAWS = 2000
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean and its bootstrap 95 % interval (``low``, ``high``), over ``scenes`` and ``seeds``."""
+
+    mean: float
+    low: float
+    high: float
+    scenes: int
+    seeds: int
+
+    @property
+    def includes_zero(self) -> bool:
+        """True when the interval does not exclude 0 (for a difference: no shown effect)."""
+        return self.low <= 0.0 <= self.high
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mean": round(self.mean, 4),
+            "ci95": [round(self.low, 4), round(self.high, 4)],
+            "scenes": self.scenes,
+            "seeds": self.seeds,
+        }
+
+
+def bootstrap_mean(
+    values: ArrayLike,
+    scenes: ArrayLike,
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = 0,
+) -> Interval:
+    """Mean of ``values`` (S, N) (or (N,) for one seed) and its 95 % interval over scenes and seeds.
+
+    ``scenes`` (N,) labels each sample's scene (any hashable values numpy can sort).
+    Raises DataError when the shapes do not match or there is nothing to resample.
+    """
+    table = np.asarray(values, dtype=np.float64)
+    table = table[None] if table.ndim == 1 else table
+    labels = np.asarray(scenes)
+    if table.ndim != 2 or labels.shape != (table.shape[1],) or table.size == 0:
+        raise DataError(
+            f"bootstrap needs values (S, N) and scenes (N,), got {table.shape} and {labels.shape}"
+        )
+    if not np.isfinite(table).all():
+        raise DataError("bootstrap values hold NaN or inf")
+    names, scene_of = np.unique(labels, return_inverse=True)
+    seeds, groups = table.shape[0], len(names)
+    # (S, G) sums per seed and scene, (G,) samples per scene.
+    sums = np.stack([np.bincount(scene_of, weights=row, minlength=groups) for row in table])
+    counts = np.bincount(scene_of, minlength=groups).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    weights = np.zeros((draws, groups))
+    np.add.at(weights, (np.arange(draws)[:, None], rng.integers(0, groups, (draws, groups))), 1.0)
+    drawn_seeds = rng.integers(0, seeds, (draws, seeds))
+    per_seed = (weights @ sums.T) / (weights @ counts)[:, None]  # (draws, S)
+    estimates = np.take_along_axis(per_seed, drawn_seeds, axis=1).mean(axis=1)
+    low, high = np.percentile(estimates, [2.5, 97.5])
+    return Interval(float(table.mean()), float(low), float(high), groups, seeds)
+
+
+def paired_difference(
+    first: ArrayLike, second: ArrayLike, scenes: ArrayLike, seed: int = 0
+) -> Interval:
+    """``first - second`` (each (S, N) or (N,); a single row is paired with every seed of the
+    other) with its interval over the same resampled scenes and seeds."""
+    a = np.asarray(first, dtype=np.float64)
+    b = np.asarray(second, dtype=np.float64)
+    a, b = (a[None] if a.ndim == 1 else a), (b[None] if b.ndim == 1 else b)
+    if a.shape[1:] != b.shape[1:] or (len(a) != len(b) and 1 not in (len(a), len(b))):
+        raise DataError(f"paired difference of values {a.shape} and {b.shape}: seeds or N differ")
+    return bootstrap_mean(a - b, scenes, seed=seed)

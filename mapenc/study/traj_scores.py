@@ -1,0 +1,118 @@
+"""Per-sample scores of the trajectory study: every run and every baseline on the same test
+samples, and the intervals of ``summary.json`` built from them.
+
+A run's scores are saved beside it as ``per_sample.npz`` (``scene`` (N,) str, the scene each
+sample comes from, and one (N,) float array per metric of ``METRICS``), so the intervals can be
+rebuilt, or redrawn another way, without scoring again. The scores are those of
+``mapenc.evaluation.report.score_per_sample`` (best mode by final error, AV2 definitions):
+``minADE``, ``minFDE`` (metres), ``miss_rate`` (0/1 per sample) and ``offroad_rate`` (the share
+of the sample's K x F forecast points off the drivable area).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mapenc.errors import DataError
+from mapenc.evaluation.report import METRICS, PerSample
+from mapenc.study.intervals import bootstrap_mean, paired_difference
+
+PER_SAMPLE_NAME = "per_sample.npz"
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class SampleScores:
+    """One method's scores on N test samples.
+
+    Attributes:
+        scenes: (N,) str, the scene of each sample.
+        values: metric name (``METRICS``) -> (N,) float64.
+    """
+
+    scenes: NDArray[np.str_]
+    values: dict[str, FloatArray]
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write ``scene`` and the metric arrays to an ``.npz`` file."""
+        arrays: dict[str, Any] = {"scene": self.scenes, **self.values}
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SampleScores:
+        """Read what ``save`` wrote; DataError naming the file when a metric is missing."""
+        with np.load(path) as data:
+            missing = [m for m in ("scene", *METRICS) if m not in data.files]
+            if missing:
+                raise DataError(f"{path}: no {', '.join(missing)} in the per-sample scores")
+            return cls(data["scene"], {m: data[m].astype(np.float64) for m in METRICS})
+
+
+def sample_scores(scored: PerSample, scene_of_sample: Sequence[str]) -> SampleScores:
+    """``mapenc.evaluation.report.score_per_sample``'s scores with each sample's scene."""
+    return SampleScores(
+        scenes=np.asarray(scene_of_sample, dtype=str),
+        values={m: np.asarray(scored.column(m), dtype=np.float64) for m in METRICS},
+    )
+
+
+def _table(scores: Sequence[SampleScores], metric: str) -> FloatArray:
+    """(S, N) values of ``metric`` over seeds; DataError unless every run scored the same samples."""
+    first = scores[0].scenes
+    if any(s.scenes.shape != first.shape or (s.scenes != first).any() for s in scores[1:]):
+        raise DataError("the runs of one study scored different test samples; rerun the study")
+    return np.stack([s.values[metric] for s in scores])
+
+
+def interval_entries(
+    runs: Mapping[str, Sequence[SampleScores]],
+    baselines: Mapping[str, SampleScores],
+    reference: str,
+) -> dict[str, dict[str, Any]]:
+    """Per method (encoders, then baselines): every metric's mean and 95 % interval over scenes
+    and seeds, and, when ``reference`` is among the runs, the paired difference to it.
+
+    Returns ``{name: {"seeds": S, "metrics": {metric: interval}, "minus_<reference>": {...}}}``
+    with intervals as ``mapenc.study.intervals.Interval.to_dict()``.
+    """
+    methods: dict[str, Sequence[SampleScores]] = {
+        **runs,
+        **{name: [s] for name, s in baselines.items()},
+    }
+    every = [s for scores in methods.values() for s in scores]
+    if not every:
+        return {}
+    _table(every, METRICS[0])  # one sample set for all
+    scenes = every[0].scenes
+    out: dict[str, dict[str, Any]] = {}
+    for name, scores in methods.items():
+        entry: dict[str, Any] = {
+            "seeds": len(scores) if name in runs else 0,
+            "metrics": {m: bootstrap_mean(_table(scores, m), scenes).to_dict() for m in METRICS},
+        }
+        if reference in runs and name != reference:
+            entry[f"minus_{reference}"] = {
+                m: paired_difference(
+                    _table(scores, m), _table(runs[reference], m), scenes
+                ).to_dict()
+                for m in METRICS
+            }
+        out[name] = entry
+    return out
+
+
+def read_or_score(run_dir: Path, score: Any) -> SampleScores:
+    """The run's ``per_sample.npz``, or ``score()`` (a SampleScores) saved there first."""
+    path = run_dir / PER_SAMPLE_NAME
+    if path.is_file():
+        return SampleScores.load(path)
+    scores: SampleScores = score()
+    scores.save(path)
+    return scores
