@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mapenc.checks import FieldChecks
 from mapenc.data.context import NEIGHBOUR_FEATURES, NUM_KINDS
 from mapenc.errors import ConfigError
 from mapenc.pipeline import encoder_for_raster
@@ -90,10 +91,15 @@ class TrajCVAEConfig:
     position_scale_m: float = 10.0
 
     def __post_init__(self) -> None:
-        if min(self.history_steps, self.future_steps, self.hidden_dim, self.modes) < 1:
-            raise ConfigError("TrajCVAEConfig: steps, hidden_dim and modes must be >= 1")
-        if self.wta_weight < 0 or self.beta < 0 or self.max_neighbours < 0:
-            raise ConfigError("TrajCVAEConfig: wta_weight, beta, max_neighbours must be >= 0")
+        checks = FieldChecks(self)
+        for name in ("history_steps", "future_steps", "map_latent_dim", "raster_channels"):
+            checks.number(name, integer=True, minimum=1)
+        checks.number("hidden_dim", integer=True, minimum=1).number(
+            "modes", integer=True, minimum=1
+        )
+        checks.number("max_neighbours", integer=True, minimum=0)
+        checks.number("dt", above=0).number("position_scale_m", above=0)
+        checks.number("beta", minimum=0).number("wta_weight", minimum=0).done()
         if self.anchors not in ("auto", "lane", "kinematic"):
             raise ConfigError(
                 f"TrajCVAEConfig.anchors must be auto, lane or kinematic, got {self.anchors!r}"
