@@ -175,3 +175,12 @@ def test_resume_from_a_checkpoint_without_the_model_is_named(tmp_path: Path) -> 
     save_checkpoint(tmp_path / "checkpoint.pt", {"step": 3})
     with pytest.raises(TrainingError, match=r"not a training checkpoint of fit \(no \['epoch'"):
         fit(TinyRegression(), regression_data(64), quiet(epochs=1), tmp_path, resume=True)
+
+
+def test_an_emptied_log_gets_its_header_back_on_resume(tmp_path: Path) -> None:
+    fit(TinyRegression(), regression_data(), quiet(epochs=2, max_steps=8), tmp_path)
+    (tmp_path / "train_log.csv").write_text("")  # what a kill mid-rewrite used to leave
+    fit(TinyRegression(), regression_data(), quiet(epochs=2, max_steps=12), tmp_path, resume=True)
+    rows = read_rows(tmp_path / "train_log.csv")
+    assert [int(r["step"]) for r in rows] == [10, 12]
+    assert all(r["loss"] and r["epoch"] for r in rows)

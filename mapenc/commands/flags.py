@@ -171,10 +171,6 @@ class ConfigFlags(Generic[ConfigT]):
             elif derived or path not in self.derived:
                 yield _Leaf(path, hints[field.name], value, docs.get(field.name, ""))
 
-    def leaves(self) -> list[str]:
-        """Dotted paths of every field that has a flag."""
-        return [leaf.path for leaf in self._walk(self.config_type, self.defaults, "")]
-
     @staticmethod
     def dest(path: str) -> str:
         """The argparse ``dest`` of a field path."""

@@ -106,6 +106,7 @@ def _train(config: TrajExperimentConfig, run_dir: Path, resume: bool) -> Path:
         config, config.split, progress=config.train.progress, skip_bad=config.skip_bad
     )
     model = TrajectoryCVAE(config.model)
+    model.map_rasters = split.dataset.base.device_rasters
     result = fit(
         model,
         split.dataset,
@@ -265,6 +266,7 @@ def evaluate(
     split = split or default_split(config, data)
     part = load_split(config, split, data, progress=config.train.progress, skip_bad=skip_bad)
     samples, task = part.samples, config.task
+    model.map_rasters = part.dataset.base.device_rasters
     forecasts, probabilities = predict(model, part.dataset, k, seed)
     scored = score_per_sample(forecasts, samples, part.scenarios)
     baseline_pred = baseline_forecasts(samples, part.scenarios, task, k)
@@ -281,6 +283,7 @@ def evaluate(
         )
         if len(versus_part.samples) != len(samples):
             raise DataError(f"{versus}: its samples of this data differ from {run_dir}'s")
+        versus_model.map_rasters = versus_part.dataset.base.device_rasters
         versus_forecasts = predict(versus_model, versus_part.dataset, k, seed)[0]
         other = score_per_sample(versus_forecasts, samples, part.scenarios)
     report = evaluation_report(scored, baselines, samples, part.names, versus=other, seed=seed)
