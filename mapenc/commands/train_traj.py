@@ -16,7 +16,7 @@ from mapenc.commands.flags import ConfigFlags, Flag, add_run_folder_arguments, t
 from mapenc.data.traj_sources import SPLITS
 from mapenc.experiments import trajectory
 from mapenc.experiments.trajectory import TRAJ_TASKS, TrajExperimentConfig
-from mapenc.raster import MODES, list_layers
+from mapenc.raster import RASTER_MODES, list_layers
 
 HELP = "train the map-conditioned trajectory VAE on CommonRoad/AV2/generic scenes or the synthetic town"
 
@@ -56,7 +56,7 @@ FLAGS = ConfigFlags(
             default=None,
         ),
         *train_flags(),
-        Flag("raster_mode", choices=MODES),
+        Flag("raster_mode", choices=RASTER_MODES),
     ),
     derived=(
         "model.history_steps",

@@ -114,7 +114,7 @@ def raster_cache_key(
 
 
 def _has_scene_layers(spec: RasterSpec) -> bool:
-    return any(LAYERS[name].kind == "scene" for name in spec.layers)
+    return any(LAYERS[name].from_scenario for name in spec.layers)
 
 
 def file_digest(path: Path) -> str:

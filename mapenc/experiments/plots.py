@@ -70,7 +70,7 @@ def plot_forecast_cases(
     paths = []
     for index in indices:
         fig, ax = plt.subplots(figsize=(5, 5))
-        ax.imshow(to_rgb(np.asarray(dataset.rasters[index]), spec.layers))
+        ax.imshow(to_rgb(dataset.uint8_raster(index), spec.layers))
         past = agent_to_pixels(spec, samples.past[index])
         truth = agent_to_pixels(spec, samples.future[index])
         cv = agent_to_pixels(spec, constant_velocity[index])

@@ -112,6 +112,7 @@ def _train(config: TrajExperimentConfig, run_dir: Path, resume: bool) -> Path:
         config, config.split, progress=config.train.progress, skip_bad=config.skip_bad
     )
     model = TrajectoryCVAE(config.model)
+    model.map_rasters = split.dataset.base.device_rasters
     keeper = None
     if config.select_on_val and config.split == "train":
         try:
@@ -163,7 +164,13 @@ class BestOnVal:
             self.state = {"minFDE": None, "epoch": 0, "epochs_scored": 0}
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float]:
-        forecasts, _ = predict(typing.cast(TrajectoryCVAE, model), self.dataset, VAL_K)
+        trajectory_model = typing.cast(TrajectoryCVAE, model)
+        train_rasters = trajectory_model.map_rasters
+        trajectory_model.map_rasters = self.dataset.base.device_rasters  # val's scenes
+        try:
+            forecasts, _ = predict(trajectory_model, self.dataset, VAL_K)
+        finally:
+            trajectory_model.map_rasters = train_rasters
         truth = self.dataset.samples.future.astype(np.float64)
         min_fde = score_forecasts(forecasts, truth).min_fde
         model.train()
@@ -313,6 +320,7 @@ def evaluate(
     split = split or default_split(config, data)
     part = load_split(config, split, data, progress=config.train.progress, skip_bad=skip_bad)
     samples, task = part.samples, config.task
+    model.map_rasters = part.dataset.base.device_rasters
     forecasts, probabilities = predict(model, part.dataset, k, seed)
     scored = score_per_sample(forecasts, samples, part.scenarios)
     baseline_pred = baseline_forecasts(samples, part.scenarios, task, k)
@@ -329,6 +337,7 @@ def evaluate(
         )
         if len(versus_part.samples) != len(samples):
             raise DataError(f"{versus}: its samples of this data differ from {run_dir}'s")
+        versus_model.map_rasters = versus_part.dataset.base.device_rasters
         versus_forecasts = predict(versus_model, versus_part.dataset, k, seed)[0]
         other = score_per_sample(versus_forecasts, samples, part.scenarios)
     report = evaluation_report(scored, baselines, samples, part.names, versus=other, seed=seed)

@@ -23,7 +23,7 @@ from mapenc.data.trajectory import (
 from mapenc.errors import ConfigError, DataError
 from mapenc.maps.polylines import PolylineSpec
 from mapenc.maps.types import Scenario
-from mapenc.raster import MODES, RasterSpec
+from mapenc.raster import RASTER_MODES, RasterSpec
 from mapenc.train import TrainConfig
 from mapenc.vae.trajectory import TrajCVAEConfig, uses_polylines
 
@@ -70,7 +70,9 @@ class TrajExperimentConfig:
         model: the TrajectoryCVAE architecture.
         train: the training loop's settings (gradients clipped to norm 5 by default).
         cache_dir: raster cache folder ("" = $MAPENC_CACHE/traj or ~/.cache/mapenc/traj).
-        raster_mode: Rasterizer mode that builds the cache (``mapenc.raster.MODES``).
+        raster_mode: Rasterizer mode (``mapenc.raster.RASTER_MODES``): "exact" and "fast" build
+            the raster cache; "torch" draws each batch's rasters on the model's device inside its
+            map branch (no cache, and no DataLoader workers: ``train.num_workers`` must be 0).
         skip_bad: leave out (and list) scene files that cannot be read, instead of failing.
         select_on_val: when training on "train", score minFDE_6 on the val split after every
             epoch and keep the best weights (``best_val.pt``), which ``load_run`` then loads
@@ -93,8 +95,13 @@ class TrajExperimentConfig:
     def __post_init__(self) -> None:
         if not self.data:
             raise ConfigError("TrajExperimentConfig.data is empty: give at least one data path")
-        if self.raster_mode not in MODES:
-            raise ConfigError(f"raster_mode={self.raster_mode!r}: expected one of {MODES}")
+        if self.raster_mode not in RASTER_MODES:
+            raise ConfigError(f"raster_mode={self.raster_mode!r}: expected one of {RASTER_MODES}")
+        if self.raster_mode == "torch" and self.train.num_workers:
+            raise ConfigError(
+                "raster_mode='torch' draws rasters on the model's device, in the main process: "
+                f"num_workers must be 0, got {self.train.num_workers}"
+            )
         shaped = dataclasses.replace(
             self.model,
             raster_channels=self.raster.num_channels,

@@ -31,7 +31,7 @@ All positions are in the agent frame (metres); networks see them divided by ``po
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,7 +196,13 @@ class TrajectoryCVAE(nn.Module):
     (``mapenc.maps.polylines.AgentPolylines``), and optionally ``anchors`` (N, modes, F, 2)
     (default: every mode at constant ``velocity``), ``kind`` (N,) int64 (default: vehicle) and
     ``neighbours`` (N, M, 5) (default: none).
+    A batch without ``raster`` for a raster map encoder carries ``pose`` (N, 3) city poses and
+    ``scenario`` (N,) indices instead, and the map branch draws its rasters on the model's device
+    with ``map_rasters`` (e.g. a ``mapenc.data.device_rasters.SceneRasterizers``; not a
+    parameter, not saved).
     """
+
+    map_rasters: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def __init__(self, config: TrajCVAEConfig) -> None:
         super().__init__()
@@ -268,8 +274,16 @@ class TrajectoryCVAE(nn.Module):
             polylines = (batch["polyline_points"], batch["polyline_mask"], batch["polyline_types"])
             parts.append(self.map_encoder(*polylines, batch["past"], heading))
         elif self.map_encoder is not None:
-            parts.append(self.map_encoder(batch["raster"]))
+            parts.append(self.map_encoder(self.rasters_of(batch)))
         return torch.cat(parts, dim=-1)
+
+    def rasters_of(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The batch's ``raster``, or rasters drawn by ``map_rasters`` from ``pose``/``scenario``."""
+        if "raster" in batch:
+            return batch["raster"]
+        if self.map_rasters is None:
+            raise ConfigError("batch has no 'raster' and the model no map_rasters to draw them")
+        return self.map_rasters(batch["pose"], batch["scenario"])
 
     def p_z_x_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Prior log-probabilities (N, modes) of the latent values."""
