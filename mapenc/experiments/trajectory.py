@@ -142,7 +142,7 @@ def _train(config: TrajExperimentConfig, run_dir: Path, resume: bool) -> Path:
     }
     if split.skipped is not None:
         facts["skipped"] = split.skipped
-    if keeper is not None:
+    if keeper is not None and (run_dir / BEST_FACTS_NAME).is_file():  # an epoch was scored
         facts["best_val"] = read_json(run_dir / BEST_FACTS_NAME)
     write_json(Path(run_dir) / TRAINING_NAME, facts)
     return Path(run_dir)
