@@ -195,6 +195,7 @@ class TrajStudy:
             use_map=chosen is not None,
             raster=raster,
             train=study_train_config(self.config, base.train, run.seed),
+            anchors=self.config.anchors,
         )
         return dataclasses.replace(
             config, split=self.config.train_split, cache_dir=self.config.cache_dir
