@@ -44,7 +44,7 @@ def real_payloads(data: Path, count: int) -> Iterator[bytes]:
 def synthetic_payloads(count: int) -> Iterator[bytes]:
     """``count`` synthetic towns with traffic, as Waymo records."""
     from mapenc.maps.synthetic import make_scenarios
-    from mapenc.maps.waymo import scenario_to_proto
+    from mapenc.maps.waymo_write import scenario_to_proto
 
     for scenario in make_scenarios(count, seed=0):
         yield scenario_to_proto(scenario).SerializeToString()

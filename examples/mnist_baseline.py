@@ -42,11 +42,7 @@ def main() -> None:
         eval_iw_k=20,
     )
     metrics = mnist.train_and_evaluate(config, args.out, overwrite=True)
-    _, model = mnist.load_run(args.out)
-    test_set = mnist.test_split(config)
-    plots.save_reconstructions(model, test_set, args.out / "reconstructions.png")
-    plots.save_samples(model, args.out / "samples.png")
-    plots.save_loss_curves(args.out, args.out / "loss_curves.png")
+    plots.save_mnist_run_pictures(args.out)
     print(json.dumps(metrics, indent=2))
     print(f"wrote {args.out}/metrics.json, reconstructions.png, samples.png, loss_curves.png")
 

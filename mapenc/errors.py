@@ -52,6 +52,10 @@ class TrainingError(MapencError):
     """Training that cannot go on, e.g. a loss that turned NaN; the message names the step."""
 
 
+class RasterSizeError(ConfigError):
+    """A raster request too large for memory; the message gives the byte figure."""
+
+
 def printable(text: str) -> str:
     """``text`` with control characters (terminal escapes in a file name) written as escapes,
     for echoing user-given names to a terminal."""

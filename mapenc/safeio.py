@@ -2,11 +2,13 @@
 
 - ``gunzip`` inflates a gzip stream chunk by chunk and stops at a size limit, so a small
   compressed file cannot ask for gigabytes of memory (a gzip bomb). The limit is
-  ``DEFAULT_MAX_INFLATED_MB`` (the largest real inputs inflate to tens of MB: MNIST's training images to 47 MB),
-  overridden by the environment variable ``MAPENC_MAX_INFLATED_MB``.
-- ``write_atomic`` writes to a temporary file beside the target, fsyncs it and renames it over
-  the target, so a crash or a full disk leaves the previous file or the new one, never a mix.
-  ``remove_stale_temporaries`` deletes what a killed writer left behind.
+  ``DEFAULT_MAX_INFLATED_MB`` MiB (the largest real inputs inflate to tens of MB: MNIST's
+  training images to 47 MB), overridden by the environment variable ``MAPENC_MAX_INFLATED_MB``.
+- ``write_atomic`` writes to an exclusive temporary file beside the target, fsyncs it and renames
+  it over the target, so a crash or a full disk leaves the previous file or the new one, never a
+  mix; ``save_figure`` does the same for matplotlib figures. ``remove_stale_temporaries``
+  deletes what a killed writer left behind.
+- ``ensure_folder`` makes a folder or names what is in its way.
 """
 
 from __future__ import annotations
@@ -77,6 +79,18 @@ def gunzip(raw: bytes, limit: int | None = None) -> bytes:
             return bytes(out)
         if not remaining.startswith(GZIP_MAGIC):
             raise MapencError("trailing bytes after the gzip data")
+
+
+def ensure_folder(folder: Path, role: str, error: type[MapencError] = ConfigError) -> Path:
+    """``folder``, created (with its parents) when missing; ``error`` naming the folder and its
+    ``role`` (e.g. "the run folder (--out)") when a file is in its place or it cannot be made."""
+    if folder.exists() and not folder.is_dir():
+        raise error(f"{folder}: is a file; {role} must be a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise error(f"{folder}: cannot create {role} ({err.strerror or err})") from None
+    return folder
 
 
 def _umask() -> int:

@@ -26,9 +26,8 @@ from shapely.geometry import Polygon
 from mapenc.errors import ConfigError
 from mapenc.geometry import check_poses, transform_points
 from mapenc.maps.types import Lane, MarkType, VectorMap
-from mapenc.raster.layers import LAYERS, map_geometry
+from mapenc.raster.layers import LAYERS, HeadingLayer, map_geometry
 from mapenc.raster.spec import RasterSpec
-from mapenc.raster.values import decode
 
 
 def _lane(lane_id: str, centerline: NDArray[np.float64], width_m: float, **kwargs: Any) -> Lane:
@@ -154,7 +153,8 @@ def _expected_heading(
     covering = np.zeros(xs.shape, dtype=np.int64)
     near_edge = np.zeros(xs.shape, dtype=bool)
     points = shapely.points(xs, ys)
-    fn = np.sin if LAYERS[layer].component == "sin" else np.cos
+    heading_layer = LAYERS[layer]
+    assert isinstance(heading_layer, HeadingLayer)
     for lane in vector_map.lanes:
         inside = shapely.contains_xy(lane.polygon, xs, ys)
         near_edge |= (
@@ -166,7 +166,7 @@ def _expected_heading(
         ahead = shapely.get_coordinates(shapely.line_interpolate_point(line, along + 0.05))
         behind = shapely.get_coordinates(shapely.line_interpolate_point(line, along - 0.05))
         direction = np.arctan2(ahead[:, 1] - behind[:, 1], ahead[:, 0] - behind[:, 0])
-        values[inside] = fn(direction - heading)
+        values[inside] = heading_layer.fn(direction - heading)
     return values, (covering <= 1) & ~near_edge
 
 
@@ -193,7 +193,7 @@ def assert_raster_matches_map(
     if layer not in spec.layers:
         raise ConfigError(f"layer {layer} is not in the spec's layers {spec.layers}")
     kind = LAYERS[layer].kind
-    got = decode(raster[spec.layers.index(layer)], kind)
+    got = LAYERS[layer].codec.decode(raster[spec.layers.index(layer)])
     want, certain = expected_layer(vector_map, pose, spec, layer)
     tol = value_tol
     if kind == "distance":
@@ -210,3 +210,46 @@ def assert_raster_matches_map(
             f"layer {layer}: {int(bad.sum())} of {int(certain.sum())} certain pixels disagree with "
             f"the map (allowed {allowed:.0f}); first (row, col, raster, map): {sample}"
         )
+
+
+def mode_agreement(
+    reference: NDArray[Any],
+    other: NDArray[Any],
+    layers: tuple[str, ...],
+    min_lit: int = 200,
+) -> dict[str, float]:
+    """How closely rasters of another mode agree with reference (exact) rasters of the same poses.
+
+    Args:
+        reference, other: (N, C, H, W) rasters (float or uint8) with channels ``layers``.
+        min_lit: binary layers are compared on agents whose reference layer has more lit pixels.
+    Returns: for each binary layer, ``iou_<layer>``: the smallest per-agent IoU (1.0 when no
+    agent qualifies), and with both heading layers, ``heading_within_0.3``: the fraction of
+    reference centerline pixels (or lane pixels, without a centerline layer) where the
+    (sin, cos) vectors of the two lie within 0.3 of each other.
+    """
+    result: dict[str, float] = {}
+    for c, name in enumerate(layers):
+        if not LAYERS[name].binary:
+            continue
+        a, b = reference[:, c] > 0, other[:, c] > 0
+        lit = a.sum(axis=(1, 2))
+        ious = (a & b).sum(axis=(1, 2)) / np.maximum((a | b).sum(axis=(1, 2)), 1)
+        result[f"iou_{name}"] = float(ious[lit > min_lit].min()) if (lit > min_lit).any() else 1.0
+    if {"lane_heading_sin", "lane_heading_cos"} <= set(layers):
+        sin_c, cos_c = layers.index("lane_heading_sin"), layers.index("lane_heading_cos")
+
+        def unit(r: NDArray[Any]) -> NDArray[np.float64]:
+            return np.stack(
+                [LAYERS[layers[c]].codec.decode(r[:, c]) for c in (sin_c, cos_c)], axis=-1
+            )
+
+        ref, oth = unit(reference), unit(other)
+        on = (
+            reference[:, layers.index("centerlines")] > 0
+            if "centerlines" in layers
+            else np.linalg.norm(ref, axis=-1) > 0.5
+        )
+        close = np.linalg.norm(ref - oth, axis=-1) <= 0.3
+        result["heading_within_0.3"] = float(close[on].mean()) if on.any() else 1.0
+    return result

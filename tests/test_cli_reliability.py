@@ -88,6 +88,11 @@ def test_used_run_folder_needs_resume_or_overwrite(
     (line,) = error_lines(capsys)
     assert "holds a run already" in line and "--resume" in line and "--overwrite" in line
     assert (run / "config.json").read_text() == config
+    # --overwrite with data that cannot be read: refused before the old run is touched.
+    missing = ["--data", str(tmp_path / "missing")]
+    assert train_on_synthetic_town(run, cache, "--overwrite", *missing) == 2
+    assert (run / "config.json").read_text() == config and (run / "checkpoint.pt").is_file()
+    capsys.readouterr()
     assert (
         train_on_synthetic_town(run, cache, "--max-steps", "1", "--lr", "0.01", "--overwrite") == 0
     )
@@ -186,3 +191,20 @@ def test_a_5000_character_path_is_one_line(
     assert main([*command, "x" * 5000]) == 2
     (line,) = error_lines(capsys)
     assert "File name too long" in line and len(line) < 300
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        (["train-traj", "--data", "synthetic:2", "--modes", "0"], "--modes 0"),
+        (["train-traj", "--data", "synthetic:2", "--beta", "nan"], "--beta nan"),
+        (["train-mnist", "--latent-dim", "0"], "--latent-dim 0"),
+        (["train-mnist", "--iw", "0"], "--iw 0"),
+    ],
+)
+def test_model_and_evaluation_knobs_are_checked_per_flag(
+    command: list[str], flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command, "--out", str(tmp_path / "r")]) == 2
+    (line,) = error_lines(capsys)
+    assert flag in line

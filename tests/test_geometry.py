@@ -137,3 +137,9 @@ def test_rotate_vectors_turns_directions_without_moving_them() -> None:
     )
     back = rotate_vectors(-headings, rotate_vectors(headings, ahead))
     np.testing.assert_allclose(back, ahead, atol=1e-12)
+
+
+def test_apply_matrices_to_no_points() -> None:
+    from mapenc.geometry.se2 import apply_matrices
+
+    assert apply_matrices(np.zeros((0, 3, 3)), np.zeros((0, 5, 2))).shape == (0, 5, 2)

@@ -157,7 +157,7 @@ def test_shard_is_streamed_and_records_are_addressable(tmp_path: Path) -> None:
 
 def test_synthetic_town_round_trip(tmp_path: Path) -> None:
     from mapenc.maps.synthetic import make_scenarios
-    from mapenc.maps.waymo import write_waymo_shard
+    from mapenc.maps.waymo_write import write_waymo_shard
 
     towns = list(make_scenarios(2, seed=0))
     back = list(iter_scenarios(write_waymo_shard(tmp_path / "town.tfrecord", towns)))
@@ -265,6 +265,7 @@ def test_record_that_is_not_a_scenario(tmp_path: Path) -> None:
         (lambda sc: sc.tracks_to_predict.add(track_index=9), "index 9 is not a track index"),
         (lambda sc: sc.tracks.append(sc.tracks[0]), "track id 100 appears twice"),
         (lambda sc: sc.ClearField("timestamps_seconds"), "0 timestamps"),
+        (lambda sc: setattr(sc.tracks[2].states[5], "center_y", np.nan), "track 102: NaN or inf"),
     ],
 )
 def test_inconsistent_scenario_names_record(tmp_path: Path, break_it: Any, message: str) -> None:
@@ -283,6 +284,22 @@ def test_info_reads_a_shard(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     out = json.loads(capsys.readouterr().out)
     assert [s["scenario"]["scenario_id"] for s in out["scenarios"]] == ["s0", "s1"]
     assert out["scenarios"][1]["map"]["lanes"] == 2
+
+
+def test_render_draws_one_record_of_a_shard(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    shard = write_shard(tmp_path / "s.tfrecord-00000-of-00001", 2)
+    out = tmp_path / "agent.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert (
+            main(["render", f"{shard}#1", "--track", "101", "--size", "32", "32", "-o", str(out)])
+            == 0
+        )
+        assert out.stat().st_size > 0
+        assert main(["render", str(shard), "--track", "101", "-o", str(out)]) == 2
+    assert "name one as FILE#i" in capsys.readouterr().err
 
 
 def test_cli_corrupt_file_is_one_line_exit_2(
@@ -409,3 +426,25 @@ def test_train_and_eval_traj_read_tfrecords(
         assert main(["eval-traj", str(run), *data, "--k", "2", "--figures", "0"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert trained["train_samples"] > 100 and result["n"] == trained["train_samples"]
+
+
+def test_split_reads_shards_and_skips_bad_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mapenc.maps.synthetic import make_scenarios
+    from mapenc.maps.waymo_write import write_waymo_shard
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_waymo_shard(data / "towns.tfrecord-00000-of-00001", make_scenarios(3, seed=0))
+    broken = write_shard(data / "broken.tfrecord", 1)
+    _flip(broken, 40)
+    command = ["split", "--data", str(data), "--json"]
+    assert main(command) == 2
+    assert f"{broken}: record 0" in capsys.readouterr().err
+    assert main([*command, "--skip-bad"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    named = sorted(listing["train"] + listing["val"] + listing["test"] + list(listing["dropped"]))
+    assert named == [f"towns.tfrecord-00000-of-00001#{i}" for i in range(3)]
+    assert list(listing["skipped"]) == [str(broken)]
+    assert "CRC mismatch" in listing["skipped"][str(broken)]

@@ -9,6 +9,7 @@ import shapely
 from mapenc.errors import ConfigError, PoseError
 from mapenc.maps.types import Lane, Scenario, Track, VectorMap
 from mapenc.raster import (
+    RASTER_MODES,
     FastSettings,
     Rasterizer,
     RasterSpec,
@@ -102,7 +103,7 @@ def test_agent_faces_right_and_its_left_is_up() -> None:
     assert u_left == pytest.approx(20.0) and v_left == pytest.approx(15.0)
 
 
-@pytest.mark.parametrize("mode", ["exact", "fast"])
+@pytest.mark.parametrize("mode", RASTER_MODES)
 def test_lane_along_heading_gives_cos_one(mode: str) -> None:
     road = straight_road()
     spec = RasterSpec(
@@ -126,11 +127,12 @@ def test_exact_matches_map_at_pixel_centres(name: str, pose: list[float], dtype:
         assert_raster_matches_map(raster, m, pose, SMALL, layer=layer, value_tol=0.1)
 
 
+@pytest.mark.parametrize("mode", ["fast", "torch"])
 @pytest.mark.parametrize("name", sorted(MAPS))
 @pytest.mark.parametrize("pose", POSES)
-def test_fast_matches_map_within_tolerance(name: str, pose: list[float]) -> None:
+def test_sampled_modes_match_map_within_tolerance(name: str, pose: list[float], mode: str) -> None:
     m = MAPS[name]()
-    raster = Rasterizer(m, SMALL, mode="fast").rasterize([pose])[0]
+    raster = Rasterizer(m, SMALL, mode=mode).rasterize([pose])[0]
     for layer in MAP_LAYERS:
         lines = layer.startswith(("lane_boundaries", "centerlines"))
         assert_raster_matches_map(
@@ -144,7 +146,7 @@ def test_fast_matches_map_within_tolerance(name: str, pose: list[float]) -> None
         )
 
 
-@pytest.mark.parametrize("mode", ["exact", "fast"])
+@pytest.mark.parametrize("mode", RASTER_MODES)
 def test_rotating_and_translating_map_and_pose_together_changes_nothing(mode: str) -> None:
     m = l_junction()
     poses = [[2.0, 1.0, 0.3], [9.0, 15.0, 1.4]]
@@ -177,7 +179,7 @@ def test_far_from_origin_keeps_pixel_precision() -> None:
     assert np.abs(near - far).max() < 1e-4
 
 
-@pytest.mark.parametrize("mode", ["exact", "fast"])
+@pytest.mark.parametrize("mode", RASTER_MODES)
 def test_agent_outside_map_gets_empty_map_layers(mode: str) -> None:
     raster = Rasterizer(straight_road(), SMALL, mode=mode).rasterize(
         [[0.0, 500.0, 0.2], [5e4, 0.0, 0.0]]
@@ -188,7 +190,7 @@ def test_agent_outside_map_gets_empty_map_layers(mode: str) -> None:
     assert (raster[:, dist] == 1.0).all()
 
 
-@pytest.mark.parametrize("mode", ["exact", "fast"])
+@pytest.mark.parametrize("mode", RASTER_MODES)
 def test_empty_map_gives_empty_rasters(mode: str) -> None:
     raster = Rasterizer(VectorMap([]), SMALL, mode=mode).rasterize([[0.0, 0.0, 0.0]])
     assert raster.shape == (1, len(MAP_LAYERS), 48, 64)
@@ -240,14 +242,15 @@ def test_later_lane_wins_where_lanes_overlap() -> None:
         east.left_boundary[::-1].copy(),
     )
     spec = RasterSpec(size_px=(16, 16), layers=("lane_heading_cos",))
-    for mode in ("exact", "fast"):
+    for mode in RASTER_MODES:
         first = Rasterizer(VectorMap([east, twin]), spec, mode=mode).rasterize([[0.0, -1.75, 0.0]])
         second = Rasterizer(VectorMap([twin, east]), spec, mode=mode).rasterize([[0.0, -1.75, 0.0]])
         assert first[0, 0, 8, 4] == pytest.approx(-1.0, abs=1e-3)
         assert second[0, 0, 8, 4] == pytest.approx(1.0, abs=1e-3)
 
 
-def test_fast_agrees_with_exact_on_filled_layers() -> None:
+@pytest.mark.parametrize("mode", ["fast", "torch"])
+def test_sampled_modes_agree_with_exact_on_filled_layers(mode: str) -> None:
     m = crosswalk_square()
     spec = RasterSpec(size_px=(96, 96), pixel_size_m=0.25, layers=("drivable_area", "crosswalks"))
     rng = np.random.default_rng(0)
@@ -255,7 +258,7 @@ def test_fast_agrees_with_exact_on_filled_layers() -> None:
         [rng.uniform(-20, 20, 30), rng.uniform(-6, 6, 30), rng.uniform(-np.pi, np.pi, 30)], 1
     )
     exact = Rasterizer(m, spec).rasterize(poses) > 0
-    fast = Rasterizer(m, spec, mode="fast").rasterize(poses) > 0
+    fast = Rasterizer(m, spec, mode=mode).rasterize(poses) > 0
     for c in range(2):
         iou = (exact[:, c] & fast[:, c]).sum() / (exact[:, c] | fast[:, c]).sum()
         assert iou >= 0.95
@@ -311,7 +314,7 @@ def make_scenario() -> Scenario:
     return Scenario(straight_road(), 0.1, tracks)
 
 
-@pytest.mark.parametrize("mode", ["exact", "fast"])
+@pytest.mark.parametrize("mode", RASTER_MODES)
 def test_scene_layers_draw_boxes(mode: str) -> None:
     spec = RasterSpec(
         size_px=(32, 64),
@@ -337,7 +340,7 @@ def test_scene_layers_draw_boxes(mode: str) -> None:
         r.rasterize(poses, t=4)
 
 
-@pytest.mark.parametrize("mode", ["exact", "fast"])
+@pytest.mark.parametrize("mode", RASTER_MODES)
 def test_out_buffer_is_cleared_and_reused(mode: str) -> None:
     r = Rasterizer(l_junction(), SMALL, mode=mode)
     poses = [[3.0, 2.0, 0.4], [20.0, 0.0, 1.0]]

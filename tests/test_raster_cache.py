@@ -113,5 +113,5 @@ def test_orphaned_temporary_files_are_removed_at_the_next_start(tmp_path: Path) 
 def test_cache_folder_naming_a_file_is_a_data_error(tmp_path: Path) -> None:
     blocker = tmp_path / "cache"
     blocker.write_text("not a folder")
-    with pytest.raises(DataError, match="cannot be the raster cache folder"):
+    with pytest.raises(DataError, match="is a file; the raster cache folder must be a folder"):
         dataset(blocker, [scene()])

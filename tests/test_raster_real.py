@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mapenc.maps import VectorMap, load_map, load_scenario
 from mapenc.raster import Rasterizer, RasterSpec
-from mapenc.testing import assert_raster_matches_map
+from mapenc.testing import assert_raster_matches_map, mode_agreement
 
 pytestmark = pytest.mark.real_data
 
@@ -81,3 +82,36 @@ def test_scene_layers_on_the_av2_scenario(real_data: Path) -> None:
     ego = raster[0, 2]
     assert ego[32, 16] == 255  # the agent's own box covers the agent's pixel
     assert raster[0, 3].max() == 255 and raster[0, 3].min() == 0
+
+
+AGREEMENT_MAPS = (
+    "av2/forecasting/*/log_map_archive_*.json",
+    "commonroad_ngsim/Lankershim/*.xml.gz",
+    "commonroad_ngsim/Peachtree/*.xml.gz",
+    "commonroad_ngsim/US101/*.xml.gz",
+)
+AGREEMENT_LAYERS = (
+    "drivable_area",
+    "lane_boundaries",
+    "centerlines",
+    "crosswalks",
+    "lane_heading_sin",
+    "lane_heading_cos",
+)
+
+
+@pytest.mark.parametrize("pattern", AGREEMENT_MAPS)
+def test_torch_mode_agrees_with_exact(real_data: Path, pattern: str) -> None:
+    """Issue 15's bar: IoU >= 0.95 on each binary layer for every agent with over 200 lit
+    pixels, lane heading within 0.3 on 90 % of centerline pixels (224 x 224 at 0.5 m/px)."""
+    m = load_map(first_match(real_data, pattern))
+    spec = RasterSpec(layers=AGREEMENT_LAYERS)
+    poses = poses_on_lanes(m, 48, seed=2)
+    exact = Rasterizer(m, spec).rasterize(poses, np.uint8)
+    on_device = Rasterizer(m, spec, mode="torch", device="cpu").rasterize_tensor(
+        poses, dtype=torch.uint8
+    )
+    agreement = mode_agreement(exact, on_device.numpy(), spec.layers)
+    for name in ("drivable_area", "lane_boundaries", "centerlines", "crosswalks"):
+        assert agreement[f"iou_{name}"] >= 0.95, (m.source, agreement)
+    assert agreement["heading_within_0.3"] >= 0.9, (m.source, agreement)

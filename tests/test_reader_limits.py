@@ -342,3 +342,12 @@ def test_gzipped_tfrecord_length_beyond_the_limit_is_refused_before_reading(
     finally:
         tracemalloc.stop()
     assert peak < 16 << 20
+
+
+def test_garbage_per_sample_scores_are_a_data_error(tmp_path: Path) -> None:
+    from mapenc.study.traj_scores import SampleScores
+
+    path = tmp_path / "per_sample.npz"
+    path.write_bytes(b"PK\x03\x04" + bytes(range(256)))
+    with pytest.raises(DataError, match=r"not a readable \.npz"):
+        SampleScores.load(path)

@@ -65,3 +65,21 @@ def test_render_track_on_a_map_only_fails(
     status = main(["render", str(map_file), "--track", "1", "-o", str(tmp_path / "x.png")])
     assert status == 2
     assert "scenario" in capsys.readouterr().err
+
+
+def test_render_beyond_memory_is_one_line_with_the_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(
+        [
+            "render",
+            str(next(AV2_SAMPLE.glob("log_map_archive_*.json"))),
+            "--pose", "-420", "1440", "1.5",
+            "--size", "30000", "30000",
+            "-o", str(tmp_path / "huge.png"),
+        ]
+    )  # fmt: skip
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert "GiB" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "huge.png").exists()

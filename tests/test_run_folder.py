@@ -7,19 +7,18 @@ import csv
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from test_train_loop import TinyRegression, quiet, read_rows, regression_data
+from test_train_loop import SIGKILL_SCRIPT, TinyRegression, quiet, read_rows, regression_data
 from torch import nn
 
 from mapenc.errors import TrainingError
 from mapenc.train import fit
-from mapenc.train.checkpoint import load_checkpoint
+from mapenc.train.checkpoint import load_checkpoint, save_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,26 +95,9 @@ def test_resuming_a_finished_run_trains_no_further(tmp_path: Path) -> None:
     assert (tmp_path / "train_log.csv").read_text() == log
 
 
-SLOW_FIT = textwrap.dedent(
-    """
-    import sys, time
-    sys.path.insert(0, {tests!r})
-    from test_train_loop import TinyRegression, regression_data, quiet
-    from mapenc.train import fit
-
-    class Slow(TinyRegression):
-        def loss(self, batch):
-            time.sleep(0.05)
-            return super().loss(batch)
-
-    fit(Slow(), regression_data(), quiet(epochs=1000), sys.argv[1])
-    """
-)
-
-
 def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(tmp_path: Path) -> None:
-    script = tmp_path / "slow.py"
-    script.write_text(SLOW_FIT.format(tests=str(Path(__file__).parent)))
+    script = tmp_path / "slow.py"  # 240 slow steps: seconds of training to collide with
+    script.write_text(SIGKILL_SCRIPT.format(tests=str(Path(__file__).parent)))
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen([sys.executable, str(script), str(out)], env=env)
@@ -170,3 +152,35 @@ def test_torn_last_log_line_is_dropped_and_garbage_named(tmp_path: Path) -> None
             tmp_path,
             resume=True,
         )
+
+
+def test_a_killed_checkpoint_write_leaves_nothing_behind_after_the_next_start(
+    tmp_path: Path,
+) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    orphan = tmp_path / f".checkpoint.pt.{int(dead.stdout)}.k1ll3d.tmp"
+    tmp_path.mkdir(exist_ok=True)
+    orphan.write_bytes(b"PK half a checkpoint")
+    fit(TinyRegression(), regression_data(64), quiet(epochs=1), tmp_path)
+    assert not orphan.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_resume_from_a_checkpoint_without_the_model_is_named(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "checkpoint.pt", {"step": 3})
+    with pytest.raises(TrainingError, match=r"not a training checkpoint of fit \(no \['epoch'"):
+        fit(TinyRegression(), regression_data(64), quiet(epochs=1), tmp_path, resume=True)
+
+
+def test_an_emptied_log_gets_its_header_back_on_resume(tmp_path: Path) -> None:
+    fit(TinyRegression(), regression_data(), quiet(epochs=2, max_steps=8), tmp_path)
+    (tmp_path / "train_log.csv").write_text("")  # what a kill mid-rewrite used to leave
+    fit(TinyRegression(), regression_data(), quiet(epochs=2, max_steps=12), tmp_path, resume=True)
+    rows = read_rows(tmp_path / "train_log.csv")
+    assert [int(r["step"]) for r in rows] == [10, 12]
+    assert all(r["loss"] and r["epoch"] for r in rows)

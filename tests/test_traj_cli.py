@@ -167,3 +167,19 @@ def test_skip_bad_leaves_out_an_unreadable_scene(
     evaluate = ["eval-traj", str(run), "--split", "all", "--k", "2", "--figures", "0"]
     assert main([*evaluate, "--skip-bad"]) == 0
     assert json.loads(capsys.readouterr().out)["skipped"] == skipped
+
+
+def test_torch_raster_mode_draws_in_the_map_branch_with_no_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    args = ["--data", "synthetic:4", "--max-steps", "3", "--raster-mode", "torch"]
+    assert main(["train-traj", *args, "--out", str(run), "--cache-dir", str(cache)]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["steps"] == 3 and trained["map_params"] > 0
+    assert not cache.exists() or not any(cache.rglob("*.u8"))  # no raster cache
+    assert main(["eval-traj", str(run), "--data", "synthetic:4", "--figures", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] > 0
+    workers = ["--num-workers", "2", "--out", str(tmp_path / "w")]
+    assert main(["train-traj", *args, *workers]) == 2
+    assert "num_workers must be 0" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from traj_scenes import moving_track, scenario_of
 from mapenc.data.traj_dataset import TrajectoryDataset
 from mapenc.data.trajectory import NGSIM_TASK, samples_from_scenarios
 from mapenc.maps.polylines import POLYLINE_TYPES, PolylineSpec, map_polylines, polylines_around
+from mapenc.maps.types import Scenario
 from mapenc.raster import Rasterizer, RasterSpec
 
 SPEC = RasterSpec(
@@ -36,14 +37,18 @@ def count_rasterize_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def _dataset(tmp_path: Path) -> TrajectoryDataset:
-    scenes = [
+def cached_scenes() -> list[Scenario]:
+    return [
         scenario_of(
             moving_track("a", (-40.0, 0.5), 0.0, 8.0, 61),
             moving_track("b", (30.0, -0.5), np.pi, 8.0, 41),
         ),
         scenario_of(moving_track("c", (-20.0, 0.0), 0.1, 5.0, 51)),
     ]
+
+
+def _dataset(tmp_path: Path) -> TrajectoryDataset:
+    scenes = cached_scenes()
     samples = samples_from_scenarios(scenes, NGSIM_TASK)
     return TrajectoryDataset(
         samples, scenes, SPEC, NGSIM_TASK, tmp_path, mode="exact", progress=False
@@ -107,6 +112,27 @@ def test_scene_layers_are_drawn_per_time_step_with_the_agent_as_ego(
     # Sample 0 is car a; car b, 5 m ahead (pixel centre x = 5.5 m), is in ``agents`` only.
     assert samples.track_ids[0] == "a"
     assert raster[1, row, col + 5] == 1.0 and raster[0, row, col + 5] == 0.0
+
+
+def test_torch_mode_items_carry_poses_and_the_model_draws_the_same_rasters(
+    tmp_path: Path,
+) -> None:
+    """No cache in the torch mode: the rasters drawn in the map branch, on the model's device,
+    are the exact cache's (binary layers pixel for pixel, heading within its sampling)."""
+    cached = _dataset(tmp_path)
+    drawn = TrajectoryDataset(
+        cached.samples, cached_scenes(), SPEC, NGSIM_TASK, tmp_path / "none", mode="torch"
+    )
+    assert not (tmp_path / "none").exists() and drawn.device_rasters is not None
+    item = drawn[0]
+    assert "raster" not in item and item["pose"].dtype == torch.float64
+    batch = next(iter(DataLoader(drawn, batch_size=len(drawn))))
+    rasters = drawn.device_rasters(batch["pose"], batch["scenario"])
+    expected = torch.stack([cached[i]["raster"] for i in range(len(cached))])
+    binary = [SPEC.layers.index("drivable_area"), SPEC.layers.index("centerlines")]
+    assert torch.equal(rasters[:, binary], expected[:, binary])
+    heading = SPEC.layers.index("lane_heading_cos")
+    assert (rasters[:, heading] - expected[:, heading]).abs().le(0.05).float().mean() > 0.97
 
 
 def test_items_hold_the_map_polylines_of_their_agent(tmp_path: Path) -> None:

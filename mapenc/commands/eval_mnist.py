@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mapenc.checks import FieldChecks
 from mapenc.commands.flags import ConfigFlags, Flag
-from mapenc.errors import ConfigError
 from mapenc.experiments import mnist
 from mapenc.train.checkpoint import write_json
 
@@ -41,8 +41,8 @@ class EvalMnistConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.first is not None and self.first < 1:
-            raise ConfigError(f"first={self.first}: must be at least 1")
+        checks = FieldChecks(self).number("iw_k", integer=True, minimum=1)
+        checks.number("first", integer=True, minimum=1, optional=True).done()
 
 
 FLAGS = ConfigFlags(
@@ -67,11 +67,5 @@ def run(args: argparse.Namespace) -> int:
     ).to_dict()
     write_json(config.run_dir / "eval.json", metrics)
     print(json.dumps(metrics, indent=2))
-    experiment, model = mnist.load_run(config.run_dir, config.device)
-    test_set = mnist.test_split(experiment, config.data)
-    plots.save_reconstructions(model, test_set, config.run_dir / "reconstructions.png")
-    plots.save_samples(model, config.run_dir / "samples.png")
-    plots.save_loss_curves(config.run_dir, config.run_dir / "loss_curves.png")
-    if model.latent_dim == 2:
-        plots.save_latent_scatter(model, test_set, config.run_dir / "latent_scatter.png")
+    plots.save_mnist_run_pictures(config.run_dir, config.data, config.device)
     return 0

@@ -23,6 +23,7 @@ from mapenc.checks import FieldChecks
 from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.data.traj_sources import SPLITS
 from mapenc.experiments import trajectory
+from mapenc.safeio import write_bytes_atomic
 from mapenc.train.config import MAX_SEED
 
 HELP = "score a trained trajectory VAE beside training-free baselines, with bootstrap intervals"
@@ -79,16 +80,6 @@ FLAGS = ConfigFlags(
 )
 
 
-FLAGS = ConfigFlags(
-    EvalTrajConfig,
-    overrides=(
-        Flag("run_dir", positional=True),
-        Flag("data", metavar="PATH", default=[]),
-        Flag("split", choices=(*SPLITS, "all")),
-    ),
-)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per EvalTrajConfig field."""
     FLAGS.add_to(parser)
@@ -110,6 +101,6 @@ def run(args: argparse.Namespace) -> int:
         skip_bad=config.skip_bad,
     )
     text = json.dumps(result.to_dict(), indent=2)
-    (config.out or config.run_dir / f"eval_{result.split}.json").write_text(text)
+    write_bytes_atomic(config.out or config.run_dir / f"eval_{result.split}.json", text.encode())
     print(text)
     return 0

@@ -171,10 +171,6 @@ class ConfigFlags(Generic[ConfigT]):
             elif derived or path not in self.derived:
                 yield _Leaf(path, hints[field.name], value, docs.get(field.name, ""))
 
-    def leaves(self) -> list[str]:
-        """Dotted paths of every field that has a flag."""
-        return [leaf.path for leaf in self._walk(self.config_type, self.defaults, "")]
-
     @staticmethod
     def dest(path: str) -> str:
         """The argparse ``dest`` of a field path."""
@@ -309,3 +305,16 @@ def train_flags(prefix: str = "train.") -> tuple[Flag, ...]:
 def resolved_path(text: str) -> str:
     """A path made absolute (so a run's saved config finds it from anywhere)."""
     return str(Path(text).resolve())
+
+
+def add_run_folder_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--out DIR`` (the run folder), ``--resume`` and ``--overwrite`` of a training command."""
+    parser.add_argument(
+        "--out", type=Path, required=True, help="run folder (checkpoint, config, logs)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in the run folder (without it, a used folder is refused)",
+    )

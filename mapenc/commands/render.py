@@ -11,7 +11,7 @@ from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.errors import printable
 from mapenc.experiments.render import RenderConfig, render
 from mapenc.maps.geojson import HEADING_UNITS
-from mapenc.raster import MODES, list_layers
+from mapenc.raster import RASTER_MODES, list_layers
 from mapenc.safeio import figure_path
 
 HELP = "draw each layer of one agent-centred raster and an RGB composite into a PNG"
@@ -28,7 +28,7 @@ FLAGS = ConfigFlags(
         Flag("size_px", ("--size",), metavar=("H", "W")),
         Flag("pixel_size_m", ("--pixel-size",)),
         Flag("agent_at", metavar=("AX", "AY")),
-        Flag("mode", choices=MODES),
+        Flag("mode", choices=RASTER_MODES),
         Flag("heading_units", choices=HEADING_UNITS),
     ),
 )

@@ -31,14 +31,17 @@ class SplitConfig:
     """Settings of `mapenc split`.
 
     Attributes:
-        data: data paths (CommonRoad files/folders, AV2 or generic scene folders).
+        data: data paths (CommonRoad files/folders, AV2 or generic scene folders, Waymo
+            ``.tfrecord`` files and shards).
         json: print the listing as JSON instead of the summary.
         write_fixed: plan afresh and save a fixed split file here.
+        skip_bad: leave out scene files that cannot be read, listed under "skipped" (path -> error).
     """
 
     data: tuple[str, ...] = ()
     json: bool = False
     write_fixed: Path | None = None
+    skip_bad: bool = False
 
 
 FLAGS = ConfigFlags(
@@ -81,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     config = FLAGS.build(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # map repairs are reported by `mapenc info`, not here
-        scenarios = load_scenarios(config.data)
+        skipped: dict[str, str] | None = {} if config.skip_bad else None
+        scenarios = load_scenarios(config.data, skipped)
     with_tracks = [sc for sc in scenarios if any(t.valid.any() for t in sc.tracks)]
     if config.write_fixed is not None:
         plan = plan_split(with_tracks, scene_names(with_tracks, config.data))
@@ -89,8 +93,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {config.write_fixed}", file=sys.stderr)
     else:
         plan = plan_for(with_tracks, config.data)
+    unreadable = {} if skipped is None else {"skipped": skipped}
     if config.json:
-        print(json.dumps(plan.listing(), indent=1))
+        print(json.dumps({**plan.listing(), **unreadable}, indent=1))
     else:
-        print(json.dumps({"source": plan.source, **plan.summary()}, indent=1))
+        print(json.dumps({"source": plan.source, **plan.summary(), **unreadable}, indent=1))
     return 0

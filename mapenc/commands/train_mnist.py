@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from mapenc.commands.flags import ConfigFlags, Flag, resolved_path, train_flags
+from mapenc.commands.flags import (
+    ConfigFlags,
+    Flag,
+    add_run_folder_arguments,
+    resolved_path,
+    train_flags,
+)
 from mapenc.experiments.mnist import MnistExperimentConfig, train_and_evaluate
 from mapenc.train.distributed import shutdown_distributed
 
@@ -37,13 +42,7 @@ FLAGS = ConfigFlags(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per MnistExperimentConfig field, plus the run folder, --resume and --overwrite."""
     FLAGS.add_to(parser)
-    parser.add_argument("--out", type=Path, required=True, help="run folder")
-    parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the run already in the run folder (without it, a used folder is refused)",
-    )
+    add_run_folder_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

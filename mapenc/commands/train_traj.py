@@ -12,11 +12,11 @@ import json
 
 import torch
 
-from mapenc.commands.flags import ConfigFlags, Flag, train_flags
+from mapenc.commands.flags import ConfigFlags, Flag, add_run_folder_arguments, train_flags
 from mapenc.data.traj_sources import SPLITS
 from mapenc.experiments import trajectory
 from mapenc.experiments.trajectory import TRAJ_TASKS, TrajExperimentConfig
-from mapenc.raster import MODES, list_layers
+from mapenc.raster import RASTER_MODES, list_layers
 
 HELP = "train the map-conditioned trajectory VAE on CommonRoad/AV2/generic scenes or the synthetic town"
 
@@ -56,7 +56,7 @@ FLAGS = ConfigFlags(
             default=None,
         ),
         *train_flags(),
-        Flag("raster_mode", choices=MODES),
+        Flag("raster_mode", choices=RASTER_MODES),
     ),
     derived=(
         "model.history_steps",
@@ -72,13 +72,7 @@ FLAGS = ConfigFlags(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per TrajExperimentConfig field, plus the run folder, --resume and --overwrite."""
     FLAGS.add_to(parser)
-    parser.add_argument("--out", required=True, help="run folder (checkpoint, config, logs)")
-    parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the run already in the run folder (without it, a used folder is refused)",
-    )
+    add_run_folder_arguments(parser)
 
 
 def budget_epochs(args: argparse.Namespace) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mapenc.data.trajectory import TrajSamples, TrajTask
+from mapenc.geometry import inverse_transform_points, rotate_vectors
 from mapenc.maps.types import Lane, Scenario, VectorMap
 
 FloatArray = NDArray[np.float64]
@@ -62,8 +63,7 @@ def recorded_velocity(samples: TrajSamples, scenarios: Sequence[Scenario], dt: f
             v = track.velocity[samples.time_step[row]]
             if not np.isfinite(v).all():
                 continue
-            c, s = np.cos(samples.pose[row, 2]), np.sin(samples.pose[row, 2])
-            velocity[row] = [c * v[0] + s * v[1], -s * v[0] + c * v[1]]
+            velocity[row] = rotate_vectors(-samples.pose[row : row + 1, 2], v[None])[0]
     return velocity
 
 
@@ -206,14 +206,10 @@ def lane_following_forecast(
         lane, _, arc = match
         reach = speed[row] * times[-1] + 0.5 * max(LANE_ACCELERATIONS) * times[-1] ** 2 + 1.0
         paths = lane_paths(scenario.map, lane, arc, reach)
-        c, s = np.cos(pose[2]), np.sin(pose[2])
         for mode in range(k):
             path = paths[mode % len(paths)]
             acceleration = LANE_ACCELERATIONS[(mode // len(paths)) % len(LANE_ACCELERATIONS)]
             distance = travelled(speed[row : row + 1], acceleration, times)[0]
             city = _along(path, distance) + (pose[:2] - path[0]) * fade
-            d = city - pose[:2]
-            forecasts[row, mode] = np.stack(
-                [c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], -1
-            )
+            forecasts[row, mode] = inverse_transform_points(pose[None], city[None])[0]
     return forecasts

@@ -27,6 +27,7 @@ from mapenc.data.anchors import kinematic_forecast, lane_following_forecast, las
 from mapenc.data.traj_dataset import TrajectoryDataset
 from mapenc.data.trajectory import TrajSamples, TrajTask
 from mapenc.errors import ConfigError
+from mapenc.geometry import inverse_transform_points, rotate_vectors
 from mapenc.maps.types import Scenario
 
 KIND_GROUPS: dict[str, tuple[str, ...]] = {
@@ -69,17 +70,10 @@ def neighbour_features(
             present[ids.index(samples.track_ids[row])] = False
             if not present.any():
                 continue
-            x, y, heading = samples.pose[row]
-            c, s = np.cos(heading), np.sin(heading)
-            offset = xy[present, t] - (x, y)
+            pose = samples.pose[row : row + 1]
             velocity = (xy[present, t] - xy[present, t - 1]) / scenario.dt
-            local = np.stack(
-                [c * offset[:, 0] + s * offset[:, 1], -s * offset[:, 0] + c * offset[:, 1]], -1
-            )
-            local_v = np.stack(
-                [c * velocity[:, 0] + s * velocity[:, 1], -s * velocity[:, 0] + c * velocity[:, 1]],
-                -1,
-            )
+            local = inverse_transform_points(pose, xy[present, t][None])[0]
+            local_v = rotate_vectors(-pose[:, 2], velocity[None])[0]
             distance = np.linalg.norm(local, axis=-1)
             order = np.argsort(distance)
             order = order[distance[order] <= NEIGHBOUR_RADIUS_M][:max_neighbours]

@@ -39,7 +39,12 @@ from mapenc.maps.types import Scenario
 from mapenc.progress import progress_bar
 from mapenc.raster import LAYERS, Rasterizer, RasterSpec
 from mapenc.raster.rasterizer import Mode
-from mapenc.safeio import create_temporary, remove_stale_temporaries, write_bytes_atomic
+from mapenc.safeio import (
+    create_temporary,
+    ensure_folder,
+    remove_stale_temporaries,
+    write_bytes_atomic,
+)
 
 CACHE_VERSION = 2
 # Bytes hashed per call while checking a cache file, so memory stays bounded.
@@ -109,7 +114,7 @@ def raster_cache_key(
 
 
 def _has_scene_layers(spec: RasterSpec) -> bool:
-    return any(LAYERS[name].kind == "scene" for name in spec.layers)
+    return any(LAYERS[name].from_scenario for name in spec.layers)
 
 
 def file_digest(path: Path) -> str:
@@ -124,14 +129,7 @@ def file_digest(path: Path) -> str:
 def open_cache_folder(folder: Path) -> Path:
     """``folder``, created when missing, with stale temporary files removed; DataError when it
     cannot be a folder (a file in its way, no permission)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DataError(
-            f"{folder}: cannot be the raster cache folder ({err.strerror or err})"
-        ) from None
-    if not folder.is_dir():
-        raise DataError(f"{folder}: cannot be the raster cache folder (not a folder)")
+    ensure_folder(folder, "the raster cache folder", DataError)
     remove_stale_temporaries(folder)
     return folder
 

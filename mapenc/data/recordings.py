@@ -36,6 +36,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from mapenc.geometry import rotate_vectors, transform_points
 from mapenc.maps.types import Scenario, Track
 
 FloatArray = NDArray[np.float64]
@@ -153,13 +154,8 @@ def rigid_fit(source: FloatArray, target: FloatArray) -> tuple[FloatArray, Float
     dot = np.sum(src * dst, axis=(1, 2))
     cross = np.sum(src[..., 0] * dst[..., 1] - src[..., 1] * dst[..., 0], axis=1)
     angle = np.arctan2(cross, dot)
-    c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
-    rotated = np.stack([c * src[..., 0] - s * src[..., 1], s * src[..., 0] + c * src[..., 1]], -1)
-    residual = np.linalg.norm(rotated - dst, axis=-1).max(axis=1)
-    m = src_mean[:, 0]
-    moved_mean = np.stack(
-        [c[:, 0] * m[:, 0] - s[:, 0] * m[:, 1], s[:, 0] * m[:, 0] + c[:, 0] * m[:, 1]], -1
-    )
+    residual = np.linalg.norm(rotate_vectors(angle, src) - dst, axis=-1).max(axis=1)
+    moved_mean = rotate_vectors(angle, src_mean[:, 0])
     return angle, dst_mean[:, 0] - moved_mean, residual
 
 
@@ -235,9 +231,7 @@ def _full_span_residual(
     both[both] &= first.valid[steps[both]] & second.valid[other[both]]
     if not both.any():
         return float("inf")
-    c, s = np.cos(angle), np.sin(angle)
-    xy = first.xy[steps[both]]
-    moved = np.stack([c * xy[:, 0] - s * xy[:, 1], s * xy[:, 0] + c * xy[:, 1]], -1) + translation
+    moved = transform_points([[*translation, angle]], first.xy[steps[both]][None])[0]
     return float(np.linalg.norm(moved - second.xy[other[both]], axis=-1).max())
 
 

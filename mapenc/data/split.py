@@ -27,6 +27,7 @@ import numpy as np
 from mapenc.data.recordings import file_digest, group_recordings
 from mapenc.errors import ConfigError, DataError
 from mapenc.maps.types import Scenario
+from mapenc.safeio import write_bytes_atomic
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 TARGET_SHARES: dict[str, float] = {"train": 0.60, "val": 0.15, "test": 0.25}
@@ -251,7 +252,7 @@ def write_fixed_split(
             entry["split"] = plan.split[name]
         files.append(entry)
     document = {"provenance": provenance, "summary": plan.summary(), "files": files}
-    path.write_text(json.dumps(document, indent=1) + "\n")
+    write_bytes_atomic(path, (json.dumps(document, indent=1) + "\n").encode())
 
 
 def _fixed_split_files() -> list[Path]:

@@ -17,9 +17,10 @@ import torch
 from numpy.typing import NDArray
 from torch.utils.data import Dataset
 
+from mapenc.data.device_rasters import SceneRasterizers
 from mapenc.data.raster_cache import cached_rasters, raster_cache_key
 from mapenc.data.trajectory import TrajSamples, TrajTask
-from mapenc.errors import DataError
+from mapenc.errors import ConfigError, DataError
 from mapenc.maps.polylines import AgentPolylines, PolylineSpec, map_polylines, polylines_around
 from mapenc.maps.types import Scenario
 from mapenc.raster import LAYERS, RasterSpec
@@ -31,11 +32,11 @@ __all__ = ["TrajectoryDataset", "raster_cache_key", "uint8_decoding"]
 def uint8_decoding(spec: RasterSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """(C, 1, 1) scale and offset with ``float = uint8 * scale + offset`` for each layer.
 
-    Inverts the Rasterizer's uint8 encoding: heading layers ``(v - 128) / 127``, others ``v / 255``.
+    Inverts each layer's uint8 codec (``Layer.codec``).
     """
-    heading = torch.tensor([LAYERS[name].kind == "heading" for name in spec.layers])
-    scale = torch.where(heading, torch.tensor(1.0 / 127.0), torch.tensor(1.0 / 255.0))
-    offset = torch.where(heading, torch.tensor(-128.0 / 127.0), torch.tensor(0.0))
+    codecs = [LAYERS[name].codec for name in spec.layers]
+    scale = torch.tensor([1.0 / c.scale for c in codecs])
+    offset = torch.tensor([-c.offset / c.scale for c in codecs])
     return scale.view(-1, 1, 1), offset.view(-1, 1, 1)
 
 
@@ -64,6 +65,9 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
     ``raster`` (C, H, W) decoded to the Rasterizer's float scale, ``index`` () int64; with
     ``polylines`` also ``polyline_points`` (M, K, 2) float32, ``polyline_mask`` (M, K) bool and
     ``polyline_types`` (M,) int64 (``mapenc.maps.polylines.AgentPolylines``).
+    With ``mode="torch"`` there is no cache and no ``raster``: items carry the agent's city
+    ``pose`` (3,) float64 and its ``scenario`` () int64 instead, and the model draws the rasters
+    on its own device (``device_rasters``, a ``SceneRasterizers``).
 
     Args:
         samples: the samples (from ``samples_from_scenarios``).
@@ -71,7 +75,7 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         spec: raster size and layers.
         task: the task the samples were cut for (part of the cache key).
         cache_dir: folder of the memmap cache (created when missing).
-        mode: Rasterizer mode for building the cache ("fast" or "exact").
+        mode: Rasterizer mode: "exact" or "fast" build the cache, "torch" draws per batch.
         progress: show a progress bar while rasterizing.
         polylines: also give each sample its map polylines, cut and windowed by this spec.
     """
@@ -92,9 +96,19 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         self.samples = samples
         self.spec = spec
         self.shape = (len(samples), spec.num_channels, *spec.size_px)
-        self.cache_path = cached_rasters(
-            Path(cache_dir), samples, scenarios, spec, task, mode, progress
-        )
+        self.mode = mode
+        self.device_rasters: SceneRasterizers | None = None
+        self.cache_path: Path | None = None
+        if mode == "torch":
+            if any(LAYERS[name].from_scenario for name in spec.layers):
+                raise ConfigError(
+                    "raster mode 'torch' draws map layers only; drop the scene layers"
+                )
+            self.device_rasters = SceneRasterizers(scenarios, spec)
+        else:
+            self.cache_path = cached_rasters(
+                Path(cache_dir), samples, scenarios, spec, task, mode, progress
+            )
         self._scale, self._offset = uint8_decoding(spec)
         self._rasters: NDArray[np.uint8] | None = None
         self.polylines = agent_polylines(samples, scenarios, polylines) if polylines else None
@@ -111,13 +125,28 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
     @property
     def rasters(self) -> NDArray[np.uint8]:
         """(N, C, H, W) uint8, memory-mapped read-only (opened on first use in each process)."""
+        if self.cache_path is None:
+            raise ConfigError("raster mode 'torch' keeps no rasters; use uint8_raster(index)")
         if self._rasters is None:
             self._rasters = np.memmap(self.cache_path, dtype=np.uint8, mode="r", shape=self.shape)
         return self._rasters
 
+    def uint8_raster(self, index: int) -> NDArray[np.uint8]:
+        """(C, H, W) uint8 raster of sample ``index`` (from the cache, or drawn on the CPU)."""
+        if self.device_rasters is None:
+            return np.asarray(self.rasters[index])
+        pose = torch.from_numpy(self.samples.pose[index : index + 1])
+        scenario = torch.from_numpy(self.samples.scenario_index[index : index + 1]).long()
+        drawn = self.device_rasters(pose, scenario)[0]
+        return self._encode(drawn)
+
+    def _encode(self, raster: torch.Tensor) -> NDArray[np.uint8]:
+        """Float (C, H, W) -> the uint8 codes (inverse of ``uint8_decoding``)."""
+        return torch.round((raster - self._offset) / self._scale).to(torch.uint8).numpy()
+
     def raster(self, index: int) -> torch.Tensor:
         """(C, H, W) float32 raster of sample ``index``."""
-        raw = torch.from_numpy(np.array(self.rasters[index]))
+        raw = torch.from_numpy(np.array(self.uint8_raster(index)))
         return raw.float() * self._scale + self._offset
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
@@ -127,9 +156,13 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
             "past_heading": torch.from_numpy(s.past_heading[index]),
             "velocity": torch.from_numpy(s.velocity[index]),
             "future": torch.from_numpy(s.future[index]),
-            "raster": self.raster(index),
             "index": torch.tensor(index, dtype=torch.int64),
         }
+        if self.device_rasters is None:
+            item["raster"] = self.raster(index)
+        else:
+            item["pose"] = torch.from_numpy(s.pose[index])
+            item["scenario"] = torch.tensor(int(s.scenario_index[index]), dtype=torch.int64)
         if self.polylines is not None:
             item["polyline_points"] = torch.from_numpy(self.polylines.points[index])
             item["polyline_mask"] = torch.from_numpy(self.polylines.mask[index])

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from mapenc.data.split import location_of
 from mapenc.data.trajectory import TrajSamples
+from mapenc.geometry import transform_points
 from mapenc.maps.types import Scenario
 from mapenc.metrics import MISS_THRESHOLD_M, displacement_errors, offroad_mask
 
@@ -51,23 +52,11 @@ class PerSample:
         return {m: round(float(np.mean(self.column(m)[pick])), 4) for m in METRICS}
 
 
-def to_city(points_agent: FloatArray, poses: FloatArray) -> FloatArray:
-    """(N, ..., 2) agent-frame points of N samples -> city frame, with poses (N, 3)."""
-    c, s = np.cos(poses[:, 2]), np.sin(poses[:, 2])
-    shape = (len(poses),) + (1,) * (points_agent.ndim - 2)
-    c, s = c.reshape(shape), s.reshape(shape)
-    x, y = points_agent[..., 0], points_agent[..., 1]
-    return np.stack(
-        [c * x - s * y + poses[:, 0].reshape(shape), s * x + c * y + poses[:, 1].reshape(shape)],
-        axis=-1,
-    )
-
-
 def offroad_share(
     forecasts: FloatArray, samples: TrajSamples, scenarios: Sequence[Scenario]
 ) -> FloatArray:
     """(N,) share of each sample's forecast points (N, K, F, 2), agent frame, off the drivable area."""
-    city = to_city(forecasts, samples.pose)
+    city = transform_points(samples.pose, forecasts)
     share = np.zeros(len(samples))
     for index in np.unique(samples.scenario_index):
         rows = samples.scenario_index == index
@@ -188,6 +177,6 @@ def write_predictions(
         scene=np.array([scene_names[int(i)] for i in samples.scenario_index], dtype=str),
         track_id=np.array(samples.track_ids, dtype=str),
         t_obs=samples.time_step.astype(np.int64),
-        pred=to_city(forecasts, samples.pose),
+        pred=transform_points(samples.pose, forecasts),
         prob=np.asarray(probabilities, dtype=np.float64),
     )

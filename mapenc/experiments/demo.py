@@ -144,14 +144,7 @@ def mnist_section(out: Path, minutes: float, seed: int) -> Section:
         eval_iw_k=20,
     )
     metrics = mnist.train_and_evaluate(config, run_dir, overwrite=True)  # the demo redoes its runs
-    _, model = mnist.load_run(run_dir)
-    images = [
-        plots.save_reconstructions(
-            model, mnist.test_split(config), run_dir / "reconstructions.png"
-        ),
-        plots.save_samples(model, run_dir / "samples.png"),
-        plots.save_loss_curves(run_dir, run_dir / "loss_curves.png"),
-    ]
+    images = plots.save_mnist_run_pictures(run_dir)
     return Section(
         "MNIST VAE baseline",
         f"seed_global encoder and its mirror decoder, {minutes:g} min of training on the embedded "

@@ -18,6 +18,7 @@ from typing import Any
 
 from torch.utils.data import Dataset, Subset
 
+from mapenc.checks import FieldChecks
 from mapenc.data.mnist import BINARIZE_MODES, Binarize, MnistImages, mnist_datasets
 from mapenc.encoders import default_decoder_for
 from mapenc.errors import ConfigError, DataError
@@ -72,8 +73,7 @@ class MnistExperimentConfig:
     def __post_init__(self) -> None:
         if self.binarize not in BINARIZE_MODES:
             raise ConfigError(f"binarize={self.binarize!r}: expected one of {BINARIZE_MODES}")
-        if self.eval_iw_k < 1:
-            raise ConfigError(f"eval_iw_k={self.eval_iw_k}: must be at least 1")
+        FieldChecks(self).number("eval_iw_k", integer=True, minimum=1).done()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from mapenc.data.traj_dataset import TrajectoryDataset
 from mapenc.errors import DataError
 from mapenc.geometry import apply_matrices
 from mapenc.raster import RasterSpec, to_rgb
+from mapenc.safeio import save_figure
 from mapenc.train.logs import EPOCH_LOG_NAME, TRAIN_LOG_NAME
 from mapenc.vae.image import ImageVAE, image_batches
 
@@ -69,7 +70,7 @@ def plot_forecast_cases(
     paths = []
     for index in indices:
         fig, ax = plt.subplots(figsize=(5, 5))
-        ax.imshow(to_rgb(np.asarray(dataset.rasters[index]), spec.layers))
+        ax.imshow(to_rgb(dataset.uint8_raster(index), spec.layers))
         past = agent_to_pixels(spec, samples.past[index])
         truth = agent_to_pixels(spec, samples.future[index])
         cv = agent_to_pixels(spec, constant_velocity[index])
@@ -92,7 +93,7 @@ def plot_forecast_cases(
         ax.legend(loc="lower right", fontsize=7)
         ax.set_axis_off()
         path = out / f"case_{index}.png"
-        fig.savefig(path, dpi=100, bbox_inches="tight")
+        save_figure(fig, path, dpi=100, bbox_inches="tight")
         plt.close(fig)
         paths.append(str(path))
     return paths
@@ -118,7 +119,7 @@ def _save_mosaic(mosaic: torch.Tensor, path: PathType, title: str) -> Path:
     ax.set_title(title, fontsize=9)
     ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return Path(path)
 
@@ -163,7 +164,7 @@ def save_latent_scatter(model: ImageVAE, dataset: Dataset[Any], path: PathType) 
     ax.set_ylabel("$z_2$ (posterior mean)")
     ax.set_title("test images in the latent space")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return Path(path)
 
@@ -198,6 +199,26 @@ def save_loss_curves(run_dir: PathType, path: PathType) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def save_mnist_run_pictures(
+    run_dir: PathType, data: PathType | None = None, device: str = "auto"
+) -> list[Path]:
+    """``reconstructions.png``, ``samples.png``, ``loss_curves.png`` and, for a 2-D latent,
+    ``latent_scatter.png`` of a train-mnist run, into its folder; its test split or ``data``'s."""
+    from mapenc.experiments import mnist
+
+    folder = Path(run_dir)
+    experiment, model = mnist.load_run(folder, device)
+    test_set = mnist.test_split(experiment, data)
+    paths = [
+        save_reconstructions(model, test_set, folder / "reconstructions.png"),
+        save_samples(model, folder / "samples.png"),
+        save_loss_curves(folder, folder / "loss_curves.png"),
+    ]
+    if model.latent_dim == 2:
+        paths.append(save_latent_scatter(model, test_set, folder / "latent_scatter.png"))
+    return paths

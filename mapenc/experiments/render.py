@@ -19,6 +19,7 @@ from mapenc.maps.types import Scenario, Track, VectorMap
 from mapenc.raster import LAYERS, Rasterizer, RasterSpec, points_to_pixels, to_rgb
 from mapenc.raster.rgb import layer_intensity
 from mapenc.raster.scene import box_polygons
+from mapenc.raster.values import SIGNED
 from mapenc.safeio import save_figure
 
 MAP_LAYERS = (
@@ -86,7 +87,7 @@ def render_loaded(config: RenderConfig, vector_map: VectorMap, scenario: Scenari
     """``render`` for a map (and scenario) already in memory; ``config.path`` only names them."""
     track, t = _chosen_track(config, scenario)
     layers = config.layers or (MAP_LAYERS + (SCENE_LAYERS if track is not None else ()))
-    if scenario is None and any(LAYERS[n].kind == "scene" for n in layers):
+    if scenario is None and any(LAYERS[n].from_scenario for n in layers):
         raise ConfigError(f"{config.path}: scene layers need a scenario with tracks")
     spec = RasterSpec(
         size_px=config.size_px,
@@ -159,7 +160,7 @@ def _write_png(
         composite.set_ylim(h, 0)
         composite.set_title("composite (agent faces right)", fontsize=8)
         for ax, name, channel in zip(axes.ravel()[1:], spec.layers, raster, strict=False):
-            heading = LAYERS[name].kind == "heading"
+            heading = LAYERS[name].codec == SIGNED
             shown = channel if heading else layer_intensity(channel, name)
             ax.imshow(
                 shown,

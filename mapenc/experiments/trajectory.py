@@ -2,10 +2,11 @@
 
 ``train(config, run_dir)`` loads the scenarios of a split, cuts samples, caches their rasters and
 fits the model with ``mapenc.train.fit``; the run folder then holds ``checkpoint.pt``,
-``config.json`` (the TrainConfig under ``train``, this module's TrajExperimentConfig under
-``experiment``) and ``training.json``. ``evaluate(run_dir, data)`` reloads a run, draws K futures
-per sample and scores them beside the training-free baselines, with bootstrap intervals over
-whole scenes (``mapenc.evaluation``), as a ``TrajEvaluation``; ``load_run(run_dir)`` gives ``(config, model)``. ``train_and_evaluate`` does
+``config.json`` (the TrainConfig under ``train``, the ``TrajExperimentConfig`` of
+``mapenc.experiments.trajectory_data`` under ``experiment``) and ``training.json``.
+``evaluate(run_dir, data)`` reloads a run, draws K futures per sample and scores them beside the
+training-free baselines, with bootstrap intervals over whole scenes (``mapenc.evaluation``), as a
+``TrajEvaluation``; ``load_run(run_dir)`` gives ``(config, model)``. ``train_and_evaluate`` does
 both and adds the parameter count and seconds, for studies that compare encoders.
 """
 
@@ -27,22 +28,24 @@ from torch.utils.data import DataLoader
 
 from mapenc.checks import check_memory
 from mapenc.data.context import ContextDataset
-from mapenc.data.traj_dataset import TrajectoryDataset
-from mapenc.data.traj_sources import load_scenarios, scene_names, split_scenarios
-from mapenc.data.trajectory import (
-    AV2_TASK,
-    NGSIM_TASK,
-    TrajSamples,
-    TrajTask,
-    samples_from_scenarios,
-)
 from mapenc.errors import ConfigError, DataError
 from mapenc.evaluation.baselines import CONSTANT_VELOCITY, baseline_forecasts
 from mapenc.evaluation.report import evaluation_report, score_per_sample, write_predictions
-from mapenc.maps.polylines import PolylineSpec
-from mapenc.maps.types import Scenario
-from mapenc.raster import MODES, RasterSpec
-from mapenc.train import TrainConfig, check_model_fits, config_from_dict, count_parameters, fit
+from mapenc.experiments.trajectory_data import (
+    CACHE_ENV,
+    NGSIM_RASTER,
+    SIGN_FLIP_LAYERS,
+    SYNTHETIC_RASTER,
+    TRAJ_TASKS,
+    SplitData,
+    TrajExperimentConfig,
+    default_cache_dir,
+    load_split,
+    make_experiment_config,
+    polyline_spec,
+)
+from mapenc.safeio import write_bytes_atomic
+from mapenc.train import check_model_fits, config_from_dict, count_parameters, fit
 from mapenc.train.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
@@ -51,161 +54,31 @@ from mapenc.train.checkpoint import (
     write_json,
 )
 from mapenc.train.run_folder import claim_run_folder
-from mapenc.vae.trajectory import TrajCVAEConfig, TrajectoryCVAE, uses_polylines
+from mapenc.vae.trajectory import TrajectoryCVAE
 
-# NGSIM: 64 m x 64 m at 1 m/px, 48 m ahead of the agent; lane geometry, road edges and direction.
-NGSIM_RASTER = RasterSpec(
-    size_px=(64, 64),
-    pixel_size_m=1.0,
-    agent_at=(0.25, 0.5),
-    layers=(
-        "drivable_area",
-        "lane_boundaries",
-        "centerlines",
-        "lane_heading_sin",
-        "lane_heading_cos",
-    ),
-)
-# Synthetic towns: the NGSIM layers on a 48 m x 48 m window, enough for their short blocks.
-SYNTHETIC_RASTER = dataclasses.replace(NGSIM_RASTER, size_px=(48, 48))
-# Raster layers whose values change sign when the picture is mirrored left-right.
-SIGN_FLIP_LAYERS = ("lane_heading_sin",)
-TRAJ_TASKS: dict[str, TrajTask] = {"ngsim": NGSIM_TASK, "av2": AV2_TASK}
-CACHE_ENV = "MAPENC_CACHE"
 TRAINING_NAME = "training.json"
 
-
-def default_cache_dir() -> str:
-    """``$MAPENC_CACHE/traj`` or ``~/.cache/mapenc/traj``: where raster caches live."""
-    root = os.environ.get(CACHE_ENV) or str(Path.home() / ".cache" / "mapenc")
-    return str(Path(root) / "traj")
-
-
-@dataclass(frozen=True)
-class TrajExperimentConfig:
-    """Everything a train-traj run depends on (saved beside its checkpoint).
-
-    The raster and the task state the input shapes once: the model's ``raster_channels``,
-    ``raster_size``, ``history_steps``, ``future_steps`` and ``dt`` are filled in from them.
-
-    Attributes:
-        data: data paths (``mapenc.data.traj_sources.load_scenarios``): CommonRoad files or
-            folders, AV2 or generic scene folders, synthetic[:N].
-        split: the split trained on ("train", "val", "test" or "all").
-        task: history/future lengths and sampling.
-        raster: the raster spec of the map branch (ignored without the map).
-        model: the TrajectoryCVAE architecture.
-        train: the training loop's settings (gradients clipped to norm 5 by default).
-        cache_dir: raster cache folder ("" = $MAPENC_CACHE/traj or ~/.cache/mapenc/traj).
-        raster_mode: Rasterizer mode that builds the cache (``mapenc.raster.MODES``).
-        skip_bad: leave out (and list) scene files that cannot be read, instead of failing.
-    """
-
-    data: tuple[str, ...] = ("synthetic",)
-    split: str = "train"
-    task: TrajTask = NGSIM_TASK
-    raster: RasterSpec = NGSIM_RASTER
-    model: TrajCVAEConfig = field(default_factory=TrajCVAEConfig)
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(epochs=10, batch_size=64, grad_clip_norm=5.0)
-    )
-    cache_dir: str = ""
-    raster_mode: str = "fast"
-    skip_bad: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.data:
-            raise ConfigError("TrajExperimentConfig.data is empty: give at least one data path")
-        if self.raster_mode not in MODES:
-            raise ConfigError(f"raster_mode={self.raster_mode!r}: expected one of {MODES}")
-        shaped = dataclasses.replace(
-            self.model,
-            raster_channels=self.raster.num_channels,
-            raster_size=self.raster.size_px,
-            history_steps=self.task.history_steps,
-            future_steps=self.task.future_steps,
-            dt=self.task.dt,
-            flip_sign_channels=tuple(
-                i for i, name in enumerate(self.raster.layers) if name in SIGN_FLIP_LAYERS
-            ),
-        )
-        object.__setattr__(self, "model", shaped)
-
-
-def make_experiment_config(
-    data: Sequence[str],
-    *,
-    encoder: str = "conv-spatial",
-    use_map: bool = True,
-    task: TrajTask = NGSIM_TASK,
-    raster: RasterSpec = NGSIM_RASTER,
-    train: TrainConfig | None = None,
-    **model_settings: Any,
-) -> TrajExperimentConfig:
-    """A TrajExperimentConfig from the usual choices (``model_settings``: TrajCVAEConfig fields)."""
-    config = TrajExperimentConfig(
-        data=tuple(data),
-        task=task,
-        raster=raster,
-        model=TrajCVAEConfig(use_map=use_map, map_encoder=encoder, **model_settings),
-    )
-    return config if train is None else dataclasses.replace(config, train=train)
-
-
-def polyline_spec(config: TrajExperimentConfig) -> PolylineSpec | None:
-    """The polylines a vector map encoder sees: the raster's window; None for other models."""
-    if not uses_polylines(config.model):
-        return None
-    return PolylineSpec(extent_m=config.raster.extent_m)
-
-
-@dataclass
-class SplitData:
-    """The scenarios (and their names), samples and dataset (cached rasters, anchors, neighbours)
-    of one split, and the scene files left out as unreadable (path -> problem; None unless
-    unreadable files were to be skipped)."""
-
-    scenarios: list[Scenario]
-    samples: TrajSamples
-    dataset: ContextDataset
-    names: list[str]
-    skipped: dict[str, str] | None = None
-
-
-def load_split(
-    config: TrajExperimentConfig,
-    split: str,
-    data: Sequence[str] | None = None,
-    progress: bool = True,
-    skip_bad: bool = False,
-) -> SplitData:
-    """Scenarios of ``split`` from ``data`` (default ``config.data``), samples and dataset; with
-    ``skip_bad``, unreadable scene files are left out and listed instead of raising."""
-    paths = tuple(data or config.data)
-    skipped: dict[str, str] | None = {} if skip_bad else None
-    scenarios = split_scenarios(load_scenarios(paths, skipped), split, paths)
-    if not scenarios:
-        raise DataError(f"split {split!r} of {', '.join(paths)} holds no scenario")
-    samples = samples_from_scenarios(scenarios, config.task)
-    rasters = TrajectoryDataset(
-        samples,
-        scenarios,
-        config.raster,
-        config.task,
-        config.cache_dir or default_cache_dir(),
-        mode=config.raster_mode,  # type: ignore[arg-type]
-        progress=progress,
-        polylines=polyline_spec(config),
-    )
-    dataset = ContextDataset(
-        rasters,
-        scenarios,
-        config.task,
-        config.model.modes,
-        "lane" if config.model.anchor_kind == "lane" else "kinematic",
-        config.model.max_neighbours,
-    )
-    return SplitData(scenarios, samples, dataset, scene_names(scenarios, paths), skipped)
+__all__ = [
+    "CACHE_ENV",
+    "NGSIM_RASTER",
+    "SIGN_FLIP_LAYERS",
+    "SYNTHETIC_RASTER",
+    "TRAINING_NAME",
+    "TRAJ_TASKS",
+    "SplitData",
+    "TrajEvaluation",
+    "TrajExperimentConfig",
+    "default_cache_dir",
+    "evaluate",
+    "load_run",
+    "load_split",
+    "make_experiment_config",
+    "polyline_spec",
+    "predict",
+    "train",
+    "train_and_evaluate",
+    "training_facts",
+]
 
 
 def train(
@@ -233,6 +106,7 @@ def _train(config: TrajExperimentConfig, run_dir: Path, resume: bool) -> Path:
         config, config.split, progress=config.train.progress, skip_bad=config.skip_bad
     )
     model = TrajectoryCVAE(config.model)
+    model.map_rasters = split.dataset.base.device_rasters
     result = fit(
         model,
         split.dataset,
@@ -392,6 +266,7 @@ def evaluate(
     split = split or default_split(config, data)
     part = load_split(config, split, data, progress=config.train.progress, skip_bad=skip_bad)
     samples, task = part.samples, config.task
+    model.map_rasters = part.dataset.base.device_rasters
     forecasts, probabilities = predict(model, part.dataset, k, seed)
     scored = score_per_sample(forecasts, samples, part.scenarios)
     baseline_pred = baseline_forecasts(samples, part.scenarios, task, k)
@@ -408,6 +283,7 @@ def evaluate(
         )
         if len(versus_part.samples) != len(samples):
             raise DataError(f"{versus}: its samples of this data differ from {run_dir}'s")
+        versus_model.map_rasters = versus_part.dataset.base.device_rasters
         versus_forecasts = predict(versus_model, versus_part.dataset, k, seed)[0]
         other = score_per_sample(versus_forecasts, samples, part.scenarios)
     report = evaluation_report(scored, baselines, samples, part.names, versus=other, seed=seed)
@@ -495,5 +371,6 @@ def _train_and_evaluate(
             "seconds": round(time.monotonic() - started, 1),
         }
     )
-    Path(run_dir, "results.json").write_text(json.dumps(result, indent=1))
+    # Atomic: a study takes a results.json as the mark of a finished run.
+    write_bytes_atomic(Path(run_dir, "results.json"), json.dumps(result, indent=1).encode())
     return result

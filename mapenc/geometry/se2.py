@@ -172,7 +172,8 @@ def apply_matrices(matrices: ArrayLike, points: ArrayLike) -> FloatArray:
         return p @ m[:2, :2].T + m[:2, 2]
     if m.ndim != 3 or m.shape[1:] != (3, 3) or p.ndim < 2 or p.shape[0] != m.shape[0]:
         raise PoseError(f"matrices {m.shape} and points {p.shape}: expected (N, 3, 3), (N, ..., 2)")
-    flat = p.reshape(len(p), -1, 2)
+    # Not reshape(len(p), -1, 2): that fails for N = 0 (no transforms, e.g. no candidate pairs).
+    flat = p.reshape(len(p), int(np.prod(p.shape[1:-1])), 2)
     out = np.einsum("nij,npj->npi", m[:, :2, :2], flat) + m[:, None, :2, 2]
     return out.reshape(p.shape)
 

@@ -34,24 +34,20 @@ or garbage. Without ``length,width``, boxes get per-kind defaults
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import shapely
-from numpy.typing import NDArray
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from mapenc.errors import MapencError, MapFormatError, ScenarioFormatError
-from mapenc.maps.io import read_bytes
 from mapenc.maps.jsonparse import (
     format_errors,
     number_pair,
@@ -62,7 +58,8 @@ from mapenc.maps.jsonparse import (
     require_list,
     ring_polygon,
 )
-from mapenc.maps.tracks import MAX_TIME_STEP, TrackRows, build_tracks
+from mapenc.maps.tracks import build_tracks
+from mapenc.maps.tracks_csv import HEADING_UNITS, read_tracks_csv, write_tracks_csv
 from mapenc.maps.types import (
     FloatArray,
     Lane,
@@ -76,11 +73,6 @@ from mapenc.maps.types import (
 MAP_FILE = "map.geojson"
 TRACKS_FILE = "tracks.csv"
 DEFAULT_LANE_WIDTH_M = 3.5
-REQUIRED_TRACK_COLUMNS = ("track_id", "timestep", "x", "y", "heading", "kind")
-HEADING_UNITS = ("rad", "deg")
-# Largest |heading| accepted in each unit (a full turn, plus rounding).
-_HEADING_LIMIT = {"rad": 2 * math.pi + 1e-6, "deg": 360.0 + 1e-6}
-OPTIONAL_TRACK_COLUMNS = ("vx", "vy", "length", "width", "category")
 # A miter at a sharp bend would put an offset boundary far from the centerline: cap its factor.
 _MAX_MITER = 2.0
 
@@ -137,7 +129,7 @@ def read_generic_scenario(
             map_path, f"heading units must be one of {list(HEADING_UNITS)}, got {units!r}"
         )
     with format_errors(tracks_path, ScenarioFormatError):
-        tracks = build_tracks(_read_tracks_csv(tracks_path, units))
+        tracks = build_tracks(read_tracks_csv(tracks_path, units))
     focal = props.get("focal_track_id")
     if focal is not None and str(focal) not in {t.id for t in tracks}:
         raise ScenarioFormatError(tracks_path, f"focal track {focal!r} has no rows")
@@ -378,138 +370,6 @@ def offset_polyline(points: FloatArray, distance_m: float | FloatArray) -> Float
     return np.asarray(points + (distance * miter)[:, None] * normal, dtype=np.float64)
 
 
-def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) of each CSV record in ``text``; MapencError naming the line for a
-    malformed record (e.g. a field beyond the csv module's 128 KiB limit)."""
-    reader = csv.reader(io.StringIO(text))
-    try:
-        for record in reader:
-            yield reader.line_num, record
-    except csv.Error as err:
-        raise MapencError(f"line {reader.line_num}: malformed CSV ({err})") from None
-
-
-def _read_tracks_csv(path: Path, heading_units: str = "rad") -> TrackRows:
-    """TrackRows of a tracks CSV, headings in radians, grouped by track (in order of first
-    appearance) and sorted by time step within each track; MapencError naming the line (both lines
-    for a repeated (track, step)) and column for bad rows."""
-    try:
-        text = read_bytes(path).decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise MapencError("not UTF-8 text") from None
-    reader = _csv_records(text)
-    header = [name.strip() for name in next(reader, (0, []))[1]]
-    missing = [c for c in REQUIRED_TRACK_COLUMNS if c not in header]
-    if missing:
-        raise MapencError(f"missing columns {missing} (header: {header})")
-    if len(set(header)) != len(header):
-        raise MapencError(f"repeated column names in header {header}")
-    for pair in (("vx", "vy"), ("length", "width")):
-        if (pair[0] in header) != (pair[1] in header):
-            raise MapencError(f"give both columns {list(pair)} or neither")
-    records, lines = [], []
-    for line, record in reader:
-        if not record:
-            continue
-        if len(record) != len(header):
-            raise MapencError(f"line {line}: {len(record)} fields, header has {len(header)}")
-        records.append(record)
-        lines.append(line)
-    if not records:
-        raise MapencError("no track rows")
-    columns = {name: [r[i].strip() for r in records] for i, name in enumerate(header)}
-
-    def numbers(*names: str) -> FloatArray:
-        return np.stack([_numeric(columns[n], n, lines) for n in names], axis=1)
-
-    if "" in columns["track_id"]:
-        raise MapencError(f"line {lines[columns['track_id'].index('')]}: empty track_id")
-    has = set(header)
-    rows = TrackRows(
-        track_id=np.array(columns["track_id"], dtype=str),
-        step=_integers(columns["timestep"], "timestep", lines),
-        xy=numbers("x", "y"),
-        heading=_radians(numbers("heading")[:, 0], heading_units, lines),
-        kind=np.char.lower(np.array(columns["kind"], dtype=str)),
-        velocity=numbers("vx", "vy") if "vx" in has else None,
-        size=numbers("length", "width") if "length" in has else None,
-        category=_integers(columns["category"], "category", lines) if "category" in has else None,
-    )
-    _, first_row, track_index = np.unique(rows.track_id, return_index=True, return_inverse=True)
-    order = np.lexsort((np.arange(len(lines)), rows.step, first_row[track_index]))
-    line_of = np.asarray(lines)[order]
-    columns_in_order: dict[str, Any] = {
-        f.name: None if getattr(rows, f.name) is None else getattr(rows, f.name)[order]
-        for f in fields(rows)
-    }
-    rows = TrackRows(**columns_in_order)
-    _check_repeated_steps(rows, line_of)
-    return rows
-
-
-def _radians(heading: FloatArray, units: str, lines: list[int]) -> FloatArray:
-    """(N,) headings in radians from ``units`` ("rad" or "deg"); MapencError naming the first line
-    whose value is beyond a full turn (degrees given as radians, or garbage)."""
-    beyond = np.flatnonzero(np.abs(heading) > _HEADING_LIMIT[units])
-    if beyond.size:
-        i = int(beyond[0])
-        if units == "rad":
-            raise MapencError(
-                f"line {lines[i]}: column 'heading' value {heading[i]:g} is beyond ±2π: headings "
-                "are radians; for degrees give --heading-units deg (or the GeoJSON's "
-                'properties.heading_units = "deg")'
-            )
-        raise MapencError(
-            f"line {lines[i]}: column 'heading' value {heading[i]:g} is beyond ±360 degrees"
-        )
-    return np.deg2rad(heading) if units == "deg" else heading
-
-
-def _check_repeated_steps(rows: TrackRows, lines: NDArray[np.int_]) -> None:
-    """MapencError naming both lines when two rows give the same (track_id, timestep)."""
-    order = np.lexsort((lines, rows.step, rows.track_id))
-    ids, steps = rows.track_id[order], rows.step[order]
-    same = np.flatnonzero((ids[1:] == ids[:-1]) & (steps[1:] == steps[:-1]))
-    if same.size:
-        first, second = order[same[0]], order[same[0] + 1]
-        raise MapencError(
-            f"lines {lines[first]} and {lines[second]}: two rows for track {str(ids[same[0]])!r} "
-            f"at time step {int(steps[same[0]])}"
-        )
-
-
-def _numeric(values: list[str], name: str, lines: list[int]) -> FloatArray:
-    try:
-        return np.array(values, dtype=np.float64)
-    except ValueError:
-        line, value = next(
-            (ln, v) for ln, v in zip(lines, values, strict=True) if not _is_number(v)
-        )
-        raise MapencError(f"line {line}: column {name!r} value {value!r} is not a number") from None
-
-
-def _integers(
-    values: list[str], name: str, lines: list[int]
-) -> np.ndarray[Any, np.dtype[np.int64]]:
-    numbers = _numeric(values, name, lines)
-    # Beyond 2**53 a float64 no longer holds every integer, and the cast to int64 would wrap.
-    bad = ~np.isfinite(numbers) | (numbers != np.round(numbers)) | (np.abs(numbers) > MAX_TIME_STEP)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise MapencError(
-            f"line {lines[i]}: column {name!r} value {values[i]!r} is not an integer within +-2**53"
-        )
-    return numbers.astype(np.int64)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def write_generic_scene(scene: Scenario | VectorMap, folder: Path) -> Path:
     """Write ``map.geojson`` (and ``tracks.csv`` for a Scenario) into ``folder``; return it.
 
@@ -524,7 +384,7 @@ def write_generic_scene(scene: Scenario | VectorMap, folder: Path) -> Path:
         properties["dt"] = scene.dt
         if scene.focal_track_id is not None:
             properties["focal_track_id"] = scene.focal_track_id
-        _write_tracks_csv(scene, folder / TRACKS_FILE)
+        write_tracks_csv(scene, folder / TRACKS_FILE)
     if vector_map.projection is not None:
         properties["projection"] = {
             "crs": vector_map.projection.crs,
@@ -570,25 +430,3 @@ def _map_features(vector_map: VectorMap) -> list[dict[str, Any]]:
         for edge in vector_map.road_edges
     ]
     return features
-
-
-def _write_tracks_csv(scenario: Scenario, path: Path) -> None:
-    """One row per valid (track, step); vx,vy / category only when every track has them."""
-    with_velocity = all(t.velocity is not None for t in scenario.tracks)
-    with_category = all(t.category is not None for t in scenario.tracks)
-    header = [*REQUIRED_TRACK_COLUMNS, "length", "width"]
-    header += ["vx", "vy"] if with_velocity else []
-    header += ["category"] if with_category else []
-    with path.open("w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(header)
-        for track in scenario.tracks:
-            for t in np.flatnonzero(track.valid):
-                row: list[Any] = [track.id, int(t), *track.xy[t].tolist(), float(track.heading[t])]
-                row += [track.kind, track.length, track.width]
-                if with_velocity:
-                    assert track.velocity is not None
-                    row += track.velocity[t].tolist()
-                if with_category:
-                    row.append(track.category)
-                writer.writerow(row)

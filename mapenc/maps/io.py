@@ -135,7 +135,11 @@ def detect_format(path: PathType) -> str:
         if b"<commonRoad" in head:
             return "commonroad"
         raise MapFormatError(path, "XML that is neither Lanelet2 OSM nor CommonRoad")
-    raise MapFormatError(path, "unrecognised map format (expected JSON or XML)")
+    raise MapFormatError(
+        path,
+        "unrecognised map format (expected JSON or XML; Waymo TFRecord files are known by a "
+        ".tfrecord name)",
+    )
 
 
 def _reader(spec: str) -> Callable[..., Any]:

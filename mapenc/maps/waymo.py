@@ -19,7 +19,7 @@ What a record becomes (city frame = Waymo's global frame, metres):
   ``interpolating`` flag. Each boundary is the centerline offset by the distance, point by point,
   to the road line or road edge that the lane's boundary segments name; points no segment covers
   take the distance interpolated from the covered ones, and a side without segments takes half of
-  ``DEFAULT_LANE_WIDTH_M``. Half widths are clipped to ``HALF_WIDTH_RANGE_M``. The boundary's mark
+  ``DEFAULT_LANE_WIDTH_M``. Half widths are clipped to ``waymo_map.HALF_WIDTH_RANGE_M``. The boundary's mark
   is the type of the segments covering most points (a road edge is a curb), ``none`` without
   segments. On turns tighter than the half width the offset folds: the lane polygon is mended
   with ``make_valid``.
@@ -34,52 +34,26 @@ inconsistent content).
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
-import shapely
-from numpy.typing import NDArray
 
 from mapenc.errors import MapencError, MapFormatError
-from mapenc.maps.geojson import DEFAULT_LANE_WIDTH_M, offset_polyline
-from mapenc.maps.jsonparse import ring_polygon
-from mapenc.maps.tfrecord import iter_records, write_records
+from mapenc.maps.tfrecord import iter_records
 from mapenc.maps.tracks import default_box_size
 from mapenc.maps.types import (
     FloatArray,
-    Lane,
-    LaneType,
-    MarkType,
-    RoadLine,
     Scenario,
-    StopSign,
     Track,
-    VectorMap,
 )
+from mapenc.maps.waymo_map import map_from_features
 
 KINDS = {1: "vehicle", 2: "pedestrian", 3: "cyclist", 4: "other"}
 UNKNOWN_KIND = "unknown"
-# LaneCenter.LaneType: undefined, freeway, surface street, bike lane.
-LANE_TYPES = {0: LaneType.UNKNOWN, 1: LaneType.VEHICLE, 2: LaneType.VEHICLE, 3: LaneType.BIKE}
-# RoadLine.RoadLineType, colour dropped; "passing double yellow" is one solid and one broken line.
-ROAD_LINE_MARKS = {
-    1: MarkType.DASHED,
-    2: MarkType.SOLID,
-    3: MarkType.DOUBLE_SOLID,
-    4: MarkType.DASHED,
-    5: MarkType.DOUBLE_DASHED,
-    6: MarkType.SOLID,
-    7: MarkType.DOUBLE_SOLID,
-    8: MarkType.SOLID_DASHED,
-}
-# Half lane widths (metres) outside this range come from a boundary feature that is not the
-# lane's own edge (e.g. the far side of a parking strip): clip them.
-HALF_WIDTH_RANGE_M = (0.5, 5.0)
 
 
 def read_waymo_scenario(path: Path, index: int | None = None) -> Scenario:
@@ -89,7 +63,7 @@ def read_waymo_scenario(path: Path, index: int | None = None) -> Scenario:
     MapFormatError for an empty file, a shard of many without ``index`` (stream those with
     ``iter_waymo_scenarios``), an index past the last record, and any broken record on the way.
     """
-    proto = _scenario_proto(path)
+    proto = scenario_proto_module(path)
     records = iter_records(path)
     if index is not None:
         count = 0
@@ -115,7 +89,7 @@ def iter_waymo_scenarios(path: Path) -> Iterator[Scenario]:
     ``Scenario.source`` is the file for a file of one scenario, else ``FILE#i`` for record i.
     MapFormatError for an empty file and for any broken record (when it is reached).
     """
-    proto = _scenario_proto(path)
+    proto = scenario_proto_module(path)
     records = iter_records(path)
     current = next(records, None)
     if current is None:
@@ -137,7 +111,7 @@ def iter_waymo_scenarios(path: Path) -> Iterator[Scenario]:
         current, index = following, index + 1
 
 
-def _scenario_proto(path: Path) -> ModuleType:
+def scenario_proto_module(path: Path) -> ModuleType:
     """The generated ``scenario_pb2`` module; MapencError naming ``path`` without protobuf."""
     try:
         from google.protobuf import runtime_version
@@ -145,7 +119,7 @@ def _scenario_proto(path: Path) -> ModuleType:
         from mapenc.maps.waymo_proto import scenario_pb2
     except ImportError as err:
         raise MapencError(
-            f"{path}: reading Waymo scenarios needs protobuf>=7.35.1 ({err}); "
+            f"{path}: reading Waymo scenarios needs protobuf>=6.31.1 ({err}); "
             "install it with `pip install mapenc[waymo]`"
         ) from None
     except runtime_version.VersionError as err:
@@ -179,7 +153,7 @@ def _scenario(message: Any, source: str) -> Scenario:
     """Scenario from a parsed ``Scenario`` message (see the module docstring)."""
     stamps = np.asarray(message.timestamps_seconds, dtype=np.float64)
     dt = _step_seconds(stamps)
-    tracks = [_track(track, len(stamps)) for track in message.tracks]
+    tracks = _tracks(message.tracks, len(stamps))
     ids = [track.id for track in tracks]
     if len(set(ids)) != len(ids):
         repeated = next(i for i, count in Counter(ids).items() if count > 1)
@@ -194,7 +168,7 @@ def _scenario(message: Any, source: str) -> Scenario:
     if current is not None and not 0 <= current < len(stamps):
         raise MapencError(f"current_time_index {current} outside 0..{len(stamps) - 1}")
     return Scenario(
-        map=_vector_map(message.map_features, source),
+        map=map_from_features(message.map_features, source),
         dt=dt,
         tracks=tracks,
         source=source,
@@ -225,324 +199,54 @@ def _step_seconds(stamps: FloatArray) -> float:
     return dt
 
 
-def _track(track: Any, num_steps: int) -> Track:
-    """Track from a ``Track`` message with ``num_steps`` states (see the module docstring)."""
-    if len(track.states) != num_steps:
-        raise MapencError(
-            f"track {track.id} has {len(track.states)} states for {num_steps} timestamps"
-        )
+def _tracks(messages: Sequence[Any], num_steps: int) -> list[Track]:
+    """Tracks from ``Track`` messages of ``num_steps`` states each (see the module docstring);
+    the states of all tracks are read into one (N, T, 8) array."""
+    for track in messages:
+        if len(track.states) != num_steps:
+            raise MapencError(
+                f"track {track.id} has {len(track.states)} states for {num_steps} timestamps"
+            )
+    # Per state: x, y, heading, vx, vy, length, width, valid.
     values = np.array(
         [
-            (s.center_x, s.center_y, s.heading, s.velocity_x, s.velocity_y, s.length, s.width)
+            (
+                s.center_x,
+                s.center_y,
+                s.heading,
+                s.velocity_x,
+                s.velocity_y,
+                s.length,
+                s.width,
+                s.valid,
+            )
+            for track in messages
             for s in track.states
         ],
         dtype=np.float64,
-    ).reshape(num_steps, 7)
-    valid = np.array([state.valid for state in track.states], dtype=bool)
-    if not np.isfinite(values[valid]).all():
-        raise MapencError(f"track {track.id}: NaN or inf values in a valid state")
+    ).reshape(len(messages), num_steps, 8)
+    valid = values[..., 7] > 0
+    bad = ~np.isfinite(values[..., :7]).all(axis=2) & valid
+    if bad.any():
+        raise MapencError(f"track {messages[int(bad.any(axis=1).argmax())].id}: NaN or inf values")
     values[~valid] = np.nan
-    kind = KINDS.get(track.object_type, UNKNOWN_KIND)
-    if valid.any():
-        length, width = (float(v) for v in np.median(values[valid, 5:7], axis=0))
-    else:
-        length, width = default_box_size(kind)
-    return Track(
-        id=str(track.id),
-        kind=kind,
-        xy=values[:, 0:2].copy(),
-        heading=values[:, 2].copy(),
-        valid=valid,
-        length=length,
-        width=width,
-        velocity=values[:, 3:5].copy(),
-    )
-
-
-def _points(map_points: Sequence[Any]) -> FloatArray:
-    """(K, 2) float64 [x, y] of repeated ``MapPoint`` (z dropped); MapencError if not finite."""
-    points = np.array([(p.x, p.y) for p in map_points], dtype=np.float64).reshape(-1, 2)
-    if not np.isfinite(points).all():
-        raise MapencError("NaN or inf map coordinates")
-    return points
-
-
-def _distinct(points: FloatArray) -> NDArray[np.bool_]:
-    """(K,) mask keeping each point that differs from the one before."""
-    return np.concatenate([[True], (np.diff(points, axis=0) != 0).any(axis=1)])[: len(points)]
-
-
-def _vector_map(features: Sequence[Any], source: str) -> VectorMap:
-    """VectorMap of the scenario's ``map_features``; degenerate features skipped with a warning."""
-    lines: dict[int, FloatArray] = {}
-    line_marks: dict[int, MarkType] = {}  # road line id -> its mark; road edges are curbs
-    for feature in features:
-        kind = feature.WhichOneof("feature_data")
-        if kind in ("road_line", "road_edge"):
-            lines[feature.id] = _points(getattr(feature, kind).polyline)
-            line_marks[feature.id] = (
-                ROAD_LINE_MARKS.get(feature.road_line.type, MarkType.UNKNOWN)
-                if kind == "road_line"
-                else MarkType.CURB
+    tracks = []
+    for track, rows, observed in zip(messages, values, valid, strict=True):
+        kind = KINDS.get(track.object_type, UNKNOWN_KIND)
+        if observed.any():
+            length, width = (float(v) for v in np.median(rows[observed, 5:7], axis=0))
+        else:
+            length, width = default_box_size(kind)
+        tracks.append(
+            Track(
+                id=str(track.id),
+                kind=kind,
+                xy=rows[:, 0:2].copy(),
+                heading=rows[:, 2].copy(),
+                valid=observed,
+                length=length,
+                width=width,
+                velocity=rows[:, 3:5].copy(),
             )
-    lane_features = [f for f in features if f.WhichOneof("feature_data") == "lane"]
-    lane_points = [_points(f.lane.polyline) for f in lane_features]
-    boundaries = iter(_boundary_distances(lane_features, lane_points, lines))
-    skipped: Counter[str] = Counter()
-    lanes: list[Lane] = []
-    road_lines: list[RoadLine] = []
-    road_edges: list[FloatArray] = []
-    polygons: dict[str, list[Any]] = {"crosswalk": [], "driveway": [], "speed_bump": []}
-    stop_signs: list[StopSign] = []
-    for feature in features:
-        kind = feature.WhichOneof("feature_data")
-        what = f"{kind} {feature.id}"
-        if kind == "lane":
-            points, (left, right) = next(boundaries)
-            lane = _lane(feature, points, left, right, line_marks)
-            if lane is None:
-                skipped["lane(s) with fewer than 2 distinct points"] += 1
-            else:
-                lanes.append(lane)
-        elif kind in ("road_line", "road_edge"):
-            points = lines[feature.id]
-            if _distinct(points).sum() < 2:
-                skipped[f"{kind}(s) with fewer than 2 distinct points"] += 1
-            elif kind == "road_edge":
-                road_edges.append(points)
-            else:
-                mark = line_marks[feature.id]
-                road_lines.append(RoadLine(id=str(feature.id), points=points, mark=mark))
-        elif kind in polygons:
-            ring = _points(getattr(feature, kind).polygon)
-            if len(np.unique(ring, axis=0)) < 3:
-                skipped[f"{kind}(s) with fewer than 3 distinct points"] += 1
-            else:
-                polygons[kind].append(ring_polygon(ring, what))
-        elif kind == "stop_sign":
-            sign = feature.stop_sign
-            stop_signs.append(
-                StopSign(
-                    id=str(feature.id),
-                    position=np.array([sign.position.x, sign.position.y], dtype=np.float64),
-                    lanes=tuple(str(lane_id) for lane_id in sign.lane),
-                )
-            )
-    with warnings.catch_warnings():
-        # Offset boundaries fold on the inside of turns tighter than the lane's half width: an
-        # artefact of the offset, not of the data, so the polygons are mended here without the
-        # warning repair_polygon gives for broken source polygons (and cached on each Lane).
-        warnings.simplefilter("ignore")
-        for lane in lanes:
-            _ = lane.polygon
-    if skipped:
-        listed = ", ".join(f"{count} {what}" for what, count in skipped.items())
-        warnings.warn(f"{source}: skipped degenerate map features: {listed}", stacklevel=2)
-    return VectorMap(
-        lanes=lanes,
-        crosswalks=polygons["crosswalk"],
-        road_edges=road_edges,
-        source=source,
-        road_lines=road_lines,
-        driveways=polygons["driveway"],
-        speed_bumps=polygons["speed_bump"],
-        stop_signs=stop_signs,
-    )
-
-
-# One boundary segment with its distances: (segment message, first index, stop index, (n,) m).
-Covered = tuple[Any, int, int, FloatArray]
-
-
-def _boundary_distances(
-    lane_features: Sequence[Any], lane_points: Sequence[FloatArray], lines: dict[int, FloatArray]
-) -> Iterator[tuple[FloatArray, tuple[list[Covered], list[Covered]]]]:
-    """For each lane in order: its polyline and, for its left and right side, each boundary
-    segment with the distances (metres) from the centerline points it covers to the line it names.
-
-    Segments naming a line outside the map's extent, or covering no point, are left out. All
-    distances come from one vectorised shapely call.
-    """
-    geometry = {
-        line_id: shapely.linestrings(line) if len(line) > 1 else shapely.points(line[0])
-        for line_id, line in lines.items()
-        if len(line)
-    }
-    jobs: list[tuple[int, int, Any, int, int]] = []  # lane, side (0 left, 1 right), segment, range
-    for i, (feature, points) in enumerate(zip(lane_features, lane_points, strict=True)):
-        for side, segments in enumerate(
-            (feature.lane.left_boundaries, feature.lane.right_boundaries)
-        ):
-            for segment in segments:
-                start = max(segment.lane_start_index, 0)
-                stop = min(segment.lane_end_index + 1, len(points))
-                if segment.boundary_feature_id in geometry and start < stop:
-                    jobs.append((i, side, segment, start, stop))
-    sizes = [stop - start for *_, start, stop in jobs]
-    distances: list[FloatArray] = []
-    if jobs:
-        queried = np.concatenate([lane_points[i][start:stop] for i, _, _, start, stop in jobs])
-        targets = np.repeat(
-            np.array([geometry[seg.boundary_feature_id] for _, _, seg, _, _ in jobs], dtype=object),
-            sizes,
         )
-        flat = shapely.distance(shapely.points(queried), targets)
-        distances = np.split(flat, np.cumsum(sizes)[:-1])
-    covered: list[tuple[list[Covered], list[Covered]]] = [([], []) for _ in lane_features]
-    for (i, side, segment, start, stop), distance in zip(jobs, distances, strict=True):
-        covered[i][side].append((segment, start, stop, distance))
-    return zip(lane_points, covered, strict=True)
-
-
-def _lane(
-    feature: Any,
-    points: FloatArray,
-    left: list[Covered],
-    right: list[Covered],
-    line_marks: dict[int, MarkType],
-) -> Lane | None:
-    """Lane of a ``lane`` map feature with polyline ``points`` and its boundary segments' distances
-    per side, or None when the polyline has < 2 distinct points."""
-    center = feature.lane
-    keep = _distinct(points)
-    if keep.sum() < 2:
-        return None
-    centerline = points[keep]
-    left_half, left_mark = _half_widths(len(points), left, line_marks)
-    right_half, right_mark = _half_widths(len(points), right, line_marks)
-    return Lane(
-        id=str(feature.id),
-        centerline=centerline,
-        left_boundary=offset_polyline(centerline, left_half[keep]),
-        right_boundary=offset_polyline(centerline, -right_half[keep]),
-        left_mark=left_mark,
-        right_mark=right_mark,
-        lane_type=LANE_TYPES.get(center.type, LaneType.UNKNOWN),
-        predecessors=tuple(str(i) for i in center.entry_lanes),
-        successors=tuple(str(i) for i in center.exit_lanes),
-        left_neighbor=str(center.left_neighbors[0].feature_id) if center.left_neighbors else None,
-        right_neighbor=(
-            str(center.right_neighbors[0].feature_id) if center.right_neighbors else None
-        ),
-        is_intersection=bool(center.interpolating),
-    )
-
-
-def _half_widths(
-    num_points: int, covered: list[Covered], line_marks: dict[int, MarkType]
-) -> tuple[FloatArray, MarkType]:
-    """(K,) distance (metres) from each of a lane's ``num_points`` polyline points (as stored,
-    before repeated points are dropped) to one side's boundary, and that boundary's mark.
-
-    Points no segment covers take the distance interpolated from the covered ones. A segment's
-    mark is its ``boundary_type``, else that of the line it names; the side's mark is the one
-    covering most points.
-    """
-    if not covered:
-        return np.full(num_points, DEFAULT_LANE_WIDTH_M / 2), MarkType.NONE
-    half = np.full(num_points, np.nan)
-    coverage: Counter[MarkType] = Counter()
-    for segment, start, stop, distance in covered:
-        half[start:stop] = distance
-        line_mark = line_marks[segment.boundary_feature_id]
-        mark = ROAD_LINE_MARKS.get(segment.boundary_type, line_mark)
-        coverage[MarkType.CURB if line_mark == MarkType.CURB else mark] += stop - start
-    known = np.flatnonzero(np.isfinite(half))
-    filled = np.interp(np.arange(num_points), known, half[known])
-    return np.clip(filled, *HALF_WIDTH_RANGE_M), coverage.most_common(1)[0][0]
-
-
-# Writing: the inverse mapping, for tests, benchmarks and pictures made without Waymo data.
-_OBJECT_TYPES = {kind: code for code, kind in KINDS.items()}
-_ROAD_LINE_TYPES = {
-    MarkType.DASHED: 1,  # broken single white
-    MarkType.SOLID: 2,  # solid single white
-    MarkType.DOUBLE_SOLID: 7,  # solid double yellow
-    MarkType.DOUBLE_DASHED: 5,  # broken double yellow
-    MarkType.SOLID_DASHED: 8,  # passing double yellow
-    MarkType.DASHED_SOLID: 8,
-}
-
-
-def scenario_to_proto(scenario: Scenario) -> Any:
-    """A Waymo ``Scenario`` message holding ``scenario`` (the reader's inverse, up to ids).
-
-    Waymo ids are integers: tracks get their index in ``scenario.tracks`` (kept when every id is
-    an integer), map features consecutive numbers. Lane boundaries become road lines (road edges
-    for curbs) named by boundary segments over the whole lane; kinds without a Waymo type are
-    "other". Needs protobuf (``pip install mapenc[waymo]``).
-    """
-    proto = _scenario_proto(Path(scenario.source or "scenario"))
-    message = proto.Scenario(scenario_id=scenario.scenario_id or "")
-    message.timestamps_seconds.extend(scenario.dt * np.arange(scenario.num_steps))
-    if scenario.current_step is not None:
-        message.current_time_index = scenario.current_step
-    numeric = all(track.id.lstrip("-").isdigit() for track in scenario.tracks)
-    for index, track in enumerate(scenario.tracks):
-        out = message.tracks.add(
-            id=int(track.id) if numeric else index,
-            object_type=_OBJECT_TYPES.get(track.kind, 4),
-        )
-        velocity = track.velocity if track.velocity is not None else np.zeros_like(track.xy)
-        for t, valid in enumerate(track.valid):
-            state = out.states.add(length=track.length, width=track.width, valid=bool(valid))
-            if valid:
-                state.center_x, state.center_y = track.xy[t]
-                state.heading = track.heading[t]
-                state.velocity_x, state.velocity_y = velocity[t]
-    track_index = {track.id: i for i, track in enumerate(scenario.tracks)}
-    if scenario.ego_track_id is not None:
-        message.sdc_track_index = track_index[scenario.ego_track_id]
-    for track_id in scenario.tracks_to_predict:
-        message.tracks_to_predict.add(track_index=track_index[track_id])
-    _add_map_features(message, scenario.map)
-    return message
-
-
-def _add_map_features(message: Any, vector_map: VectorMap) -> None:
-    """Append ``vector_map``'s elements to ``message.map_features`` (ids 0, 1, ...)."""
-    lane_ids = {lane.id: i for i, lane in enumerate(vector_map.lanes)}
-    next_id = len(lane_ids)
-
-    def add_feature() -> Any:
-        nonlocal next_id
-        next_id += 1
-        return message.map_features.add(id=next_id - 1)
-
-    def add_points(points: Any, xy: FloatArray) -> None:
-        for x, y in xy:
-            points.add(x=x, y=y, z=0.0)
-
-    lanes = [message.map_features.add(id=i) for i in range(len(lane_ids))]
-    for feature, lane in zip(lanes, vector_map.lanes, strict=True):
-        center = feature.lane
-        add_points(center.polyline, lane.centerline)
-        center.entry_lanes.extend(lane_ids[i] for i in lane.predecessors if i in lane_ids)
-        center.exit_lanes.extend(lane_ids[i] for i in lane.successors if i in lane_ids)
-        center.interpolating = lane.is_intersection
-        center.type = 3 if lane.lane_type == LaneType.BIKE else 2
-        for boundaries, line, mark in (
-            (center.left_boundaries, lane.left_boundary, lane.left_mark),
-            (center.right_boundaries, lane.right_boundary, lane.right_mark),
-        ):
-            boundary = add_feature()
-            if mark == MarkType.CURB:
-                add_points(boundary.road_edge.polyline, line)
-            else:
-                boundary.road_line.type = _ROAD_LINE_TYPES.get(mark, 0)
-                add_points(boundary.road_line.polyline, line)
-            boundaries.add(
-                lane_start_index=0,
-                lane_end_index=len(lane.centerline) - 1,
-                boundary_feature_id=boundary.id,
-                boundary_type=boundary.road_line.type,
-            )
-    for crosswalk in vector_map.crosswalks:
-        add_points(add_feature().crosswalk.polygon, np.asarray(crosswalk.exterior.coords)[:-1])
-    for edge in vector_map.road_edges:
-        add_points(add_feature().road_edge.polyline, edge)
-
-
-def write_waymo_shard(path: Path, scenarios: Iterable[Scenario]) -> Path:
-    """Write ``scenarios`` as a TFRecord file of Waymo ``Scenario`` records; return the path."""
-    return write_records(path, (scenario_to_proto(sc).SerializeToString() for sc in scenarios))
+    return tracks

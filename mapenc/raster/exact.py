@@ -22,13 +22,11 @@ from typing import Any
 
 import numpy as np
 import shapely
+import torch
 from numpy.typing import NDArray
 from shapely.strtree import STRtree
 
-from mapenc.raster.layers import GeometryArray
-
-# Fraction of a segment by which its end pixels are looked up inside the segment.
-END_NUDGE = 1e-9
+GeometryArray = NDArray[np.object_]
 
 
 def windows_city(mats: NDArray[np.float64], size_px: tuple[int, int]) -> GeometryArray:
@@ -51,7 +49,7 @@ def query_pairs(tree: STRtree, windows: GeometryArray) -> tuple[NDArray[np.intp]
     return agent_idx[order], geom_idx[order]
 
 
-def _ramp(counts: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+def ramp(counts: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """For counts (M,): (owner, k) with owner repeated counts[m] times and k = 0..counts[m]-1."""
     owner = np.repeat(np.arange(len(counts)), counts)
     k = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -93,25 +91,8 @@ class Segments:
         """(pair of each segment, segment index) for every segment of every (agent, geometry)
         pair ``k = (agent_idx[k], geom_idx[k])``."""
         counts = self.first[geom_idx + 1] - self.first[geom_idx]
-        pair, k = _ramp(counts)
+        pair, k = ramp(counts)
         return pair, self.first[geom_idx][pair] + k
-
-
-def _segments_to_pixels(
-    segments: Segments,
-    agent_idx: NDArray[np.intp],
-    geom_idx: NDArray[np.intp],
-    mats: NDArray[np.float64],
-) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
-    """(pair, start (S, 2), end (S, 2)) of every segment in its agent's pixel coordinates."""
-    seg_pair, seg = segments.for_pairs(agent_idx, geom_idx)
-    m = mats[agent_idx[seg_pair]]
-    pts = []
-    for xy in (segments.start[seg], segments.end[seg]):
-        u = m[:, 0, 0] * xy[:, 0] + m[:, 0, 1] * xy[:, 1] + m[:, 0, 2]
-        v = m[:, 1, 0] * xy[:, 0] + m[:, 1, 1] * xy[:, 1] + m[:, 1, 2]
-        pts.append(np.stack([u, v], axis=1))
-    return seg_pair, pts[0], pts[1]
 
 
 def _column_crossings(
@@ -126,18 +107,19 @@ def _column_crossings(
     Returns (pair, column, row, sign) per crossing: the (agent, polygon) pair, the column j
     whose centre line u = j + 0.5 the edge crosses (half-open in u), the first row whose centre
     lies at or below the crossing (clipped to 0..H), and the edge's direction in u (+1 / -1).
+    The arithmetic is the torch mode's (``mapenc.raster.device_draw.column_crossings``).
     """
-    h, w = size_px
-    seg_pair, p0, p1 = _segments_to_pixels(segments, agent_idx, geom_idx, mats)
-    du = p1[:, 0] - p0[:, 0]
-    col_lo = np.clip(np.ceil(np.minimum(p0[:, 0], p1[:, 0]) - 0.5), 0, w).astype(np.intp)
-    col_hi = np.clip(np.ceil(np.maximum(p0[:, 0], p1[:, 0]) - 0.5), 0, w).astype(np.intp)
-    edge, k = _ramp(np.where(du != 0, col_hi - col_lo, 0))
-    col = col_lo[edge] + k
-    slope = (p1[edge, 1] - p0[edge, 1]) / du[edge]
-    v = p0[edge, 1] + (col + 0.5 - p0[edge, 0]) * slope
-    row = np.clip(np.ceil(v - 0.5), 0, h).astype(np.intp)
-    return seg_pair[edge], col, row, np.sign(du[edge]).astype(np.int16)
+    from mapenc.raster.device_draw import column_crossings, to_pixels
+
+    seg_pair, seg = segments.for_pairs(agent_idx, geom_idx)
+    p0, p1 = to_pixels(
+        torch.from_numpy(np.ascontiguousarray(mats, dtype=np.float64)),
+        torch.from_numpy(agent_idx[seg_pair]),
+        torch.from_numpy(segments.start[seg]),
+        torch.from_numpy(segments.end[seg]),
+    )
+    edge, col, row, sign = column_crossings(p0, p1, *size_px)
+    return seg_pair[edge.numpy()], col.numpy(), row.numpy(), sign.numpy().astype(np.int16)
 
 
 def paint_polygons(
@@ -162,7 +144,7 @@ def paint_polygons(
     key = pair * w + col
     order = np.lexsort((row, key))  # by pair (drawing order), column, then row
     key, row = key[order], row[order]
-    span, k = _ramp(row[1::2] - row[0::2])
+    span, k = ramp(row[1::2] - row[0::2])
     span_key = key[0::2][span]
     span_pair = span_key // w
     flat = (agent_idx[span_pair] * h + row[0::2][span] + k) * w + span_key % w
@@ -212,51 +194,18 @@ def burn_lines(
     line segments touch to ``value``.
 
     Segments are clipped to the raster; a segment touches the pixels it starts and ends in and
-    every pixel it enters by crossing a pixel-grid line: its supercover.
+    every pixel it enters by crossing a pixel-grid line: its supercover. The arithmetic is the
+    torch mode's (``mapenc.raster.device_draw.burn_segments``), run here on numpy's memory.
     """
-    _, nc, h, w = out.shape
-    seg_pair, p0, p1 = _segments_to_pixels(segments, agent_idx, geom_idx, mats)
-    seg_agent, p0, p1 = _clip_segments(agent_idx[seg_pair], p0, p1, w, h)
-    d = p1 - p0
-    # End pixels are taken just inside the segment: an end point on a grid line belongs to the
-    # pixel the segment runs through.
-    first, last = p0 + END_NUDGE * d, p1 - END_NUDGE * d
-    rows = [first[:, 1], last[:, 1]]
-    cols = [first[:, 0], last[:, 0]]
-    owners = [seg_agent, seg_agent]
-    for axis in (0, 1):  # crossings of vertical (u = k) then horizontal (v = k) grid lines
-        lo = np.floor(np.minimum(p0[:, axis], p1[:, axis])) + 1
-        hi = np.ceil(np.maximum(p0[:, axis], p1[:, axis])) - 1
-        seg, k = _ramp(np.maximum(hi - lo + 1, 0).astype(np.intp))
-        line = lo[seg] + k
-        other = p0[seg, 1 - axis] + (line - p0[seg, axis]) * (d[seg, 1 - axis] / d[seg, axis])
-        entered = line - 0.5 + np.sign(d[seg, axis]) * 0.5  # the pixel past the grid line
-        rows.append(other if axis == 0 else entered)
-        cols.append(entered if axis == 0 else other)
-        owners.append(seg_agent[seg])
-    row = np.clip(np.concatenate(rows), 0, h - 1).astype(np.intp)
-    col = np.clip(np.concatenate(cols), 0, w - 1).astype(np.intp)
-    block = np.concatenate(owners) * nc + channel
-    out.reshape(-1)[(block * h + row) * w + col] = value
+    from mapenc.raster.device_draw import burn_segments
 
-
-def _clip_segments(
-    owner: NDArray[np.intp], p0: NDArray[np.float64], p1: NDArray[np.float64], w: int, h: int
-) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
-    """Segments clipped to the box [0, w] x [0, h] (Liang-Barsky); those outside are dropped."""
-    d = p1 - p0
-    t0 = np.zeros(len(d))
-    t1 = np.ones(len(d))
-    keep = np.ones(len(d), dtype=bool)
-    for axis, size in ((0, w), (1, h)):
-        for p, q in ((-d[:, axis], p0[:, axis]), (d[:, axis], size - p0[:, axis])):
-            parallel = p == 0
-            keep &= ~(parallel & (q < 0))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                r = q / p
-            t0 = np.where(~parallel & (p < 0), np.maximum(t0, r), t0)
-            t1 = np.where(~parallel & (p > 0), np.minimum(t1, r), t1)
-    keep &= t0 <= t1
-    t0, t1 = t0[keep, None], t1[keep, None]
-    p0k, dk = p0[keep], d[keep]
-    return owner[keep], p0k + t0 * dk, p0k + t1 * dk
+    seg_pair, seg = segments.for_pairs(agent_idx, geom_idx)
+    burn_segments(
+        torch.from_numpy(out),
+        channel,
+        value,
+        torch.from_numpy(agent_idx[seg_pair]),
+        torch.from_numpy(segments.start[seg]),
+        torch.from_numpy(segments.end[seg]),
+        torch.from_numpy(np.ascontiguousarray(mats, dtype=np.float64)),
+    )

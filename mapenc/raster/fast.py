@@ -28,16 +28,15 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from scipy.ndimage import distance_transform_edt
 
 from mapenc.errors import ConfigError
 from mapenc.maps.types import VectorMap
-from mapenc.raster.exact import Segments, burn_lines, fill_polygons, paint_polygons
-from mapenc.raster.layers import LAYERS, MapGeometry
+from mapenc.raster.grid import NorthUpGrid
+from mapenc.raster.layers import LAYERS
+from mapenc.raster.mapgeom import MapGeometry
 from mapenc.raster.spec import RasterSpec
-from mapenc.raster.values import encode, write_binary
+from mapenc.raster.values import write_binary
 
-HEADING_CODES = 255  # lane direction bins of the global heading raster (code 0: no lane)
 CHUNK = 8  # agents sampled and unpacked together in ``GlobalLayers.sample``
 PHASES = 2  # sub-cell steps of the row offsets in ``GlobalLayers.pixel_index``
 
@@ -58,7 +57,7 @@ class FastSettings:
 
 
 class GlobalLayers:
-    """The global raster of a map's layers and the per-direction offset tables."""
+    """The global raster of a map's layers (``grid``: north-up, ``cell_m`` cells)."""
 
     def __init__(
         self,
@@ -73,40 +72,43 @@ class GlobalLayers:
         if self.settings.oversample < 1:
             raise ConfigError(f"FastSettings out of range: {self.settings}")
         self.oversample = self._fitting_oversample(geometry.map)
-        self.cell_m = spec.pixel_size_m / self.oversample
-        self.margin_px, self.shape = self._extent(geometry.map.bounds, self.cell_m)
-        xmin, _, _, ymax = geometry.map.bounds
-        self.origin = (xmin - self.margin_px * self.cell_m, ymax + self.margin_px * self.cell_m)
-        binary = [name for name in layers if LAYERS[name].kind in ("fill", "line")]
+        self.grid = self._grid(geometry.map.bounds, spec.pixel_size_m / self.oversample)
+        widen = self.oversample // 2
+        binary = [name for name in layers if LAYERS[name].binary]
         self.bit_of = {name: bit for bit, name in enumerate(binary)}
-        self.bits = np.zeros(self.shape[0] * self.shape[1], dtype=np.uint8)
+        self.bits = np.zeros(self.grid.num_cells, dtype=np.uint8)
         for name, bit in self.bit_of.items():
-            self.bits |= self._draw(geometry, name) << np.uint8(bit)
+            drawn = LAYERS[name].draw_codes(geometry, self.grid, spec, widen)
+            self.bits |= drawn.reshape(-1) << np.uint8(bit)
         self.codes = {
-            name: self._draw(geometry, name) for name in layers if name not in self.bit_of
+            name: LAYERS[name].draw_codes(geometry, self.grid, spec, widen).reshape(-1)
+            for name in layers
+            if name not in self.bit_of
         }
-        xy = spec.pixel_centers_agent()
-        self._x_cells = xy[0, :, 0] / self.cell_m  # (W,) agent-frame x of the columns, in cells
-        self._y_cells = xy[:, 0, 1] / self.cell_m  # (H,) agent-frame y of the rows, in cells
+        x_agent, y_agent = spec.pixel_axes_agent()
+        self._x_cells = x_agent / self.grid.cell_m  # (W,) agent-frame x of the columns, in cells
+        self._y_cells = y_agent / self.grid.cell_m  # (H,) agent-frame y of the rows, in cells
 
-    def _extent(
-        self, bounds: tuple[float, float, float, float], cell_m: float
-    ) -> tuple[int, tuple[int, int]]:
-        """(margin in cells, (rows, cols)) of the global raster covering ``bounds`` plus margin."""
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.grid.shape
+
+    def _grid(self, bounds: tuple[float, float, float, float], cell_m: float) -> NorthUpGrid:
+        """The global grid covering ``bounds`` plus a margin of the raster's radius."""
         xmin, ymin, xmax, ymax = bounds
         margin = int(np.ceil(self.spec.radius_m / cell_m)) + 2
         shape = (
             int(np.ceil((ymax - ymin) / cell_m)) + 2 * margin,
             int(np.ceil((xmax - xmin) / cell_m)) + 2 * margin,
         )
-        return margin, shape
+        return NorthUpGrid(xmin - margin * cell_m, ymax + margin * cell_m, cell_m, shape)
 
     def _fitting_oversample(self, vector_map: VectorMap) -> int:
         """``settings.oversample``, lowered (with a warning) until the global raster fits
         ``settings.max_global_pixels``; ConfigError when even 1 does not fit."""
         for oversample in range(self.settings.oversample, 0, -1):
-            _, (rows, cols) = self._extent(vector_map.bounds, self.spec.pixel_size_m / oversample)
-            if rows * cols <= self.settings.max_global_pixels:
+            grid = self._grid(vector_map.bounds, self.spec.pixel_size_m / oversample)
+            if grid.num_cells <= self.settings.max_global_pixels:
                 if oversample < self.settings.oversample:
                     warnings.warn(
                         f"{vector_map.source or 'map'}: fast mode oversample lowered to {oversample} "
@@ -114,77 +116,12 @@ class GlobalLayers:
                         stacklevel=4,
                     )
                 return oversample
+        rows, cols = grid.shape
         raise ConfigError(
             f"{vector_map.source or 'map'}: fast mode needs a {rows} x {cols} global raster, over "
-            "FastSettings.max_global_pixels; use mode='exact' or raise the limit"
+            "FastSettings.max_global_pixels; use mode='exact' or mode='torch' (tiled), or raise "
+            "the limit"
         )
-
-    def _global_from_city(self) -> NDArray[np.float64]:
-        """(1, 3, 3) city metres -> global raster pixel coordinates (north up)."""
-        x0, y1 = self.origin
-        c = self.cell_m
-        return np.array([[[1 / c, 0.0, -x0 / c], [0.0, -1 / c, y1 / c], [0.0, 0.0, 1.0]]])
-
-    def _draw(self, geometry: MapGeometry, name: str) -> NDArray[np.uint8]:
-        """(Hg * Wg,) uint8 codes of one layer (see the module docstring)."""
-        kind = LAYERS[name].kind
-        mats = self._global_from_city()
-        everything = np.zeros(1, dtype=np.intp)
-        if kind == "fill":
-            geoms, _ = geometry.layer(name)
-            idx = np.arange(len(geoms))
-            inside = fill_polygons(
-                Segments.of(geoms), everything.repeat(len(idx)), idx, mats, self.shape
-            )
-            return inside.reshape(-1).astype(np.uint8)
-        if kind == "line":
-            # Widen the fine lines to about one output pixel, so sampling never skips them.
-            lines = self._line_pixels(geometry, name).astype(bool)
-            return _dilate(lines, self.oversample // 2).reshape(-1).astype(np.uint8)
-        if kind == "distance":
-            clip = self.spec.distance_clip_m
-            dist = self._distance_to(geometry, "centerlines")
-            return np.rint(255 * np.minimum(dist, clip) / clip).astype(np.uint8).reshape(-1)
-        return self._heading_codes(geometry)
-
-    def _line_pixels(self, geometry: MapGeometry, name: str) -> NDArray[np.uint8]:
-        geoms, _ = geometry.layer(name)
-        lines = np.zeros((1, 1, *self.shape), dtype=np.uint8)
-        idx = np.arange(len(geoms))
-        burn_lines(
-            lines,
-            0,
-            1,
-            Segments.of(geoms),
-            np.zeros(len(idx), dtype=np.intp),
-            idx,
-            self._global_from_city(),
-        )
-        return lines[0, 0]
-
-    def _distance_to(self, geometry: MapGeometry, name: str) -> NDArray[np.float64]:
-        """(Hg, Wg) metres from each global pixel centre to the nearest pixel of a line layer."""
-        lines = self._line_pixels(geometry, name)
-        if not lines.any():
-            return np.full(self.shape, np.inf)
-        return np.asarray(distance_transform_edt(lines == 0)) * self.cell_m
-
-    def _heading_codes(self, geometry: MapGeometry) -> NDArray[np.uint8]:
-        """Lane direction code per global pixel; later lanes on top, as in the exact mode."""
-        quads, _ = geometry.quads
-        codes = np.zeros(self.shape, dtype=np.uint8)
-        direction = np.rint(quads.heading / (2 * np.pi) * HEADING_CODES).astype(np.int64)
-        every = np.arange(len(quads.quads))
-        values = (1 + direction % HEADING_CODES).astype(np.uint8)
-        paint_polygons(
-            codes[None],
-            values,
-            Segments.of(quads.quads),
-            np.zeros_like(every),
-            every,
-            self._global_from_city(),
-        )
-        return codes.reshape(-1)
 
     def pixel_index(self, poses: NDArray[np.float64]) -> Iterator[NDArray[np.signedinteger[Any]]]:
         """For each chunk of ``CHUNK`` poses, (size, H, W) flat index of the global pixel under
@@ -199,13 +136,18 @@ class GlobalLayers:
         """
         n = len(poses)
         hg, wg = self.shape
-        x0, y1 = self.origin
+        x0, y1, cell = self.grid.x0, self.grid.y1, self.grid.cell_m
         c, s = np.cos(poses[:, 2])[:, None], np.sin(poses[:, 2])[:, None]
         phase = ((np.arange(PHASES) + 0.5) / PHASES)[None, :, None]
         table_u = np.floor(phase + (c * self._x_cells)[:, None, :]).astype(np.int64)  # (N, P, W)
         table_v = np.floor(phase - (s * self._x_cells)[:, None, :]).astype(np.int64)
-        row_u = (poses[:, 0:1] - x0) / self.cell_m - s * self._y_cells  # (N, H) global column
-        row_v = (y1 - poses[:, 1:2]) / self.cell_m - c * self._y_cells  # (N, H) global row
+        # Agents far outside the raster are moved to just outside it (all in its empty margin),
+        # so that no integer overflows (a pose at 1e20 m).
+        reach = self.spec.radius_m / cell + 2
+        u_agent = np.clip((poses[:, 0:1] - x0) / cell, -reach, wg + reach)
+        v_agent = np.clip((y1 - poses[:, 1:2]) / cell, -reach, hg + reach)
+        row_u = u_agent - s * self._y_cells  # (N, H) global column
+        row_v = v_agent - c * self._y_cells  # (N, H) global row
         base_u, base_v = np.floor(row_u), np.floor(row_v)
         phase_u = ((row_u - base_u) * PHASES).astype(np.intp)
         phase_v = ((row_v - base_v) * PHASES).astype(np.intp)
@@ -255,25 +197,12 @@ class GlobalLayers:
             start = chunk.stop
         for name, buf in coded.items():
             target = out[:, self.spec.layers.index(name)]
-            lut = self._decoder(name, poses[:, 2], out.dtype)
+            lut = LAYERS[name].decode_table(poses[:, 2], out.dtype)
             if lut.ndim == 1:
                 np.take(lut, buf, out=target)
             else:
                 per_agent = buf.astype(np.intp) + 256 * np.arange(n)[:, None, None]
                 np.take(lut.reshape(-1), per_agent, out=target)
-
-    def _decoder(
-        self, name: str, heading: NDArray[np.float64], dtype: np.dtype[Any]
-    ) -> NDArray[Any]:
-        """Lookup table code -> output value: (256,) for distance, (N, 256) for heading layers."""
-        codes = np.arange(256, dtype=np.float64)
-        if LAYERS[name].kind == "distance":
-            return encode(np.minimum(codes / 255.0, 1.0), "distance", dtype)
-        lane_dir = (codes - 1) * 2 * np.pi / HEADING_CODES
-        relative = lane_dir[None, :] - heading[:, None]
-        fn = np.sin if LAYERS[name].component == "sin" else np.cos
-        values = np.where(codes[None, :] > 0, fn(relative), 0.0)
-        return encode(values, "heading", dtype)
 
 
 def _gather(source: NDArray[np.uint8], index: torch.Tensor, out: NDArray[np.uint8]) -> None:
@@ -294,16 +223,3 @@ def _unpack(bits: NDArray[np.uint8], bit: int, target: NDArray[Any]) -> None:
     np.right_shift(bits, np.uint8(bit), out=target)
     np.bitwise_and(target, np.uint8(1), out=target)
     np.negative(target, out=target)
-
-
-def _dilate(mask: NDArray[np.bool_], iterations: int) -> NDArray[np.bool_]:
-    """``scipy.ndimage.binary_dilation`` by the 4-neighbour cross, ``iterations`` times, as ORs
-    of shifted slices (several times faster on a whole global raster)."""
-    for _ in range(iterations):
-        grown = mask.copy()
-        grown[1:] |= mask[:-1]
-        grown[:-1] |= mask[1:]
-        grown[:, 1:] |= mask[:, :-1]
-        grown[:, :-1] |= mask[:, 1:]
-        mask = grown
-    return mask

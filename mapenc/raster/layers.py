@@ -1,6 +1,6 @@
-"""The layer registry (name -> how it is drawn) and the map geometry each layer burns.
+"""The layer registry: each layer object owns its drawing, its uint8 codec and its colour.
 
-Kinds of layer:
+Kinds of layer (one class each; adding a layer is one entry in ``LAYERS``):
 - ``fill``: polygons, a pixel is on when its centre lies inside (drivable area, crosswalks);
 - ``line``: polylines, every pixel the line touches is on (boundaries, centerlines);
 - ``heading``: over each lane's area, sin or cos of the lane's direction minus the agent's
@@ -11,48 +11,315 @@ Kinds of layer:
   ``RasterSpec.distance_clip_m`` and divided by it (0 on a centerline, 1 far away);
 - ``scene``: boxes of tracked agents from a ``Scenario`` at a time step (``agents``: the others
   now, ``ego``: the raster's own agent, ``history``: every agent over the past
-  ``RasterSpec.history_steps`` frames, older frames fainter).
+  ``RasterSpec.history_steps`` frames, older frames fainter); drawn by ``Rasterizer``.
+
+Each map layer draws itself two ways: ``draw_exact`` into a batch of agent rasters (exact mode),
+and ``draw_codes`` into a north-up fine grid of uint8 codes (the fast and torch modes sample those;
+``decode_table`` turns codes into output values relative to each agent's heading).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import shapely
+import torch
 from numpy.typing import NDArray
+from scipy.ndimage import distance_transform_edt
 from shapely.geometry.base import BaseGeometry
-from shapely.strtree import STRtree
 
-from mapenc.maps.types import Lane, VectorMap, resample_polyline
+from mapenc.maps.types import Lane, VectorMap
+from mapenc.raster.exact import (
+    GeometryArray,
+    burn_lines,
+    fill_polygons,
+    paint_polygons,
+    query_pairs,
+    windows_city,
+)
+from mapenc.raster.grid import NorthUpGrid
+from mapenc.raster.mapgeom import MapGeometry, in_box
+from mapenc.raster.spec import RasterSpec
+from mapenc.raster.values import SIGNED, UNIT, Codec, torch_dtype, write_binary
 
-LayerKind = Literal["fill", "line", "heading", "distance", "scene"]
-GeometryArray = NDArray[np.object_]
+HEADING_CODES = 255  # lane direction bins of a heading code grid (code 0: no lane)
+Colour = tuple[float, float, float]
 
-# Polygons larger than this (metres) are cut into tiles, so a raster only touches nearby pieces.
-TILE_SIZE_M = 32.0
+
+@dataclass
+class ExactBatch:
+    """What the exact drawing of one batch of agent rasters shares between layers.
+
+    Attributes:
+        geometry: the map's geometry.
+        spec: the raster spec.
+        poses: (N, 3) city-frame poses.
+        mats: (N, 3, 3) city metres -> pixel coordinates (``RasterSpec.raster_from_city``).
+        out: (N, C, H, W) output, float or uint8, written in place.
+    """
+
+    geometry: MapGeometry
+    spec: RasterSpec
+    poses: NDArray[np.float64]
+    mats: NDArray[np.float64]
+    out: NDArray[Any]
+    shared: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def windows(self) -> GeometryArray:
+        if "windows" not in self.shared:
+            self.shared["windows"] = windows_city(self.mats, self.spec.size_px)
+        return self.shared["windows"]
 
 
 @dataclass(frozen=True)
 class Layer:
-    """How one raster channel is drawn.
+    """One raster channel: how it is drawn, stored as uint8 and shown.
 
     Attributes:
         name: the channel's name.
-        kind: fill, line, heading, distance or scene (see the module docstring).
         description: one line for ``list_layers`` and pictures.
-        geometry: for fill/line layers, the map's city-frame geometry to burn.
-        component: "sin"/"cos" for heading layers, the scene layer's name for scene layers.
+        colour: RGB (0..1) in pictures.
+        faint: opacity in pictures (layers that cover large areas are blended in faintly).
     """
 
     name: str
-    kind: LayerKind
     description: str
+    colour: Colour
+    faint: float = 1.0
+    kind: ClassVar[str] = ""
+    codec: ClassVar[Codec] = UNIT
+    binary: ClassVar[bool] = False  # values are 0 or 1 only (the fast mode packs them in bits)
+    background_code: ClassVar[int] = 0  # code of a grid cell far from any geometry
     geometry: Callable[[VectorMap], list[BaseGeometry]] | None = None
-    component: str = ""
+
+    @property
+    def fills(self) -> bool:
+        return self.kind == "fill"
+
+    @property
+    def from_scenario(self) -> bool:
+        return self.kind == "scene"
+
+    def intensity(self, values: NDArray[np.float64]) -> NDArray[np.float64]:
+        """(..., H, W) decoded float values -> intensity in [0, 1] for pictures."""
+        return np.clip(values, 0.0, 1.0)
+
+    def draw_exact(self, batch: ExactBatch, channel: int) -> None:
+        """Draw this layer into ``batch.out[:, channel]`` from the vectors."""
+        raise NotImplementedError(f"layer {self.name} is drawn from a scenario")
+
+    def halo_cells(self, spec: RasterSpec, cell_m: float, widen: int) -> int:
+        """Cells beyond a grid's edge whose geometry changes the codes inside it."""
+        return 0
+
+    def draw_codes(
+        self, geometry: MapGeometry, grid: NorthUpGrid, spec: RasterSpec, widen: int
+    ) -> NDArray[np.uint8]:
+        """(rows, cols) uint8 codes of this layer on a north-up grid (see ``decode_table``);
+        line layers are widened by ``widen`` cells so that sampling never drops them."""
+        raise NotImplementedError(f"layer {self.name} is drawn from a scenario")
+
+    def code_values(self, codes: torch.Tensor, heading: torch.Tensor) -> torch.Tensor:
+        """Float value of each code (256,) float64: (256,), or (N, 256) for headings (N,)."""
+        return codes.clamp(max=1.0)
+
+    def decode_table_tensor(self, heading: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Code -> output value (dtype, on heading's device): (256,), or (N, 256) per agent."""
+        codes = torch.arange(256, dtype=torch.float64, device=heading.device)
+        values = self.code_values(codes, heading.to(torch.float64))
+        return self.codec.encode_tensor(values, dtype)
+
+    def decode_table(self, heading: NDArray[np.float64], dtype: np.dtype[Any]) -> NDArray[Any]:
+        """``decode_table_tensor`` for numpy headings and an output dtype."""
+        table = self.decode_table_tensor(torch.from_numpy(heading), torch_dtype(dtype))
+        return table.numpy()
+
+
+@dataclass(frozen=True)
+class FillLayer(Layer):
+    kind: ClassVar[str] = "fill"
+    binary: ClassVar[bool] = True
+
+    def draw_exact(self, batch: ExactBatch, channel: int) -> None:
+        agent_idx, geom_idx = query_pairs(batch.geometry.layer(self)[1], batch.windows)
+        segments = batch.geometry.segments(self)
+        inside = fill_polygons(segments, agent_idx, geom_idx, batch.mats, batch.spec.size_px)
+        write_binary(batch.out[:, channel], inside)
+
+    def draw_codes(
+        self, geometry: MapGeometry, grid: NorthUpGrid, spec: RasterSpec, widen: int
+    ) -> NDArray[np.uint8]:
+        idx = in_box(geometry.layer(self)[1], grid.box_city())
+        inside = fill_polygons(
+            geometry.segments(self), np.zeros_like(idx), idx, grid.raster_from_city(), grid.shape
+        )
+        return inside.reshape(grid.shape).astype(np.uint8)
+
+
+def _line_cells(geometry: MapGeometry, layer: Layer, grid: NorthUpGrid) -> NDArray[np.bool_]:
+    """(rows, cols) True on every grid cell a line layer's geometry touches."""
+    lines = np.zeros((1, 1, *grid.shape), dtype=np.uint8)
+    idx = in_box(geometry.layer(layer)[1], grid.box_city())
+    mats = grid.raster_from_city()
+    burn_lines(lines, 0, 1, geometry.segments(layer), np.zeros_like(idx), idx, mats)
+    return lines[0, 0].astype(bool)
+
+
+def _dilate(mask: NDArray[np.bool_], iterations: int) -> NDArray[np.bool_]:
+    """``scipy.ndimage.binary_dilation`` by the 4-neighbour cross, ``iterations`` times, as ORs
+    of shifted slices (several times faster on a whole global raster)."""
+    for _ in range(iterations):
+        grown = mask.copy()
+        grown[1:] |= mask[:-1]
+        grown[:-1] |= mask[1:]
+        grown[:, 1:] |= mask[:, :-1]
+        grown[:, :-1] |= mask[:, 1:]
+        mask = grown
+    return mask
+
+
+@dataclass(frozen=True)
+class LineLayer(Layer):
+    kind: ClassVar[str] = "line"
+    binary: ClassVar[bool] = True
+
+    def draw_exact(self, batch: ExactBatch, channel: int) -> None:
+        agent_idx, geom_idx = query_pairs(batch.geometry.layer(self)[1], batch.windows)
+        on = 255 if batch.out.dtype == np.uint8 else 1.0
+        segments = batch.geometry.segments(self)
+        burn_lines(batch.out, channel, on, segments, agent_idx, geom_idx, batch.mats)
+
+    def halo_cells(self, spec: RasterSpec, cell_m: float, widen: int) -> int:
+        return widen + 1
+
+    def draw_codes(
+        self, geometry: MapGeometry, grid: NorthUpGrid, spec: RasterSpec, widen: int
+    ) -> NDArray[np.uint8]:
+        return _dilate(_line_cells(geometry, self, grid), widen).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class HeadingLayer(Layer):
+    """sin or cos (``component``) of the lane direction relative to the agent's heading."""
+
+    kind: ClassVar[str] = "heading"
+    codec: ClassVar[Codec] = SIGNED
+    component: str = "sin"
+
+    def fn(self, angle: Any) -> Any:
+        """sin or cos of angles (numpy array or tensor)."""
+        if isinstance(angle, torch.Tensor):
+            return torch.sin(angle) if self.component == "sin" else torch.cos(angle)
+        return np.sin(angle) if self.component == "sin" else np.cos(angle)
+
+    def intensity(self, values: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.abs(values) * (values != 0)
+
+    def draw_exact(self, batch: ExactBatch, channel: int) -> None:
+        """Look up the relative direction of the (agent, quad) pair painted on each pixel:
+        sin/cos are taken once per pair, not per pixel."""
+        if "quad_codes" not in batch.shared:
+            batch.shared["quad_codes"] = _paint_quad_pairs(batch)
+        codes, agent_idx, quad_idx = batch.shared["quad_codes"]
+        relative = batch.geometry.quads[0].heading[quad_idx] - batch.poses[agent_idx, 2]
+        values = np.concatenate([[0.0], self.fn(relative)])
+        np.take(self.codec.encode(values, batch.out.dtype), codes, out=batch.out[:, channel])
+
+    def draw_codes(
+        self, geometry: MapGeometry, grid: NorthUpGrid, spec: RasterSpec, widen: int
+    ) -> NDArray[np.uint8]:
+        """Lane direction code per cell (1 + direction in ``HEADING_CODES`` bins, 0: no lane);
+        later lanes on top, as in the exact mode."""
+        quads, tree = geometry.quads
+        idx = in_box(tree, grid.box_city())
+        codes = np.zeros(grid.shape, dtype=np.uint8)
+        direction = np.rint(quads.heading[idx] / (2 * np.pi) * HEADING_CODES).astype(np.int64)
+        values = (1 + direction % HEADING_CODES).astype(np.uint8)
+        mats = grid.raster_from_city()
+        paint_polygons(codes[None], values, geometry.quad_segments, np.zeros_like(idx), idx, mats)
+        return codes
+
+    def code_values(self, codes: torch.Tensor, heading: torch.Tensor) -> torch.Tensor:
+        lane_dir = (codes - 1) * 2 * np.pi / HEADING_CODES
+        values = self.fn(lane_dir[None, :] - heading[:, None])
+        return torch.where(codes[None, :] > 0, values, 0.0)
+
+
+def _paint_quad_pairs(
+    batch: ExactBatch,
+) -> tuple[NDArray[np.int32], NDArray[np.intp], NDArray[np.intp]]:
+    """(N, H, W) index + 1 of the (agent, lane quad) pair on each pixel (0: none; later lanes
+    on top), and the pairs' agent and quad indices."""
+    n, _, h, w = batch.out.shape
+    codes = np.zeros((n, h, w), dtype=np.int32)
+    agent_idx, quad_idx = query_pairs(batch.geometry.quads[1], batch.windows)
+    pair_code = np.arange(1, len(quad_idx) + 1, dtype=np.int32)
+    segments = batch.geometry.quad_segments
+    paint_polygons(codes, pair_code, segments, agent_idx, quad_idx, batch.mats)
+    return codes, agent_idx, quad_idx
+
+
+@dataclass(frozen=True)
+class DistanceLayer(Layer):
+    """Distance to the nearest pixel of the ``to`` line layer, clipped and scaled to [0, 1]."""
+
+    kind: ClassVar[str] = "distance"
+    background_code: ClassVar[int] = 255
+    to: str = "centerlines"
+
+    def intensity(self, values: NDArray[np.float64]) -> NDArray[np.float64]:
+        return 1.0 - values
+
+    def draw_exact(self, batch: ExactBatch, channel: int) -> None:
+        """Each raster is padded by the clip distance, so lines just outside it count and the
+        padded rasters, stacked, are too far apart to see each other's lines."""
+        n = len(batch.mats)
+        (h, w), s, clip = batch.spec.size_px, batch.spec.pixel_size_m, batch.spec.distance_clip_m
+        pad = int(np.ceil(clip / s)) + 1
+        shift = np.array([[1.0, 0.0, pad], [0.0, 1.0, pad], [0.0, 0.0, 1.0]])
+        padded = shift @ batch.mats
+        lines = np.zeros((n, 1, h + 2 * pad, w + 2 * pad), dtype=np.uint8)
+        target = LAYERS[self.to]
+        windows = windows_city(padded, lines.shape[2:])
+        agent_idx, geom_idx = query_pairs(batch.geometry.layer(target)[1], windows)
+        segments = batch.geometry.segments(target)
+        burn_lines(lines, 0, 1, segments, agent_idx, geom_idx, padded)
+        if not lines.any():
+            batch.out[:, channel] = self.codec.encode(np.ones((n, h, w)), batch.out.dtype)
+            return
+        stacked = lines.reshape(n * (h + 2 * pad), w + 2 * pad)
+        dist_px = distance_transform_edt(stacked == 0).reshape(n, h + 2 * pad, w + 2 * pad)
+        dist_m = dist_px[:, pad : pad + h, pad : pad + w] * s
+        batch.out[:, channel] = self.codec.encode(np.minimum(dist_m, clip) / clip, batch.out.dtype)
+
+    def halo_cells(self, spec: RasterSpec, cell_m: float, widen: int) -> int:
+        return int(np.ceil(spec.distance_clip_m / cell_m)) + 1
+
+    def draw_codes(
+        self, geometry: MapGeometry, grid: NorthUpGrid, spec: RasterSpec, widen: int
+    ) -> NDArray[np.uint8]:
+        """255 * (distance to the nearest line cell, clipped) / clip."""
+        lines = _line_cells(geometry, LAYERS[self.to], grid)
+        if not lines.any():
+            return np.full(grid.shape, self.background_code, dtype=np.uint8)
+        dist = np.asarray(distance_transform_edt(~lines)) * grid.cell_m
+        clip = spec.distance_clip_m
+        return np.rint(255 * np.minimum(dist, clip) / clip).astype(np.uint8)
+
+    def code_values(self, codes: torch.Tensor, heading: torch.Tensor) -> torch.Tensor:
+        return codes / 255.0
+
+
+@dataclass(frozen=True)
+class SceneLayer(Layer):
+    """Boxes of a scenario's agents (see the module docstring); ``component`` names which."""
+
+    kind: ClassVar[str] = "scene"
+    component: str = "agents"
 
 
 def _lines(polylines: list[NDArray[np.float64]]) -> list[BaseGeometry]:
@@ -96,44 +363,72 @@ def _polygons(geom: BaseGeometry | None) -> list[BaseGeometry]:
 LAYERS: dict[str, Layer] = {
     layer.name: layer
     for layer in [
-        Layer("drivable_area", "fill", "drivable area", lambda m: _polygons(m.drivable_area)),
-        Layer("crosswalks", "fill", "pedestrian crossings", lambda m: list(m.crosswalks)),
-        Layer(
+        FillLayer(
+            "drivable_area",
+            "drivable area",
+            (0.35, 0.35, 0.35),
+            geometry=lambda m: _polygons(m.drivable_area),
+        ),
+        FillLayer(
+            "crosswalks",
+            "pedestrian crossings",
+            (0.95, 0.85, 0.2),
+            geometry=lambda m: list(m.crosswalks),
+        ),
+        LineLayer(
             "lane_boundaries",
-            "line",
             "lane boundaries and road edges",
-            lambda m: _boundaries(m, lambda _lane, _side: True) + _lines(m.road_edges),
+            (0.95, 0.95, 0.95),
+            geometry=lambda m: _boundaries(m, lambda _lane, _side: True) + _lines(m.road_edges),
         ),
-        Layer(
+        LineLayer(
             "lane_boundaries_solid",
-            "line",
             "boundaries not to be crossed (solid, double solid, curb)",
-            lambda m: _boundaries(m, _solid) + _lines(m.road_edges),
+            (1.0, 1.0, 1.0),
+            geometry=lambda m: _boundaries(m, _solid) + _lines(m.road_edges),
         ),
-        Layer(
+        LineLayer(
             "lane_boundaries_dashed",
-            "line",
             "boundaries that may be crossed (dashed and mixed marks)",
-            lambda m: _boundaries(m, _dashed),
+            (0.7, 0.7, 0.95),
+            geometry=lambda m: _boundaries(m, _dashed),
         ),
-        Layer(
+        LineLayer(
             "centerlines",
-            "line",
             "lane centerlines",
-            lambda m: _lines([lane.centerline for lane in m.lanes]),
+            (0.3, 0.6, 1.0),
+            geometry=lambda m: _lines([lane.centerline for lane in m.lanes]),
         ),
-        Layer("lane_heading_sin", "heading", "sin(lane direction - agent heading)", None, "sin"),
-        Layer("lane_heading_cos", "heading", "cos(lane direction - agent heading)", None, "cos"),
-        Layer("distance_to_centerline", "distance", "distance to nearest centerline / clip"),
-        Layer("agents", "scene", "other agents' boxes now", None, "agents"),
-        Layer("ego", "scene", "the agent's own box", None, "ego"),
-        Layer("history", "scene", "all boxes over the past frames, fading", None, "history"),
+        HeadingLayer(
+            "lane_heading_sin", "sin(lane direction - agent heading)", (0.6, 0.2, 0.6), 0.25
+        ),
+        HeadingLayer(
+            "lane_heading_cos",
+            "cos(lane direction - agent heading)",
+            (0.2, 0.6, 0.3),
+            0.25,
+            component="cos",
+        ),
+        DistanceLayer(
+            "distance_to_centerline",
+            "distance to nearest centerline / clip",
+            (0.15, 0.3, 0.45),
+            0.3,
+        ),
+        SceneLayer("agents", "other agents' boxes now", (0.2, 0.85, 0.3)),
+        SceneLayer("ego", "the agent's own box", (1.0, 0.25, 0.2), component="ego"),
+        SceneLayer(
+            "history",
+            "all boxes over the past frames, fading",
+            (0.9, 0.5, 0.3),
+            component="history",
+        ),
     ]
 }
 
 
 def map_geometry(vector_map: VectorMap, name: str) -> list[BaseGeometry]:
-    """City-frame geometry a fill or line layer burns (untiled); [] for other kinds."""
+    """City-frame geometry a fill or line layer burns (unsplit); [] for other kinds."""
     layer = LAYERS[name]
     return layer.geometry(vector_map) if layer.geometry is not None else []
 
@@ -141,83 +436,3 @@ def map_geometry(vector_map: VectorMap, name: str) -> list[BaseGeometry]:
 def list_layers() -> list[str]:
     """Names of every layer a RasterSpec may ask for."""
     return list(LAYERS)
-
-
-def tile_polygons(polygons: list[BaseGeometry], tile_m: float = TILE_SIZE_M) -> list[BaseGeometry]:
-    """Cut polygons larger than ``tile_m`` into Polygon pieces on a ``tile_m`` grid (city frame).
-
-    The pieces cover the same points, so filling them fills the same pixels; multi-part inputs
-    come back as their parts.
-    """
-    pieces: list[BaseGeometry] = []
-    for poly in (part for g in polygons for part in shapely.get_parts(g)):
-        xmin, ymin, xmax, ymax = poly.bounds
-        if xmax - xmin <= tile_m and ymax - ymin <= tile_m:
-            pieces.append(poly)
-            continue
-        x0 = np.floor(xmin / tile_m) * tile_m
-        y0 = np.floor(ymin / tile_m) * tile_m
-        xs = np.arange(x0, xmax, tile_m)
-        ys = np.arange(y0, ymax, tile_m)
-        gx, gy = (a.ravel() for a in np.meshgrid(xs, ys))
-        for x, y in zip(gx.tolist(), gy.tolist(), strict=True):
-            piece = shapely.clip_by_rect(poly, x, y, x + tile_m, y + tile_m)
-            pieces += list(shapely.get_parts(piece))
-    return [p for p in pieces if p.geom_type == "Polygon" and not p.is_empty]
-
-
-@dataclass(frozen=True)
-class LaneQuads:
-    """Lanes cut into quads for the heading layers.
-
-    Attributes:
-        quads: (Q,) shapely Polygons, city frame, in map order (lane by lane, along each lane).
-        heading: (Q,) float64 direction of each quad's piece of centerline (rad, city frame).
-    """
-
-    quads: GeometryArray
-    heading: NDArray[np.float64]
-
-
-def lane_quads(lanes: list[Lane]) -> LaneQuads:
-    """Cut every lane into quads between boundary samples taken at the same arc-length fractions."""
-    quads: list[NDArray[np.float64]] = []
-    headings: list[NDArray[np.float64]] = []
-    for lane in lanes:
-        n = max(len(lane.left_boundary), len(lane.right_boundary), len(lane.centerline), 2)
-        left = resample_polyline(lane.left_boundary, n)
-        right = resample_polyline(lane.right_boundary, n)
-        rings = np.stack([left[:-1], left[1:], right[1:], right[:-1]], axis=1)
-        direction = np.diff(0.5 * (left + right), axis=0)
-        quads.append(rings)
-        headings.append(np.arctan2(direction[:, 1], direction[:, 0]))
-    if not quads:
-        return LaneQuads(np.empty(0, dtype=object), np.empty(0))
-    return LaneQuads(shapely.polygons(np.concatenate(quads)), np.concatenate(headings))
-
-
-class MapGeometry:
-    """Per-map geometry of every fill/line layer plus the lane quads, each with an STRtree.
-
-    Built once per map and shared by the exact and fast rasterizers (city frame, float64).
-    """
-
-    def __init__(self, vector_map: VectorMap) -> None:
-        self.map = vector_map
-        self._layers: dict[str, tuple[GeometryArray, STRtree]] = {}
-
-    def layer(self, name: str) -> tuple[GeometryArray, STRtree]:
-        """(geometries, tree) of a fill or line layer; filled polygons come cut into tiles."""
-        if name not in self._layers:
-            geoms = map_geometry(self.map, name)
-            if LAYERS[name].kind == "fill":
-                geoms = tile_polygons(geoms)
-            arr = np.array(geoms, dtype=object).reshape(-1)
-            self._layers[name] = (arr, STRtree(arr))
-        return self._layers[name]
-
-    @cached_property
-    def quads(self) -> tuple[LaneQuads, STRtree]:
-        """The lane quads of the heading layers and their tree."""
-        q = lane_quads(self.map.lanes)
-        return q, STRtree(q.quads)

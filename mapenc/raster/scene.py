@@ -9,8 +9,9 @@ import shapely
 from numpy.typing import NDArray
 
 from mapenc.errors import PoseError
+from mapenc.geometry import transform_points
 from mapenc.maps.types import Scenario
-from mapenc.raster.layers import GeometryArray
+from mapenc.raster.exact import GeometryArray
 
 
 def box_polygons(
@@ -20,13 +21,10 @@ def box_polygons(
     width: NDArray[np.float64],
 ) -> GeometryArray:
     """(M,) rectangles centred at ``xy`` (M, 2) with the given heading (rad) and size (metres)."""
-    c, s = np.cos(heading)[:, None], np.sin(heading)[:, None]
-    half_l, half_w = 0.5 * length[:, None], 0.5 * width[:, None]
-    along = np.array([1.0, 1.0, -1.0, -1.0])[None, :] * half_l
-    across = np.array([1.0, -1.0, -1.0, 1.0])[None, :] * half_w
-    x = xy[:, 0:1] + c * along - s * across
-    y = xy[:, 1:2] + s * along + c * across
-    return shapely.polygons(np.stack([x, y], axis=-1))
+    along = np.array([1.0, 1.0, -1.0, -1.0])[None, :] * 0.5 * length[:, None]
+    across = np.array([1.0, -1.0, -1.0, 1.0])[None, :] * 0.5 * width[:, None]
+    poses = np.concatenate([xy, heading[:, None]], axis=1)
+    return shapely.polygons(transform_points(poses, np.stack([along, across], axis=-1)))
 
 
 @dataclass(frozen=True)

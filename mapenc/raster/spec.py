@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from mapenc.checks import FieldChecks
 from mapenc.errors import ConfigError
-from mapenc.geometry import check_poses
+from mapenc.geometry import check_poses, inverse_matrices_from_poses, transform_points
 
 FloatArray = NDArray[np.float64]
 
@@ -119,21 +119,18 @@ class RasterSpec:
         The product is formed in float64, so city coordinates of 1e6 m keep sub-millimetre
         precision.
         """
-        p = check_poses(poses)
-        c, sn = np.cos(p[:, 2]), np.sin(p[:, 2])
-        agent_from_city = np.zeros((len(p), 3, 3))
-        agent_from_city[:, 0, 0], agent_from_city[:, 0, 1] = c, sn
-        agent_from_city[:, 1, 0], agent_from_city[:, 1, 1] = -sn, c
-        agent_from_city[:, 0, 2] = -(c * p[:, 0] + sn * p[:, 1])
-        agent_from_city[:, 1, 2] = sn * p[:, 0] - c * p[:, 1]
-        agent_from_city[:, 2, 2] = 1.0
-        return self.raster_from_agent() @ agent_from_city
+        return self.raster_from_agent() @ inverse_matrices_from_poses(poses)
+
+    def pixel_axes_agent(self) -> tuple[FloatArray, FloatArray]:
+        """Agent-frame x (W,) of the pixel columns' centres and y (H,) of the rows' (metres)."""
+        s, (h, w), (ax, ay) = self.pixel_size_m, self.size_px, self.agent_at
+        x = (np.arange(w, dtype=np.float64) + 0.5) * s - ax * w * s
+        y = ay * h * s - (np.arange(h, dtype=np.float64) + 0.5) * s
+        return x, y
 
     def pixel_centers_agent(self) -> FloatArray:
         """(H, W, 2) agent-frame (x, y) of every pixel centre (metres)."""
-        s, (h, w), (ax, ay) = self.pixel_size_m, self.size_px, self.agent_at
-        x = (np.arange(w) + 0.5) * s - ax * w * s
-        y = ay * h * s - (np.arange(h) + 0.5) * s
+        x, y = self.pixel_axes_agent()
         return np.stack(np.broadcast_arrays(x[None, :], y[:, None]), axis=-1)
 
     def window_corners_city(self, poses: ArrayLike) -> FloatArray:
@@ -141,10 +138,7 @@ class RasterSpec:
         p = check_poses(poses)
         xmin, ymin, xmax, ymax = self.extent_m
         corners = np.array([[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]])
-        c, sn = np.cos(p[:, 2])[:, None], np.sin(p[:, 2])[:, None]
-        x = p[:, None, 0] + c * corners[None, :, 0] - sn * corners[None, :, 1]
-        y = p[:, None, 1] + sn * corners[None, :, 0] + c * corners[None, :, 1]
-        return np.stack([x, y], axis=-1)
+        return transform_points(p, np.broadcast_to(corners, (len(p), 4, 2)))
 
 
 def points_to_pixels(raster_from_city: ArrayLike, points_city: ArrayLike) -> FloatArray:

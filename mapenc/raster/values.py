@@ -1,24 +1,48 @@
-"""How layer values are stored: float scale <-> uint8 codes, and binary masks into layers.
+"""How layer values are stored: the float scale <-> uint8 codec of each layer, binary masks.
 
 Float output holds binary layers in {0, 1}, heading layers in [-1, 1], distance and history in
-[0, 1]; uint8 output holds 0/255 (binary), ``round(128 + 127 * value)`` (heading) and
-``round(255 * value)`` (distance, history).
+[0, 1]; uint8 output holds ``round(offset + scale * value)``: 0/255 (binary), ``128 + 127 * value``
+(heading, ``SIGNED``) and ``255 * value`` (distance, history, ``UNIT``). Each layer names its
+codec (``Layer.codec``); this module is the only place the numbers live.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
 
 
-def encode(values: NDArray[np.floating[Any]], kind: str, dtype: np.dtype[Any]) -> NDArray[Any]:
-    """Float layer values -> the output dtype (see the module docstring for the uint8 scale)."""
-    if dtype != np.uint8:
-        return values.astype(dtype, copy=False)
-    scaled = 128.0 + 127.0 * values if kind == "heading" else 255.0 * values
-    return np.rint(scaled).astype(np.uint8)
+@dataclass(frozen=True)
+class Codec:
+    """uint8 code = ``round(offset + scale * value)``; float value = ``(code - offset) / scale``."""
+
+    offset: float
+    scale: float
+
+    def encode(self, values: NDArray[np.floating[Any]], dtype: np.dtype[Any]) -> NDArray[Any]:
+        """Float layer values -> the output dtype (float dtypes keep the values)."""
+        if dtype != np.uint8:
+            return values.astype(dtype, copy=False)
+        return np.rint(self.offset + self.scale * values).astype(np.uint8)
+
+    def decode(self, values: NDArray[Any]) -> NDArray[np.float64]:
+        """Layer values (float or uint8) -> float64 in the float scale."""
+        x = values.astype(np.float64)
+        return (x - self.offset) / self.scale if values.dtype == np.uint8 else x
+
+    def encode_tensor(self, values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``encode`` for tensors (any device)."""
+        if dtype != torch.uint8:
+            return values.to(dtype)
+        return torch.round(self.offset + self.scale * values).to(torch.uint8)
+
+
+UNIT = Codec(0.0, 255.0)
+SIGNED = Codec(128.0, 127.0)
 
 
 def write_binary(target: NDArray[Any], on: NDArray[np.bool_]) -> None:
@@ -29,9 +53,13 @@ def write_binary(target: NDArray[Any], on: NDArray[np.bool_]) -> None:
         np.copyto(target, on)
 
 
-def decode(values: NDArray[Any], kind: str) -> NDArray[np.float64]:
-    """Inverse of ``encode``: layer values (float or uint8) -> float64 in the float scale."""
-    x = values.astype(np.float64)
-    if values.dtype != np.uint8:
-        return x
-    return (x - 128.0) / 127.0 if kind == "heading" else x / 255.0
+def torch_dtype(dtype: np.dtype[Any]) -> torch.dtype:
+    """The torch dtype of an output dtype (uint8, float32 or float64)."""
+    return {np.uint8: torch.uint8, np.float32: torch.float32, np.float64: torch.float64}[
+        np.dtype(dtype).type
+    ]
+
+
+def numpy_dtype(dtype: torch.dtype) -> np.dtype[Any]:
+    """The numpy dtype of a torch output dtype (uint8, float32 or float64)."""
+    return np.dtype(str(dtype).removeprefix("torch."))

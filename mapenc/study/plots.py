@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mapenc.safeio import save_figure
 from mapenc.study.protocol import PROBE_COLUMNS
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def _figure_against(
         ax.set_xlabel(x_label)
     figure.suptitle(f"{title}: mean ± std over seeds")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    save_figure(figure, path, dpi=100)
     plt.close(figure)
     return path
 
@@ -133,7 +134,7 @@ def plot_metric_vs_raster(summary: Summary, metrics: Metrics, path: Path) -> Pat
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    save_figure(figure, path, dpi=100)
     plt.close(figure)
     return path
 
@@ -158,7 +159,7 @@ def plot_probes(summary: Summary, path: Path) -> Path:
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
     ax.legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    save_figure(figure, path, dpi=100)
     plt.close(figure)
     return path
 
@@ -210,6 +211,6 @@ def plot_learning_curves(logs: Mapping[str, Sequence[Path]], path: Path) -> Path
     ax.axhline(0.0, color="grey", linewidth=0.8, linestyle=":")
     ax.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    save_figure(figure, path, dpi=100)
     plt.close(figure)
     return path

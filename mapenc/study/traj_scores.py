@@ -12,6 +12,8 @@ of the sample's K x F forecast points off the drivable area).
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from numpy.typing import NDArray
 
 from mapenc.errors import DataError
 from mapenc.evaluation.report import METRICS, PerSample
+from mapenc.safeio import write_atomic
 from mapenc.study.intervals import bootstrap_mean, paired_difference
 
 PER_SAMPLE_NAME = "per_sample.npz"
@@ -43,16 +46,20 @@ class SampleScores:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write ``scene`` and the metric arrays to an ``.npz`` file."""
         arrays: dict[str, Any] = {"scene": self.scenes, **self.values}
-        np.savez_compressed(path, **arrays)
+        write_atomic(path, lambda handle: np.savez_compressed(handle, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SampleScores:
-        """Read what ``save`` wrote; DataError naming the file when a metric is missing."""
-        with np.load(path) as data:
-            missing = [m for m in ("scene", *METRICS) if m not in data.files]
-            if missing:
-                raise DataError(f"{path}: no {', '.join(missing)} in the per-sample scores")
-            return cls(data["scene"], {m: data[m].astype(np.float64) for m in METRICS})
+        """Read what ``save`` wrote; DataError naming the file when it is damaged or a metric is
+        missing."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = [m for m in ("scene", *METRICS) if m not in data.files]
+                if missing:
+                    raise DataError(f"{path}: no {', '.join(missing)} in the per-sample scores")
+                return cls(data["scene"], {m: data[m].astype(np.float64) for m in METRICS})
+        except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as err:
+            raise DataError(f"{path}: not a readable .npz file ({err})") from None
 
 
 def sample_scores(scored: PerSample, scene_of_sample: Sequence[str]) -> SampleScores:

@@ -55,7 +55,7 @@ from mapenc.train.parts import (  # the loop's pieces, importable from here as b
     move_to,
     seed_everything,
 )
-from mapenc.train.run_folder import claim_run_folder
+from mapenc.train.run_folder import claim_run_folder, start_fresh_run
 
 __all__ = [
     "EPOCH_LOG_NAME",
@@ -169,7 +169,8 @@ class Trainer:
             # A fresh run, or a rank whose RNG stream rank 0's checkpoint does not hold.
             torch.manual_seed(self.config.seed * 1_000_003 + 7_919 * self.context.rank + self.step)
         if self.context.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
+            if not resumed:
+                start_fresh_run(self.out)
             configs = {"train": config_to_dict(self.config)}
             configs.update({name: config_to_dict(c) for name, c in (saved_configs or {}).items()})
             write_json(self.out / CONFIG_NAME, configs)

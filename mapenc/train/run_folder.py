@@ -9,7 +9,8 @@ rasterizing) and held until the run ends:
   second process training into the same folder is refused with one line naming the owner. A
   lock left by a process that no longer runs on this host is stale and taken over;
 - a folder that already holds a run (``config.json``, ``checkpoint.pt`` or the logs) is refused
-  unless ``resume`` (continue it) or ``overwrite`` (delete those files first);
+  unless ``resume`` (continue it) or ``overwrite`` (its files are deleted by ``start_fresh_run``
+  when the new run starts writing, so a setting refused before that leaves the old run intact);
 - temporary files of a killed writer are removed.
 
 The same process may claim a folder it holds again (the experiment claims it, then ``fit``).
@@ -22,10 +23,11 @@ import os
 import shutil
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from mapenc.errors import ConfigError, TrainingError
-from mapenc.safeio import process_alive, remove_stale_temporaries
+from mapenc.safeio import ensure_folder, process_alive, remove_stale_temporaries
 
 LOCK_NAME = ".lock"
 # Files that make a folder "hold a run"; deleted by ``overwrite``.
@@ -40,8 +42,18 @@ RUN_FILES = (
 )
 RUN_FOLDERS = ("tensorboard",)
 
-# Run folders this process holds (resolved path -> nesting depth).
-_HELD: dict[Path, int] = {}
+
+@dataclass
+class _Claim:
+    """A run folder this process holds: how many blocks hold it, and whether the run in it is
+    to be replaced (``overwrite``) once a fresh run starts writing."""
+
+    depth: int = 1
+    replace: bool = False
+
+
+# Run folders this process holds, by resolved path.
+_HELD: dict[Path, _Claim] = {}
 
 
 @contextlib.contextmanager
@@ -61,36 +73,24 @@ def claim_run_folder(
     if not main:
         yield Path(path)
         return
-    folder = _make_folder(Path(path))
+    folder = ensure_folder(Path(path), "the run folder (--out)")
     key = folder.resolve()
     if key in _HELD:
-        _HELD[key] += 1
+        _HELD[key].depth += 1
         try:
             yield folder
         finally:
-            _HELD[key] -= 1
+            _HELD[key].depth -= 1
         return
     _lock(folder)
-    _HELD[key] = 1
+    _HELD[key] = _Claim()
     try:
         remove_stale_temporaries(folder)
-        _check_existing_run(folder, resume, overwrite)
+        _HELD[key].replace = _check_existing_run(folder, resume, overwrite)
         yield folder
     finally:
         del _HELD[key]
         (folder / LOCK_NAME).unlink(missing_ok=True)
-
-
-def _make_folder(folder: Path) -> Path:
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{folder}: is a file; the run folder (--out) must be a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(
-            f"{folder}: cannot create the run folder ({err.strerror or err})"
-        ) from None
-    return folder
 
 
 def _owner_text() -> str:
@@ -131,16 +131,29 @@ def _live_owner(lock: Path) -> str | None:
     return pid_text if process_alive(int(pid_text)) else None
 
 
-def _check_existing_run(folder: Path, resume: bool, overwrite: bool) -> None:
+def _check_existing_run(folder: Path, resume: bool, overwrite: bool) -> bool:
+    """Whether the run in ``folder`` is to be replaced; TrainingError when it may not be."""
     existing = [name for name in RUN_FILES if (folder / name).exists()]
     if not existing or resume:
-        return
+        return False
     if not overwrite:
         raise TrainingError(
             f"{folder}: holds a run already ({', '.join(existing)}); use --resume to continue "
             "it, --overwrite to replace it, or another --out"
         )
-    for name in existing:
-        (folder / name).unlink()
+    return True
+
+
+def start_fresh_run(path: str | os.PathLike[str]) -> None:
+    """Delete the run that an ``overwrite`` claim of ``path`` replaces, once, when the new run
+    starts writing: a bad setting found before that (while loading data or building the model)
+    leaves the old run as it was."""
+    claim = _HELD.get(Path(path).resolve())
+    if claim is None or not claim.replace:
+        return
+    folder = Path(path)
+    for name in RUN_FILES:
+        (folder / name).unlink(missing_ok=True)
     for name in RUN_FOLDERS:
         shutil.rmtree(folder / name, ignore_errors=True)
+    claim.replace = False

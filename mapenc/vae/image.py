@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from mapenc.checks import FieldChecks
 from mapenc.data.mnist import IMAGE_SIZE
 from mapenc.encoders import build_decoder, build_encoder, default_decoder_for
 from mapenc.encoders.registry import ENCODERS
@@ -200,8 +201,8 @@ class ImageVAEConfig:
     decoder_settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.latent_dim < 1 or self.feature_dim < 1:
-            raise ConfigError(f"latent_dim={self.latent_dim}, feature_dim={self.feature_dim}: >= 1")
+        checks = FieldChecks(self).number("latent_dim", integer=True, minimum=1)
+        checks.number("feature_dim", integer=True, minimum=1).done()
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"likelihood={self.likelihood!r}: expected one of {LIKELIHOODS}")
 

@@ -31,7 +31,7 @@ All positions are in the agent frame (metres); networks see them divided by ``po
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mapenc.checks import FieldChecks
 from mapenc.data.context import NEIGHBOUR_FEATURES, NUM_KINDS
 from mapenc.errors import ConfigError
 from mapenc.pipeline import encoder_for_raster
@@ -90,10 +91,15 @@ class TrajCVAEConfig:
     position_scale_m: float = 10.0
 
     def __post_init__(self) -> None:
-        if min(self.history_steps, self.future_steps, self.hidden_dim, self.modes) < 1:
-            raise ConfigError("TrajCVAEConfig: steps, hidden_dim and modes must be >= 1")
-        if self.wta_weight < 0 or self.beta < 0 or self.max_neighbours < 0:
-            raise ConfigError("TrajCVAEConfig: wta_weight, beta, max_neighbours must be >= 0")
+        checks = FieldChecks(self)
+        for name in ("history_steps", "future_steps", "map_latent_dim", "raster_channels"):
+            checks.number(name, integer=True, minimum=1)
+        checks.number("hidden_dim", integer=True, minimum=1).number(
+            "modes", integer=True, minimum=1
+        )
+        checks.number("max_neighbours", integer=True, minimum=0)
+        checks.number("dt", above=0).number("position_scale_m", above=0)
+        checks.number("beta", minimum=0).number("wta_weight", minimum=0).done()
         if self.anchors not in ("auto", "lane", "kinematic"):
             raise ConfigError(
                 f"TrajCVAEConfig.anchors must be auto, lane or kinematic, got {self.anchors!r}"
@@ -190,7 +196,13 @@ class TrajectoryCVAE(nn.Module):
     (``mapenc.maps.polylines.AgentPolylines``), and optionally ``anchors`` (N, modes, F, 2)
     (default: every mode at constant ``velocity``), ``kind`` (N,) int64 (default: vehicle) and
     ``neighbours`` (N, M, 5) (default: none).
+    A batch without ``raster`` for a raster map encoder carries ``pose`` (N, 3) city poses and
+    ``scenario`` (N,) indices instead, and the map branch draws its rasters on the model's device
+    with ``map_rasters`` (e.g. a ``mapenc.data.device_rasters.SceneRasterizers``; not a
+    parameter, not saved).
     """
+
+    map_rasters: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def __init__(self, config: TrajCVAEConfig) -> None:
         super().__init__()
@@ -262,8 +274,16 @@ class TrajectoryCVAE(nn.Module):
             polylines = (batch["polyline_points"], batch["polyline_mask"], batch["polyline_types"])
             parts.append(self.map_encoder(*polylines, batch["past"], heading))
         elif self.map_encoder is not None:
-            parts.append(self.map_encoder(batch["raster"]))
+            parts.append(self.map_encoder(self.rasters_of(batch)))
         return torch.cat(parts, dim=-1)
+
+    def rasters_of(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The batch's ``raster``, or rasters drawn by ``map_rasters`` from ``pose``/``scenario``."""
+        if "raster" in batch:
+            return batch["raster"]
+        if self.map_rasters is None:
+            raise ConfigError("batch has no 'raster' and the model no map_rasters to draw them")
+        return self.map_rasters(batch["pose"], batch["scenario"])
 
     def p_z_x_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Prior log-probabilities (N, modes) of the latent values."""

@@ -1,0 +1,139 @@
+"""Rasterizer modes side by side: exact, fast and torch on the CPU, torch on CUDA when present.
+
+One run, 4 x 224 x 224 uint8 rasters (drivable_area, lane_boundaries, centerlines, crosswalks;
+0.5 m/px), poses on random lane centerline points with random headings; batch 256 on the CPU and
+4,096 on a GPU; the AV2 forecasting map and the largest AV2 sensor-log city map. Reported:
+rasters/s (best of ``--repeats`` calls, set-up and first-call tile drawing excluded), the ratio
+to the fast mode measured in the same run, the torch mode's agreement with exact (smallest
+per-agent IoU over the four layers, agents with > 200 lit pixels) and peak GPU memory.
+"torch cpu sample" is the torch mode with ``TorchSettings(binary="sample")``: binary layers
+sampled from the tiles like the fast mode, instead of drawn from the vectors.
+
+    python benchmarks/raster_modes.py --data /work/shared/data [--threads 1] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mapenc.maps import VectorMap, load_map
+from mapenc.raster import Rasterizer, RasterSpec, TorchSettings
+from mapenc.testing import mode_agreement
+
+SPEC = RasterSpec()  # 224 x 224 at 0.5 m/px, the four layers above
+
+
+def poses_on_lanes(m: VectorMap, count: int, seed: int = 0) -> np.ndarray:
+    """(count, 3) poses at random centerline points of random lanes, random headings."""
+    rng = np.random.default_rng(seed)
+    lanes = [m.lanes[k] for k in rng.integers(0, len(m.lanes), count)]
+    xy = np.stack([lane.centerline[rng.integers(0, len(lane.centerline))] for lane in lanes])
+    return np.concatenate([xy, rng.uniform(-np.pi, np.pi, (count, 1))], axis=1)
+
+
+def rate(fn: Callable[[], Any], count: int, repeats: int, sync: bool = False) -> float:
+    """Best rasters/s over ``repeats`` calls of ``fn`` (each producing ``count`` rasters), after
+    one warm-up call (tiles drawn, caches filled)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        if sync:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if sync:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return count / min(times)
+
+
+def bench_map(m: VectorMap, batch_cpu: int, batch_gpu: int, repeats: int) -> dict[str, float]:
+    """Rates of each mode on one map, the torch mode's agreement with exact, GPU memory."""
+    poses = poses_on_lanes(m, batch_cpu)
+    exact = Rasterizer(m, SPEC)
+    fast = Rasterizer(m, SPEC, mode="fast")
+    on_cpu = Rasterizer(m, SPEC, mode="torch", device="cpu")
+    sampled = Rasterizer(
+        m, SPEC, mode="torch", device="cpu", torch_settings=TorchSettings(binary="sample")
+    )
+    poses_t = torch.from_numpy(poses)
+    result = {
+        "exact": rate(lambda: exact.rasterize(poses, np.uint8), batch_cpu, repeats),
+        "fast": rate(lambda: fast.rasterize(poses, np.uint8), batch_cpu, repeats),
+        "torch cpu": rate(
+            lambda: on_cpu.rasterize_tensor(poses_t, torch.uint8), batch_cpu, repeats
+        ),
+        "torch cpu sample": rate(
+            lambda: sampled.rasterize_tensor(poses_t, torch.uint8), batch_cpu, repeats
+        ),
+    }
+    reference = exact.rasterize(poses, np.uint8)
+    for name, r in (("torch", on_cpu), ("sample", sampled)):
+        agreement = mode_agreement(reference, r.rasterize(poses, np.uint8), SPEC.layers)
+        result[f"min IoU {name}"] = min(agreement.values())
+    if torch.cuda.is_available():
+        gpu = Rasterizer(m, SPEC, mode="torch", device="cuda")
+        big = torch.from_numpy(poses_on_lanes(m, batch_gpu, seed=1)).cuda()
+        torch.cuda.reset_peak_memory_stats()
+        result["torch cuda"] = rate(
+            lambda: gpu.rasterize_tensor(big, torch.uint8), batch_gpu, repeats, sync=True
+        )
+        result["gpu memory GiB"] = torch.cuda.max_memory_allocated() / 2**30
+    return result
+
+
+def biggest(paths: list[Path]) -> VectorMap:
+    maps = [load_map(p) for p in paths]
+    return max(maps, key=lambda m: (m.bounds[2] - m.bounds[0]) * (m.bounds[3] - m.bounds[1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("MAPENC_REAL_DATA", "../shared/data"))
+    )
+    parser.add_argument("--batch-cpu", type=int, default=256)
+    parser.add_argument("--batch-gpu", type=int, default=4096)
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per figure (best kept)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+    print(f"CPU threads: {args.threads}; GPU: {device}; torch {torch.__version__}")
+    maps = {
+        "AV2 forecasting": load_map(
+            sorted(args.data.glob("av2/forecasting/*/log_map_archive_*.json"))[0]
+        ),
+        "AV2 largest city map": biggest(
+            sorted(args.data.glob("av2/sensor_logs/*/map/log_map_archive_*.json"))
+        ),
+    }
+    columns = ["exact", "fast", "torch cpu", "torch cpu sample", "torch cuda"]
+    print(
+        "| map (extent m) | "
+        + " | ".join(f"{c} /s (x fast)" for c in columns)
+        + " | min IoU torch / sample vs exact | GPU memory |"
+    )
+    print("|" + "---|" * (len(columns) + 3))
+    for name, m in maps.items():
+        r = bench_map(m, args.batch_cpu, args.batch_gpu, args.repeats)
+        cells = [f"{r[c]:,.0f} ({r[c] / r['fast']:.2f}x)" if c in r else "no GPU" for c in columns]
+        memory = f"{r['gpu memory GiB']:.2f} GiB" if "gpu memory GiB" in r else "-"
+        print(
+            f"| {name} ({m.summary()['extent_m']}) | "
+            + " | ".join(cells)
+            + f" | {r['min IoU torch']:.3f} / {r['min IoU sample']:.3f} | {memory} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
