@@ -7,7 +7,8 @@ rasters/s (best of ``--repeats`` calls, set-up and first-call tile drawing exclu
 to the fast mode measured in the same run, the torch mode's agreement with exact (smallest
 per-agent IoU over the four layers, agents with > 200 lit pixels) and peak GPU memory.
 "torch cpu sample" is the torch mode with ``TorchSettings(binary="sample")``: binary layers
-sampled from the tiles like the fast mode, instead of drawn from the vectors.
+sampled from the tiles like the fast mode, instead of drawn from the vectors. Then the agreement
+table: the torch mode against exact with the heading layers too, on the AV2 map and NGSIM.
 
     python benchmarks/raster_modes.py --data /work/shared/data [--threads 1] [--repeats 3]
 """
@@ -29,6 +30,13 @@ from mapenc.raster import Rasterizer, RasterSpec, TorchSettings
 from mapenc.testing import mode_agreement
 
 SPEC = RasterSpec()  # 224 x 224 at 0.5 m/px, the four layers above
+AGREEMENT_SPEC = RasterSpec(layers=(*SPEC.layers, "lane_heading_sin", "lane_heading_cos"))
+AGREEMENT_MAPS = (
+    "av2/forecasting/*/log_map_archive_*.json",
+    "commonroad_ngsim/Lankershim/*.xml.gz",
+    "commonroad_ngsim/Peachtree/*.xml.gz",
+    "commonroad_ngsim/US101/*.xml.gz",
+)
 
 
 def poses_on_lanes(m: VectorMap, count: int, seed: int = 0) -> np.ndarray:
@@ -104,6 +112,7 @@ def main() -> None:
     parser.add_argument("--batch-gpu", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per figure (best kept)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--agreement-agents", type=int, default=48, help="poses per map")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
@@ -133,6 +142,24 @@ def main() -> None:
             + f" | {r['min IoU torch']:.3f} / {r['min IoU sample']:.3f} | {memory} |",
             flush=True,
         )
+    print_agreement(args.data, args.agreement_agents)
+
+
+def print_agreement(data: Path, count: int) -> None:
+    """Per map: the torch mode's smallest per-agent IoU with exact on each binary layer (agents
+    with > 200 lit pixels) and the share of centerline pixels with heading within 0.3."""
+    names = [n for n in AGREEMENT_SPEC.layers if not n.startswith("lane_heading")]
+    print(f"\n| map ({count} agents) | " + " | ".join(names) + " | heading within 0.3 |")
+    print("|" + "---|" * (len(names) + 2))
+    for pattern in AGREEMENT_MAPS:
+        path = sorted(data.glob(pattern))[0]
+        m = load_map(path)
+        poses = poses_on_lanes(m, count, seed=2)
+        exact = Rasterizer(m, AGREEMENT_SPEC).rasterize(poses, np.uint8)
+        drawn = Rasterizer(m, AGREEMENT_SPEC, mode="torch").rasterize(poses, np.uint8)
+        a = mode_agreement(exact, drawn, AGREEMENT_SPEC.layers)
+        cells = [f"{a[f'iou_{n}']:.3f}" for n in names]
+        print(f"| {path.name} | " + " | ".join(cells) + f" | {a['heading_within_0.3']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -115,3 +115,16 @@ def test_torch_mode_agrees_with_exact(real_data: Path, pattern: str) -> None:
     for name in ("drivable_area", "lane_boundaries", "centerlines", "crosswalks"):
         assert agreement[f"iou_{name}"] >= 0.95, (m.source, agreement)
     assert agreement["heading_within_0.3"] >= 0.9, (m.source, agreement)
+
+
+def test_fast_mode_draws_a_map_whose_polygon_pieces_geos_cannot_clip(real_data: Path) -> None:
+    # A repaired lanelet of this scene leaves a ring that shapely.clip_by_rect rejects when the
+    # drivable area is cut into pieces; the piece is kept whole instead of failing the scene.
+    m = load_map(real_data / "commonroad_ngsim/Lankershim/USA_Lanker-2_24_T-1.xml.gz")
+    spec = RasterSpec(size_px=(64, 64), pixel_size_m=1.0, layers=("drivable_area",))
+    x0, y0, x1, y1 = m.bounds
+    pose = np.array([[0.5 * (x0 + x1), 0.5 * (y0 + y1), 0.0]])
+    fast = Rasterizer(m, spec, mode="fast").rasterize(pose)
+    exact = Rasterizer(m, spec).rasterize(pose)
+    assert fast.shape == (1, 1, 64, 64)
+    assert np.mean(fast == exact) > 0.95

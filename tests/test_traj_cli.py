@@ -70,6 +70,19 @@ def test_train_then_eval_on_the_synthetic_town(
     assert json.loads(capsys.readouterr().out)["map_params"] == 0
 
 
+def test_training_on_train_keeps_the_weights_best_on_val(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    data = ["--data", "synthetic:6", "--epochs", "2", "--out", str(run), *SMALL_RASTER]
+    assert main(["train-traj", *data, "--cache-dir", str(tmp_path / "c"), "--no-progress"]) == 0
+    best = json.loads(capsys.readouterr().out)["best_val"]
+    assert best["epochs_scored"] == 2 and best["epoch"] in (1, 2) and best["minFDE"] > 0
+    assert (run / "best_val.pt").is_file()
+    epochs = (run / "epochs.csv").read_text().splitlines()
+    assert "eval_val_minFDE" in epochs[0] and len(epochs) == 3
+
+
 def test_the_vector_encoder_trains_and_evaluates_through_the_same_commands(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import time
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ from mapenc.experiments.trajectory_data import (
     make_experiment_config,
     polyline_spec,
 )
+from mapenc.metrics import score_forecasts
 from mapenc.safeio import write_bytes_atomic
 from mapenc.train import check_model_fits, config_from_dict, count_parameters, fit
 from mapenc.train.checkpoint import (
@@ -51,12 +53,16 @@ from mapenc.train.checkpoint import (
     CONFIG_NAME,
     load_model_weights,
     read_json,
+    save_checkpoint,
     write_json,
 )
 from mapenc.train.run_folder import claim_run_folder
 from mapenc.vae.trajectory import TrajectoryCVAE
 
 TRAINING_NAME = "training.json"
+BEST_NAME = "best_val.pt"
+BEST_FACTS_NAME = "best_val.json"
+VAL_K = 6
 
 __all__ = [
     "CACHE_ENV",
@@ -107,6 +113,15 @@ def _train(config: TrajExperimentConfig, run_dir: Path, resume: bool) -> Path:
     )
     model = TrajectoryCVAE(config.model)
     model.map_rasters = split.dataset.base.device_rasters
+    keeper = None
+    if config.select_on_val and config.split == "train":
+        try:
+            val = load_split(
+                config, "val", progress=config.train.progress, skip_bad=config.skip_bad
+            )
+            keeper = BestOnVal(val.dataset, run_dir, resume)
+        except DataError:
+            keeper = None  # no val scene or sample to select on: the last weights are kept
     result = fit(
         model,
         split.dataset,
@@ -114,6 +129,7 @@ def _train(config: TrajExperimentConfig, run_dir: Path, resume: bool) -> Path:
         run_dir,
         resume=resume,
         saved_configs={"experiment": config},
+        evaluate=keeper,
     )
     facts: dict[str, Any] = {
         "train_samples": len(split.samples),
@@ -126,8 +142,44 @@ def _train(config: TrajExperimentConfig, run_dir: Path, resume: bool) -> Path:
     }
     if split.skipped is not None:
         facts["skipped"] = split.skipped
+    if keeper is not None and (run_dir / BEST_FACTS_NAME).is_file():  # an epoch was scored
+        facts["best_val"] = read_json(run_dir / BEST_FACTS_NAME)
     write_json(Path(run_dir) / TRAINING_NAME, facts)
     return Path(run_dir)
+
+
+class BestOnVal:
+    """The per-epoch evaluation of ``fit``: minFDE_6 on the val split; the weights with the lowest
+    so far go to ``run_dir/best_val.pt``, and ``best_val.json`` holds their score and epoch and
+    the epochs scored (read back on resume, so a resumed run keeps the best of all its epochs)."""
+
+    def __init__(self, dataset: ContextDataset, run_dir: Path, resume: bool) -> None:
+        self.dataset = dataset
+        self.run_dir = run_dir
+        facts = run_dir / BEST_FACTS_NAME
+        if resume and facts.is_file():
+            self.state = dict(read_json(facts))
+        else:
+            (run_dir / BEST_NAME).unlink(missing_ok=True)
+            self.state = {"minFDE": None, "epoch": 0, "epochs_scored": 0}
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        trajectory_model = typing.cast(TrajectoryCVAE, model)
+        train_rasters = trajectory_model.map_rasters
+        trajectory_model.map_rasters = self.dataset.base.device_rasters  # val's scenes
+        try:
+            forecasts, _ = predict(trajectory_model, self.dataset, VAL_K)
+        finally:
+            trajectory_model.map_rasters = train_rasters
+        truth = self.dataset.samples.future.astype(np.float64)
+        min_fde = score_forecasts(forecasts, truth).min_fde
+        model.train()
+        self.state["epochs_scored"] += 1
+        if self.state["minFDE"] is None or min_fde < self.state["minFDE"]:
+            self.state.update(minFDE=round(min_fde, 4), epoch=self.state["epochs_scored"])
+            save_checkpoint(self.run_dir / BEST_NAME, {"model": model.state_dict()})
+        write_json(self.run_dir / BEST_FACTS_NAME, self.state)
+        return {"val_minFDE": min_fde}
 
 
 def training_facts(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -136,7 +188,8 @@ def training_facts(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrajExperimentConfig, TrajectoryCVAE]:
-    """The experiment config and trained model of a train-traj run folder."""
+    """The experiment config and trained model of a train-traj run folder (the weights best on
+    val when training kept them, else the last ones)."""
     run = Path(run_dir)
     if not (run / CONFIG_NAME).is_file() or not (run / CHECKPOINT_NAME).is_file():
         raise DataError(f"{run}: not a train-traj run (needs {CONFIG_NAME} and {CHECKPOINT_NAME})")
@@ -145,7 +198,8 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrajExperimentConfig, Tra
         raise DataError(f"{run / CONFIG_NAME}: no 'experiment' section; not a train-traj run")
     config = config_from_dict(TrajExperimentConfig, saved["experiment"])
     model = TrajectoryCVAE(config.model)
-    load_model_weights(model, run / CHECKPOINT_NAME)
+    best = run / BEST_NAME
+    load_model_weights(model, best if best.is_file() else run / CHECKPOINT_NAME)
     return config, model
 
 

@@ -74,6 +74,9 @@ class TrajExperimentConfig:
             the raster cache; "torch" draws each batch's rasters on the model's device inside its
             map branch (no cache, and no DataLoader workers: ``train.num_workers`` must be 0).
         skip_bad: leave out (and list) scene files that cannot be read, instead of failing.
+        select_on_val: when training on "train", score minFDE_6 on the val split after every
+            epoch and keep the best weights (``best_val.pt``), which ``load_run`` then loads
+            (without val samples, the last weights are used).
     """
 
     data: tuple[str, ...] = ("synthetic",)
@@ -87,6 +90,7 @@ class TrajExperimentConfig:
     cache_dir: str = ""
     raster_mode: str = "fast"
     skip_bad: bool = False
+    select_on_val: bool = True
 
     def __post_init__(self) -> None:
         if not self.data:

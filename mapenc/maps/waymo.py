@@ -119,7 +119,7 @@ def scenario_proto_module(path: Path) -> ModuleType:
         from mapenc.maps.waymo_proto import scenario_pb2
     except ImportError as err:
         raise MapencError(
-            f"{path}: reading Waymo scenarios needs protobuf>=7.35.1 ({err}); "
+            f"{path}: reading Waymo scenarios needs protobuf>=6.31.1 ({err}); "
             "install it with `pip install mapenc[waymo]`"
         ) from None
     except runtime_version.VersionError as err:

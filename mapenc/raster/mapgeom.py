@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 import shapely
+import shapely.errors
 from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 from shapely.strtree import STRtree
@@ -68,8 +69,14 @@ def split_polygons(
         else:
             mid = 0.5 * (ymin + ymax)
             halves = [(xmin, ymin, xmax, mid), (xmin, mid, xmax, ymax)]
-        for box in halves:
-            todo += list(shapely.get_parts(shapely.clip_by_rect(poly, *box)))
+        try:
+            halves_clipped = [shapely.clip_by_rect(poly, *box) for box in halves]
+        except shapely.errors.GEOSException:
+            # A ring GEOS cannot clip (e.g. a hole of 3 points in a repaired lanelet): kept whole.
+            pieces.append(poly)
+            continue
+        for clipped in halves_clipped:
+            todo += list(shapely.get_parts(clipped))
     return pieces
 
 

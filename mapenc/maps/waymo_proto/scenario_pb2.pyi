@@ -30,7 +30,7 @@ class ObjectState(_message.Message):
     velocity_x: float
     velocity_y: float
     valid: bool
-    def __init__(self, center_x: _Optional[float] = ..., center_y: _Optional[float] = ..., center_z: _Optional[float] = ..., length: _Optional[float] = ..., width: _Optional[float] = ..., height: _Optional[float] = ..., heading: _Optional[float] = ..., velocity_x: _Optional[float] = ..., velocity_y: _Optional[float] = ..., valid: _Optional[bool] = ...) -> None: ...
+    def __init__(self, center_x: _Optional[float] = ..., center_y: _Optional[float] = ..., center_z: _Optional[float] = ..., length: _Optional[float] = ..., width: _Optional[float] = ..., height: _Optional[float] = ..., heading: _Optional[float] = ..., velocity_x: _Optional[float] = ..., velocity_y: _Optional[float] = ..., valid: bool = ...) -> None: ...
 
 class Track(_message.Message):
     __slots__ = ("id", "object_type", "states")
