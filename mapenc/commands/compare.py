@@ -26,7 +26,7 @@ from mapenc.study.compare import (
     run_compare,
     summarise,
 )
-from mapenc.study.config import NO_MAP, STUDY_TASK_NAMES, CompareConfig
+from mapenc.study.config import NO_MAP, STUDY_ANCHORS, STUDY_TASK_NAMES, CompareConfig
 from mapenc.study.probes import ProbeConfig
 from mapenc.study.tasks import STUDY_TASKS
 
@@ -73,6 +73,7 @@ FLAGS = ConfigFlags(
         ),
         Flag("iw_k", ("--iw",), metavar="K"),
         Flag("eval_images", parse=count_or_all, metavar="N|all"),
+        Flag("anchors", choices=STUDY_ANCHORS),
         Flag("train_split", choices=(*SPLITS, "all")),
         Flag("eval_split", choices=(*SPLITS, "all")),
         Flag("progress", ("--no-progress",), help="no progress bars"),

@@ -140,10 +140,10 @@ class DeviceSegments:
 
 
 def to_pixels(
-    mats: torch.Tensor, agent: torch.Tensor, start: torch.Tensor, end: torch.Tensor
+    raster_from_city: torch.Tensor, agent: torch.Tensor, start: torch.Tensor, end: torch.Tensor
 ) -> tuple[Pair, Pair]:
     """Segments (S, 2) city metres -> ((u0, v0), (u1, v1)) in their agent's pixel coordinates."""
-    m = mats.reshape(-1, 9).index_select(0, agent).T  # (9, S)
+    m = raster_from_city.reshape(-1, 9).index_select(0, agent).T  # (9, S)
     x0, y0, x1, y1 = start[:, 0], start[:, 1], end[:, 0], end[:, 1]
     p0 = (m[0] * x0 + m[1] * y0 + m[2], m[3] * x0 + m[4] * y0 + m[5])
     p1 = (m[0] * x1 + m[1] * y1 + m[2], m[3] * x1 + m[4] * y1 + m[5])
@@ -175,14 +175,14 @@ def fill_segments(
     agent: torch.Tensor,
     start: torch.Tensor,
     end: torch.Tensor,
-    mats: torch.Tensor,
+    raster_from_city: torch.Tensor,
 ) -> None:
     """Set ``out[:, channel]`` ((N, C, H, W)) to ``value`` on every pixel centre inside the
     polygons whose oriented ring segments (``start`` -> ``end``, (S, 2) city metres) are given,
     segment k for agent ``agent[k]`` (non-zero winding, half-open: a centre exactly on an edge
     counts when the edge lies above it); 0 elsewhere."""
     n, _, h, w = out.shape
-    p0, p1 = to_pixels(mats, agent, start, end)
+    p0, p1 = to_pixels(raster_from_city, agent, start, end)
     edge, col, row, sign = column_crossings(p0, p1, h, w)
     winding = torch.zeros(n * (h + 1) * w, dtype=torch.int16, device=out.device)
     flat = (agent.index_select(0, edge) * (h + 1) + row) * w + col
@@ -201,17 +201,17 @@ def burn_segments(
     agent: torch.Tensor,
     start: torch.Tensor,
     end: torch.Tensor,
-    mats: torch.Tensor,
+    raster_from_city: torch.Tensor,
 ) -> None:
     """Set every pixel of ``out[:, channel]`` ((N, C, H, W), contiguous) that segment k
     (``start[k]`` -> ``end[k]``, (S, 2) city frame, float64) of agent ``agent[k]`` touches to
     ``value``: its supercover, clipped to the raster (the pixels it starts and ends in and every
     pixel it enters by crossing a pixel-grid line).
 
-    ``mats`` (N, 3, 3) float64 maps city metres to each agent's pixel coordinates (u, v).
+    ``raster_from_city`` (N, 3, 3) float64 maps city metres to each agent's pixel coordinates (u, v).
     """
     _, nc, h, w = out.shape
-    p0, p1 = to_pixels(mats, agent, start, end)
+    p0, p1 = to_pixels(raster_from_city, agent, start, end)
     agent, p0, p1 = _clip(agent, p0, p1, w, h)
     d = (p1[0] - p0[0], p1[1] - p0[1])
     # End pixels are taken just inside the segment: an end point on a grid line belongs to the

@@ -29,10 +29,10 @@ from shapely.strtree import STRtree
 GeometryArray = NDArray[np.object_]
 
 
-def windows_city(mats: NDArray[np.float64], size_px: tuple[int, int]) -> GeometryArray:
+def windows_city(raster_from_city: NDArray[np.float64], size_px: tuple[int, int]) -> GeometryArray:
     """(N,) city-frame polygons covering each raster, from (N, 3, 3) city -> pixel matrices."""
     h, w = size_px
-    city_from_raster = np.linalg.inv(mats)
+    city_from_raster = np.linalg.inv(raster_from_city)
     corners = np.array([[0.0, 0.0, 1.0], [w, 0.0, 1.0], [w, h, 1.0], [0.0, h, 1.0]])
     ring = np.einsum("nab,kb->nka", city_from_raster, corners)[..., :2]
     return shapely.polygons(ring)
@@ -99,7 +99,7 @@ def _column_crossings(
     segments: Segments,
     agent_idx: NDArray[np.intp],
     geom_idx: NDArray[np.intp],
-    mats: NDArray[np.float64],
+    raster_from_city: NDArray[np.float64],
     size_px: tuple[int, int],
 ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp], NDArray[np.int16]]:
     """Where polygon edges cross the centre lines of pixel columns.
@@ -113,7 +113,7 @@ def _column_crossings(
 
     seg_pair, seg = segments.for_pairs(agent_idx, geom_idx)
     p0, p1 = to_pixels(
-        torch.from_numpy(np.ascontiguousarray(mats, dtype=np.float64)),
+        torch.from_numpy(np.ascontiguousarray(raster_from_city, dtype=np.float64)),
         torch.from_numpy(agent_idx[seg_pair]),
         torch.from_numpy(segments.start[seg]),
         torch.from_numpy(segments.end[seg]),
@@ -128,7 +128,7 @@ def paint_polygons(
     segments: Segments,
     agent_idx: NDArray[np.intp],
     geom_idx: NDArray[np.intp],
-    mats: NDArray[np.float64],
+    raster_from_city: NDArray[np.float64],
 ) -> None:
     """Paint ``values[k]`` on the pixel centres inside polygon ``geom_idx[k]`` of agent
     ``agent_idx[k]``'s raster, in order (later pairs on top).
@@ -140,7 +140,7 @@ def paint_polygons(
     (even-odd rule, half-open like ``fill_polygons``).
     """
     _, h, w = canvas.shape
-    pair, col, row, _ = _column_crossings(segments, agent_idx, geom_idx, mats, (h, w))
+    pair, col, row, _ = _column_crossings(segments, agent_idx, geom_idx, raster_from_city, (h, w))
     key = pair * w + col
     order = np.lexsort((row, key))  # by pair (drawing order), column, then row
     key, row = key[order], row[order]
@@ -155,7 +155,7 @@ def fill_polygons(
     segments: Segments,
     agent_idx: NDArray[np.intp],
     geom_idx: NDArray[np.intp],
-    mats: NDArray[np.float64],
+    raster_from_city: NDArray[np.float64],
     size_px: tuple[int, int],
 ) -> NDArray[np.bool_]:
     """(N, H, W) True where the pixel centre lies inside one of the agent's polygons.
@@ -163,7 +163,7 @@ def fill_polygons(
     Args:
         segments: the oriented rings of the polygons (``Segments.of``).
         agent_idx, geom_idx: (agent, polygon) pairs from ``query_pairs``.
-        mats: (N, 3, 3) city -> pixel coordinates of each agent's raster.
+        raster_from_city: (N, 3, 3) city -> pixel coordinates of each agent's raster.
         size_px: (H, W).
     Returns a view of an (H, N, W) array. Each edge adds its direction (+-1) where it crosses a
     column's centre line, in the first row whose centre lies at or below the crossing; a
@@ -172,8 +172,10 @@ def fill_polygons(
     so polygons sharing an edge never both claim a pixel.
     """
     h, w = size_px
-    n = len(mats)
-    pair, col, row, sign = _column_crossings(segments, agent_idx, geom_idx, mats, size_px)
+    n = len(raster_from_city)
+    pair, col, row, sign = _column_crossings(
+        segments, agent_idx, geom_idx, raster_from_city, size_px
+    )
     winding = np.zeros((h + 1, n * w), dtype=np.int16)
     np.add.at(winding.reshape(-1), (row * n + agent_idx[pair]) * w + col, sign)
     for i in range(1, h):
@@ -188,7 +190,7 @@ def burn_lines(
     segments: Segments,
     agent_idx: NDArray[np.intp],
     geom_idx: NDArray[np.intp],
-    mats: NDArray[np.float64],
+    raster_from_city: NDArray[np.float64],
 ) -> None:
     """Set every pixel of ``out[:, channel]`` (``out``: C-contiguous (N, C, H, W)) that an agent's
     line segments touch to ``value``.
@@ -207,5 +209,5 @@ def burn_lines(
         torch.from_numpy(agent_idx[seg_pair]),
         torch.from_numpy(segments.start[seg]),
         torch.from_numpy(segments.end[seg]),
-        torch.from_numpy(np.ascontiguousarray(mats, dtype=np.float64)),
+        torch.from_numpy(np.ascontiguousarray(raster_from_city, dtype=np.float64)),
     )

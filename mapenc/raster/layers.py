@@ -57,21 +57,21 @@ class ExactBatch:
         geometry: the map's geometry.
         spec: the raster spec.
         poses: (N, 3) city-frame poses.
-        mats: (N, 3, 3) city metres -> pixel coordinates (``RasterSpec.raster_from_city``).
+        raster_from_city: (N, 3, 3) city metres -> pixel coordinates (``RasterSpec.raster_from_city``).
         out: (N, C, H, W) output, float or uint8, written in place.
     """
 
     geometry: MapGeometry
     spec: RasterSpec
     poses: NDArray[np.float64]
-    mats: NDArray[np.float64]
+    raster_from_city: NDArray[np.float64]
     out: NDArray[Any]
     shared: dict[str, Any] = field(default_factory=dict)
 
     @property
     def windows(self) -> GeometryArray:
         if "windows" not in self.shared:
-            self.shared["windows"] = windows_city(self.mats, self.spec.size_px)
+            self.shared["windows"] = windows_city(self.raster_from_city, self.spec.size_px)
         return self.shared["windows"]
 
 
@@ -147,7 +147,9 @@ class FillLayer(Layer):
     def draw_exact(self, batch: ExactBatch, channel: int) -> None:
         agent_idx, geom_idx = query_pairs(batch.geometry.layer(self)[1], batch.windows)
         segments = batch.geometry.segments(self)
-        inside = fill_polygons(segments, agent_idx, geom_idx, batch.mats, batch.spec.size_px)
+        inside = fill_polygons(
+            segments, agent_idx, geom_idx, batch.raster_from_city, batch.spec.size_px
+        )
         write_binary(batch.out[:, channel], inside)
 
     def draw_codes(
@@ -164,8 +166,8 @@ def _line_cells(geometry: MapGeometry, layer: Layer, grid: NorthUpGrid) -> NDArr
     """(rows, cols) True on every grid cell a line layer's geometry touches."""
     lines = np.zeros((1, 1, *grid.shape), dtype=np.uint8)
     idx = in_box(geometry.layer(layer)[1], grid.box_city())
-    mats = grid.raster_from_city()
-    burn_lines(lines, 0, 1, geometry.segments(layer), np.zeros_like(idx), idx, mats)
+    raster_from_city = grid.raster_from_city()
+    burn_lines(lines, 0, 1, geometry.segments(layer), np.zeros_like(idx), idx, raster_from_city)
     return lines[0, 0].astype(bool)
 
 
@@ -191,7 +193,7 @@ class LineLayer(Layer):
         agent_idx, geom_idx = query_pairs(batch.geometry.layer(self)[1], batch.windows)
         on = 255 if batch.out.dtype == np.uint8 else 1.0
         segments = batch.geometry.segments(self)
-        burn_lines(batch.out, channel, on, segments, agent_idx, geom_idx, batch.mats)
+        burn_lines(batch.out, channel, on, segments, agent_idx, geom_idx, batch.raster_from_city)
 
     def halo_cells(self, spec: RasterSpec, cell_m: float, widen: int) -> int:
         return widen + 1
@@ -239,8 +241,10 @@ class HeadingLayer(Layer):
         codes = np.zeros(grid.shape, dtype=np.uint8)
         direction = np.rint(quads.heading[idx] / (2 * np.pi) * HEADING_CODES).astype(np.int64)
         values = (1 + direction % HEADING_CODES).astype(np.uint8)
-        mats = grid.raster_from_city()
-        paint_polygons(codes[None], values, geometry.quad_segments, np.zeros_like(idx), idx, mats)
+        raster_from_city = grid.raster_from_city()
+        paint_polygons(
+            codes[None], values, geometry.quad_segments, np.zeros_like(idx), idx, raster_from_city
+        )
         return codes
 
     def code_values(self, codes: torch.Tensor, heading: torch.Tensor) -> torch.Tensor:
@@ -259,7 +263,7 @@ def _paint_quad_pairs(
     agent_idx, quad_idx = query_pairs(batch.geometry.quads[1], batch.windows)
     pair_code = np.arange(1, len(quad_idx) + 1, dtype=np.int32)
     segments = batch.geometry.quad_segments
-    paint_polygons(codes, pair_code, segments, agent_idx, quad_idx, batch.mats)
+    paint_polygons(codes, pair_code, segments, agent_idx, quad_idx, batch.raster_from_city)
     return codes, agent_idx, quad_idx
 
 
@@ -277,11 +281,11 @@ class DistanceLayer(Layer):
     def draw_exact(self, batch: ExactBatch, channel: int) -> None:
         """Each raster is padded by the clip distance, so lines just outside it count and the
         padded rasters, stacked, are too far apart to see each other's lines."""
-        n = len(batch.mats)
+        n = len(batch.raster_from_city)
         (h, w), s, clip = batch.spec.size_px, batch.spec.pixel_size_m, batch.spec.distance_clip_m
         pad = int(np.ceil(clip / s)) + 1
         shift = np.array([[1.0, 0.0, pad], [0.0, 1.0, pad], [0.0, 0.0, 1.0]])
-        padded = shift @ batch.mats
+        padded = shift @ batch.raster_from_city
         lines = np.zeros((n, 1, h + 2 * pad, w + 2 * pad), dtype=np.uint8)
         target = LAYERS[self.to]
         windows = windows_city(padded, lines.shape[2:])

@@ -250,7 +250,7 @@ class Rasterizer:
         """Draw one chunk of poses into ``out`` (cleared)."""
         if len(poses) == 0:
             return
-        mats = self.spec.raster_from_city(poses)
+        raster_from_city = self.spec.raster_from_city(poses)
         if self._fast is not None:
             self._fast.sample(poses, out)
         elif self._tiles is not None:
@@ -260,11 +260,11 @@ class Rasterizer:
             out[...] = tensor.cpu().numpy()
             return
         else:
-            batch = ExactBatch(self.geometry, self.spec, poses, mats, out)
+            batch = ExactBatch(self.geometry, self.spec, poses, raster_from_city, out)
             for c, name in enumerate(self.spec.layers):
                 if not LAYERS[name].from_scenario:
                     LAYERS[name].draw_exact(batch, c)
-        self._draw_scene(mats, out, t, track_ids)
+        self._draw_scene(raster_from_city, out, t, track_ids)
 
     def rasterize_tracks(
         self, track_ids: list[str], t: int, dtype: DTypeLike = np.float32
@@ -295,7 +295,11 @@ class Rasterizer:
         return int(found[0])
 
     def _draw_scene(
-        self, mats: FloatArray, out: NDArray[Any], t: int | None, track_ids: list[str] | None
+        self,
+        raster_from_city: FloatArray,
+        out: NDArray[Any],
+        t: int | None,
+        track_ids: list[str] | None,
     ) -> None:
         """The scene layers (agents, ego, history) from the scenario at step ``t``."""
         names = [(c, n) for c, n in enumerate(self.spec.layers) if LAYERS[n].from_scenario]
@@ -309,7 +313,7 @@ class Rasterizer:
             raise ConfigError(f"{len(track_ids)} track_ids for {n} poses")
         index = {tr.id: k for k, tr in enumerate(self.scenario.tracks)}
         own = np.array([index[self.scenario.track(i).id] for i in track_ids or []], dtype=np.intp)
-        windows = windows_city(mats, (h, w))
+        windows = windows_city(raster_from_city, (h, w))
         for c, name in names:
             steps = self.spec.history_steps if name == "history" else 1
             boxes = scene_boxes(self.scenario, t, steps)
@@ -325,5 +329,7 @@ class Rasterizer:
                     agent_idx, box_idx = agent_idx[others], box_idx[others]
             painted = np.zeros((n, h, w))
             segments = Segments.of(boxes.geoms)
-            paint_polygons(painted, boxes.value[box_idx], segments, agent_idx, box_idx, mats)
+            paint_polygons(
+                painted, boxes.value[box_idx], segments, agent_idx, box_idx, raster_from_city
+            )
             out[:, c] = LAYERS[name].codec.encode(painted, out.dtype)

@@ -262,10 +262,10 @@ class DeviceTiles:
         """Draw the layers of ``self.vectors`` into ``out`` from their segments."""
         if not self.vectors:
             return
-        mats = raster_from_city(self.spec, poses)
+        matrices = raster_from_city(self.spec, poses)
         h, w = self.spec.size_px
         corners_px = poses.new_tensor([[0.0, 0.0, 1.0], [w, 0.0, 1.0], [w, h, 1.0], [0.0, h, 1.0]])
-        corners = torch.einsum("nab,kb->nka", torch.linalg.inv(mats), corners_px)[..., :2]
+        corners = torch.einsum("nab,kb->nka", torch.linalg.inv(matrices), corners_px)[..., :2]
         on = 255 if out.dtype == torch.uint8 else 1.0
         chunk = VECTOR_CPU_CHUNK if self.device.type == "cpu" else self._chunk()
         for a0 in range(0, len(poses), chunk):  # on the CPU: a fill's winding stays in cache
@@ -273,7 +273,15 @@ class DeviceTiles:
             for name, vectors in self.vectors.items():
                 agent, start, end = vectors.for_windows(corners[part])
                 draw = fill_segments if LAYERS[name].fills else burn_segments
-                draw(out[part], self.spec.layers.index(name), on, agent, start, end, mats[part])
+                draw(
+                    out[part],
+                    self.spec.layers.index(name),
+                    on,
+                    agent,
+                    start,
+                    end,
+                    matrices[part],
+                )
 
     def _sample_tiles(
         self,

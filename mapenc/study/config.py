@@ -11,6 +11,8 @@ from mapenc.study.probes import ProbeConfig
 
 STUDY_TASK_NAMES = ("mnist", "traj")
 NO_MAP = "none"
+# Anchors the trajectory study may give every run alike (never "auto": it differs with the map).
+STUDY_ANCHORS = ("kinematic", "lane")
 DEFAULT_ENCODERS = (
     "seed_global",
     "seed_spatial_conv",
@@ -64,6 +66,9 @@ class CompareConfig:
         device: auto, cpu, cuda or cuda:N.
         progress: show progress bars.
         workers: runs trained at the same time, each in its own process on one thread.
+        anchors: traj: the anchors every run's model decodes around, the same for every encoder
+            and for none, so that only the map encoder differs: kinematic (the map reaches the
+            model through the encoder alone) or lane (lane-following anchors drawn from the map).
     """
 
     task: str = "mnist"
@@ -87,6 +92,7 @@ class CompareConfig:
     device: str = "auto"
     progress: bool = True
     workers: int = 1
+    anchors: str = "kinematic"
 
     def __post_init__(self) -> None:
         if self.task not in STUDY_TASK_NAMES:
@@ -99,6 +105,8 @@ class CompareConfig:
             raise ConfigError(
                 "CompareConfig: seeds >= 1, probe_samples >= 10, iw_k >= 1, max_steps >= 1"
             )
+        if self.anchors not in STUDY_ANCHORS:
+            raise ConfigError(f"anchors={self.anchors!r}: expected one of {STUDY_ANCHORS}")
         if self.workers < 1:
             raise ConfigError(f"workers={self.workers}: at least 1")
         if self.eval_images is not None and self.eval_images < 1:

@@ -205,8 +205,10 @@ def plot_learning_curves(logs: Mapping[str, Sequence[Path]], path: Path) -> Path
             label = name if number == 0 else None
             ax.plot(steps, losses, color=f"C{colour}", linewidth=1.0, alpha=0.8, label=label)
     ax.set_xlabel("optimiser step")
-    ax.set_ylabel("training loss (running mean of each logged window)")
-    ax.set_yscale("log")
+    ax.set_ylabel("training loss (mean of each logged window)")
+    # Symmetric log: a Laplace likelihood's loss falls below zero once the scales shrink.
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.axhline(0.0, color="grey", linewidth=0.8, linestyle=":")
     ax.legend(fontsize=8)
     figure.tight_layout()
     save_figure(figure, path, dpi=100)

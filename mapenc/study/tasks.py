@@ -195,6 +195,7 @@ class TrajStudy:
             use_map=chosen is not None,
             raster=raster,
             train=study_train_config(self.config, base.train, run.seed),
+            anchors=self.config.anchors,
         )
         return dataclasses.replace(
             config, split=self.config.train_split, cache_dir=self.config.cache_dir
@@ -202,10 +203,11 @@ class TrajStudy:
 
     def train(self, run: Run, run_dir: Path) -> None:
         """Train (from the run's last checkpoint when a killed study left one) and evaluate on
-        ``eval_split``; writes ``run_dir/results.json``."""
+        ``eval_split``; writes ``run_dir/results.json`` and the per-sample scores."""
         trajectory.train_and_evaluate(
             self.experiment(run), run_dir, self.config.eval_split, resume=True
         )
+        self.scores(run, run_dir)  # here, in the run's own worker, rather than all at the end
 
     def probe_rasters(self, run: Run, experiment: trajectory.TrajExperimentConfig) -> torch.Tensor:
         """``[M, C, H, W]`` rasters of evenly spaced samples of the scored split (cached per size)."""
