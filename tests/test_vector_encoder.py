@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from test_polylines import moved
 from torch.utils.flop_counter import FlopCounterMode
 
 from mapenc.encoders import VectorMapEncoder, build_encoder, encoder_input_kind, list_encoders
@@ -17,7 +18,6 @@ from mapenc.maps.polylines import PolylineSpec, map_polylines, polylines_around
 from mapenc.testing import l_junction
 from mapenc.vae import TrajectoryCVAE
 from mapenc.vae.trajectory import TrajCVAEConfig
-from tests.test_polylines import moved
 
 N, P, K, H = 3, 7, 5, 6
 
