@@ -11,7 +11,14 @@ from mapenc.data.anchors import kinematic_forecast, lane_following_forecast, lan
 from mapenc.data.context import kind_index, neighbour_features
 from mapenc.data.trajectory import NGSIM_TASK, samples_from_scenarios
 from mapenc.evaluation.baselines import baseline_forecasts
-from mapenc.evaluation.report import paired_bootstrap, score_per_sample, write_predictions
+from mapenc.evaluation.report import (
+    PerSample,
+    breakdown,
+    motion_labels,
+    paired_bootstrap,
+    score_per_sample,
+    write_predictions,
+)
 from mapenc.maps.types import Lane, VectorMap
 
 
@@ -121,6 +128,20 @@ def test_paired_bootstrap_resamples_whole_scenes() -> None:
     lucky[scenes == 0] -= 6.0
     wide = paired_bootstrap(lucky, base, scenes)
     assert wide["ci95"][0] < wide["mean"] < wide["ci95"][1] and wide["ci95"][1] >= 0.0
+
+
+def test_standing_and_moving_agents_are_scored_apart() -> None:
+    velocity = np.array([[0.0, 0.0], [0.3, -0.3], [0.0, 0.6], [12.0, 1.0]])
+    labels = motion_labels(velocity)
+    assert labels == ["standing", "standing", "moving", "moving"]
+    fde = np.array([0.1, 0.2, 1.0, 3.0])
+    scores = PerSample(fde / 2, fde, (fde > 2.0).astype(float), np.zeros(4))
+    table = breakdown({"model": scores}, labels)
+    assert table["standing"]["n"] == 2 and table["moving"]["n"] == 2
+    assert table["standing"]["model"]["minFDE"] == 0.15
+    assert (
+        table["moving"]["model"]["minFDE"] == 2.0 and table["moving"]["model"]["miss_rate"] == 0.5
+    )
 
 
 def test_predictions_file_is_in_the_source_frame(tmp_path: Path) -> None:

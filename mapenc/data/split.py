@@ -26,6 +26,7 @@ import numpy as np
 
 from mapenc.data.recordings import file_digest, group_recordings
 from mapenc.errors import ConfigError, DataError
+from mapenc.maps.synthetic.traffic import is_generated
 from mapenc.maps.types import Scenario
 from mapenc.safeio import write_bytes_atomic
 
@@ -186,18 +187,23 @@ def plan_split(scenes: Sequence[Scenario], names: Sequence[str]) -> SplitPlan:
         raise ConfigError("plan_split needs one name per scene")
     if len(set(names)) != len(names):
         raise DataError("two scenes have the same name; give each data folder once")
-    recordings = group_recordings(scenes, names)
+    # Generated scenes come from independent seeds, and their ideal kinematics make vehicles of
+    # different scenes match by chance: each is a recording of its own.
+    recorded = [i for i, sc in enumerate(scenes) if not is_generated(sc)]
+    recordings = group_recordings([scenes[i] for i in recorded], [names[i] for i in recorded])
+    component = {names[i]: int(c) for i, c in zip(recorded, recordings.component, strict=True)}
+    generated = [name for name, sc in zip(names, scenes, strict=True) if is_generated(sc)]
+    component |= {name: len(recorded) + k for k, name in enumerate(generated)}
     dropped: dict[str, str] = {}
     for index, kept in recordings.duplicate_of.items():
-        dropped[names[index]] = (
-            f"exact duplicate of {names[kept]}: every track is the same up to a rigid transform "
-            "and a time shift"
+        dropped[names[recorded[index]]] = (
+            f"exact duplicate of {names[recorded[kept]]}: every track is the same up to a rigid "
+            "transform and a time shift"
         )
     samples = {name: count_samples(sc) for name, sc in zip(names, scenes, strict=True)}
     for name in names:
         if name not in dropped and samples[name] == 0:
             dropped[name] = "no agent observed long enough for one sample (1 s past + 3 s future)"
-    component = {name: int(c) for name, c in zip(names, recordings.component, strict=True)}
     kept_components = sorted({component[n] for n in names if n not in dropped})
     parts = assign_recordings(
         [

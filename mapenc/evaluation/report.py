@@ -26,6 +26,9 @@ from mapenc.metrics import MISS_THRESHOLD_M, displacement_errors, offroad_mask
 FloatArray = NDArray[np.float64]
 BOOTSTRAP_DRAWS = 2000
 METRICS = ("minADE", "minFDE", "miss_rate", "offroad_rate")
+# A sample whose current speed is below this (m/s) counts as standing in ``by_motion``: about half
+# of NGSIM's test samples wait at lights, and they are nearly free to forecast.
+STANDING_SPEED_MPS = 0.5
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,12 @@ def breakdown(methods: Mapping[str, PerSample], groups: Sequence[str]) -> dict[s
     return out
 
 
+def motion_labels(velocity: NDArray[np.floating]) -> list[str]:
+    """``"standing"`` or ``"moving"`` per sample from its current velocity (N, 2) m/s."""
+    speed = np.linalg.norm(np.asarray(velocity, dtype=np.float64), axis=-1)
+    return ["standing" if s < STANDING_SPEED_MPS else "moving" for s in speed]
+
+
 def evaluation_report(
     model: PerSample,
     baselines: Mapping[str, PerSample],
@@ -140,7 +149,8 @@ def evaluation_report(
     """The scores part of the eval-traj JSON.
 
     ``{"model": means, "baselines": {name: means}, "model_minus_baseline": {name: bootstrap},
-    "model_minus_versus": bootstrap (when ``versus``), "by_location": ..., "by_kind": ...}``.
+    "model_minus_versus": bootstrap (when ``versus``), "by_location": ..., "by_kind": ...,
+    "by_motion": ...}`` (``by_motion``: standing below ``STANDING_SPEED_MPS``, or moving).
     """
     scenes = samples.scenario_index
     methods = {"model": model, **baselines}
@@ -159,6 +169,7 @@ def evaluation_report(
     locations = [location_of(scene_names[int(i)]) for i in scenes]
     report["by_location"] = breakdown(methods, locations)
     report["by_kind"] = breakdown(methods, list(samples.kinds))
+    report["by_motion"] = breakdown(methods, motion_labels(samples.velocity))
     return report
 
 

@@ -251,8 +251,8 @@ class TrajEvaluation:
         baselines: the same for each training-free baseline (``mapenc.evaluation.baselines``).
         model_minus_baseline: per baseline, minADE/minFDE/miss-rate differences with 95 %
             intervals from a paired bootstrap over whole scenes.
-        by_location, by_kind: every method's scores per location (first folder of the scene
-            name) and per agent kind.
+        by_location, by_kind, by_motion: every method's scores per location (first folder of
+            the scene name), per agent kind, and for standing (below 0.5 m/s) and moving agents.
         constant_velocity: ``variant``, ``ADE``, ``FDE``, ``miss_rate``, ``offroad_rate`` of the
             constant-velocity baseline chosen on NGSIM val.
         ground_truth: ``offroad_rate`` of the true futures (how well the map covers the data).
@@ -273,6 +273,7 @@ class TrajEvaluation:
     model_minus_baseline: dict[str, Any]
     by_location: dict[str, Any]
     by_kind: dict[str, Any]
+    by_motion: dict[str, Any]
     constant_velocity: dict[str, Any]
     ground_truth: dict[str, float]
     versus: dict[str, float] | None = None
@@ -370,6 +371,7 @@ def evaluate(
         model_minus_baseline=report["model_minus_baseline"],
         by_location=report["by_location"],
         by_kind=report["by_kind"],
+        by_motion=report["by_motion"],
         constant_velocity={
             "variant": CONSTANT_VELOCITY,
             "ADE": cv["minADE"],

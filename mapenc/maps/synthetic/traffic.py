@@ -35,6 +35,14 @@ from mapenc.maps.synthetic.junctions import _bezier_lane
 from mapenc.maps.synthetic.town import make_town
 from mapenc.maps.types import FloatArray, Lane, LaneType, Scenario, Track, VectorMap
 
+# A generated scenario's ``source`` names its seeds, not a file.
+GENERATED_SOURCE_PREFIX = "synthetic scenario "
+
+
+def is_generated(scenario: Scenario) -> bool:
+    """True for a scenario made by ``make_scenario`` (or one with no source at all)."""
+    return not scenario.source or scenario.source.startswith(GENERATED_SOURCE_PREFIX)
+
 
 def _road_agent(
     lanes_by_id: dict[str, Lane],
@@ -187,7 +195,7 @@ def make_scenario(config: ScenarioConfig | None = None, town: VectorMap | None =
         dt=config.dt,
         tracks=tracks,
         focal_track_id="0",
-        source=f"synthetic scenario (seed {config.seed}) on {town.source or 'a map'}",
+        source=f"{GENERATED_SOURCE_PREFIX}(seed {config.seed}) on {town.source or 'a map'}",
     )
 
 
