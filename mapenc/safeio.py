@@ -117,7 +117,8 @@ def create_temporary(target: Path) -> tuple[int, Path]:
 def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:
     """Run ``write`` on a new temporary file beside ``path``, fsync it, then rename it to ``path``.
 
-    The temporary file comes from ``create_temporary`` and is removed when ``write`` fails (a
+    The file is open for reading too (``w+b``), so ``write`` may map it into memory. The
+    temporary file comes from ``create_temporary`` and is removed when ``write`` fails (a
     full disk too). ``os.replace`` swaps the name itself, so a symlink at ``path`` is replaced,
     never followed. Raises OSError from the file system.
     """
@@ -125,7 +126,7 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = create_temporary(target)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(fd, "w+b") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())

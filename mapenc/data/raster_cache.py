@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from shapely.geometry.base import BaseGeometry
@@ -40,9 +40,9 @@ from mapenc.progress import progress_bar
 from mapenc.raster import LAYERS, Rasterizer, RasterSpec
 from mapenc.raster.rasterizer import Mode
 from mapenc.safeio import (
-    create_temporary,
     ensure_folder,
     remove_stale_temporaries,
+    write_atomic,
     write_bytes_atomic,
 )
 
@@ -205,24 +205,21 @@ def build_raster_cache(
     """Rasterize every sample into the raw uint8 file ``path`` (N, C, H, W), atomically; returns
     the SHA-256 of its content. Raises OSError from the file system."""
     shape = (len(samples), spec.num_channels, *spec.size_px)
-    fd, tmp = create_temporary(path)
-    try:
-        with os.fdopen(fd, "w+b") as handle:
-            handle.truncate(int(np.prod(shape)))
-            with mmap.mmap(handle.fileno(), 0) as buffer:
-                cache = np.frombuffer(buffer, dtype=np.uint8).reshape(shape)
-                _rasterize_into(cache, samples, scenarios, spec, mode, progress)
-                buffer.flush()
-                del cache
-            os.fsync(handle.fileno())
-        digest = file_digest(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    digest = hashlib.sha256()
+
+    def fill(handle: IO[bytes]) -> None:
+        handle.truncate(int(np.prod(shape)))
+        with mmap.mmap(handle.fileno(), 0) as buffer:
+            cache = np.frombuffer(buffer, dtype=np.uint8).reshape(shape)
+            _rasterize_into(cache, samples, scenarios, spec, mode, progress)
+            buffer.flush()
+            del cache  # the map cannot close while an array views it
+            digest.update(buffer)
+
+    write_atomic(path, fill)
     info = os.lstat(path)
     _VERIFIED.add((str(path), info.st_size, info.st_mtime_ns, info.st_ino))
-    return digest
+    return digest.hexdigest()
 
 
 def _rasterize_into(
