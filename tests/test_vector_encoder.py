@@ -69,6 +69,19 @@ def test_padding_does_not_change_the_output() -> None:
     torch.testing.assert_close(padded, z, rtol=1e-5, atol=1e-6)
 
 
+def test_a_sample_without_any_polyline_still_encodes_its_history() -> None:
+    encoder = small().train()
+    points, mask, types, past, heading = inputs()
+    mask[0] = False  # the first agent sees no map at all; the others keep theirs
+    z = encoder(points, mask, types, past, heading)
+    z.square().sum().backward()
+    assert torch.isfinite(z).all()
+    alone = encoder(points[:1], mask[:1], types[:1], past[:1], heading[:1])
+    torch.testing.assert_close(alone, z[:1], rtol=1e-5, atol=1e-6)
+    empty = encoder(points, torch.zeros_like(mask), types, past, heading)
+    torch.testing.assert_close(empty[0], z[0], rtol=1e-5, atol=1e-6)
+
+
 def test_masked_points_are_ignored_and_unmasked_ones_are_not() -> None:
     encoder = small()
     points, mask, types, past, heading = inputs()

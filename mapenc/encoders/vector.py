@@ -215,15 +215,29 @@ class VectorMapEncoder(nn.Module):
         )
         self.fc = nn.Linear(width, config.latent_dim)
 
-    def _map_segments(
-        self, points: torch.Tensor, mask: torch.Tensor, types: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Segment features (N, P, K-1, 4 + types) and their mask (N, P, K-1)."""
+    def _map_segments(self, points: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
+        """Segment features (V, K-1, 4 + types) of polylines ``points`` (V, K, 2), ``types`` (V,)."""
         scaled = points / self.config.position_scale_m
         kind = nn.functional.one_hot(types, self.config.polyline_types).to(scaled.dtype)
-        kind = kind[:, :, None].expand(-1, -1, scaled.shape[2] - 1, -1)
-        features = torch.cat([scaled[:, :, :-1], scaled[:, :, 1:], kind], dim=-1)
-        return features, mask[:, :, :-1] & mask[:, :, 1:]
+        kind = kind[:, None].expand(-1, scaled.shape[1] - 1, -1)
+        return torch.cat([scaled[:, :-1], scaled[:, 1:], kind], dim=-1)
+
+    def _polyline_tokens(
+        self, points: torch.Tensor, mask: torch.Tensor, types: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens (N, P, hidden_dim) and presence (N, P) of the polylines.
+
+        Only polylines with at least one segment go through the subgraph (padding is most of the
+        input near sparse maps); the others keep a zero token, masked out of the attention.
+        """
+        segment_mask = mask[:, :, :-1] & mask[:, :, 1:]
+        present = segment_mask.any(dim=-1)
+        encoded = self.map_subgraph(
+            self._map_segments(points[present], types[present]), segment_mask[present]
+        )
+        tokens = encoded.new_zeros((*present.shape, encoded.shape[-1]))
+        tokens[present] = encoded
+        return tokens, present
 
     def _history_segments(self, past: torch.Tensor, past_heading: torch.Tensor) -> torch.Tensor:
         """History segment features (N, H-1, 6)."""
@@ -273,13 +287,12 @@ class VectorMapEncoder(nn.Module):
     ) -> torch.Tensor:
         """``[N, latent_dim]`` from the polylines and the agent's past (shapes: module docstring)."""
         self.check_input(points, mask, types, past, past_heading)
-        segments, segment_mask = self._map_segments(points, mask.bool(), types.long())
-        polyline_tokens = self.map_subgraph(segments, segment_mask)
+        polyline_tokens, polyline_present = self._polyline_tokens(points, mask.bool(), types.long())
         history = self._history_segments(past, past_heading)
         every_step = torch.ones(history.shape[:2], dtype=torch.bool, device=history.device)
         agent_token = self.history_subgraph(history, every_step)
         tokens = torch.cat([agent_token[:, None], polyline_tokens], dim=1)
-        present = torch.cat([every_step[:, :1], segment_mask.any(dim=-1)], dim=1)
+        present = torch.cat([every_step[:, :1], polyline_present], dim=1)
         for layer in self.attention:
             agent_token = layer(agent_token, tokens, present)
         out: torch.Tensor = self.fc(agent_token)
