@@ -17,11 +17,21 @@ from torch import nn
 from mapenc.cli import main
 from mapenc.data.mnist import load_mnist
 from mapenc.encoders import build_encoder, describe
-from mapenc.errors import ConfigError
+from mapenc.errors import ConfigError, DataError
+from mapenc.geometry.se2 import apply_matrices
+from mapenc.raster import RasterSpec
 from mapenc.study import CompareConfig, probe_encoder, run_compare, summarise
 from mapenc.study.config import STUDY_TASK_NAMES
 from mapenc.study.plots import plot_study
-from mapenc.study.probes import linear_probe_r2, rotate, shift
+from mapenc.study.probes import (
+    ProbeConfig,
+    linear_probe_r2,
+    point_transforms,
+    probe_polyline_encoder,
+    rotate,
+    shift,
+    transforms,
+)
 from mapenc.study.tasks import STUDY_TASKS
 from mapenc.study.traj_scores import PER_SAMPLE_NAME, SampleScores
 
@@ -178,7 +188,9 @@ def test_traj_study_on_the_synthetic_town(tmp_path: Path) -> None:
     assert spatial["bottleneck_elements"] > 0 and spatial["params"] > no_map["params"]
     assert 0 <= spatial["probe_active_units"] <= spatial["probe_latent_dims"] == 32
     assert vector["bottleneck_shape"] == [[129, 64]] and vector["encoder_params"] > 0
-    assert "probe_where_r2" not in vector  # the probes shift and turn pixels: rasters only
+    # The vector encoder is probed on its polylines, moved as the pixels of the same rasters.
+    assert vector["probe_sensitivity_shift"] >= 0.0 and vector["probe_latent_dims"] == 32
+    assert vector["probe_where_r2"] <= 1.0 and "probe_sensitivity_rot90" in vector
     assert (tmp_path / "study" / "runs" / "conv-spatial-s0" / "probes.json").is_file()
     assert (tmp_path / "study" / "probes.png").is_file()
     check_traj_summary(tmp_path / "study")
@@ -310,6 +322,79 @@ def test_transforms_move_pixels_where_expected() -> None:
     assert moved[0, 0, 4, 5] == 1.0 and moved.sum() == 1.0
     turned = rotate(x, 90.0)
     assert torch.allclose(turned, torch.rot90(x, 1, dims=(-2, -1)), atol=1e-5)
+
+
+def pixel_of(point: tuple[float, float], spec: RasterSpec) -> tuple[float, float]:
+    """(row, column) whose centre is the agent-frame point (DESIGN.md's pixel convention)."""
+    (h, w), size, (ax, ay) = spec.size_px, spec.pixel_size_m, spec.agent_at
+    return ay * h - point[1] / size - 0.5, point[0] / size + ax * w - 0.5
+
+
+@pytest.mark.parametrize("size_px", [(16, 16), (12, 20)])
+def test_point_transforms_move_map_points_as_the_pixel_transforms_move_pixels(
+    size_px: tuple[int, int],
+) -> None:
+    spec = RasterSpec(size_px=size_px, pixel_size_m=0.5, agent_at=(0.25, 0.5))
+    config = ProbeConfig(shift_px=2, rotate_deg=30.0)
+    row, column = 3, 6
+    (h, w), size, (ax, ay) = spec.size_px, spec.pixel_size_m, spec.agent_at
+    point = ((column + 0.5) * size - ax * w * size, ay * h * size - (row + 0.5) * size)
+    raster = torch.zeros(1, 1, *size_px, dtype=torch.float64)
+    raster[0, 0, row, column] = 1.0
+    pixel_moves = transforms(config, square=size_px[0] == size_px[1])
+    point_moves = point_transforms(config, spec)
+    assert pixel_moves.keys() == point_moves.keys()
+    for name, matrix in point_moves.items():
+        moved = pixel_moves[name](raster)[0, 0]
+        rows, columns = torch.meshgrid(
+            torch.arange(size_px[0], dtype=torch.float64),
+            torch.arange(size_px[1], dtype=torch.float64),
+            indexing="ij",
+        )
+        lit = (
+            float((moved * rows).sum() / moved.sum()),
+            float((moved * columns).sum() / moved.sum()),
+        )
+        expected = pixel_of(tuple(apply_matrices(matrix, np.array(point))), spec)
+        assert lit == pytest.approx(expected, abs=0.1), name  # bilinear turns blur a little
+
+
+class MeanPointEncoder(nn.Module):
+    """Latent = mean of the present map points and of the past: moves with the map."""
+
+    def forward(self, points, mask, types, past, heading):  # type: ignore[no-untyped-def]
+        weights = mask[..., None].to(points.dtype)
+        mean = (points * weights).sum(dim=(1, 2)) / weights.sum(dim=(1, 2)).clamp_min(1)
+        return torch.cat([mean, past.mean(dim=1)], dim=1)
+
+
+class PastOnlyEncoder(nn.Module):
+    """Latent = the agent's past alone: blind to the map."""
+
+    def forward(self, points, mask, types, past, heading):  # type: ignore[no-untyped-def]
+        return past.flatten(1)
+
+
+def polyline_probe_inputs(n: int = 60) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    points = torch.randn(n, 4, 3, 2, generator=generator) * 5
+    mask = torch.ones(n, 4, 3, dtype=torch.bool)
+    mask[:, 3] = False
+    types = torch.zeros(n, 4, dtype=torch.int64)
+    past = torch.randn(n, 5, 2, generator=generator)
+    return (points, mask, types, past, torch.zeros(n, 5)), random_images(n)
+
+
+def test_the_vector_probes_see_which_encoders_follow_the_map() -> None:
+    spec = RasterSpec(size_px=(28, 28), pixel_size_m=1.0)
+    polylines, rasters = polyline_probe_inputs()
+    blind = probe_polyline_encoder(PastOnlyEncoder(), polylines, rasters, spec)  # type: ignore[arg-type]
+    following = probe_polyline_encoder(MeanPointEncoder(), polylines, rasters, spec)  # type: ignore[arg-type]
+    assert blind.keys() == following.keys() == probe_encoder(FlattenEncoder(), rasters).keys()
+    for name in ("shift", "rotate", "flip", "rot90"):
+        assert blind[f"sensitivity_{name}"] == 0.0 and following[f"sensitivity_{name}"] > 0.1
+    with pytest.raises(DataError, match="60 samples of polylines but 59 rasters"):
+        probe_polyline_encoder(MeanPointEncoder(), polylines, rasters[:59], spec)  # type: ignore[arg-type]
 
 
 def test_linear_probe_scores_linear_targets_high_and_noise_low() -> None:

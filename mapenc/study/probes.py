@@ -2,7 +2,9 @@
 
 Every probe takes ``encode``, a function from inputs ``[N, C, H, W]`` to latents ``[N, D]`` (the
 MNIST VAE's posterior mean, or a map encoder's output), and a few hundred inputs. The caller puts
-the network in eval mode; probes run under ``torch.no_grad``.
+the network in eval mode; probes run under ``torch.no_grad``. A vector map encoder is probed the
+same way (``probe_polyline_encoder``): each transform moves its polylines' points as it moves the
+pixels of the same samples' rasters, and the "where" probe's targets are those rasters.
 
 - ``sensitivity``: ``mean ||mu(T x) - mu(x)|| / mean ||mu(x) - mu(x')||`` with ``x'`` another
   sample. Near 0: the latent ignores ``T``; near 1: ``T`` moves it as far as a different input.
@@ -16,16 +18,23 @@ the network in eval mode; probes run under ``torch.no_grad``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch.nn import functional as F
 
 from mapenc.errors import ConfigError, DataError
+from mapenc.geometry.se2 import apply_matrices
+from mapenc.raster import RasterSpec
 
-Encode = Callable[[torch.Tensor], torch.Tensor]
+Encode = Callable[..., torch.Tensor]
 Transform = Callable[[torch.Tensor], torch.Tensor]
+# A vector encoder's inputs: points (N, P, K, 2) m in the agent frame, mask (N, P, K),
+# types (N, P), past (N, H, 2) m, past_heading (N, H) rad (``mapenc.encoders.vector``).
+PolylineInputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 EPS = 1e-12
 
 
@@ -70,10 +79,14 @@ def shift(x: torch.Tensor, pixels: int) -> torch.Tensor:
 def rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
     """``[N, C, H, W]`` turned counter-clockwise (as displayed) by ``degrees`` about the centre;
     bilinear, zeros outside."""
-    # affine_grid maps output to input coordinates (x right, y down): R(-angle) in a y-up frame.
+    # affine_grid maps output to input coordinates (x right, y down, each scaled to [-1, 1]):
+    # R(-angle) in a y-up pixel frame, conjugated by the scaling so a non-square input turns rigidly.
     angle = math.radians(degrees)
     c, s = math.cos(angle), math.sin(angle)
-    theta = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], dtype=x.dtype, device=x.device)
+    aspect = x.shape[-2] / x.shape[-1]  # H / W
+    theta = torch.tensor(
+        [[c, -s * aspect, 0.0], [s / aspect, c, 0.0]], dtype=x.dtype, device=x.device
+    )
     grid = F.affine_grid(theta.expand(len(x), 2, 3), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -86,6 +99,32 @@ def rotate90(x: torch.Tensor) -> torch.Tensor:
 def flip(x: torch.Tensor) -> torch.Tensor:
     """``[N, C, H, W]`` mirrored left to right (columns reversed)."""
     return torch.flip(x, dims=(-1,))
+
+
+def point_transforms(config: ProbeConfig, spec: RasterSpec) -> dict[str, NDArray[np.float64]]:
+    """``transforms`` as (3, 3) agent-frame matrices: each moves map points (metres) as its pixel
+    twin moves the pixels of a raster drawn with ``spec`` (DESIGN.md's pixel convention: +x is
+    right, +y up; the turns are about the raster's centre, the mirror about its middle column)."""
+    h, w = spec.size_px
+    size = spec.pixel_size_m
+    centre_x = (0.5 - spec.agent_at[0]) * w * size
+    centre_y = (spec.agent_at[1] - 0.5) * h * size
+
+    def turn(degrees: float) -> NDArray[np.float64]:
+        c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+        shift_x = centre_x - (c * centre_x - s * centre_y)
+        shift_y = centre_y - (s * centre_x + c * centre_y)
+        return np.array([[c, -s, shift_x], [s, c, shift_y], [0.0, 0.0, 1.0]])
+
+    moved = config.shift_px * size
+    chosen = {
+        "shift": np.array([[1.0, 0.0, moved], [0.0, 1.0, -moved], [0.0, 0.0, 1.0]]),
+        "rotate": turn(config.rotate_deg),
+        "flip": np.array([[-1.0, 0.0, 2 * centre_x], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
+    }
+    if h == w:
+        chosen["rot90"] = turn(90.0)
+    return chosen
 
 
 def transforms(config: ProbeConfig, square: bool) -> dict[str, Transform]:
@@ -101,11 +140,18 @@ def transforms(config: ProbeConfig, square: bool) -> dict[str, Transform]:
 
 
 @torch.no_grad()
-def encode_all(encode: Encode, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Latents ``[N, D]`` (float64, CPU) of ``inputs`` ``[N, C, H, W]``, ``batch_size`` at a time."""
-    parts = [encode(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
+def encode_all(
+    encode: Encode, inputs: torch.Tensor | Sequence[torch.Tensor], batch_size: int
+) -> torch.Tensor:
+    """Latents ``[N, D]`` (float64, CPU) of ``inputs`` ``[N, C, H, W]`` (or of several tensors
+    of N rows each, passed to ``encode`` together), ``batch_size`` rows at a time."""
+    parts_of = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
+    n = len(parts_of[0])
+    parts = [
+        encode(*(part[i : i + batch_size] for part in parts_of)) for i in range(0, n, batch_size)
+    ]
     latents = torch.cat(parts).double().cpu()
-    if latents.ndim != 2 or len(latents) != len(inputs):
+    if latents.ndim != 2 or len(latents) != n:
         raise DataError(f"encoder gave latents of shape {tuple(latents.shape)}, expected [N, D]")
     return latents
 
@@ -166,23 +212,19 @@ def linear_probe_r2(
     return 1.0 - float(((targets[test] - predicted) ** 2).sum()) / total
 
 
-def probe_encoder(
-    encode: Encode, inputs: torch.Tensor, config: ProbeConfig | None = None
+def probes_of_latents(
+    latents: torch.Tensor,
+    moved: dict[str, torch.Tensor],
+    inputs: torch.Tensor,
+    config: ProbeConfig,
 ) -> dict[str, float]:
-    """Every probe on ``inputs`` ``[N, C, H, W]`` (on the encoder's device).
-
-    Returns ``sensitivity_<transform>`` for ``shift``, ``rotate``, ``flip`` (and ``rot90`` for
-    square inputs), ``active_units``, ``latent_dims`` and ``where_r2`` (the linear probe).
-    """
-    config = config or ProbeConfig()
-    if inputs.ndim != 4 or len(inputs) < 4:
-        raise DataError(f"probes need inputs [N>=4, C, H, W], got {tuple(inputs.shape)}")
+    """Every probe from the latents ``[N, D]`` of the inputs, those of each transform's moved
+    inputs (by name) and the rasters ``inputs`` ``[N, C, H, W]`` the "where" targets come from."""
     generator = torch.Generator().manual_seed(config.seed)
-    latents = encode_all(encode, inputs, config.batch_size)
-    result: dict[str, float] = {}
-    for name, transform in transforms(config, inputs.shape[-1] == inputs.shape[-2]).items():
-        moved = encode_all(encode, transform(inputs), config.batch_size)
-        result[f"sensitivity_{name}"] = sensitivity(latents, moved, generator)
+    result: dict[str, float] = {
+        f"sensitivity_{name}": sensitivity(latents, latents_moved, generator)
+        for name, latents_moved in moved.items()
+    }
     result["active_units"] = active_units(latents, config.threshold)
     result["latent_dims"] = latents.shape[1]
     result["where_r2"] = linear_probe_r2(
@@ -193,3 +235,55 @@ def probe_encoder(
         generator,
     )
     return result
+
+
+def check_probe_rasters(inputs: torch.Tensor) -> None:
+    """DataError unless ``inputs`` is ``[N >= 4, C, H, W]``."""
+    if inputs.ndim != 4 or len(inputs) < 4:
+        raise DataError(f"probes need inputs [N>=4, C, H, W], got {tuple(inputs.shape)}")
+
+
+def probe_encoder(
+    encode: Encode, inputs: torch.Tensor, config: ProbeConfig | None = None
+) -> dict[str, float]:
+    """Every probe on ``inputs`` ``[N, C, H, W]`` (on the encoder's device).
+
+    Returns ``sensitivity_<transform>`` for ``shift``, ``rotate``, ``flip`` (and ``rot90`` for
+    square inputs), ``active_units``, ``latent_dims`` and ``where_r2`` (the linear probe).
+    """
+    config = config or ProbeConfig()
+    check_probe_rasters(inputs)
+    latents = encode_all(encode, inputs, config.batch_size)
+    moved = {
+        name: encode_all(encode, transform(inputs), config.batch_size)
+        for name, transform in transforms(config, inputs.shape[-1] == inputs.shape[-2]).items()
+    }
+    return probes_of_latents(latents, moved, inputs, config)
+
+
+def probe_polyline_encoder(
+    encode: Encode,
+    polylines: PolylineInputs,
+    rasters: torch.Tensor,
+    spec: RasterSpec,
+    config: ProbeConfig | None = None,
+) -> dict[str, float]:
+    """``probe_encoder``'s probes for a vector map encoder, comparable with a raster encoder's.
+
+    ``polylines`` are N samples' encoder inputs (``PolylineInputs``) and ``rasters``
+    ``[N, C, H, W]`` the same samples drawn with ``spec``. Each transform moves the map points as
+    its pixel twin moves the raster (``point_transforms``); the agent's past stays, as it does
+    under the raster transforms. Unlike pixels, points moved past the window's edge are kept.
+    The "where" probe predicts the coarse rasters from the latent.
+    """
+    config = config or ProbeConfig()
+    check_probe_rasters(rasters)
+    points, *rest = polylines
+    if len(points) != len(rasters):
+        raise DataError(f"{len(points)} samples of polylines but {len(rasters)} rasters")
+    latents = encode_all(encode, polylines, config.batch_size)
+    moved = {}
+    for name, matrix in point_transforms(config, spec).items():
+        moved_points = torch.from_numpy(apply_matrices(matrix, points.cpu().numpy())).to(points)
+        moved[name] = encode_all(encode, (moved_points, *rest), config.batch_size)
+    return probes_of_latents(latents, moved, rasters, config)

@@ -18,12 +18,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from mapenc.encoders import VectorMapEncoder
 from mapenc.evaluation.baselines import baseline_forecasts
 from mapenc.evaluation.report import score_per_sample
 from mapenc.experiments import mnist, trajectory
 from mapenc.study.config import NO_MAP, CompareConfig, study_encoder
-from mapenc.study.probes import probe_encoder
+from mapenc.study.probes import PolylineInputs, probe_encoder, probe_polyline_encoder
 from mapenc.study.protocol import (
     Run,
     StudyTask,
@@ -150,6 +149,12 @@ class MnistStudy:
         return {}
 
 
+# The dataset item fields a vector encoder takes, in ``PolylineInputs`` order.
+POLYLINE_KEYS = ("polyline_points", "polyline_mask", "polyline_types", "past", "past_heading")
+# A study's probe inputs: rasters [M, C, H, W] and, for a vector encoder, its inputs.
+ProbeSamples = tuple[torch.Tensor, PolylineInputs | None]
+
+
 class TrajStudy:
     """Runs of the trajectory CVAE study (``mapenc.experiments.trajectory``); checks every encoder
     can take its raster before the first run."""
@@ -160,7 +165,7 @@ class TrajStudy:
 
     def __init__(self, config: CompareConfig) -> None:
         self.config = config
-        self._probe_rasters: dict[int, torch.Tensor] = {}
+        self._probe_samples: dict[tuple[int, bool], ProbeSamples] = {}
         for run in self.runs():  # an encoder that cannot take the raster fails now
             model = self.experiment(run).model
             if model.use_map:
@@ -209,16 +214,24 @@ class TrajStudy:
         )
         self.scores(run, run_dir)  # here, in the run's own worker, rather than all at the end
 
-    def probe_rasters(self, run: Run, experiment: trajectory.TrajExperimentConfig) -> torch.Tensor:
-        """``[M, C, H, W]`` rasters of evenly spaced samples of the scored split (cached per size)."""
-        size = self.raster_size(run)
-        if size not in self._probe_rasters:
+    def probe_samples(self, run: Run, experiment: trajectory.TrajExperimentConfig) -> ProbeSamples:
+        """Rasters ``[M, C, H, W]`` of evenly spaced samples of the scored split and, for a vector
+        encoder's run, the same samples' ``PolylineInputs`` (cached per size and input kind)."""
+        takes_polylines = trajectory.polyline_spec(experiment) is not None
+        key = (self.raster_size(run), takes_polylines)
+        if key not in self._probe_samples:
             split = trajectory.load_split(experiment, self.config.eval_split, progress=False)
             dataset = split.dataset
             count = min(self.config.probe_samples, len(dataset))
             index = np.linspace(0, len(dataset) - 1, count).round().astype(int)
-            self._probe_rasters[size] = torch.stack([dataset.raster(int(i)) for i in index])
-        return self._probe_rasters[size]
+            rasters = torch.stack([dataset.raster(int(i)) for i in index])
+            polylines: PolylineInputs | None = None
+            if takes_polylines:
+                items = [dataset[int(i)] for i in index]
+                stacked = [torch.stack([item[name] for item in items]) for name in POLYLINE_KEYS]
+                polylines = (stacked[0], stacked[1], stacked[2], stacked[3], stacked[4])
+            self._probe_samples[key] = (rasters, polylines)
+        return self._probe_samples[key]
 
     @staticmethod
     def encoder_input_shape(experiment: trajectory.TrajExperimentConfig) -> tuple[int, int, int]:
@@ -250,11 +263,18 @@ class TrajStudy:
             **bottleneck_facts(model.map_encoder, self.encoder_input_shape(experiment)),
         }
         encoder = model.map_encoder
-        if encoder is None or isinstance(encoder, VectorMapEncoder):  # the probes move pixels
+        if encoder is None:
             return row
-        rasters = self.probe_rasters(run, experiment)
-        probes = cached_probes(run_dir, lambda: probe_encoder(encoder, rasters, self.config.probe))
-        return {**row, **probes}
+        rasters, polylines = self.probe_samples(run, experiment)
+
+        def probe() -> dict[str, float]:
+            if polylines is None:
+                return probe_encoder(encoder, rasters, self.config.probe)
+            return probe_polyline_encoder(
+                encoder, polylines, rasters, experiment.raster, self.config.probe
+            )
+
+        return {**row, **cached_probes(run_dir, probe)}
 
     def scores(self, run: Run, run_dir: Path) -> SampleScores:
         """Per-sample scores of a finished run on ``eval_split`` (``per_sample.npz``, made once)."""
