@@ -116,7 +116,7 @@ def test_mnist_study_writes_rows_with_metrics_sizes_and_probes(
     ]
     for row in rows:
         assert row["test_loss"] > 0 and row["nll"] > 0 and row["seconds"] > 0
-        assert row["params"] > row["encoder_params"] > 0
+        assert row["params"] > row["encoder_params"] > 0 and row["encoder_macs"] > 0
         assert row["steps"] == 3 and row["test_images"] == 50
         assert row["seconds"] == pytest.approx(row["train_seconds"] + row["eval_seconds"], abs=0.1)
         for name in ("shift", "rotate", "flip", "rot90"):
@@ -188,6 +188,8 @@ def test_traj_study_on_the_synthetic_town(tmp_path: Path) -> None:
     assert spatial["bottleneck_elements"] > 0 and spatial["params"] > no_map["params"]
     assert 0 <= spatial["probe_active_units"] <= spatial["probe_latent_dims"] == 32
     assert vector["bottleneck_shape"] == [[129, 64]] and vector["encoder_params"] > 0
+    assert no_map["encoder_macs"] == 0 < vector["encoder_macs"]
+    assert spatial["encoder_macs"] > spatial["encoder_params"]  # a conv reuses each weight
     # The vector encoder is probed on its polylines, moved as the pixels of the same rasters.
     assert vector["probe_sensitivity_shift"] >= 0.0 and vector["probe_latent_dims"] == 32
     assert vector["probe_where_r2"] <= 1.0 and "probe_sensitivity_rot90" in vector

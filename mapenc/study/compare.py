@@ -12,7 +12,8 @@ number of optimiser steps. Each run gives one row of ``out_dir/results.json``:
 - ``params`` (the whole model), ``encoder_params``, ``steps``, ``train_seconds``,
   ``eval_seconds`` and ``seconds`` (their sum); MNIST ``test_images`` (the fixed test subset),
   trajectories ``n_test``;
-  ``bottleneck_shape`` (the ``[C, h, w]`` maps entering the fc) and ``bottleneck_elements``;
+  ``bottleneck_shape`` (the ``[C, h, w]`` maps entering the fc), ``bottleneck_elements`` and
+  ``encoder_macs`` (multiply-accumulates per sample);
 - the probes of ``mapenc.study.probes`` on the trained encoder, prefixed ``probe_``.
 
 ``summary.json`` holds mean and std (over seeds) per encoder; ``format_table`` prints it.

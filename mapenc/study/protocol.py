@@ -81,19 +81,27 @@ class StudyTask(Protocol):
 
 def bottleneck_facts(encoder: torch.nn.Module | None, input_shape: Sequence[int]) -> dict[str, Any]:
     """``bottleneck_shape`` (list of ``[C, h, w]``, for a vector encoder ``[tokens, width]``),
-    ``bottleneck_elements``, ``encoder_params``; ``input_shape`` is ``(C, H, W)`` for a raster
-    encoder, ``(polylines, points, history points)`` for a vector encoder."""
+    ``bottleneck_elements``, ``encoder_params``, ``encoder_macs`` (per sample); ``input_shape`` is
+    ``(C, H, W)`` for a raster encoder, ``(polylines, points, history points)`` for a vector one."""
     if encoder is None:
-        return {"bottleneck_shape": [], "bottleneck_elements": 0, "encoder_params": 0}
+        return {
+            "bottleneck_shape": [],
+            "bottleneck_elements": 0,
+            "encoder_params": 0,
+            "encoder_macs": 0,
+        }
     description: Description | VectorDescription
     if isinstance(encoder, VectorMapEncoder):
         description = encoder.describe(*input_shape)
+        macs = description.macs
     else:
         description = describe(encoder, input_shape)
+        macs = description.total_macs
     return {
         "bottleneck_shape": [list(shape) for _, shape in description.bottleneck],
         "bottleneck_elements": description.bottleneck_elements or 0,
         "encoder_params": description.total_params,
+        "encoder_macs": macs,
     }
 
 
