@@ -21,6 +21,7 @@ from mapenc.errors import ConfigError, DataError
 from mapenc.geometry.se2 import apply_matrices
 from mapenc.raster import RasterSpec
 from mapenc.study import CompareConfig, probe_encoder, run_compare, summarise
+from mapenc.study.compare import CellProgress
 from mapenc.study.config import STUDY_TASK_NAMES
 from mapenc.study.plots import plot_study
 from mapenc.study.probes import (
@@ -32,6 +33,7 @@ from mapenc.study.probes import (
     shift,
     transforms,
 )
+from mapenc.study.protocol import Run
 from mapenc.study.tasks import STUDY_TASKS
 from mapenc.study.traj_scores import PER_SAMPLE_NAME, SampleScores
 
@@ -231,6 +233,17 @@ def check_traj_summary(out: Path) -> None:
     assert "minus_none" in kinematic and "cv_recorded" in baselines
     scenes = summary["all_scenes"]  # the scored split's scene names
     assert len(scenes) == 2 and all(name.startswith("synthetic") for name in scenes)
+
+
+def test_the_time_left_scales_each_pending_cell_by_how_slow_the_finished_ones_ran(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cheap, dear, dearer = Run("none", 0), Run("resnet", 0), Run("resnet", 1)
+    progress = CellProgress(workers=2, expected_s={cheap: 60.0, dear: 600.0, dearer: 600.0})
+    progress.finished(cheap, 120.0)  # twice its estimate: the dear cells will take 2 x 600 s
+    line = capsys.readouterr().out
+    assert "[1/3] none-s0 done in 2.0 min" in line
+    assert "about 20.0 min left (cells take 2.0x their timed steps)" in line
 
 
 def test_summary_groups_by_encoder_and_raster_size() -> None:

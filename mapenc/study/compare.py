@@ -84,22 +84,24 @@ def _minutes(seconds: float) -> str:
 
 class CellProgress:
     """One line per started and finished cell, with the time spent and an estimate of what is
-    left (from the cells finished so far, else from the estimate given up front)."""
+    left: each pending cell's timed-step estimate, scaled by how far the finished cells' real
+    times (data loading, scoring and the machine's load included) ran from theirs."""
 
-    def __init__(self, total: int, workers: int, expected_s: float | None) -> None:
-        self.total, self.workers, self.expected_s = total, workers, expected_s
-        self.done: list[float] = []
+    def __init__(self, workers: int, expected_s: dict[Run, float]) -> None:
+        self.workers, self.expected_s = workers, expected_s
+        self.done: dict[Run, float] = {}
         self.started = time.monotonic()
 
     def finished(self, run: Run, seconds: float) -> None:
-        self.done.append(seconds)
-        left = self.total - len(self.done)
-        per_cell = sum(self.done) / len(self.done)
-        eta = per_cell * math.ceil(left / self.workers)
+        self.done[run] = seconds
+        pending = [cell for cell in self.expected_s if cell not in self.done]
+        scale = sum(self.done.values()) / max(sum(self.expected_s[c] for c in self.done), 1e-9)
+        eta = scale * sum(self.expected_s[cell] for cell in pending) / self.workers
         elapsed = time.monotonic() - self.started
         print(
-            f"[{len(self.done)}/{self.total}] {run.folder_name()} done in {_minutes(seconds)}; "
-            f"elapsed {_minutes(elapsed)}, about {_minutes(eta)} left",
+            f"[{len(self.done)}/{len(self.expected_s)}] {run.folder_name()} done in "
+            f"{_minutes(seconds)}; elapsed {_minutes(elapsed)}, about {_minutes(eta)} left "
+            f"(cells take {scale:.1f}x their timed steps)",
             flush=True,
         )
 
@@ -112,14 +114,21 @@ class CellProgress:
         print("running: " + "; ".join(states), flush=True)
 
 
-def expected_seconds(study: StudyTask, pending: Sequence[Run], config: CompareConfig) -> float:
-    """Training time of ``pending`` runs from a few timed steps per encoder, shared by workers."""
+def expected_seconds(
+    study: StudyTask, pending: Sequence[Run], config: CompareConfig
+) -> dict[Run, float]:
+    """Training seconds of each pending run: a few steps per encoder timed on one thread, as
+    each worker trains, times the step budget."""
     per_step: dict[str, float] = {}
-    for run in pending:
-        if run.encoder not in per_step:
-            per_step[run.encoder] = study.seconds_per_step(run)
-    total = sum(per_step[run.encoder] * config.max_steps for run in pending)
-    return total / min(config.workers, max(1, len(pending)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for run in pending:
+            if run.encoder not in per_step:
+                per_step[run.encoder] = study.seconds_per_step(run)
+    finally:
+        torch.set_num_threads(threads)
+    return {run: per_step[run.encoder] * config.max_steps for run in pending}
 
 
 def train_pending(study: StudyTask, config: CompareConfig, out_dir: Path) -> None:
@@ -135,13 +144,15 @@ def train_pending(study: StudyTask, config: CompareConfig, out_dir: Path) -> Non
     if not pending:
         return
     expected = expected_seconds(study, pending, config)
+    workers = min(config.workers, len(pending))
     print(
         f"{len(pending)} of {len(runs)} cells to train, {config.max_steps} steps each, "
-        f"{config.workers} at a time: about {_minutes(expected)} of training (from timed steps; "
-        "loading data and scoring add to it)",
+        f"{config.workers} at a time: about {_minutes(sum(expected.values()) / workers)} of "
+        "training (from steps timed now on one thread; loading data, scoring and a busy machine "
+        "add to it, and the estimate is corrected as cells finish)",
         flush=True,
     )
-    progress = CellProgress(len(pending), config.workers, expected)
+    progress = CellProgress(workers, expected)
     if config.workers == 1:
         for run in pending:
             print(f"start {run.folder_name()}", flush=True)
