@@ -145,6 +145,17 @@ def test_mnist_study_summary_table_and_plots(mnist_study: tuple[Path, str, str])
     assert summary[0]["test_loss"]["mean"] == pytest.approx(np.mean(losses))
     assert summary[0]["test_loss"]["std"] == pytest.approx(np.std(losses, ddof=1))
     assert summary[0]["params"]["std"] == 0.0
+    # Student-t over the 2 seeds (t = 12.7062 at 1 degree of freedom), Welch for the difference.
+    half = 12.7062 * np.std(losses, ddof=1) / np.sqrt(2)
+    interval = summary[0]["metrics"]["test_loss"]
+    assert interval["ci95"] == pytest.approx(
+        [np.mean(losses) - half, np.mean(losses) + half], abs=2e-3
+    )
+    assert saved["reference"] == "seed_global" and "minus_seed_global" not in summary[0]
+    others = [r["test_loss"] for r in rows if r["encoder"] == "seed_spatial_conv"]
+    difference = summary[1]["minus_seed_global"]["test_loss"]
+    assert difference["mean"] == pytest.approx(np.mean(others) - np.mean(losses), abs=1e-3)
+    assert "differences to seed_global, 95 % intervals over seeds" in first
     header, *lines = table_of(first)
     assert len(lines) == 2
     assert "test_loss" in header and "nll" in header and "where_r2" in header

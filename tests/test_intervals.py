@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from mapenc.errors import DataError
-from mapenc.study.intervals import bootstrap_mean, paired_difference
+from mapenc.study.intervals import (
+    bootstrap_mean,
+    paired_difference,
+    seed_difference,
+    seed_interval_entries,
+    seed_mean,
+)
 
 SCENES = np.repeat(np.arange(8), 25)
 
@@ -61,3 +67,32 @@ def test_bad_shapes_are_data_errors() -> None:
         paired_difference(np.ones((2, 5)), np.ones((3, 5)), np.arange(5))
     with pytest.raises(DataError, match="NaN"):
         bootstrap_mean([1.0, np.nan], [0, 1])
+
+
+def test_seed_intervals_follow_student_t_and_welch() -> None:
+    interval = seed_mean([1.0, 2.0, 3.0])  # sd 1, t(0.975, 2) = 4.303
+    assert interval.mean == 2.0 and interval.seeds == 3
+    assert (interval.low, interval.high) == pytest.approx(
+        (2 - 4.303 / 3**0.5, 2 + 4.303 / 3**0.5), abs=1e-3
+    )
+    # Equal variances and sizes: Welch's degrees of freedom are 2 (n - 1) = 4, t = 2.776.
+    difference = seed_difference([4.0, 5.0, 6.0], [1.0, 2.0, 3.0])
+    half = 2.776 * (2 / 3) ** 0.5
+    assert (difference.mean, difference.low, difference.high) == pytest.approx(
+        (3, 3 - half, 3 + half), abs=1e-3
+    )
+    assert not difference.includes_zero and seed_difference([1, 2], [2, 1]).includes_zero
+    with pytest.raises(DataError, match="two or more finite values"):
+        seed_mean([1.0])
+
+
+def test_seed_interval_entries_take_differences_to_the_reference() -> None:
+    rows = [
+        {"encoder": name, "loss": value}
+        for name, values in (("a", [1, 2, 3]), ("b", [3, 4, 5]))
+        for value in values
+    ]
+    entries = seed_interval_entries(rows, ["loss"], reference="a")
+    assert entries["a"]["seeds"] == 3 and "minus_a" not in entries["a"]
+    assert entries["b"]["metrics"]["loss"]["mean"] == 4.0
+    assert entries["b"]["minus_a"]["loss"]["mean"] == 2.0

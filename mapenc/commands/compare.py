@@ -98,9 +98,13 @@ def run(args: argparse.Namespace) -> int:
     rows = run_compare(config, args.out)
     task = STUDY_TASKS[config.task]
     print(format_table(summarise(rows), task.headline_metrics, task.table_digits))
-    intervals = format_intervals(json.loads((args.out / SUMMARY_NAME).read_text()))
+    saved = json.loads((args.out / SUMMARY_NAME).read_text())
+    intervals = format_intervals(saved)
     if intervals:
-        print("\nmeans and paired differences to none, 95 % intervals over scenes and seeds:")
+        print(
+            f"\nmeans and differences to {saved['reference']}, 95 % intervals over "
+            f"{saved['intervals_over']}:"
+        )
         print(intervals)
     print(f"rows: {args.out / 'results.json'}; summary and PNGs in {args.out}")
     return 0

@@ -39,10 +39,9 @@ import numpy as np
 import torch
 
 from mapenc.progress import progress_bar
-from mapenc.study.config import CompareConfig
+from mapenc.study.config import NO_MAP, CompareConfig
 from mapenc.study.protocol import PROBE_COLUMNS, Run, StudyTask
 from mapenc.study.tasks import study_task
-from mapenc.study.traj_scores import METRICS as TRAJ_METRICS
 from mapenc.train.checkpoint import write_json
 from mapenc.train.logs import TRAIN_LOG_NAME
 
@@ -270,7 +269,7 @@ def run_compare(config: CompareConfig, out_dir: PathType) -> list[dict[str, Any]
         rows.append(row)
         write_json(out / RESULTS_NAME, rows)
     summary = summarise(rows)
-    extras = study.summary_extras(out)
+    extras = study.summary_extras(out, rows)
     intervals = extras.pop("intervals", {})
     for entry in summary:
         entry.update(intervals.get(entry["encoder"], {}))
@@ -296,22 +295,25 @@ def run_compare(config: CompareConfig, out_dir: PathType) -> list[dict[str, Any]
     return rows
 
 
-def format_intervals(saved: dict[str, Any], metrics: Sequence[str] = TRAJ_METRICS) -> str:
+def format_intervals(saved: dict[str, Any]) -> str:
     """Aligned text table of a ``summary.json`` with intervals: per encoder and baseline, each
-    metric's mean [95 % interval] and its difference to ``none`` (empty without intervals)."""
+    metric's mean [95 % interval] and its difference to the ``reference`` method (empty without
+    intervals)."""
     entries = [(e["encoder"], e) for e in saved.get("encoders", []) if "metrics" in e]
     entries += [(b["baseline"], b) for b in saved.get("baselines", [])]
     if not entries:
         return ""
+    reference = saved.get("reference", NO_MAP)
+    metrics = list(entries[0][1]["metrics"])
 
     def cell(interval: dict[str, Any]) -> str:
         low, high = interval["ci95"]
         return f"{interval['mean']:.3f} [{low:.3f}, {high:.3f}]"
 
-    header = ["method", "seeds", *metrics, *(f"{m} - none" for m in metrics)]
+    header = ["method", "seeds", *metrics, *(f"{m} - {reference}" for m in metrics)]
     lines = [header]
     for name, entry in entries:
-        difference = entry.get("minus_none", {})
+        difference = entry.get(f"minus_{reference}", {})
         lines.append(
             [name, str(entry["seeds"])]
             + [cell(entry["metrics"][m]) for m in metrics]

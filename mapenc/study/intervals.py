@@ -10,15 +10,21 @@ scenes happened to be in test, and which seeds the training drew.
 
 A paired difference (``encoder - none``) resamples the same scenes and seeds for both: pass the
 (S, N) difference of the two methods' values, paired seed by seed.
+
+Where only one number per seed exists (the MNIST study's test loss on a fixed set of images),
+``seed_mean`` and ``seed_difference`` give Student-t intervals over the seeds instead (Welch's for
+a difference: different encoders' runs are not paired).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy import stats
 
 from mapenc.errors import DataError
 
@@ -95,3 +101,62 @@ def paired_difference(
     if a.shape[1:] != b.shape[1:] or (len(a) != len(b) and 1 not in (len(a), len(b))):
         raise DataError(f"paired difference of values {a.shape} and {b.shape}: seeds or N differ")
     return bootstrap_mean(a - b, scenes, seed=seed)
+
+
+def _seed_values(values: ArrayLike) -> np.ndarray:
+    """Finite per-seed values as a float64 vector of at least two seeds, else DataError."""
+    table = np.asarray(values, dtype=np.float64).ravel()
+    if len(table) < 2 or not np.isfinite(table).all():
+        raise DataError(f"an interval over seeds needs two or more finite values, got {table}")
+    return table
+
+
+def seed_mean(values: ArrayLike) -> Interval:
+    """Mean of one value per seed (S >= 2) and its Student-t 95 % interval (S - 1 degrees)."""
+    table = _seed_values(values)
+    half = stats.t.ppf(0.975, len(table) - 1) * table.std(ddof=1) / np.sqrt(len(table))
+    mean = float(table.mean())
+    return Interval(mean, mean - half, mean + half, 0, len(table))
+
+
+def seed_difference(first: ArrayLike, second: ArrayLike) -> Interval:
+    """``mean(first) - mean(second)`` over their seeds with Welch's 95 % interval (unpaired, the
+    two variances not assumed equal; Welch-Satterthwaite degrees of freedom)."""
+    a, b = _seed_values(first), _seed_values(second)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    spread = np.sqrt(va + vb)
+    mean = float(a.mean() - b.mean())
+    if spread == 0.0:
+        return Interval(mean, mean, mean, 0, min(len(a), len(b)))
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = float(stats.t.ppf(0.975, dof) * spread)
+    return Interval(mean, mean - half, mean + half, 0, min(len(a), len(b)))
+
+
+def seed_interval_entries(
+    rows: Sequence[dict[str, Any]], metrics: Sequence[str], reference: str
+) -> dict[str, dict[str, Any]]:
+    """Per encoder of study ``rows`` (one per run): each metric's ``seed_mean`` and, for every
+    encoder but ``reference``, its ``seed_difference`` to ``reference`` under
+    ``minus_<reference>`` (the shape of ``mapenc.study.traj_scores.interval_entries``)."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        runs.setdefault(row["encoder"], []).append(row)
+
+    def values(name: str, metric: str) -> list[float]:
+        return [float(row[metric]) for row in runs[name]]
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, members in runs.items():
+        if len(members) < 2:
+            continue
+        entry: dict[str, Any] = {
+            "seeds": len(members),
+            "metrics": {m: seed_mean(values(name, m)).to_dict() for m in metrics},
+        }
+        if name != reference and len(runs.get(reference, [])) >= 2:
+            entry[f"minus_{reference}"] = {
+                m: seed_difference(values(name, m), values(reference, m)).to_dict() for m in metrics
+            }
+        out[name] = entry
+    return out

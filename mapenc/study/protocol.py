@@ -73,9 +73,10 @@ class StudyTask(Protocol):
         task's data (for the study's estimate of its duration)."""
         ...
 
-    def summary_extras(self, out_dir: Path) -> dict[str, Any]:
-        """What the task adds to ``summary.json`` once every run is finished: ``intervals``
-        (encoder or baseline name -> its intervals) and any other field (empty: nothing)."""
+    def summary_extras(self, out_dir: Path, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """What the task adds to ``summary.json`` once every run is finished (``rows``: one per
+        run): ``intervals`` (encoder or baseline name -> its intervals), ``reference`` (the
+        method differences are taken to) and any other field (empty: nothing)."""
         ...
 
 

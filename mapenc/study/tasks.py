@@ -22,6 +22,7 @@ from mapenc.evaluation.baselines import baseline_forecasts
 from mapenc.evaluation.report import score_per_sample
 from mapenc.experiments import mnist, trajectory
 from mapenc.study.config import NO_MAP, CompareConfig, study_encoder
+from mapenc.study.intervals import seed_interval_entries
 from mapenc.study.probes import PolylineInputs, probe_encoder, probe_polyline_encoder
 from mapenc.study.protocol import (
     Run,
@@ -144,9 +145,15 @@ class MnistStudy:
         batch = torch.rand(experiment.train.batch_size, 1, 28, 28).round()
         return seconds_per_training_step(model, batch)
 
-    def summary_extras(self, out_dir: Path) -> dict[str, Any]:
-        """Nothing: the MNIST summary is mean and std over seeds."""
-        return {}
+    def summary_extras(self, out_dir: Path, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """Student-t intervals over seeds of the test loss and the IWAE bound per encoder, and
+        Welch intervals of each one's difference to the first encoder (the ``reference``)."""
+        reference = self.config.encoders[0]
+        return {
+            "intervals": seed_interval_entries(rows, self.headline_metrics, reference),
+            "reference": reference,
+            "intervals_over": "seeds (Student t; Welch for differences)",
+        }
 
 
 # The dataset item fields a vector encoder takes, in ``PolylineInputs`` order.
@@ -313,7 +320,7 @@ class TrajStudy:
             for name, f in forecasts.items()
         }
 
-    def summary_extras(self, out_dir: Path) -> dict[str, Any]:
+    def summary_extras(self, out_dir: Path, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """Intervals over scenes and seeds of every encoder and baseline, paired differences to
         ``none`` (when it was run); none for a study over several raster sizes."""
         if len(self.config.raster_sizes) > 1:
@@ -325,6 +332,8 @@ class TrajStudy:
         split = self.eval_split()
         return {
             "intervals": interval_entries(runs, self.baseline_scores(split), NO_MAP),
+            "reference": NO_MAP,
+            "intervals_over": "scenes and seeds (paired bootstrap)",
             f"{self.config.eval_split}_scenes": sorted(split.names),
         }
 
