@@ -83,10 +83,12 @@ def compare_args(data: Path, out: Path) -> list[str]:
 
 
 def table_of(output: str) -> list[str]:
-    """The printed table: from its header line to the line before the file locations."""
+    """The printed table: from its header line to the blank line or file locations after it."""
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("encoder "))
-    end = next(i for i, line in enumerate(lines) if line.startswith("rows: "))
+    end = next(
+        i for i, line in enumerate(lines) if i > start and (not line or line.startswith("rows: "))
+    )
     return lines[start:end]
 
 
