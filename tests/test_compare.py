@@ -23,7 +23,7 @@ from mapenc.raster import RasterSpec
 from mapenc.study import CompareConfig, probe_encoder, run_compare, summarise
 from mapenc.study.compare import CellProgress
 from mapenc.study.config import STUDY_TASK_NAMES
-from mapenc.study.plots import plot_study
+from mapenc.study.plots import plot_learning_curves, plot_study
 from mapenc.study.probes import (
     ProbeConfig,
     linear_probe_r2,
@@ -436,6 +436,28 @@ def test_linear_probe_scores_linear_targets_high_and_noise_low() -> None:
 
 def test_every_study_task_name_has_a_task() -> None:
     assert sorted(STUDY_TASKS) == sorted(STUDY_TASK_NAMES)
+
+
+def test_learning_curves_add_the_held_out_score_per_epoch_when_runs_logged_one(
+    tmp_path: Path,
+) -> None:
+    def run(name: str, held_out: bool) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        log = folder / "train_log.csv"
+        log.write_text("step,loss\n" + "".join(f"{s},{10 / s}\n" for s in range(1, 50)))
+        if held_out:
+            (folder / "epochs.csv").write_text(
+                "epoch,step,loss,eval_val_minFDE\n1,25,1,2.0\n2,49,1,1.5\n"
+            )
+        return log
+
+    def width(png: Path) -> int:
+        return int.from_bytes(png.read_bytes()[16:20], "big")  # the PNG header's width
+
+    plain = plot_learning_curves({"a": [run("a", False)]}, tmp_path / "plain.png")
+    both = plot_learning_curves({"b": [run("b", True)]}, tmp_path / "both.png")
+    assert width(plain) == 700 and width(both) == 1200  # one panel, or two at 100 dpi
 
 
 def test_log_axis_tick_labels_do_not_overlap(tmp_path: Path) -> None:

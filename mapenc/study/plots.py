@@ -23,6 +23,7 @@ import numpy as np
 
 from mapenc.safeio import save_figure
 from mapenc.study.protocol import PROBE_COLUMNS
+from mapenc.train.logs import EPOCH_LOG_NAME
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -191,25 +192,50 @@ def plot_study(summary: Summary, metrics: Metrics, title: str, out_dir: Path) ->
     return paths
 
 
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def plot_learning_curves(logs: Mapping[str, Sequence[Path]], path: Path) -> Path:
     """Training loss against optimiser steps, one colour per encoder (``logs``: encoder name ->
-    its runs' ``train_log.csv``), one line per run; PNG at ``path``."""
+    its runs' ``train_log.csv``), one line per run; beside it, when the runs scored a held-out
+    split after every epoch (an ``eval_*`` column of the ``epochs.csv`` next to each log: val
+    minFDE6 for trajectories, test loss for MNIST), that score per epoch. PNG at ``path``."""
     plt = _pyplot()
-    figure, ax = plt.subplots(figsize=(7, 4))
+    held_out = {
+        file: epoch_rows
+        for files in logs.values()
+        for file in files
+        if (epoch_log := file.with_name(EPOCH_LOG_NAME)).is_file()
+        and (epoch_rows := _csv_rows(epoch_log))
+    }
+    column = next(
+        (key for rows in held_out.values() for key in rows[0] if key.startswith("eval_")), None
+    )
+    figure, axes = plt.subplots(1, 2 if column else 1, figsize=(12 if column else 7, 4))
+    ax, ax_held_out = (axes[0], axes[1]) if column else (axes, None)
     for colour, (name, files) in enumerate(logs.items()):
         for number, file in enumerate(files):
-            with file.open(newline="") as handle:
-                rows = list(csv.DictReader(handle))
-            steps = [int(row["step"]) for row in rows]
-            losses = [float(row["loss"]) for row in rows]
+            rows = _csv_rows(file)
             label = name if number == 0 else None
-            ax.plot(steps, losses, color=f"C{colour}", linewidth=1.0, alpha=0.8, label=label)
+            style = {"color": f"C{colour}", "linewidth": 1.0, "alpha": 0.8, "label": label}
+            ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows], **style)
+            epochs = held_out.get(file, [])
+            if ax_held_out is not None and epochs and column in epochs[0]:
+                scored = [r for r in epochs if r[column]]
+                steps = [int(r["step"]) for r in scored]
+                ax_held_out.plot(steps, [float(r[column]) for r in scored], marker=".", **style)
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("training loss (mean of each logged window)")
     # Symmetric log: a Laplace likelihood's loss falls below zero once the scales shrink.
     ax.set_yscale("symlog", linthresh=1.0)
     ax.axhline(0.0, color="grey", linewidth=0.8, linestyle=":")
     ax.legend(fontsize=8)
+    if ax_held_out is not None and column is not None:
+        ax_held_out.set_xlabel("optimiser step (end of each epoch)")
+        ax_held_out.set_ylabel(column.removeprefix("eval_").replace("_", " "))
+        ax_held_out.set_title("held-out score after every epoch", fontsize=10)
     figure.tight_layout()
     save_figure(figure, path, dpi=100)
     plt.close(figure)
