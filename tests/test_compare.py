@@ -153,7 +153,7 @@ def test_mnist_study_summary_table_and_plots(mnist_study: tuple[Path, str, str])
     assert interval["ci95"] == pytest.approx(
         [np.mean(losses) - half, np.mean(losses) + half], abs=2e-3
     )
-    assert saved["reference"] == "seed_global" and "minus_seed_global" not in summary[0]
+    assert saved["references"] == ["seed_global"] and "minus_seed_global" not in summary[0]
     others = [r["test_loss"] for r in rows if r["encoder"] == "seed_spatial_conv"]
     difference = summary[1]["minus_seed_global"]["test_loss"]
     assert difference["mean"] == pytest.approx(np.mean(others) - np.mean(losses), abs=1e-3)
@@ -192,6 +192,7 @@ def test_traj_study_on_the_synthetic_town(tmp_path: Path) -> None:
         probe_samples=40,
         progress=False,
         workers=2,
+        references=("none", "conv-spatial"),
     )
     rows = run_compare(config, tmp_path / "study")[::2]  # seed 0 of each encoder
     no_map, spatial, vector = rows
@@ -215,7 +216,7 @@ def test_traj_study_on_the_synthetic_town(tmp_path: Path) -> None:
 
 def check_traj_summary(out: Path) -> None:
     """summary.json: per encoder and baseline, means with intervals over scenes and seeds, and
-    paired differences to no map that agree with the per-sample files."""
+    paired differences to no map and to conv-spatial that agree with the per-sample files."""
     summary = json.loads((out / "summary.json").read_text())
     entries = {entry["encoder"]: entry for entry in summary["encoders"]}
     assert set(entries) == {"none", "conv-spatial", "vector"}
@@ -233,17 +234,20 @@ def check_traj_summary(out: Path) -> None:
             runs = [r[metric] for r in rows if r["encoder"] == name and metric in r]
             if runs:  # the row's rounded means are the per-sample means
                 assert interval["mean"] == pytest.approx(np.mean(runs), abs=1e-3)
-        if name == "none":
-            assert "minus_none" not in entry
-            continue
-        both = zip(per_sample[name], per_sample["none"], strict=True)
-        expected = np.mean([a.values["minFDE"] - b.values["minFDE"] for a, b in both])
-        assert entry["minus_none"]["minFDE"]["mean"] == pytest.approx(expected, abs=1e-4)
+        for reference in ("none", "conv-spatial"):
+            if name == reference:
+                assert f"minus_{reference}" not in entry
+                continue
+            both = zip(per_sample[name], per_sample[reference], strict=True)
+            expected = np.mean([a.values["minFDE"] - b.values["minFDE"] for a, b in both])
+            difference = entry[f"minus_{reference}"]["minFDE"]["mean"]
+            assert difference == pytest.approx(expected, abs=1e-4)
     baselines = {b["baseline"]: b for b in summary["baselines"]}
     kinematic = baselines["kinematic"]
     low, high = kinematic["metrics"]["minFDE"]["ci95"]
     assert kinematic["seeds"] == 0 and low <= kinematic["metrics"]["minFDE"]["mean"] <= high
-    assert "minus_none" in kinematic and "cv_recorded" in baselines
+    assert "minus_none" in kinematic and "minus_conv-spatial" in kinematic
+    assert summary["references"] == ["none", "conv-spatial"] and "cv_recorded" in baselines
     scenes = summary["all_scenes"]  # the scored split's scene names
     assert len(scenes) == 2 and all(name.startswith("synthetic") for name in scenes)
 
@@ -282,6 +286,8 @@ def test_bad_study_settings_are_config_errors() -> None:
         CompareConfig(task="traj", encoders=("none",))
     with pytest.raises(ConfigError, match="distinct"):
         CompareConfig(encoders=("conv-global", "conv-global"))
+    with pytest.raises(ConfigError, match="resnet not among the encoders"):
+        CompareConfig(encoders=("conv-global",), references=("resnet",))
 
 
 def test_seed_spatial_analogue_keeps_the_design_at_28_pixels() -> None:

@@ -92,7 +92,7 @@ def test_seed_interval_entries_take_differences_to_the_reference() -> None:
         for name, values in (("a", [1, 2, 3]), ("b", [3, 4, 5]))
         for value in values
     ]
-    entries = seed_interval_entries(rows, ["loss"], reference="a")
+    entries = seed_interval_entries(rows, ["loss"], references=["a"])
     assert entries["a"]["seeds"] == 3 and "minus_a" not in entries["a"]
     assert entries["b"]["metrics"]["loss"]["mean"] == 4.0
     assert entries["b"]["minus_a"]["loss"]["mean"] == 2.0

@@ -67,6 +67,12 @@ FLAGS = ConfigFlags(
         Flag("data", parse=existing_path_resolved, metavar="PATH", default=[]),
         Flag("raster_sizes", parse=comma_list(int), help="traj: comma-separated pixels per side"),
         Flag(
+            "references",
+            parse=comma_list(str),
+            help="comma-separated encoders every other method's difference is taken to, each "
+            f"with its interval (default: {NO_MAP!r} for traj, the first encoder for mnist)",
+        ),
+        Flag(
             "decoder",
             parse=decoder_choice,
             help=f"mnist: one decoder for every encoder; {MIRROR!r} gives each encoder its own",
@@ -99,12 +105,13 @@ def run(args: argparse.Namespace) -> int:
     task = STUDY_TASKS[config.task]
     print(format_table(summarise(rows), task.headline_metrics, task.table_digits))
     saved = json.loads((args.out / SUMMARY_NAME).read_text())
-    intervals = format_intervals(saved)
-    if intervals:
-        print(
-            f"\nmeans and differences to {saved['reference']}, 95 % intervals over "
-            f"{saved['intervals_over']}:"
-        )
-        print(intervals)
+    for reference in saved.get("references", []):
+        intervals = format_intervals(saved, reference)
+        if intervals:
+            print(
+                f"\nmeans and differences to {reference}, 95 % intervals over "
+                f"{saved['intervals_over']}:"
+            )
+            print(intervals)
     print(f"rows: {args.out / 'results.json'}; summary and PNGs in {args.out}")
     return 0

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from mapenc.progress import progress_bar
-from mapenc.study.config import NO_MAP, CompareConfig
+from mapenc.study.config import CompareConfig
 from mapenc.study.protocol import PROBE_COLUMNS, Run, StudyTask
 from mapenc.study.tasks import study_task
 from mapenc.train.checkpoint import write_json
@@ -295,15 +295,14 @@ def run_compare(config: CompareConfig, out_dir: PathType) -> list[dict[str, Any]
     return rows
 
 
-def format_intervals(saved: dict[str, Any]) -> str:
+def format_intervals(saved: dict[str, Any], reference: str) -> str:
     """Aligned text table of a ``summary.json`` with intervals: per encoder and baseline, each
-    metric's mean [95 % interval] and its difference to the ``reference`` method (empty without
-    intervals)."""
+    metric's mean [95 % interval] and its difference to the method ``reference`` (one of the
+    summary's ``references``; empty without intervals)."""
     entries = [(e["encoder"], e) for e in saved.get("encoders", []) if "metrics" in e]
     entries += [(b["baseline"], b) for b in saved.get("baselines", [])]
     if not entries:
         return ""
-    reference = saved.get("reference", NO_MAP)
     metrics = list(entries[0][1]["metrics"])
 
     def cell(interval: dict[str, Any]) -> str:

@@ -69,6 +69,8 @@ class CompareConfig:
         anchors: traj: the anchors every run's model decodes around, the same for every encoder
             and for none, so that only the map encoder differs: kinematic (the map reaches the
             model through the encoder alone) or lane (lane-following anchors drawn from the map).
+        references: encoders every other method's difference is taken to, each with its
+            interval (empty: none for traj, the first encoder for mnist).
     """
 
     task: str = "mnist"
@@ -93,6 +95,7 @@ class CompareConfig:
     progress: bool = True
     workers: int = 1
     anchors: str = "kinematic"
+    references: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in STUDY_TASK_NAMES:
@@ -104,6 +107,12 @@ class CompareConfig:
         if self.seeds < 1 or self.probe_samples < 10 or self.iw_k < 1 or self.max_steps < 1:
             raise ConfigError(
                 "CompareConfig: seeds >= 1, probe_samples >= 10, iw_k >= 1, max_steps >= 1"
+            )
+        unknown = [name for name in self.references if name not in self.encoders]
+        if unknown:
+            raise ConfigError(
+                f"references={list(self.references)}: {', '.join(unknown)} not among the "
+                f"encoders {list(self.encoders)}"
             )
         if self.anchors not in STUDY_ANCHORS:
             raise ConfigError(f"anchors={self.anchors!r}: expected one of {STUDY_ANCHORS}")
@@ -117,3 +126,9 @@ class CompareConfig:
             raise ConfigError("the traj study needs data paths (CommonRoad folders, synthetic:N)")
         if self.task == "mnist" and len(self.data) > 1:
             raise ConfigError(f"the mnist study reads one source, got {list(self.data)}")
+
+    def difference_references(self) -> tuple[str, ...]:
+        """``references``, or by default ``none`` for traj and the first encoder for mnist."""
+        if self.references:
+            return self.references
+        return (NO_MAP,) if self.task == "traj" else self.encoders[:1]

@@ -134,11 +134,11 @@ def seed_difference(first: ArrayLike, second: ArrayLike) -> Interval:
 
 
 def seed_interval_entries(
-    rows: Sequence[dict[str, Any]], metrics: Sequence[str], reference: str
+    rows: Sequence[dict[str, Any]], metrics: Sequence[str], references: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """Per encoder of study ``rows`` (one per run): each metric's ``seed_mean`` and, for every
-    encoder but ``reference``, its ``seed_difference`` to ``reference`` under
-    ``minus_<reference>`` (the shape of ``mapenc.study.traj_scores.interval_entries``)."""
+    """Per encoder of study ``rows`` (one per run): each metric's ``seed_mean`` and, for each of
+    the ``references`` but itself, its ``seed_difference`` to it under ``minus_<reference>`` (the
+    shape of ``mapenc.study.traj_scores.interval_entries``)."""
     runs: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         runs.setdefault(row["encoder"], []).append(row)
@@ -154,9 +154,11 @@ def seed_interval_entries(
             "seeds": len(members),
             "metrics": {m: seed_mean(values(name, m)).to_dict() for m in metrics},
         }
-        if name != reference and len(runs.get(reference, [])) >= 2:
-            entry[f"minus_{reference}"] = {
-                m: seed_difference(values(name, m), values(reference, m)).to_dict() for m in metrics
-            }
+        for reference in references:
+            if name != reference and len(runs.get(reference, [])) >= 2:
+                entry[f"minus_{reference}"] = {
+                    m: seed_difference(values(name, m), values(reference, m)).to_dict()
+                    for m in metrics
+                }
         out[name] = entry
     return out

@@ -147,11 +147,12 @@ class MnistStudy:
 
     def summary_extras(self, out_dir: Path, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """Student-t intervals over seeds of the test loss and the IWAE bound per encoder, and
-        Welch intervals of each one's difference to the first encoder (the ``reference``)."""
-        reference = self.config.encoders[0]
+        Welch intervals of each one's difference to each of the ``references`` (by default the
+        first encoder)."""
+        references = self.config.difference_references()
         return {
-            "intervals": seed_interval_entries(rows, self.headline_metrics, reference),
-            "reference": reference,
+            "intervals": seed_interval_entries(rows, self.headline_metrics, references),
+            "references": list(references),
             "intervals_over": "seeds (Student t; Welch for differences)",
         }
 
@@ -322,7 +323,8 @@ class TrajStudy:
 
     def summary_extras(self, out_dir: Path, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """Intervals over scenes and seeds of every encoder and baseline, paired differences to
-        ``none`` (when it was run); none for a study over several raster sizes."""
+        each of the ``references`` (by default ``none``); none for a study over several raster
+        sizes."""
         if len(self.config.raster_sizes) > 1:
             return {}
         runs: dict[str, list[SampleScores]] = {}
@@ -331,8 +333,10 @@ class TrajStudy:
             runs.setdefault(run.encoder, []).append(scores)
         split = self.eval_split()
         return {
-            "intervals": interval_entries(runs, self.baseline_scores(split), NO_MAP),
-            "reference": NO_MAP,
+            "intervals": interval_entries(
+                runs, self.baseline_scores(split), self.config.difference_references()
+            ),
+            "references": list(self.config.difference_references()),
             "intervals_over": "scenes and seeds (paired bootstrap)",
             f"{self.config.eval_split}_scenes": sorted(split.names),
         }

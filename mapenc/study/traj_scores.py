@@ -81,10 +81,10 @@ def _table(scores: Sequence[SampleScores], metric: str) -> FloatArray:
 def interval_entries(
     runs: Mapping[str, Sequence[SampleScores]],
     baselines: Mapping[str, SampleScores],
-    reference: str,
+    references: Sequence[str],
 ) -> dict[str, dict[str, Any]]:
     """Per method (encoders, then baselines): every metric's mean and 95 % interval over scenes
-    and seeds, and, when ``reference`` is among the runs, the paired difference to it.
+    and seeds, and the paired difference to each of the ``references`` among the runs.
 
     Returns ``{name: {"seeds": S, "metrics": {metric: interval}, "minus_<reference>": {...}}}``
     with intervals as ``mapenc.study.intervals.Interval.to_dict()``.
@@ -104,13 +104,14 @@ def interval_entries(
             "seeds": len(scores) if name in runs else 0,
             "metrics": {m: bootstrap_mean(_table(scores, m), scenes).to_dict() for m in METRICS},
         }
-        if reference in runs and name != reference:
-            entry[f"minus_{reference}"] = {
-                m: paired_difference(
-                    _table(scores, m), _table(runs[reference], m), scenes
-                ).to_dict()
-                for m in METRICS
-            }
+        for reference in references:
+            if reference in runs and name != reference:
+                entry[f"minus_{reference}"] = {
+                    m: paired_difference(
+                        _table(scores, m), _table(runs[reference], m), scenes
+                    ).to_dict()
+                    for m in METRICS
+                }
         out[name] = entry
     return out
 
