@@ -21,7 +21,7 @@ from mapenc.errors import ConfigError, DataError
 from mapenc.geometry.se2 import apply_matrices
 from mapenc.raster import RasterSpec
 from mapenc.study import CompareConfig, probe_encoder, run_compare, summarise
-from mapenc.study.compare import CellProgress
+from mapenc.study.compare import CellProgress, _logged_step
 from mapenc.study.config import STUDY_TASK_NAMES
 from mapenc.study.plots import plot_learning_curves, plot_study
 from mapenc.study.probes import (
@@ -261,6 +261,11 @@ def test_the_time_left_scales_each_pending_cell_by_how_slow_the_finished_ones_ra
     line = capsys.readouterr().out
     assert "[1/3] none-s0 done in 2.0 min" in line
     assert "about 20.0 min left (cells take 2.0x their timed steps)" in line
+
+
+def test_progress_reads_a_log_whose_last_line_a_worker_is_still_writing(tmp_path: Path) -> None:
+    (tmp_path / "train_log.csv").write_text("step,epoch,loss\n50,1,3.5\n100,2,2.5\n15")
+    assert _logged_step(tmp_path) == 100
 
 
 def test_summary_groups_by_encoder_and_raster_size() -> None:

@@ -6,7 +6,6 @@ MNIST: reconstructions, prior samples, the 2-D latent by digit, and a run folder
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
@@ -22,7 +21,7 @@ from mapenc.errors import DataError
 from mapenc.geometry import apply_matrices
 from mapenc.raster import RasterSpec, to_rgb
 from mapenc.safeio import save_figure
-from mapenc.train.logs import EPOCH_LOG_NAME, TRAIN_LOG_NAME
+from mapenc.train.logs import EPOCH_LOG_NAME, TRAIN_LOG_NAME, read_log
 from mapenc.vae.image import ImageVAE, image_batches
 
 PathType = str | PathLike[str]
@@ -172,8 +171,7 @@ def save_latent_scatter(model: ImageVAE, dataset: Dataset[Any], path: PathType) 
 def _columns(path: Path, x: str, y: str) -> tuple[list[float], list[float]]:
     if not path.is_file():
         return [], []
-    with path.open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row.get(y)]
+    rows = [row for row in read_log(path)[1] if row.get(y)]
     return [float(r[x]) for r in rows], [float(r[y]) for r in rows]
 
 

@@ -43,7 +43,7 @@ from mapenc.study.config import CompareConfig
 from mapenc.study.protocol import PROBE_COLUMNS, Run, StudyTask
 from mapenc.study.tasks import study_task
 from mapenc.train.checkpoint import write_json
-from mapenc.train.logs import TRAIN_LOG_NAME
+from mapenc.train.logs import TRAIN_LOG_NAME, read_log
 
 PathType = str | PathLike[str]
 RESULTS_NAME = "results.json"
@@ -70,11 +70,8 @@ def _logged_step(run_dir: Path) -> int | None:
     log = run_dir / TRAIN_LOG_NAME
     if not log.is_file():
         return None
-    lines = log.read_text().strip().splitlines()
-    if len(lines) < 2:
-        return None
-    header = lines[0].split(",")
-    return int(float(lines[-1].split(",")[header.index("step")]))
+    rows = read_log(log)[1]  # a worker may be writing the last line
+    return int(rows[-1]["step"]) if rows else None
 
 
 def _minutes(seconds: float) -> str:

@@ -13,7 +13,6 @@ matplotlib (Agg) is imported only when a plot is drawn.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from mapenc.safeio import save_figure
 from mapenc.study.protocol import PROBE_COLUMNS
-from mapenc.train.logs import EPOCH_LOG_NAME
+from mapenc.train.logs import EPOCH_LOG_NAME, read_log
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -192,11 +191,6 @@ def plot_study(summary: Summary, metrics: Metrics, title: str, out_dir: Path) ->
     return paths
 
 
-def _csv_rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def plot_learning_curves(logs: Mapping[str, Sequence[Path]], path: Path) -> Path:
     """Training loss against optimiser steps, one colour per encoder (``logs``: encoder name ->
     its runs' ``train_log.csv``), one line per run; beside it, when the runs scored a held-out
@@ -208,7 +202,7 @@ def plot_learning_curves(logs: Mapping[str, Sequence[Path]], path: Path) -> Path
         for files in logs.values()
         for file in files
         if (epoch_log := file.with_name(EPOCH_LOG_NAME)).is_file()
-        and (epoch_rows := _csv_rows(epoch_log))
+        and (epoch_rows := read_log(epoch_log)[1])
     }
     column = next(
         (key for rows in held_out.values() for key in rows[0] if key.startswith("eval_")), None
@@ -217,7 +211,7 @@ def plot_learning_curves(logs: Mapping[str, Sequence[Path]], path: Path) -> Path
     ax, ax_held_out = (axes[0], axes[1]) if column else (axes, None)
     for colour, (name, files) in enumerate(logs.items()):
         for number, file in enumerate(files):
-            rows = _csv_rows(file)
+            rows = read_log(file)[1]
             label = name if number == 0 else None
             style = {"color": f"C{colour}", "linewidth": 1.0, "alpha": 0.8, "label": label}
             ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows], **style)

@@ -30,7 +30,7 @@ class CsvLog:
         if keep_until_step is None or not path.is_file():
             path.unlink(missing_ok=True)
             return
-        fields, rows = _read_log(path)
+        fields, rows = read_log(path)
         self.fields = fields or None
         kept = [row for row in rows if int(row["step"]) <= keep_until_step]
         self._write_all(kept)
@@ -51,8 +51,9 @@ class CsvLog:
             csv.DictWriter(handle, fieldnames=self.fields, extrasaction="ignore").writerow(row)
 
 
-def _read_log(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and complete rows of a log written by CsvLog; TrainingError for a damaged row."""
+def read_log(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and complete rows of a log written by CsvLog (a last line torn by a writer that is
+    still running or was killed is left out); TrainingError for a damaged row."""
     try:
         text = path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
