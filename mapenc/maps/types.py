@@ -410,6 +410,8 @@ class Scenario:
         current_step: the last observed step (Waymo ``current_time_index``), when given.
         ego_track_id: the recording vehicle's track (Waymo ``sdc_track_index``), when given.
         tracks_to_predict: ids of the tracks the source asks to predict (Waymo), in its order.
+        first_step: the source's own number of step 0 (INTERACTION: the first ``frame_id``), so
+            that step ``t`` of the arrays is step ``first_step + t`` of the file.
     """
 
     map: VectorMap
@@ -421,6 +423,7 @@ class Scenario:
     current_step: int | None = None
     ego_track_id: str | None = None
     tracks_to_predict: tuple[str, ...] = ()
+    first_step: int = 0
 
     @property
     def num_steps(self) -> int:
