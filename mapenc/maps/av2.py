@@ -4,6 +4,9 @@ Maps (city frame, metres; z dropped): lane segments with boundaries and mark typ
 dropped, ``DOUBLE_SOLID_YELLOW`` -> ``MarkType.DOUBLE_SOLID``), drivable areas (union of the
 ``area_boundary`` rings, closed implicitly) and pedestrian crossings (``edge1`` + reversed
 ``edge2``). Sensor-log maps have no ``centerline``: it is derived midway between the boundaries.
+A lane segment's ``id`` that is missing or ``null`` counts as no id: the segment takes the key it
+is filed under in ``lane_segments`` (the id successors name), the same rule as the GeoJSON reader's
+fall-back from ``properties.id`` to the feature's ``id``.
 
 Tracks need pyarrow (``pip install mapenc[av2]``), imported only when a parquet is read:
 - motion-forecasting ``scenario_*.parquet``: steps 0..109 at 10 Hz, ``object_type`` as the kind,
@@ -105,8 +108,9 @@ def _optional_id(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _lane(record: Mapping[str, Any], what: str) -> Lane:
-    """One lane segment; the centerline is derived from the boundaries when absent."""
+def _lane(record: Mapping[str, Any], key: str, what: str) -> Lane:
+    """One lane segment filed under ``key``; its id is ``record["id"]``, else (missing or null)
+    ``key``. The centerline is derived from the boundaries when absent."""
     left = _points(record, "left_lane_boundary", what)
     right = _points(record, "right_lane_boundary", what)
     if "centerline" in record:
@@ -117,7 +121,7 @@ def _lane(record: Mapping[str, Any], what: str) -> Lane:
     if lane_type not in _LANE_TYPES:
         raise MapencError(f"{what}: unknown lane_type {lane_type!r}")
     return Lane(
-        id=str(require(record, "id", what)),
+        id=_optional_id(record.get("id")) or key,
         centerline=centerline,
         left_boundary=left,
         right_boundary=right,
@@ -142,7 +146,7 @@ def read_av2_map(path: Path) -> VectorMap:
     doc = parse_json(path)
     with format_errors(path):
         lanes = [
-            _lane(seg, f"lane segment {key}")
+            _lane(seg, key, f"lane segment {key}")
             for key, seg in require_dict(doc, "lane_segments", "map").items()
         ]
         areas = [
