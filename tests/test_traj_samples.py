@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from traj_scenes import DT, moving_track, scenario_of
+from traj_scenes import DT, curved_track, moving_track, scenario_of
 
 from mapenc.data.traj_sources import load_scenarios
 from mapenc.data.trajectory import (
@@ -17,9 +17,12 @@ from mapenc.data.trajectory import (
     constant_velocity_forecast,
     extract_samples,
     fit_velocity,
+    resample_track,
+    resampling,
     samples_from_scenarios,
 )
 from mapenc.errors import ConfigError, DataError
+from mapenc.geometry import wrap_angle
 from mapenc.maps.types import Track
 
 
@@ -58,7 +61,7 @@ def test_no_long_enough_track_raises_data_error_naming_the_scenario() -> None:
     with pytest.raises(DataError, match=r"tiny\.xml"):
         samples_from_scenarios([sc], NGSIM_TASK)
     with pytest.raises(DataError, match="time step"):
-        extract_samples(sc, TrajTask(dt=0.04))
+        extract_samples(dataclasses.replace(sc, dt=0.0), NGSIM_TASK)
 
 
 def test_velocity_fit_averages_out_position_noise() -> None:
@@ -121,5 +124,29 @@ def test_faster_scenes_are_read_at_the_task_rate() -> None:
     a, b = extract_samples(slow, NGSIM_TASK), extract_samples(fast, NGSIM_TASK)
     np.testing.assert_allclose(b.future, a.future, atol=1e-5)
     assert (b.time_step == 2 * a.time_step).all()
-    with pytest.raises(DataError, match="whole fraction"):
-        extract_samples(dataclasses.replace(slow, dt=0.07), NGSIM_TASK)
+    assert resampling(fast, NGSIM_TASK).describe() == "decimated 0.05 s -> 0.1 s"
+
+
+def test_slower_scenes_are_interpolated_and_scored_at_recorded_steps() -> None:
+    """A 5 Hz recording of a turning agent: task steps between two recorded ones are interpolated
+    (heading the short way round), and every sample starts and ends on a recorded step."""
+    turning = curved_track("a", radius_m=20.0, speed_mps=8.0, steps=91, dt=DT)
+    ten_hz = scenario_of(turning)
+    every_other = dataclasses.replace(
+        turning, xy=turning.xy[::2], heading=turning.heading[::2], valid=turning.valid[::2]
+    )
+    five_hz = dataclasses.replace(ten_hz, dt=2 * DT, tracks=[every_other])
+    plan = resampling(five_hz, NGSIM_TASK)
+    assert plan.method == "interpolate" and plan.describe() == "interpolated 0.2 s -> 0.1 s"
+    resampled = resample_track(every_other, plan)
+    assert resampled.valid.shape == (91,)
+    np.testing.assert_allclose(resampled.xy[::2], turning.xy[::2], atol=1e-9)
+    chord = np.linalg.norm(resampled.xy[1::2] - turning.xy[1::2], axis=1)
+    assert 0 < chord.max() < 0.05  # inside the arc by the sagitta of a 1.6 m chord
+    np.testing.assert_allclose(resampled.heading, wrap_angle(turning.heading), atol=1e-9)
+    a, b = extract_samples(ten_hz, NGSIM_TASK), extract_samples(five_hz, NGSIM_TASK)
+    assert len(b) > 0 and set(2 * b.time_step) <= set(a.time_step)
+    same = [list(a.time_step).index(2 * t) for t in b.time_step]
+    np.testing.assert_allclose(b.future[:, 1::2], a.future[same][:, 1::2], atol=1e-4)
+    # 0.07 s steps: the 3 s horizon never ends on a recorded step, so nothing is scored.
+    assert len(extract_samples(dataclasses.replace(ten_hz, dt=0.07), NGSIM_TASK)) == 0

@@ -28,7 +28,8 @@ class TrajTask:
     Attributes:
         history_steps: past steps before the current one (the model sees history_steps + 1 points).
         future_steps: steps to predict after the current one.
-        dt: seconds per step; scenarios with another step size are rejected.
+        dt: seconds per step; scenarios at another step size are resampled to it
+            (``resampling``).
         stride_steps: steps between two prediction times of the same agent.
         velocity_window: past steps over which the current velocity is fitted (noisy positions).
         kinds: agent kinds to sample (lower case); empty for every kind.
@@ -140,15 +141,21 @@ def constant_velocity_forecast(
     return np.asarray(velocity, dtype=np.float64)[:, None, :] * times[None, :, None]
 
 
-def _prediction_times(valid: NDArray[np.bool_], task: TrajTask) -> list[int]:
-    """Steps t with ``valid`` true over [t - history, t + future], every ``stride_steps`` per run."""
+def _prediction_times(
+    valid: NDArray[np.bool_], task: TrajTask, recorded: NDArray[np.bool_] | None = None
+) -> list[int]:
+    """Steps t with ``valid`` true over [t - history, t + future], every ``stride_steps`` per run;
+    with ``recorded`` (task steps that fall on a recorded step), only times t whose current and
+    final steps were recorded, not interpolated."""
     times: list[int] = []
     padded = np.concatenate([[False], valid, [False]])
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
     for start, stop in zip(edges[::2], edges[1::2], strict=True):
         first, last = start + task.history_steps, stop - 1 - task.future_steps
         times.extend(range(int(first), int(last) + 1, task.stride_steps))
-    return times
+    if recorded is None:
+        return times
+    return [t for t in times if recorded[t] and recorded[t + task.future_steps]]
 
 
 def _agent_heading(track: Track, t: int) -> float:
@@ -160,52 +167,124 @@ def _agent_heading(track: Track, t: int) -> float:
     return float(np.arctan2(step[1], step[0]))
 
 
-def steps_per_task_step(scenario: Scenario, task: TrajTask) -> int:
-    """How many of the scenario's steps make one task step (1 at the task's rate, 2 for 20 Hz
-    data and a 10 Hz task, ...); DataError unless ``task.dt`` is a whole multiple of
-    ``scenario.dt`` within 1 % (AV2 sensor logs tick at 0.1002 s)."""
+# Step sizes within this fraction of a whole multiple of the task's count as that multiple (AV2
+# sensor logs tick at 0.1002 s for a 0.1 s task).
+STEP_TOLERANCE = 0.01
+
+
+@dataclass(frozen=True)
+class Resampling:
+    """How a scene's steps of ``source_dt`` seconds become the task's steps of ``task_dt``.
+
+    Attributes:
+        source_dt, task_dt: seconds per step of the scene and of the task.
+        method: "none" (same rate), "decimate" (the task keeps every ``task_dt / source_dt``-th
+            recorded step) or "interpolate" (positions, headings and velocities linearly
+            interpolated between the two recorded steps around each task step, as trajdata does;
+            a task step is valid when both are).
+    """
+
+    source_dt: float
+    task_dt: float
+    method: str
+
+    @property
+    def ratio(self) -> float:
+        """Scene steps per task step (2.0 for 20 Hz data and a 10 Hz task, 0.5 for 5 Hz data)."""
+        if self.method == "interpolate":
+            return self.task_dt / self.source_dt
+        return float(round(self.task_dt / self.source_dt))
+
+    def positions(self, num_source_steps: int) -> FloatArray:
+        """(S,) scene step (fractional) of each task step 0..S-1 inside the recording."""
+        count = int(np.floor((num_source_steps - 1) / self.ratio + 1e-9)) + 1
+        return np.arange(max(count, 0), dtype=np.float64) * self.ratio
+
+    def recorded(self, num_source_steps: int) -> NDArray[np.bool_]:
+        """(S,) whether each task step falls on a recorded scene step."""
+        positions = self.positions(num_source_steps)
+        return np.abs(positions - np.round(positions)) < 1e-6
+
+    def describe(self) -> str:
+        """One line for reports, e.g. "interpolated 0.2 s -> 0.1 s"."""
+        if self.method == "none":
+            return f"as recorded ({self.task_dt} s)"
+        done = "decimated" if self.method == "decimate" else "interpolated"
+        return f"{done} {self.source_dt} s -> {self.task_dt} s"
+
+
+def resampling(scenario: Scenario, task: TrajTask) -> Resampling:
+    """How ``scenario``'s steps become ``task``'s: the same, a whole multiple of them within
+    ``STEP_TOLERANCE`` (decimated), or any other step size (interpolated)."""
+    if not scenario.dt > 0:
+        raise DataError(f"{scenario.source or 'scenario'}: time step {scenario.dt} s is not > 0")
     ratio = task.dt / scenario.dt
     multiple = round(ratio)
-    if multiple < 1 or abs(ratio - multiple) > 0.01 * multiple:
-        raise DataError(
-            f"{scenario.source or 'scenario'}: time step {scenario.dt} s, the task expects "
-            f"{task.dt} s (or a whole fraction of it)"
+    if multiple >= 1 and abs(ratio - multiple) <= STEP_TOLERANCE * multiple:
+        return Resampling(scenario.dt, task.dt, "none" if multiple == 1 else "decimate")
+    return Resampling(scenario.dt, task.dt, "interpolate")
+
+
+def resample_track(track: Track, plan: Resampling) -> Track:
+    """``track`` on the task's steps (``plan.positions``): every few recorded steps, or linear
+    interpolation between the recorded steps around each task step (heading along the shorter
+    way round; valid where both neighbours are)."""
+    positions = plan.positions(track.valid.shape[0])
+    if plan.method != "interpolate":
+        index = np.round(positions).astype(np.intp)
+        return dataclasses.replace(
+            track,
+            xy=track.xy[index],
+            heading=track.heading[index],
+            valid=track.valid[index],
+            velocity=None if track.velocity is None else track.velocity[index],
         )
-    return multiple
+    below = np.floor(positions + 1e-9).astype(np.intp)
+    above = np.minimum(below + 1, track.valid.shape[0] - 1)
+    weight = np.clip(positions - below, 0.0, 1.0)
+    on_step = weight < 1e-6  # recorded steps keep their values (their neighbour may be missing)
 
+    def blend(values: FloatArray, difference: FloatArray) -> FloatArray:
+        shape = (-1, *([1] * (values.ndim - 1)))
+        between = values[below] + weight.reshape(shape) * difference
+        out: FloatArray = np.where(on_step.reshape(shape), values[below], between)
+        return out
 
-def _every(track: Track, multiple: int) -> Track:
-    """``track`` keeping every ``multiple``-th step (from step 0)."""
     return dataclasses.replace(
         track,
-        xy=track.xy[::multiple],
-        heading=track.heading[::multiple],
-        valid=track.valid[::multiple],
-        velocity=None if track.velocity is None else track.velocity[::multiple],
+        xy=blend(track.xy, track.xy[above] - track.xy[below]),
+        heading=wrap_angle(
+            blend(track.heading, wrap_angle(track.heading[above] - track.heading[below]))
+        ),
+        valid=track.valid[below] & (on_step | track.valid[above]),
+        velocity=None
+        if track.velocity is None
+        else blend(track.velocity, track.velocity[above] - track.velocity[below]),
     )
 
 
 def extract_samples(scenario: Scenario, task: TrajTask, scenario_index: int = 0) -> TrajSamples:
     """Every sample of ``scenario`` for ``task`` (possibly none).
 
-    Scenes recorded faster than the task (a whole multiple) are read every few steps;
-    ``time_step`` stays in the scene's own steps. Raises DataError for other step sizes.
+    Scenes at another rate are resampled to the task's (``resampling``: decimated, or
+    interpolated between recorded steps); a sample's prediction time and final future step are
+    always recorded steps, and ``time_step`` stays in the scene's own steps.
     """
-    multiple = steps_per_task_step(scenario, task)
+    plan = resampling(scenario, task)
+    recorded = None if plan.method != "interpolate" else plan.recorded(scenario.num_steps)
     rows: list[tuple[Track, int, SE2]] = []
     for full_track in scenario.tracks:
         if task.kinds and full_track.kind not in task.kinds:
             continue
-        track = full_track if multiple == 1 else _every(full_track, multiple)
-        for t in _prediction_times(track.valid, task):
+        track = full_track if plan.method == "none" else resample_track(full_track, plan)
+        for t in _prediction_times(track.valid, task, recorded):
             pose = SE2(_agent_heading(track, t), track.xy[t])
             rows.append((track, t, pose))
     samples = _samples_from_rows(rows, task, scenario_index)
-    return (
-        samples
-        if multiple == 1
-        else dataclasses.replace(samples, time_step=samples.time_step * multiple)
-    )
+    if plan.method == "none":
+        return samples
+    scene_steps = np.round(samples.time_step * plan.ratio).astype(np.int64)
+    return dataclasses.replace(samples, time_step=scene_steps)
 
 
 def _samples_from_rows(
