@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from mapenc.errors import MapencError, printable
 
@@ -32,7 +33,7 @@ class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line, ``mapenc CMD: error: ...``, and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
 
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
@@ -51,16 +52,33 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def one_line_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: Any = None
+) -> str:
+    """A warning as the command line shows it (``warnings.formatwarning``): ``Category: text``
+    on one line, control characters in echoed file names escaped."""
+    return f"{category.__name__}: {printable(str(message))}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mapenc` console script; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(args_list).parse_args(args_list)
+    format_before, warnings.formatwarning = warnings.formatwarning, one_line_warning
+    try:
+        return _run(args)
+    finally:
+        warnings.formatwarning = format_before
+
+
+def _run(args: argparse.Namespace) -> int:
+    """``args.run(args)``; a MapencError or a refusal of the file system as one line each, exit 2."""
     try:
         return int(args.run(args))
     except MapencError as err:
         # One line per problem (e.g. per bad flag), control characters in names escaped.
-        for line in str(err).splitlines() or [""]:
-            print(f"mapenc {args.command}: error: {printable(line)}", file=sys.stderr)
+        for line in err.message_lines():
+            print(f"mapenc {args.command}: error: {line}", file=sys.stderr)
         return 2
     except OSError as err:  # the file system refused: a name too long, no permission, no space
         name = printable(str(err.filename or ""))

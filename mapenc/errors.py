@@ -9,6 +9,11 @@ from os import PathLike
 class MapencError(Exception):
     """Base class of every error mapenc raises on bad input or a failed run."""
 
+    def message_lines(self) -> list[str]:
+        """The message as a terminal shows it: one line, every control character escaped (a
+        newline or an escape sequence in an echoed file name cannot start a line of its own)."""
+        return [printable(str(self))]
+
 
 class MapFormatError(MapencError):
     """A map or scenario file that cannot be read: the message names the file and the problem."""
@@ -31,7 +36,18 @@ class ConfigError(MapencError):
     """A configuration value that is out of range or names something that does not exist."""
 
 
-class ConfigValuesError(ConfigError):
+class ConfigLinesError(ConfigError):
+    """Several configuration problems, one message line each (``lines``), printed one per line."""
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        self.lines = list(lines)
+        super().__init__("\n".join(self.lines))
+
+    def message_lines(self) -> list[str]:
+        return [printable(line) for line in self.lines]
+
+
+class ConfigValuesError(ConfigLinesError):
     """Config fields with bad values, all of them: ``problems`` holds (field, value, rule) each.
 
     The message has one line per field, ``Owner.field=value: rule``; the command line rewrites
@@ -41,7 +57,7 @@ class ConfigValuesError(ConfigError):
     def __init__(self, owner: str, problems: Sequence[tuple[str, object, str]]) -> None:
         self.owner = owner
         self.problems = list(problems)
-        super().__init__("\n".join(f"{owner}.{f}={v!r}: {rule}" for f, v, rule in self.problems))
+        super().__init__([f"{owner}.{f}={v!r}: {rule}" for f, v, rule in self.problems])
 
 
 class DataError(MapencError):
@@ -57,6 +73,6 @@ class RasterSizeError(ConfigError):
 
 
 def printable(text: str) -> str:
-    """``text`` with control characters (terminal escapes in a file name) written as escapes,
-    for echoing user-given names to a terminal."""
+    """``text`` with control characters (terminal escapes, a newline in a file name) written as
+    escapes, for echoing user-given names to a terminal."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from mapenc.errors import ConfigError, ConfigValuesError
+from mapenc.errors import ConfigLinesError, ConfigValuesError
 
 ConfigT = TypeVar("ConfigT")
 CONFIG_DEFAULT = "<the config's>"
@@ -261,7 +261,7 @@ class ConfigFlags(Generic[ConfigT]):
             return cls(**values)
         except ConfigValuesError as err:
             lines = [f"{self.option(prefix + f)} {v!r}: {rule}" for f, v, rule in err.problems]
-            raise ConfigError("\n".join(lines)) from None
+            raise ConfigLinesError(lines) from None
 
     def option(self, path: str) -> str:
         """The flag that sets the field ``path`` (its last option string)."""
