@@ -79,11 +79,26 @@ def test_untrained_model_predicts_its_anchors() -> None:
         got = sorted(futures[row].tolist())
         want = sorted(batch["anchors"][row].tolist())
         torch.testing.assert_close(torch.tensor(got), torch.tensor(want))
-    # Without anchors every mode starts at constant velocity.
+    # Without anchors the standing mode stands and every other mode keeps constant velocity.
     del batch["anchors"]
     steps = torch.arange(1, 7, dtype=torch.float32)[:, None] * 0.1
-    expected = (torch.tensor([8.0, 0.5]) * steps).expand(2, 4, 6, 2)
-    torch.testing.assert_close(model.sample(batch, 4), expected)
+    cv = torch.tensor([8.0, 0.5]) * steps
+    futures = model.sample(batch, 4)
+    moving = futures.abs().sum(dim=(2, 3)) > 0
+    assert moving.sum(dim=1).tolist() == [3, 3]
+    torch.testing.assert_close(futures[moving], cv.expand(6, 6, 2))
+
+
+def test_the_standing_mode_stands_whatever_the_weights() -> None:
+    torch.manual_seed(0)
+    batch = _batch(3)
+    for standing in (True, False):
+        model = TrajectoryCVAE(TrajCVAEConfig(**SMALL, standing_mode=standing))  # type: ignore[arg-type]
+        for parameter in model.p_y_xz.parameters():
+            torch.nn.init.normal_(parameter)  # a decoder far from its zero start
+        means, _ = model.decode(model.encode_condition(batch), batch["anchors"])
+        assert torch.equal(means[:, 0], batch["anchors"][:, 0]) is standing
+        assert not torch.equal(means[:, 1], batch["anchors"][:, 1])
 
 
 def test_mirror_flips_left_and_right_only_where_asked() -> None:
@@ -119,5 +134,8 @@ def test_bad_settings_are_config_errors() -> None:
         TrajectoryCVAE(TrajCVAEConfig(**{**SMALL, "map_encoder": "seed_global"}))  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         TrajCVAEConfig(modes=0)
+    with pytest.raises(ConfigError, match="standing_mode"):
+        TrajCVAEConfig(modes=1)
+    assert TrajCVAEConfig(modes=1, standing_mode=False).modes == 1
     with pytest.raises(ConfigError):
         TrajCVAEConfig(anchors="spline")

@@ -41,7 +41,7 @@ def moving_track(
 def curved_track(track_id: str, radius_m: float, speed_mps: float, steps: int, dt: float) -> Track:
     """A track turning left at constant speed on a circle about the origin, starting at
     (radius, 0) heading +y; headings keep growing past pi (not wrapped)."""
-    angle = speed_mps / radius_m * np.arange(steps) * dt
+    angle = speed_mps / radius_m * np.arange(steps, dtype=np.float64) * dt
     xy = radius_m * np.stack([np.cos(angle), np.sin(angle)], axis=1)
     return Track(track_id, "vehicle", xy, angle + np.pi / 2, np.ones(steps, dtype=bool))
 

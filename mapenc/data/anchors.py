@@ -8,6 +8,8 @@ trajectory model predicts residuals around.
   the velocity recorded in the source file where it has one (else the last step).
 - **Kinematic, K modes**: constant accelerations ``KINEMATIC_ACCELERATIONS`` (m/s²) along the
   last-step velocity, the speed floored at 0 (a braking mode stops, it never reverses).
+- **Walking, K modes**: the last-step velocity turned by an angle and scaled by a pace factor
+  (``WALKING_MODES``): pedestrians turn and change pace; they do not brake at 3 m/s².
 - **Lane following, K modes**: the agent's lane (the nearest centerline within
   ``LANE_MATCH_RADIUS_M`` whose direction is within ``LANE_MATCH_ANGLE_RAD`` of the heading) is
   followed through the lane graph's successors; each branch is a path, and the modes spread over
@@ -33,6 +35,15 @@ from mapenc.maps.types import Lane, Scenario, VectorMap
 FloatArray = NDArray[np.float64]
 
 KINEMATIC_ACCELERATIONS: tuple[float, ...] = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0)
+# (turn in rad, pace factor) of each walking mode, most likely first.
+WALKING_MODES: tuple[tuple[float, float], ...] = (
+    (0.0, 1.0),
+    (0.0, 0.5),
+    (0.5, 1.0),
+    (-0.5, 1.0),
+    (0.0, 1.4),
+    (1.3, 0.8),
+)
 LANE_ACCELERATIONS: tuple[float, ...] = (0.0, -2.0, 1.0, -1.0, 2.0, -3.0)
 LANE_MATCH_RADIUS_M = 3.0
 LANE_MATCH_ANGLE_RAD = np.pi / 4
@@ -92,6 +103,22 @@ def kinematic_forecast(
     direction[speed <= 1e-6] = [1.0, 0.0]
     modes = [travelled(speed, a, times)[..., None] * direction[:, None, :] for a in accelerations]
     return np.stack(modes, axis=1)
+
+
+def walking_forecast(
+    velocity: FloatArray,
+    future_steps: int,
+    dt: float,
+    modes: Sequence[tuple[float, float]] = WALKING_MODES,
+) -> FloatArray:
+    """(N, K, F, 2): constant ``velocity`` (N, 2) m/s turned by each mode's angle (rad) and scaled
+    by its pace factor."""
+    times = np.arange(1, future_steps + 1, dtype=np.float64) * dt
+    turned = np.stack(
+        [pace * rotate_vectors(np.full(len(velocity), turn), velocity) for turn, pace in modes],
+        axis=1,
+    )
+    return turned[:, :, None, :] * times[None, None, :, None]
 
 
 @lru_cache(maxsize=64)

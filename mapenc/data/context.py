@@ -7,7 +7,9 @@ and the anchors it predicts residuals around.
   and the step before, within ``NEIGHBOUR_RADIUS_M``: ``[x, y, vx, vy, 1]`` in the agent frame
   (metres, m/s; the last column marks a real neighbour, rows without one are zeros).
 - **Anchors**: ``"lane"`` (lane-following modes where a lane matches, kinematic elsewhere) or
-  ``"kinematic"`` (constant accelerations), see ``mapenc.data.anchors``.
+  ``"kinematic"`` (constant accelerations) for vehicles and cyclists, walking modes (turns and
+  changes of pace) for pedestrians, see ``mapenc.data.anchors``; with ``standing``, mode 0 is at
+  rest (the model's standing mode) and the others are the first ``modes - 1`` of those.
 
 ``ContextDataset`` wraps a ``TrajectoryDataset`` and adds the items ``kind`` () int64,
 ``neighbours`` (M, 5) float32 and ``anchors`` (K, F, 2) float32.
@@ -23,7 +25,13 @@ import torch
 from numpy.typing import NDArray
 from torch.utils.data import Dataset
 
-from mapenc.data.anchors import kinematic_forecast, lane_following_forecast, last_step_velocity
+from mapenc.data.anchors import (
+    KINEMATIC_ACCELERATIONS,
+    kinematic_forecast,
+    lane_following_forecast,
+    last_step_velocity,
+    walking_forecast,
+)
 from mapenc.data.traj_dataset import TrajectoryDataset
 from mapenc.data.trajectory import TrajSamples, TrajTask
 from mapenc.errors import ConfigError
@@ -36,6 +44,7 @@ KIND_GROUPS: dict[str, tuple[str, ...]] = {
     "cyclist": ("cyclist", "motorcyclist", "bicycle"),
 }
 NUM_KINDS = len(KIND_GROUPS) + 1
+PEDESTRIAN = list(KIND_GROUPS).index("pedestrian")
 NEIGHBOUR_RADIUS_M = 40.0
 NEIGHBOUR_FEATURES = 5
 AnchorKind = Literal["lane", "kinematic"]
@@ -89,16 +98,28 @@ def make_anchors(
     task: TrajTask,
     modes: int,
     kind: AnchorKind,
+    standing: bool = False,
 ) -> NDArray[np.float32]:
-    """(N, modes, F, 2) anchors of ``kind`` ("lane" or "kinematic"), agent frame."""
+    """(N, modes, F, 2) anchors, agent frame: ``kind`` ("lane" or "kinematic") modes for
+    vehicles and cyclists, walking modes for pedestrians; with ``standing``, mode 0 at rest."""
+    moving = modes - 1 if standing else modes
+    velocity = last_step_velocity(samples, task.dt)
     if kind == "lane":
-        return lane_following_forecast(samples, scenarios, task, modes).astype(np.float32)
-    if kind == "kinematic":
-        forecast = kinematic_forecast(
-            last_step_velocity(samples, task.dt), task.future_steps, task.dt
-        )
-        return forecast[:, np.arange(modes) % forecast.shape[1]].astype(np.float32)
-    raise ConfigError(f"anchors must be 'lane' or 'kinematic', got {kind!r}")
+        anchors = lane_following_forecast(samples, scenarios, task, moving)
+    elif kind == "kinematic":
+        # Without a standing mode the hardest braking comes first to go; with one, it stands.
+        accelerations = KINEMATIC_ACCELERATIONS[-moving:] if standing else KINEMATIC_ACCELERATIONS
+        forecast = kinematic_forecast(velocity, task.future_steps, task.dt, accelerations)
+        anchors = forecast[:, np.arange(moving) % forecast.shape[1]]
+    else:
+        raise ConfigError(f"anchors must be 'lane' or 'kinematic', got {kind!r}")
+    walking = np.array([kind_index(k) == PEDESTRIAN for k in samples.kinds], dtype=bool)
+    if walking.any():
+        walks = walking_forecast(velocity[walking], task.future_steps, task.dt)
+        anchors[walking] = walks[:, np.arange(moving) % walks.shape[1]]
+    if standing:
+        anchors = np.concatenate([np.zeros_like(anchors[:, :1]), anchors], axis=1)
+    return anchors.astype(np.float32)
 
 
 class ContextDataset(Dataset[dict[str, torch.Tensor]]):
@@ -112,6 +133,7 @@ class ContextDataset(Dataset[dict[str, torch.Tensor]]):
         modes: int,
         anchors: AnchorKind,
         max_neighbours: int,
+        standing: bool = False,
     ) -> None:
         self.base = base
         self.samples = base.samples
@@ -119,7 +141,9 @@ class ContextDataset(Dataset[dict[str, torch.Tensor]]):
         self.neighbours = torch.from_numpy(
             neighbour_features(base.samples, scenarios, max_neighbours)
         )
-        self.anchors = torch.from_numpy(make_anchors(base.samples, scenarios, task, modes, anchors))
+        self.anchors = torch.from_numpy(
+            make_anchors(base.samples, scenarios, task, modes, anchors, standing)
+        )
 
     def __len__(self) -> int:
         return len(self.base)

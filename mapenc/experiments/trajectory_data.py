@@ -188,5 +188,6 @@ def load_split(
         config.model.modes,
         "lane" if config.model.anchor_kind == "lane" else "kinematic",
         config.model.max_neighbours,
+        config.model.standing_mode,
     )
     return SplitData(scenarios, samples, dataset, scene_names(scenarios, paths), skipped)

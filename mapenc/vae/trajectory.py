@@ -18,6 +18,11 @@ steps and axes) plus ``wta_weight *`` the winner-takes-all error: the smallest `
 (metres) over the modes' decoded means. The ELBO fits the density and the mode probabilities; the
 winner-takes-all term makes each mode the best possible forecast of the futures it wins.
 
+Standing (``standing_mode``, the default): latent value 0 decodes to its anchor with no residual,
+and the data puts that anchor at rest (``mapenc.data.context.make_anchors``), so one of the K
+forecasts of an agent that stands, stands: parked cars and waiting pedestrians are most agents of
+urban scenes. Its probability is learned like any other mode's.
+
 Forecasts (``forecast``): the K most probable latent values under ``p(z | x)``, decoded to their
 means, with their prior probabilities (renormalised); more than ``modes`` forecasts repeat latent
 values drawn from the prior.
@@ -61,6 +66,8 @@ class TrajCVAEConfig:
         map_encoder_options: extra encoder settings as (name, value) pairs.
         hidden_dim: width of the MLPs.
         modes: values of the discrete latent (one anchor each).
+        standing_mode: latent value 0 is the standing mode (decoded to its anchor, at rest, with
+            no residual); needs ``modes >= 2``.
         anchors: "lane" or "kinematic": which anchors the data gives the model; "auto" (the
             default) is "lane" with the map and "kinematic" without it (``anchor_kind``).
         max_neighbours: neighbours the model sees (0: none).
@@ -82,6 +89,7 @@ class TrajCVAEConfig:
     map_encoder_options: tuple[tuple[str, Any], ...] = ()
     hidden_dim: int = 128
     modes: int = 6
+    standing_mode: bool = True
     anchors: str = "auto"
     max_neighbours: int = 8
     beta: float = 1.0
@@ -100,6 +108,10 @@ class TrajCVAEConfig:
         checks.number("max_neighbours", integer=True, minimum=0)
         checks.number("dt", above=0).number("position_scale_m", above=0)
         checks.number("beta", minimum=0).number("wta_weight", minimum=0).done()
+        if self.standing_mode and self.modes < 2:
+            raise ConfigError(
+                f"TrajCVAEConfig.standing_mode needs modes >= 2 (one stands), got {self.modes}"
+            )
         if self.anchors not in ("auto", "lane", "kinematic"):
             raise ConfigError(
                 f"TrajCVAEConfig.anchors must be auto, lane or kinematic, got {self.anchors!r}"
@@ -231,13 +243,17 @@ class TrajectoryCVAE(nn.Module):
         return next(self.parameters()).device
 
     def _anchors(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """(N, modes, F, 2) anchors of the batch, or constant velocity for every mode."""
+        """(N, modes, F, 2) anchors of the batch, or constant velocity for every mode (at rest
+        for the standing mode)."""
         if "anchors" in batch:
             return batch["anchors"]
         cfg = self.config
         times = torch.arange(1, cfg.future_steps + 1, device=batch["velocity"].device) * cfg.dt
         cv = batch["velocity"][:, None, :] * times[None, :, None].to(batch["velocity"].dtype)
-        return cv[:, None].expand(-1, cfg.modes, -1, -1)
+        anchors = cv[:, None].expand(-1, cfg.modes, -1, -1)
+        if cfg.standing_mode:
+            anchors = torch.cat([torch.zeros_like(anchors[:, :1]), anchors[:, 1:]], dim=1)
+        return anchors
 
     def encode_condition(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``x``: (N, condition_dim) from the past, velocity, kind, neighbours and map latent."""
@@ -304,7 +320,10 @@ class TrajectoryCVAE(nn.Module):
             [x[:, None].expand(n, k, x.shape[-1]), one_hot, (anchors / scale).flatten(2)], dim=-1
         )
         out = self.p_y_xz(inputs).view(n, k, cfg.future_steps, 4)
-        means = anchors + out[..., :2] * scale
+        residual = out[..., :2] * scale
+        if cfg.standing_mode:
+            residual = torch.cat([torch.zeros_like(residual[:, :1]), residual[:, 1:]], dim=1)
+        means = anchors + residual
         scales = (F.softplus(out[..., 2:] + 0.5) + 1e-3) * scale * 0.1
         return means, scales
 
