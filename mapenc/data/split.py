@@ -289,6 +289,29 @@ def fixed_plan(scenes: Sequence[Scenario], names: Sequence[str]) -> SplitPlan | 
     return None
 
 
+def merge_plans(plans: Sequence[SplitPlan]) -> SplitPlan:
+    """One plan of several data sets' own plans (their scene names must differ); recording
+    numbers are renumbered so no two data sets share one."""
+    merged = SplitPlan(names=(), split={}, dropped={}, recording={}, location={}, samples={})
+    offset = 0
+    for plan in plans:
+        clash = set(plan.names) & set(merged.names)
+        if clash:
+            raise DataError(f"two data paths hold scenes of the same name: {sorted(clash)[:3]}")
+        merged = SplitPlan(
+            names=merged.names + plan.names,
+            split={**merged.split, **plan.split},
+            dropped={**merged.dropped, **plan.dropped},
+            recording={**merged.recording, **{n: r + offset for n, r in plan.recording.items()}},
+            location={**merged.location, **plan.location},
+            samples={**merged.samples, **plan.samples},
+            source=" + ".join(p.source for p in (merged, plan) if p.names),
+            provenance={**merged.provenance, **plan.provenance},
+        )
+        offset = max(merged.recording.values(), default=-1) + 1
+    return merged
+
+
 def resolve_split(scenes: Sequence[Scenario], names: Sequence[str]) -> SplitPlan:
     """A fixed split when one lists every scene, else a split planned now (``plan_split``)."""
     return fixed_plan(scenes, names) or plan_split(scenes, names)

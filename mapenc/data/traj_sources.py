@@ -1,12 +1,15 @@
 """Scenarios for trajectory work: load them from paths, name them, and split them by recording.
 
-Data paths (``load_scenarios``): CommonRoad ``.xml``/``.xml.gz`` files and Waymo Open Motion
-``.tfrecord`` files or shards (every scenario of each), or folders holding them (searched
-recursively), AV2 scenario and sensor-log folders, generic scene folders (``map.geojson`` +
-``tracks.csv``), and ``synthetic`` / ``synthetic:N`` for N scenes of the embedded synthetic town.
+Data paths (``load_scenarios``): CommonRoad ``.xml``/``.xml.gz`` files, Waymo Open Motion
+``.tfrecord`` files or shards (every scenario of each) and INTERACTION ``vehicle_tracks_NNN.csv``
+files (one recording each, with its pedestrian file and map), or folders holding them (searched
+recursively: an INTERACTION release folder, one location's folder), AV2 scenario and sensor-log
+folders, generic scene folders (``map.geojson`` + ``tracks.csv``), and ``synthetic`` /
+``synthetic:N`` for N scenes of the embedded synthetic town.
 
 Each scene is *named* by its path relative to the data path it was found under (a file given
-directly is named by its file name; synthetic scenes ``synthetic/<i>``). The split
+directly is named by its file name; an INTERACTION recording by its vehicle track file; synthetic
+scenes ``synthetic/<i>``). The split
 (``split_scenarios``) keeps whole recordings per split and drops exact duplicates; it is the fixed
 split file that lists the scenes by content, or one planned at load time (``mapenc.data.split``).
 """
@@ -17,10 +20,10 @@ import functools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from mapenc.data.split import SPLITS, SplitPlan, resolve_split
+from mapenc.data.split import SPLITS, SplitPlan, merge_plans, resolve_split
 from mapenc.errors import ConfigError, DataError, MapencError
 from mapenc.maps import iter_scenarios
-from mapenc.maps.io import holds_tracks, is_waymo_file
+from mapenc.maps.io import holds_tracks, is_interaction_tracks, is_waymo_file
 from mapenc.maps.types import Scenario
 
 SYNTHETIC_PREFIX = "synthetic"
@@ -48,7 +51,11 @@ def _scene_files(path: Path, visited: set[Path] | None = None) -> Iterator[Path]
     for child in sorted(path.iterdir()):
         if child.is_dir():
             yield from _scene_files(child, visited)
-        elif child.name.endswith(COMMONROAD_SUFFIXES) or is_waymo_file(child):
+        elif (
+            child.name.endswith(COMMONROAD_SUFFIXES)
+            or is_waymo_file(child)
+            or is_interaction_tracks(child)
+        ):
             yield child
 
 
@@ -112,7 +119,9 @@ def load_scenarios(paths: Sequence[str], skipped: dict[str, str] | None = None) 
                 skipped[str(scene_path)] = str(err)
         if not found:
             unreadable = f" ({len(skipped)} unreadable, skipped)" if skipped else ""
-            raise DataError(f"{path}: no CommonRoad, AV2, Waymo or generic scene found{unreadable}")
+            raise DataError(
+                f"{path}: no CommonRoad, AV2, Waymo, INTERACTION or generic scene found{unreadable}"
+            )
         scenarios.extend(found)
     return scenarios
 
@@ -135,10 +144,36 @@ def scene_names(scenarios: Sequence[Scenario], paths: Sequence[str]) -> list[str
     return names
 
 
+def _data_path_of(scenario: Scenario, roots: Sequence[Path]) -> int:
+    """Index of the data path (resolved ``roots``) ``scenario`` was found under; -1 for a scene
+    with no file (synthetic)."""
+    if not scenario.source:
+        return -1
+    source = Path(scenario.source).resolve()
+    for index, root in enumerate(roots):
+        if source == root or source.is_relative_to(root) or str(source).startswith(f"{root}#"):
+            return index
+    return -1
+
+
 def plan_for(scenarios: Sequence[Scenario], paths: Sequence[str]) -> SplitPlan:
-    """The split of ``scenarios`` loaded from ``paths`` (fixed or planned; ``resolve_split``)."""
+    """The split of ``scenarios`` loaded from ``paths`` (fixed or planned; ``resolve_split``),
+    made for each data path on its own: every data set keeps its fixed split where it has one,
+    and gets its own train, val and test parts (with its locations in each) when planned."""
     with_tracks = [sc for sc in scenarios if any(t.valid.any() for t in sc.tracks)]
-    return resolve_split(with_tracks, scene_names(with_tracks, paths))
+    names = scene_names(with_tracks, paths)
+    roots = [Path(p).resolve() for p in paths]
+    by_path: dict[int, list[int]] = {}
+    for index, scenario in enumerate(with_tracks):
+        by_path.setdefault(_data_path_of(scenario, roots), []).append(index)
+    if len(by_path) <= 1:
+        return resolve_split(with_tracks, names)
+    return merge_plans(
+        [
+            resolve_split([with_tracks[i] for i in rows], [names[i] for i in rows])
+            for rows in by_path.values()
+        ]
+    )
 
 
 def split_scenarios(
