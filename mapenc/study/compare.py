@@ -18,6 +18,10 @@ number of optimiser steps. Each run gives one row of ``out_dir/results.json``:
 
 ``summary.json`` holds mean and std (over seeds) per encoder; ``format_table`` prints it.
 
+``out_dir/compare_config.json`` records the study's settings. A folder whose runs were made under
+another protocol (any setting but those in ``CELL_CHOICE_FIELDS``, e.g. ``max_steps``) is refused:
+its finished cells would otherwise be reused as they are, beside a config that says otherwise.
+
 Encoders are registry names (``mapenc.encoders.list_encoders()``, among them the seed designs at
 any input size, ``seed_spatial_conv`` and ``seed_global_conv``) or (trajectories only) ``none``:
 the same model without its map branch.
@@ -26,6 +30,7 @@ the same model without its map branch.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import multiprocessing
 import time
@@ -38,18 +43,62 @@ from typing import Any
 import numpy as np
 import torch
 
+from mapenc.errors import ConfigError
 from mapenc.progress import progress_bar
 from mapenc.study.config import CompareConfig
 from mapenc.study.protocol import PROBE_COLUMNS, Run, StudyTask
 from mapenc.study.tasks import study_task
-from mapenc.train.checkpoint import write_json
+from mapenc.train.checkpoint import read_json, write_json
 from mapenc.train.logs import TRAIN_LOG_NAME, read_log
 
 PathType = str | PathLike[str]
+STUDY_CONFIG_NAME = "compare_config.json"
 RESULTS_NAME = "results.json"
+# Settings that choose which cells run, where and how they are shown, not how a cell is trained
+# or scored: a study may be resumed with other values. Every other field is its protocol.
+CELL_CHOICE_FIELDS = frozenset(
+    (
+        "encoders",
+        "seeds",
+        "raster_sizes",
+        "references",
+        "device",
+        "progress",
+        "workers",
+        "cache_dir",
+    )
+)
 SUMMARY_NAME = "summary.json"
 # Seconds between two progress lines while cells train in worker processes.
 POLL_SECONDS = 60.0
+
+
+def refuse_changed_protocol(config: CompareConfig, out_dir: Path) -> None:
+    """ConfigError when ``out_dir`` holds runs of a study made under another protocol than
+    ``config``'s (the settings outside ``CELL_CHOICE_FIELDS``), naming each changed setting.
+
+    Settings the saved config lacks (written before they existed) are not compared.
+    """
+    saved_path = out_dir / STUDY_CONFIG_NAME
+    runs = out_dir / "runs"
+    if not saved_path.is_file() or not runs.is_dir() or not any(runs.iterdir()):
+        return
+    saved = read_json(saved_path)
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{saved_path}: not a study config (a JSON object)")
+    # Through JSON, so tuples compare equal to the lists they were saved as.
+    current = json.loads(json.dumps(dataclasses.asdict(config)))
+    changed = [
+        f"{name} {saved[name]!r} -> {value!r}"
+        for name, value in current.items()
+        if name not in CELL_CHOICE_FIELDS and name in saved and saved[name] != value
+    ]
+    if changed:
+        raise ConfigError(
+            f"{out_dir}: holds a study run under another protocol ({'; '.join(changed)}); its "
+            "finished cells would be reused as they are: use another --out, or the same "
+            "settings to resume it"
+        )
 
 
 def run_dir_of(out_dir: Path, run: Run) -> Path:
@@ -253,12 +302,15 @@ def run_compare(config: CompareConfig, out_dir: PathType) -> list[dict[str, Any]
     """Run the study into ``out_dir``: ``results.json``, ``summary.json``, PNGs; returns the rows.
 
     Rows are rewritten to ``results.json`` after every run, so a partial study is readable.
+    Raises ConfigError, before any work, when ``out_dir`` holds a study made under another
+    protocol (``refuse_changed_protocol``).
     """
     from mapenc.study.plots import plot_learning_curves, plot_study
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "compare_config.json", dataclasses.asdict(config))
+    refuse_changed_protocol(config, out)
+    write_json(out / STUDY_CONFIG_NAME, dataclasses.asdict(config))
     study = study_task(config)
     train_pending(study, config, out)
     rows: list[dict[str, Any]] = []
