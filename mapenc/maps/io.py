@@ -1,8 +1,9 @@
 """Entry points ``load_map`` / ``load_scenario`` / ``iter_scenarios``: detect the format from
-content (Waymo TFRecord files by name), then dispatch.
+content (Waymo TFRecord and INTERACTION track files by name), then dispatch.
 
-Readers live one per format (``av2``, ``lanelet2``, ``commonroad``, ``geojson``, ``waymo``) and are
-imported lazily through the registries below, so a user without pyarrow can still read CommonRoad.
+Readers live one per format (``av2``, ``lanelet2``, ``commonroad``, ``geojson``, ``waymo``,
+``interaction``) and are imported lazily through the registries below, so a user without pyarrow
+can still read CommonRoad.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ UTF8_BOM = b"\xef\xbb\xbf"
 # FILE#i names the scenario in record i (from 0) of a file of many.
 WAYMO_FILE_NAME = re.compile(r"\.tfrecords?(-\d+-of-\d+)?(\.gz)?$")
 WAYMO_RECORD = re.compile(r"^(?P<file>.+)#(?P<index>\d+)$")
+# INTERACTION recordings: recorded_trackfiles/<LOCATION>/vehicle_tracks_NNN.csv[.gz], the
+# location's map in maps/<LOCATION>.osm; a release folder holds maps/ and recorded_trackfiles/.
+INTERACTION_VEHICLE_FILE = re.compile(r"^vehicle_tracks_(?P<number>\d+)\.csv(\.gz)?$")
+INTERACTION_TRACKS_FOLDER = "recorded_trackfiles"
 
 # format name -> "module:function" of the reader taking a Path.
 MAP_READERS: dict[str, str] = {
@@ -37,12 +42,14 @@ MAP_READERS: dict[str, str] = {
     "lanelet2": "mapenc.maps.lanelet2:read_lanelet2_map",
     "commonroad": "mapenc.maps.commonroad:read_commonroad_map",
     "geojson": "mapenc.maps.geojson:read_geojson_map",
+    "interaction": "mapenc.maps.interaction:read_interaction_map",
 }
 SCENARIO_READERS: dict[str, str] = {
     "av2": "mapenc.maps.av2:read_av2_scenario",
     "commonroad": "mapenc.maps.commonroad:read_commonroad_scenario",
     "generic": "mapenc.maps.geojson:read_generic_scenario",
     "waymo": "mapenc.maps.waymo:read_waymo_scenario",
+    "interaction": "mapenc.maps.interaction:read_interaction_scenario",
 }
 # Files that may hold many scenarios: format name -> "module:function" yielding them one by one.
 SCENARIO_STREAMS: dict[str, str] = {"waymo": "mapenc.maps.waymo:iter_waymo_scenarios"}
@@ -150,8 +157,11 @@ def _reader(spec: str) -> Callable[..., Any]:
 def load_map(path: PathType) -> VectorMap:
     """Read a vector map: AV2 ``log_map_archive_*.json``, Lanelet2 ``.osm``, CommonRoad
     ``.xml``/``.xml.gz`` or GeoJSON FeatureCollection. A folder holding exactly one of these
-    (e.g. an AV2 scenario folder, a generic scene folder with ``map.geojson``) also works."""
+    (e.g. an AV2 scenario folder, a generic scene folder with ``map.geojson``) also works, and
+    so do an INTERACTION track file or location folder (their location's map, in their frame)."""
     p = Path(path)
+    if is_interaction_tracks(p) or (p.is_dir() and interaction_track_files(p)):
+        return _reader(MAP_READERS["interaction"])(p)
     if p.is_dir():
         p = find_map_in_folder(p)
     if is_waymo_file(p):
@@ -180,11 +190,12 @@ def _is_av2_scene_folder(folder: Path) -> bool:
 
 def holds_tracks(path: PathType) -> bool:
     """Whether ``load_scenario`` has tracks to read at ``path`` (an AV2 parquet or scene folder, a
-    generic scene folder, a CommonRoad file with dynamic obstacles); False for a map alone."""
+    generic scene folder, a CommonRoad file with dynamic obstacles, an INTERACTION vehicle track
+    file); False for a map alone, and for a folder of many INTERACTION recordings."""
     p = Path(path)
     if p.is_dir():
         return _is_av2_scene_folder(p) or (p / "tracks.csv").is_file()
-    if p.suffix == ".parquet" or is_waymo_file(p):
+    if p.suffix == ".parquet" or is_waymo_file(p) or is_interaction_tracks(p):
         return True
     raw = read_bytes(p)
     return b"<commonRoad" in raw[:4096] and b"<dynamicObstacle" in raw
@@ -198,7 +209,8 @@ def load_scenario(
 ) -> Scenario:
     """Read a scenario: an AV2 ``scenario_*.parquet`` (map JSON beside it) or its folder, an AV2
     sensor log's ``DERIVED_tracks_city_frame.parquet`` or its folder, a
-    CommonRoad XML, a Waymo Open Motion ``.tfrecord`` of one scenario, or the generic format (a
+    CommonRoad XML, a Waymo Open Motion ``.tfrecord`` of one scenario, an INTERACTION
+    ``vehicle_tracks_NNN.csv[.gz]`` (or a folder holding one recording), or the generic format (a
     folder with ``map.geojson`` + ``tracks.csv``, or the GeoJSON path plus ``tracks``; ``dt`` and
     ``heading_units`` ("rad" or "deg") override the GeoJSON's ``properties.dt`` /
     ``properties.heading_units``). Files of many scenarios (Waymo shards): use ``iter_scenarios``."""
@@ -210,6 +222,17 @@ def _load_scenario(
     p: Path, tracks: PathType | None, dt: float | None, heading_units: str | None
 ) -> Scenario:
     """``load_scenario`` once its reads are shared."""
+    files = interaction_track_files(p)
+    if files:
+        if len(files) != 1:
+            raise MapFormatError(
+                p,
+                f"holds {len(files)} INTERACTION recordings; name one vehicle_tracks_NNN.csv "
+                "file, or read them all with iter_scenarios",
+            )
+        p = files[0]
+    if is_interaction_tracks(p):
+        return _reader(SCENARIO_READERS["interaction"])(p)
     if p.is_dir():
         if _is_av2_scene_folder(p):
             return _reader(SCENARIO_READERS["av2"])(p)
@@ -251,15 +274,39 @@ def is_waymo_file(path: PathType) -> bool:
     return WAYMO_FILE_NAME.search(waymo_record(path)[0].name) is not None
 
 
+def is_interaction_tracks(path: PathType) -> bool:
+    """Whether ``path`` is named like an INTERACTION vehicle track file
+    (``vehicle_tracks_NNN.csv``, optionally ``.gz``)."""
+    return INTERACTION_VEHICLE_FILE.match(Path(path).name) is not None and Path(path).is_file()
+
+
+def interaction_track_files(folder: PathType) -> list[Path]:
+    """The vehicle track files of an INTERACTION release folder (in
+    ``recorded_trackfiles/<LOCATION>/``) or of one location's folder, sorted; [] for any other
+    folder."""
+    p = Path(folder)
+    if not p.is_dir():
+        return []
+    if (p / INTERACTION_TRACKS_FOLDER).is_dir():
+        return sorted(
+            f for f in (p / INTERACTION_TRACKS_FOLDER).glob("*/*") if is_interaction_tracks(f)
+        )
+    return sorted(f for f in p.iterdir() if is_interaction_tracks(f))
+
+
 def iter_scenarios(
     path: PathType, tracks: PathType | None = None, dt: float | None = None
 ) -> Iterator[Scenario]:
     """Every scenario at ``path``, one in memory at a time: each record of a Waymo TFRecord shard
-    (``Scenario.source`` is ``FILE#i`` when the file holds more than one), else the one scenario
-    ``load_scenario(path, tracks, dt)`` reads."""
+    (``Scenario.source`` is ``FILE#i`` when the file holds more than one), each recording of an
+    INTERACTION release or location folder, else the one scenario ``load_scenario(path, tracks,
+    dt)`` reads."""
     file, index = waymo_record(path)
     if index is None and is_waymo_file(file):
         yield from _reader(SCENARIO_STREAMS["waymo"])(file)
+    elif interaction_track_files(path):
+        for track_file in interaction_track_files(path):
+            yield load_scenario(track_file)
     else:
         yield load_scenario(path, tracks=tracks, dt=dt)
 

@@ -5,7 +5,10 @@ How Lanelet2 maps onto mapenc's types:
 - Projection: every node's WGS84 lon/lat is projected with a transverse Mercator (scale 1) centred
   on the middle of the nodes' lon/lat box (``+proj=tmerc +lat_0=.. +lon_0=.. +k=1 ...``, through
   rasterio's CRS tools). The PROJ string and origin are kept as ``VectorMap.projection``; within a
-  few km of the origin lengths are true to better than 1e-6.
+  few km of the origin lengths are true to better than 1e-6. A dataset whose tracks live in
+  another frame passes its own ``projection``: ``utm_origin_projection`` is Lanelet2's
+  ``UtmProjector`` (UTM in the origin's zone, minus the origin's UTM coordinates), which the
+  INTERACTION dataset uses with origin (0, 0).
 - Lanelet relations (``type=lanelet``) with ``subtype`` ``road`` (also the default when absent),
   ``highway``, ``play_street``, ``emergency_lane``, ``exit`` -> VEHICLE lanes, ``bus_lane`` -> BUS,
   ``bicycle_lane`` -> BIKE. ``crosswalk`` lanelets become crosswalk polygons. Walkways, stairs,
@@ -109,7 +112,7 @@ class _Bound(NamedTuple):
 class _Nodes:
     """Node id -> city-frame position (metres) for all nodes of the file."""
 
-    def __init__(self, path: Path, root: Element) -> None:
+    def __init__(self, path: Path, root: Element, projection: Projection | None = None) -> None:
         elements = root.findall("node")
         if not elements:
             raise MapFormatError(path, "no <node> elements")
@@ -120,7 +123,7 @@ class _Nodes:
         if (np.abs(lat) > 90).any() or (np.abs(lon) > 180).any():
             raise MapFormatError(path, "node lat/lon outside [-90, 90] x [-180, 180] degrees")
         self.path = path
-        self.projection = _centred_projection(lon, lat)
+        self.projection = projection or _centred_projection(lon, lat)
         self.xy = self.projection.to_city(lon, lat)
         self.index = _unique_index(path, elements, "node")
 
@@ -138,17 +141,18 @@ class _Nodes:
             raise MapFormatError(self.path, str(err)) from None
 
 
-def read_lanelet2_map(path: Path) -> VectorMap:
+def read_lanelet2_map(path: Path, projection: Projection | None = None) -> VectorMap:
     """The lanes, crosswalks and drivable area of a Lanelet2 ``.osm`` map, in metres.
 
-    The city frame is a transverse Mercator centred on the map (``VectorMap.projection``).
+    The city frame is ``projection`` of the nodes' lon/lat, by default a transverse Mercator
+    centred on the map; either way it is kept as ``VectorMap.projection``.
     Raises MapFormatError naming the file for unreadable, unsafe or malformed XML, a file without
     lanelet relations, a relation or way referring to a missing way or node, boundaries with fewer
     than 2 points, or NaN/inf coordinates.
     """
     path = Path(path)
     root = parse_xml(path, ROOT_TAG)
-    nodes = _Nodes(path, root)
+    nodes = _Nodes(path, root, projection)
     ways = _read_ways(path, root)
     relations = [(r, _tags(r)) for r in root.iterfind("relation")]
     lanelets = [(r, tags) for r, tags in relations if tags.get("type") == "lanelet"]
@@ -211,6 +215,30 @@ def _centred_projection(lon: FloatArray, lat: FloatArray) -> Projection:
         f"+proj=tmerc +lat_0={lat0:.9f} +lon_0={lon0:.9f} +k=1 +x_0=0 +y_0=0 +ellps=WGS84 +units=m"
     )
     return Projection(crs=crs, origin_lonlat=(lon0, lat0))
+
+
+def utm_origin_projection(origin_lonlat: tuple[float, float] = (0.0, 0.0)) -> Projection:
+    """Lanelet2's ``UtmProjector(Origin(lat, lon))``: UTM in the zone of ``origin_lonlat``
+    (degrees, WGS84; northern hemisphere), shifted so that the origin lands on (0, 0) metres.
+
+    Written as the equivalent transverse Mercator (the zone's central meridian, scale 0.9996) whose
+    false easting and northing cancel the origin's own projected coordinates; it agrees with UTM
+    minus the origin's UTM coordinates to 1e-9 m. The INTERACTION dataset's maps use origin
+    (0, 0), UTM zone 31, which puts its maps in the tracks' frame.
+    """
+    from rasterio.warp import transform
+
+    lon0, lat0 = origin_lonlat
+    if not (-180.0 <= lon0 < 180.0 and 0.0 <= lat0 <= 84.0):
+        raise MapencError(
+            f"UTM origin {origin_lonlat}: expected lon in [-180, 180), lat in [0, 84] degrees"
+        )
+    zone = int((lon0 + 180.0) // 6.0) + 1
+    central_meridian = -183.0 + 6.0 * zone
+    zone_tmerc = f"+proj=tmerc +lat_0=0 +lon_0={central_meridian:g} +k=0.9996 +ellps=WGS84 +units=m"
+    (x0,), (y0,) = transform("EPSG:4326", f"{zone_tmerc} +x_0=0 +y_0=0", [lon0], [lat0])
+    crs = f"{zone_tmerc} +x_0={0.0 - float(x0)!r} +y_0={0.0 - float(y0)!r}"
+    return Projection(crs=crs, origin_lonlat=(float(lon0), float(lat0)))
 
 
 def _tags(el: Element) -> dict[str, str]:
