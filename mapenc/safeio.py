@@ -120,7 +120,8 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
     The file is open for reading too (``w+b``), so ``write`` may map it into memory. The
     temporary file comes from ``create_temporary`` and is removed when ``write`` fails (a
     full disk too). ``os.replace`` swaps the name itself, so a symlink at ``path`` is replaced,
-    never followed. Raises OSError from the file system.
+    never followed. Raises OSError from the file system, naming ``path`` when the refused
+    call named no file (a write beyond a full disk or the file-size limit).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -131,12 +132,17 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.filename is not None:
+            raise
+        raise OSError(err.errno, err.strerror or str(err), str(target)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | memoryview) -> None:
     """``write_atomic`` of the bytes ``data``."""
     write_atomic(path, lambda handle: handle.write(data))
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from mapenc.errors import TrainingError
-from mapenc.safeio import write_atomic
+from mapenc.safeio import write_atomic, write_bytes_atomic
 
 PathType = str | PathLike[str]
 
@@ -34,11 +34,15 @@ CONFIG_NAME = "config.json"
 def save_checkpoint(path: PathType, state: dict[str, Any]) -> None:
     """Write ``state`` (state_dicts, numbers, strings, lists of those) atomically to ``path``.
 
-    Raises TrainingError when the file system refuses (a full disk, no permission); the previous
-    checkpoint is then left as it was.
+    Raises TrainingError when the file system refuses (a full disk, a file-size limit, no
+    permission); the previous checkpoint is then left as it was.
     """
+    # Serialized in memory first: torch's archive writer turns a refused write into a
+    # RuntimeError that no longer says why, while a plain write keeps the OSError and its errno.
+    serialized = io.BytesIO()
+    torch.save(state, serialized)
     try:
-        write_atomic(path, lambda handle: torch.save(state, handle))
+        write_bytes_atomic(path, serialized.getbuffer())
     except OSError as err:
         raise TrainingError(
             f"{path}: cannot write the checkpoint ({err.strerror or err})"
