@@ -1,12 +1,16 @@
-"""Baselines (kinematic, lane following), context features, scene bootstrap and the predictions file."""
+"""Baselines (kinematic, lane following), context features, scene bootstrap, the breakdowns of
+the eval-traj report and the predictions file."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from traj_scenes import DT, moving_track, scenario_of
 
+from mapenc.cli import main
 from mapenc.data.anchors import kinematic_forecast, lane_following_forecast, lane_paths, match_lane
 from mapenc.data.context import kind_index, neighbour_features
 from mapenc.data.trajectory import NGSIM_TASK, samples_from_scenarios
@@ -14,12 +18,14 @@ from mapenc.evaluation.baselines import baseline_forecasts
 from mapenc.evaluation.report import (
     PerSample,
     breakdown,
+    evaluation_report,
     motion_labels,
     paired_bootstrap,
     score_per_sample,
     write_predictions,
 )
-from mapenc.maps.types import Lane, VectorMap
+from mapenc.evaluation.trajectory_types import TRAJECTORY_TYPES, TYPE_GROUPS
+from mapenc.maps.types import Lane, Track, VectorMap
 
 
 def test_kinematic_modes_brake_to_a_stop_and_never_reverse() -> None:
@@ -157,3 +163,90 @@ def test_predictions_file_is_in_the_source_frame(tmp_path: Path) -> None:
         future = track.xy[t + 1 : t + 31]
         best = np.linalg.norm(saved["pred"][row, :, -1] - future[-1], axis=-1).min()
         assert best < 0.6  # a constant-speed car is one of the kinematic modes, in the file frame
+
+
+def turning_track(
+    track_id: str, start: tuple[float, float], speed: float, yaw_rate: float
+) -> Track:
+    """45 steps at ``speed`` along +x, turning at ``yaw_rate`` rad/s from step 11 on."""
+    rates = np.where(np.arange(45) > 10, yaw_rate, 0.0)
+    heading = np.cumsum(rates * DT)
+    xy = np.array(start) + np.cumsum(
+        speed * DT * np.stack([np.cos(heading), np.sin(heading)], axis=1), axis=0
+    )
+    return Track(track_id, "vehicle", xy, heading, np.ones(45, dtype=bool))
+
+
+def test_the_report_breaks_every_score_down_by_trajectory_type() -> None:
+    scenes = [
+        scenario_of(
+            moving_track("parked", (-20.0, 0.0), 0.0, 0.0, 45),
+            moving_track("cruising", (-60.0, 0.5), 0.0, 10.0, 45),
+            turning_track("turning", (-40.0, 0.0), 8.0, np.pi / 6),
+        ),
+        scenario_of(
+            moving_track("waiting", (10.0, 1.0), 0.0, 0.0, 45),
+            turning_track("turning", (-40.0, 0.0), 8.0, -np.pi / 6),
+        ),
+        scenario_of(moving_track("cruising", (-50.0, -1.0), 0.0, 12.0, 45)),
+    ]
+    samples = samples_from_scenarios(scenes, NGSIM_TASK)
+    forecasts = baseline_forecasts(samples, scenes, NGSIM_TASK, k=6)
+    scored = {name: score_per_sample(f, samples, scenes) for name, f in forecasts.items()}
+    model, cv = scored["kinematic"], scored["cv_recorded"]
+    report = evaluation_report(
+        model, {"cv_recorded": cv}, samples, ["a/0", "a/1", "b/2"], dt=DT, versus=cv, seed=1
+    )
+    types = report["by_trajectory_type"]
+    assert list(types) == list(TYPE_GROUPS)
+    counts = {group: types[group]["n"] for group in TYPE_GROUPS}
+    assert sum(counts[t] for t in TRAJECTORY_TYPES) == len(samples) == 6
+    assert counts == {
+        "moving": 4,
+        "turning": 2,
+        "stationary": 2,
+        "straight": 2,
+        "straight_left": 0,
+        "straight_right": 0,
+        "left_u_turn": 0,
+        "left_turn": 1,
+        "right_u_turn": 0,
+        "right_turn": 1,
+    }
+    assert types["moving"]["scenes"] == 3 and types["stationary"]["scenes"] == 2
+    assert types["left_u_turn"] == {"n": 0, "scenes": 0}  # reported, not dropped
+    turning = np.array([track in ("turning",) for track in samples.track_ids])
+    assert types["turning"]["model"] == model.means(turning)
+    assert types["turning"]["baselines"]["cv_recorded"] == cv.means(turning)
+    difference = types["turning"]["model_minus_baseline"]["cv_recorded"]["minFDE"]
+    expected = float(np.mean(model.min_fde[turning] - cv.min_fde[turning]))
+    assert difference["mean"] == round(expected, 4) and difference["scenes"] == 2
+    assert difference["mean"] < 0  # the kinematic modes bend no better, but brake and speed up
+    assert types["right_turn"]["model_minus_versus"]["minFDE"]["scenes"] == 1
+    # The whole report keeps its shape: the top level is the group of all samples.
+    assert report["model"] == model.means() and report["versus"] == cv.means()
+
+
+def test_eval_traj_prints_the_trajectory_types(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    small = ["--raster-size", "16", "16", "--pixel-size", "4", "--layers", "drivable_area"]
+    train = ["train-traj", "--data", "synthetic:2", "--split", "all", "--epochs", "1", *small]
+    caching = ["--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    for name, extra in (("map", []), ("nomap", ["--no-map"])):
+        assert main([*train, *extra, *caching, "--out", str(tmp_path / name)]) == 0
+    capsys.readouterr()
+    evaluate = ["eval-traj", str(tmp_path / "map"), "--split", "all", "--figures", "0"]
+    assert main([*evaluate, "--versus", str(tmp_path / "nomap")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    types = result["by_trajectory_type"]
+    assert list(types) == list(TYPE_GROUPS)
+    assert sum(types[t]["n"] for t in TRAJECTORY_TYPES) == result["n"]
+    assert types["moving"]["n"] == result["n"] - types["stationary"]["n"] > 0
+    moving = types["moving"]
+    assert (
+        set(moving["baselines"]) == set(result["baselines"]) == set(moving["model_minus_baseline"])
+    )
+    low, high = moving["model_minus_versus"]["minFDE"]["ci95"]
+    assert low <= moving["model_minus_versus"]["minFDE"]["mean"] <= high
+    assert moving["versus"]["minFDE"] > 0 and moving["scenes"] <= result["scenes"]

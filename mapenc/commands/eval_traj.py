@@ -3,11 +3,14 @@
 Scores a train-traj run beside the training-free baselines (``mapenc.evaluation``) and prints
 JSON: ``model`` and ``baselines`` (minADE, minFDE, miss rate, off-road rate; metres, AV2
 definitions, see ``mapenc.metrics``), ``model_minus_baseline`` (paired bootstrap 95 % intervals
-over whole scenes), ``by_location``, ``by_kind``, ``by_motion`` (standing or moving), and with
-``--versus`` the same comparison against a second run (e.g. the no-map twin). ``--split`` defaults to test on the data the run was
-trained on and to all of any other data (zero-shot; ``"zero_shot": true`` in the JSON). The JSON
-goes to ``--out`` (default ``DIR/eval_<split>.json``), PNGs of sampled cases to
-``DIR/eval_<split>/``, and with ``--predictions`` the forecasts to an ``.npz`` for rescoring.
+over whole scenes), ``by_location``, ``by_kind``, ``by_motion`` (standing or moving),
+``by_trajectory_type`` (the Waymo Open Dataset type of each sample's true future, and the moving
+and turning agents: every method's scores and the differences with their intervals), and with
+``--versus`` the same comparison against a second run (e.g. the no-map twin). ``--split``
+defaults to test on the data the run was trained on and to all of any other data (zero-shot;
+``"zero_shot": true`` in the JSON). The JSON goes to ``--out`` (default
+``DIR/eval_<split>.json``), PNGs of sampled cases to ``DIR/eval_<split>/``, and with
+``--predictions`` the forecasts to an ``.npz`` for rescoring.
 """
 
 from __future__ import annotations

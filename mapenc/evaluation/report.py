@@ -4,7 +4,9 @@
 definitions, ``mapenc.metrics``) and ``paired_bootstrap`` gives 95 % intervals of the difference
 of two methods' means by resampling whole scenes (every sample of a drawn scene comes along, so
 samples of one scene never count as independent). ``evaluation_report`` assembles the eval-traj
-JSON; ``write_predictions`` the ``--predictions`` file.
+JSON, with every score broken down by location, agent kind, motion and the Waymo trajectory type
+of the true future (``mapenc.evaluation.trajectory_types``); ``write_predictions`` the
+``--predictions`` file.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from numpy.typing import NDArray
 
 from mapenc.data.split import location_of
 from mapenc.data.trajectory import TrajSamples
+from mapenc.evaluation.trajectory_types import group_masks, sample_trajectory_types
 from mapenc.geometry import transform_points
 from mapenc.maps.types import Scenario
 from mapenc.metrics import MISS_THRESHOLD_M, displacement_errors, offroad_mask
@@ -48,6 +51,12 @@ class PerSample:
             "miss_rate": self.miss,
             "offroad_rate": self.offroad,
         }[metric]
+
+    def subset(self, rows: NDArray[np.bool_]) -> PerSample:
+        """The scores of the samples where ``rows`` (N,) is True."""
+        return PerSample(
+            self.min_ade[rows], self.min_fde[rows], self.miss[rows], self.offroad[rows]
+        )
 
     def means(self, rows: NDArray[np.bool_] | None = None) -> dict[str, float]:
         """Mean of every metric over ``rows`` (default all), rounded to 4 decimals."""
@@ -137,26 +146,20 @@ def motion_labels(velocity: NDArray[np.floating]) -> list[str]:
     return ["standing" if s < STANDING_SPEED_MPS else "moving" for s in speed]
 
 
-def evaluation_report(
+def scores_and_differences(
     model: PerSample,
     baselines: Mapping[str, PerSample],
-    samples: TrajSamples,
-    scene_names: Sequence[str],
+    scenes: NDArray[np.int64],
     *,
     versus: PerSample | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """The scores part of the eval-traj JSON.
+    """Every method's means and the model's paired differences, samples of ``scenes`` (N,).
 
     ``{"model": means, "baselines": {name: means}, "model_minus_baseline": {name: bootstrap},
-    "model_minus_versus": bootstrap (when ``versus``), "by_location": ..., "by_kind": ...,
-    "by_motion": ...}`` (``by_motion``: standing below ``STANDING_SPEED_MPS``, or moving).
+    "versus": means, "model_minus_versus": bootstrap}`` (the last two only with ``versus``).
     """
-    scenes = samples.scenario_index
-    methods = {"model": model, **baselines}
-    if versus is not None:
-        methods["versus"] = versus
-    report: dict[str, Any] = {
+    section: dict[str, Any] = {
         "model": model.means(),
         "baselines": {name: scores.means() for name, scores in baselines.items()},
         "model_minus_baseline": {
@@ -164,12 +167,67 @@ def evaluation_report(
         },
     }
     if versus is not None:
-        report["versus"] = versus.means()
-        report["model_minus_versus"] = compare(model, versus, scenes, seed)
+        section["versus"] = versus.means()
+        section["model_minus_versus"] = compare(model, versus, scenes, seed)
+    return section
+
+
+def by_trajectory_type(
+    model: PerSample,
+    baselines: Mapping[str, PerSample],
+    scenes: NDArray[np.int64],
+    types: Sequence[str] | NDArray[np.str_],
+    *,
+    versus: PerSample | None = None,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """``scores_and_differences`` within every group of ``TYPE_GROUPS`` (``moving``,
+    ``turning``, then the eight Waymo types) of the samples' true trajectory types (N,),
+    each with its sample count ``n`` and ``scenes``; a group without samples has only
+    ``{"n": 0, "scenes": 0}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for group, rows in group_masks(types).items():
+        entry: dict[str, Any] = {"n": int(rows.sum()), "scenes": len(np.unique(scenes[rows]))}
+        if rows.any():
+            entry |= scores_and_differences(
+                model.subset(rows),
+                {name: scores.subset(rows) for name, scores in baselines.items()},
+                scenes[rows],
+                versus=None if versus is None else versus.subset(rows),
+                seed=seed,
+            )
+        out[group] = entry
+    return out
+
+
+def evaluation_report(
+    model: PerSample,
+    baselines: Mapping[str, PerSample],
+    samples: TrajSamples,
+    scene_names: Sequence[str],
+    *,
+    dt: float,
+    versus: PerSample | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The scores part of the eval-traj JSON; ``dt`` is the samples' seconds per step.
+
+    ``scores_and_differences`` over all samples, then ``"by_location"``, ``"by_kind"``,
+    ``"by_motion"`` (standing below ``STANDING_SPEED_MPS``, or moving: every method's means) and
+    ``"by_trajectory_type"`` (``by_trajectory_type`` of the true futures' Waymo types).
+    """
+    scenes = samples.scenario_index
+    report = scores_and_differences(model, baselines, scenes, versus=versus, seed=seed)
+    methods = {"model": model, **baselines}
+    if versus is not None:
+        methods["versus"] = versus
     locations = [location_of(scene_names[int(i)]) for i in scenes]
     report["by_location"] = breakdown(methods, locations)
     report["by_kind"] = breakdown(methods, list(samples.kinds))
     report["by_motion"] = breakdown(methods, motion_labels(samples.velocity))
+    report["by_trajectory_type"] = by_trajectory_type(
+        model, baselines, scenes, sample_trajectory_types(samples, dt), versus=versus, seed=seed
+    )
     return report
 
 

@@ -253,6 +253,9 @@ class TrajEvaluation:
             intervals from a paired bootstrap over whole scenes.
         by_location, by_kind, by_motion: every method's scores per location (first folder of
             the scene name), per agent kind, and for standing (below 0.5 m/s) and moving agents.
+        by_trajectory_type: per Waymo trajectory type of the true future and for the moving and
+            turning agents (``mapenc.evaluation.report.by_trajectory_type``): ``n``, ``scenes``,
+            every method's scores and the paired differences with intervals.
         constant_velocity: ``variant``, ``ADE``, ``FDE``, ``miss_rate``, ``offroad_rate`` of the
             constant-velocity baseline chosen on NGSIM val.
         ground_truth: ``offroad_rate`` of the true futures (how well the map covers the data).
@@ -274,6 +277,7 @@ class TrajEvaluation:
     by_location: dict[str, Any]
     by_kind: dict[str, Any]
     by_motion: dict[str, Any]
+    by_trajectory_type: dict[str, Any]
     constant_velocity: dict[str, Any]
     ground_truth: dict[str, float]
     versus: dict[str, float] | None = None
@@ -341,7 +345,9 @@ def evaluate(
         versus_model.map_rasters = versus_part.dataset.base.device_rasters
         versus_forecasts = predict(versus_model, versus_part.dataset, k, seed)[0]
         other = score_per_sample(versus_forecasts, samples, part.scenarios)
-    report = evaluation_report(scored, baselines, samples, part.names, versus=other, seed=seed)
+    report = evaluation_report(
+        scored, baselines, samples, part.names, dt=task.dt, versus=other, seed=seed
+    )
     if predictions is not None:
         write_predictions(predictions, forecasts, probabilities, samples, part.names)
     drawn: list[str] = []
@@ -372,6 +378,7 @@ def evaluate(
         by_location=report["by_location"],
         by_kind=report["by_kind"],
         by_motion=report["by_motion"],
+        by_trajectory_type=report["by_trajectory_type"],
         constant_velocity={
             "variant": CONSTANT_VELOCITY,
             "ADE": cv["minADE"],
