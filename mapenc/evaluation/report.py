@@ -93,37 +93,59 @@ def score_per_sample(
     )
 
 
+class SceneResampling:
+    """The bootstrap draws over the scenes of N samples, made once and shared by every
+    difference taken on those samples (each draw picks as many scenes as there are, with
+    replacement; a drawn scene brings all its samples).
+
+    Args:
+        scenes: (N,) scene label of each sample.
+        seed: seed of the draws (the same seed gives the same draws).
+    """
+
+    def __init__(self, scenes: NDArray[np.int64], seed: int = 0) -> None:
+        labels, self.scene_of = np.unique(scenes, return_inverse=True)
+        self.scenes = len(labels)
+        draws = np.random.default_rng(seed).integers(0, self.scenes, (BOOTSTRAP_DRAWS, self.scenes))
+        # (draws, scenes): how often each draw takes each scene (one bincount over all draws).
+        flat = (np.arange(BOOTSTRAP_DRAWS)[:, None] * self.scenes + draws).ravel()
+        self.weights = np.bincount(flat, minlength=draws.size).reshape(draws.shape).astype(float)
+        self.drawn_samples = self.weights @ np.bincount(self.scene_of, minlength=self.scenes)
+
+    def difference(self, first: FloatArray, second: FloatArray) -> dict[str, Any]:
+        """Mean of ``first - second`` (N,) and its 95 % interval: per draw, the mean difference
+        over all samples of the drawn scenes (sample-weighted, like the point estimate)."""
+        diff = np.asarray(first, dtype=np.float64) - np.asarray(second, dtype=np.float64)
+        sums = np.bincount(self.scene_of, weights=diff, minlength=self.scenes)
+        means = (self.weights @ sums) / np.maximum(self.drawn_samples, 1.0)
+        low, high = np.percentile(means, [2.5, 97.5])
+        return {
+            "mean": round(float(diff.mean()), 4),
+            "ci95": [round(float(low), 4), round(float(high), 4)],
+            "scenes": self.scenes,
+        }
+
+
 def paired_bootstrap(
     first: FloatArray, second: FloatArray, scenes: NDArray[np.int64], seed: int = 0
 ) -> dict[str, Any]:
-    """Mean of ``first - second`` (N,) and its 95 % interval, resampling whole scenes.
-
-    Each draw picks as many scenes as there are, with replacement, and takes the mean difference
-    over all their samples (a sample-weighted mean, like the point estimate).
-    """
-    diff = np.asarray(first, dtype=np.float64) - np.asarray(second, dtype=np.float64)
-    labels, inverse = np.unique(scenes, return_inverse=True)
-    sums = np.bincount(inverse, weights=diff, minlength=len(labels))
-    counts = np.bincount(inverse, minlength=len(labels)).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(labels), size=(BOOTSTRAP_DRAWS, len(labels)))
-    weights = np.zeros((BOOTSTRAP_DRAWS, len(labels)))
-    np.add.at(weights, (np.arange(BOOTSTRAP_DRAWS)[:, None], draws), 1.0)
-    means = (weights @ sums) / np.maximum(weights @ counts, 1.0)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {
-        "mean": round(float(diff.mean()), 4),
-        "ci95": [round(float(low), 4), round(float(high), 4)],
-        "scenes": len(labels),
-    }
+    """Mean of ``first - second`` (N,) and its 95 % interval, resampling whole scenes
+    (``SceneResampling``)."""
+    return SceneResampling(scenes, seed).difference(first, second)
 
 
 def compare(
-    first: PerSample, second: PerSample, scenes: NDArray[np.int64], seed: int = 0
+    first: PerSample,
+    second: PerSample,
+    scenes: NDArray[np.int64],
+    seed: int = 0,
+    resampling: SceneResampling | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Paired bootstrap of ``first - second`` for minADE, minFDE and miss rate."""
+    """Paired bootstrap of ``first - second`` for minADE, minFDE and miss rate (over
+    ``resampling``'s draws when given, which must be those of ``scenes``)."""
+    draws = resampling or SceneResampling(scenes, seed)
     return {
-        m: paired_bootstrap(first.column(m), second.column(m), scenes, seed)
+        m: draws.difference(first.column(m), second.column(m))
         for m in ("minADE", "minFDE", "miss_rate")
     }
 
@@ -159,16 +181,18 @@ def scores_and_differences(
     ``{"model": means, "baselines": {name: means}, "model_minus_baseline": {name: bootstrap},
     "versus": means, "model_minus_versus": bootstrap}`` (the last two only with ``versus``).
     """
+    draws = SceneResampling(scenes, seed)
     section: dict[str, Any] = {
         "model": model.means(),
         "baselines": {name: scores.means() for name, scores in baselines.items()},
         "model_minus_baseline": {
-            name: compare(model, scores, scenes, seed) for name, scores in baselines.items()
+            name: compare(model, scores, scenes, resampling=draws)
+            for name, scores in baselines.items()
         },
     }
     if versus is not None:
         section["versus"] = versus.means()
-        section["model_minus_versus"] = compare(model, versus, scenes, seed)
+        section["model_minus_versus"] = compare(model, versus, scenes, resampling=draws)
     return section
 
 
