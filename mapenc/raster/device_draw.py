@@ -1,266 +1,445 @@
-"""Fill and line layers drawn on a torch device from their vectors: the exact mode's rules, for a
-batch at once.
+"""Fill and line layers drawn on a torch device from their vectors, every binary layer of one or
+more maps in one pass: the exact mode's rules (``mapenc.raster.segments``) for a batch at once.
 
 Sampling a pre-drawn grid cannot reproduce "every pixel the line touches" (the band a line lights
-depends on the angle between the line and the agent's pixel grid: one pixel wide when aligned,
-up to 1.41 wide diagonally), nor put polygon edges exactly between pixel centres, so the binary
-layers are drawn per batch from their vectors instead:
+depends on the angle between the line and the agent's pixel grid), nor put polygon edges exactly
+between pixel centres, so binary layers are drawn per batch from their vectors.
 
-- ``ItemBins``: a layer's items (segments of a line layer, polygon pieces of a fill layer) binned
-  by their bounding boxes on a square grid (CSR: bin -> item ids), on the device;
-- per batch: the bins under each agent's window bounding box give (agent, item) pairs; segments
-  move into their agent's pixel coordinates (float64) and
-  - lines (``burn_segments``): every pixel a segment starts or ends in or enters across a grid
-    line is set (its supercover, clipped to the raster);
-  - fills (``fill_segments``): each edge adds its direction where it crosses a pixel column's
-    centre line, a cumulative sum down the rows gives the winding number at every pixel centre,
-    non-zero is inside (half-open at edges).
+Set-up (host, once per map; ``MapTable``): the items of every drawn layer (the segments of line
+layers, the polygon pieces of fill layers) with their layer, their segment range and their
+bounding box, binned on a square grid over the map (CSR: bin -> items). ``MapTable.concat``
+joins several maps' tables on the device with offsets, so a batch of poses on many small maps
+(AV2, Waymo) is drawn in one pass too.
 
-The exact mode runs the same arithmetic on the CPU (``mapenc.raster.exact``). The work grows with
-the edges' extent in pixels plus one pass over the raster per fill layer.
+Per batch (``VectorDrawer.draw``), on the device, four stages, each one expansion:
+1. every agent's window -> the (agent, bin) pairs under its bounding box: a fixed
+   (N, K, K) grid, K bounded by the raster's size, so no size has to come back from the device;
+2. (agent, bin) -> (agent, item), keeping an item only in the first of its bins under the
+   window (so it is drawn once without a ``unique``), then -> its segment count;
+3. (agent, segment) -> pixel coordinates -> the number of column crossings (fills) or of touched
+   pixels (lines);
+4. every crossing adds its direction to one int16 winding buffer of all fill layers, every
+   touched pixel is set in one byte buffer of all line layers; a running sum down the rows
+   gives the fills (non-zero winding is inside).
+Stages 2-4 each need the total of the previous stage's counts on the host: three reads from the
+device per chunk (``HOST_READS_PER_CHUNK``), the first also saying whether every pose is finite.
+Everything else stays on the device: no ``unique``, ``nonzero``, boolean indexing or tensors
+made from Python values per call.
+
+Pixel coordinates: float64 through each agent's matrix on the CPU (the exact mode's arithmetic,
+so CPU rasters equal exact's bit for bit); on accelerators float32 after a float64 shift to the
+agent's position (half the bytes; a pixel centre within ~1e-5 px of an edge may fall the other
+way, so CUDA rasters agree with exact up to such edge pixels).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import shapely
 import torch
+from numpy.typing import ArrayLike
 
-from mapenc.raster.exact import Segments, ramp
-
-# Fraction of a segment by which its end pixels are looked up inside the segment.
-END_NUDGE = 1e-9
+from mapenc.raster.layers import LAYERS
+from mapenc.raster.mapgeom import MapGeometry
+from mapenc.raster.segments import (
+    Pair,
+    crossing_counts,
+    crossings_at,
+    ramp,
+    ramp_tensor,
+    supercover_at,
+    supercover_counts,
+    to_pixels,
+)
+from mapenc.raster.spec import RasterSpec
 
 BIN_M = 16.0  # bin edge (metres), raised for huge maps so the grid keeps at most MAX_BINS_AXIS
 MAX_BINS_AXIS = 1024
-Pair = tuple[torch.Tensor, torch.Tensor]
+HOST_READS_PER_CHUNK = 3  # totals of stages 1-3 (see the module docstring)
+
+__all__ = ["BIN_M", "HOST_READS_PER_CHUNK", "MAX_BINS_AXIS", "MapTable", "VectorDrawer"]
 
 
-def ramp_tensor(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For counts (M,): (owner, k) with owner repeated counts[m] times and k = 0..counts[m]-1."""
-    owner = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
-    first = torch.cumsum(counts, 0) - counts
-    return owner, torch.arange(len(owner), device=counts.device) - first[owner]
+@dataclass(frozen=True)
+class MapTable:
+    """One or more maps' drawn layers as items in bins, on a device.
 
-
-class ItemBins:
-    """Items (segments or polygons) with bounding boxes, binned on the device for window queries.
-
-    Args:
-        boxes: (M, 4) city-frame ``xmin, ymin, xmax, ymax`` of each item.
-        bounds: (xmin, ymin, xmax, ymax) the bins cover (the map's bounds).
-        device: where the bins live.
+    Attributes:
+        start, end: (S, 2) float64 city-frame segment ends.
+        item_first, item_count: (I,) int64 the segments of each item.
+        item_layer: (I,) int64 index of its layer in ``VectorDrawer.layers``.
+        item_lo: (I, 2) int64 (column, row) of the item's first bin.
+        bin_first: (B + 1,) int64 CSR offsets: bin b holds ``bin_item[bin_first[b]:bin_first[b + 1]]``.
+        bin_item: (E,) int64 item ids.
+        origin: (M, 2) float64 city corner of each map's bin grid; bin_m (M,) float64 its bin
+            edge; grid (M, 2) int64 its columns and rows; first_bin (M,) its first bin.
+        smallest_bin_m: the smallest bin edge (host), which bounds the bins under a window.
     """
 
-    def __init__(
-        self,
-        boxes: np.ndarray,
-        bounds: tuple[float, float, float, float],
-        device: torch.device,
-    ) -> None:
-        xmin, ymin, xmax, ymax = bounds
-        self.bin_m = max(BIN_M, (xmax - xmin) / MAX_BINS_AXIS, (ymax - ymin) / MAX_BINS_AXIS)
-        self.origin = (xmin, ymin)
-        self.cols = int((xmax - xmin) // self.bin_m) + 1
-        self.rows = int((ymax - ymin) // self.bin_m) + 1
-        limit = [self.cols - 1, self.rows - 1]
-        lo = np.clip((boxes[:, :2] - self.origin) // self.bin_m, 0, limit).astype(np.int64)
-        hi = np.clip((boxes[:, 2:] - self.origin) // self.bin_m, 0, limit).astype(np.int64)
+    start: torch.Tensor
+    end: torch.Tensor
+    item_first: torch.Tensor
+    item_count: torch.Tensor
+    item_layer: torch.Tensor
+    item_lo: torch.Tensor
+    bin_first: torch.Tensor
+    bin_item: torch.Tensor
+    origin: torch.Tensor
+    bin_m: torch.Tensor
+    grid: torch.Tensor
+    first_bin: torch.Tensor
+    smallest_bin_m: float
+
+    @classmethod
+    def build(
+        cls, geometry: MapGeometry, layers: tuple[str, ...], device: torch.device
+    ) -> MapTable:
+        """The table of one map's ``layers`` (fill or line layers, at least one), built on the
+        host."""
+        starts, ends, firsts, counts, owners, boxes = [], [], [], [], [], []
+        offset = 0
+        for index, name in enumerate(layers):
+            layer = LAYERS[name]
+            segments = geometry.segments(layer)
+            if layer.fills:
+                box = shapely.bounds(geometry.layer(layer)[0]).reshape(-1, 4)
+                first, count = segments.first[:-1], np.diff(segments.first)
+            else:
+                box = np.concatenate(
+                    [
+                        np.minimum(segments.start, segments.end),
+                        np.maximum(segments.start, segments.end),
+                    ],
+                    axis=1,
+                ).reshape(-1, 4)
+                first = np.arange(len(segments.start))
+                count = np.ones(len(segments.start), dtype=np.intp)
+            starts.append(segments.start.reshape(-1, 2))
+            ends.append(segments.end.reshape(-1, 2))
+            firsts.append(first + offset)
+            counts.append(count)
+            owners.append(np.full(len(first), index))
+            boxes.append(box)
+            offset += len(segments.start)
+        box = np.concatenate(boxes)
+        xmin, ymin, xmax, ymax = geometry.map.bounds
+        bin_m = max(BIN_M, (xmax - xmin) / MAX_BINS_AXIS, (ymax - ymin) / MAX_BINS_AXIS)
+        cols, rows = int((xmax - xmin) // bin_m) + 1, int((ymax - ymin) // bin_m) + 1
+        limit = [cols - 1, rows - 1]
+        lo = np.clip((box[:, :2] - (xmin, ymin)) // bin_m, 0, limit).astype(np.int64)
+        hi = np.clip((box[:, 2:] - (xmin, ymin)) // bin_m, 0, limit).astype(np.int64)
         span = hi - lo + 1
         item, k = ramp((span[:, 0] * span[:, 1]).astype(np.intp))
-        key = (lo[item, 1] + k // span[item, 0]) * self.cols + lo[item, 0] + k % span[item, 0]
+        key = (lo[item, 1] + k // span[item, 0]) * cols + lo[item, 0] + k % span[item, 0]
         order = np.argsort(key, kind="stable")
-        counts = np.bincount(key, minlength=self.rows * self.cols)
-        self.first = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]), device=device)
-        self.item_of = torch.as_tensor(item[order], device=device)
-        self.items = max(1, len(boxes))
+        in_bin = np.bincount(key, minlength=rows * cols)
 
-    def pairs(self, corners: torch.Tensor) -> Pair:
-        """(agent, item) index pairs for the items in the bins under each agent's window.
+        def put(array: ArrayLike, dtype: torch.dtype) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=device)
 
-        Args:
-            corners: (N, 4, 2) city-frame corners of each agent's raster window (float64).
-        """
-        origin = corners.new_tensor(self.origin)
-        lo = torch.floor((corners.amin(1) - origin) / self.bin_m)
-        hi = torch.floor((corners.amax(1) - origin) / self.bin_m)
-        limit = corners.new_tensor([self.cols - 1, self.rows - 1])
-        seen = (hi >= 0).all(1) & (lo <= limit).all(1)
-        lo = torch.minimum(lo.clamp(min=0), limit).to(torch.int64)
-        hi = torch.minimum(hi.clamp(min=0), limit).to(torch.int64)
-        span = torch.where(seen[:, None], hi - lo + 1, 0)
-        agent, k = ramp_tensor(span[:, 0] * span[:, 1])
-        key = (lo[agent, 1] + k // span[agent, 0]) * self.cols + lo[agent, 0] + k % span[agent, 0]
-        count = self.first[key + 1] - self.first[key]
-        pair, j = ramp_tensor(count)
-        agent, item = agent[pair], self.item_of[self.first[key][pair] + j]
-        # An item in several bins under one window comes once (polygon pieces span many bins).
-        unique = torch.unique(agent * self.items + item)
-        return torch.div(unique, self.items, rounding_mode="floor"), unique % self.items
+        f64, i64 = torch.float64, torch.int64
+        return cls(
+            start=put(np.concatenate(starts), f64),
+            end=put(np.concatenate(ends), f64),
+            item_first=put(np.concatenate(firsts), i64),
+            item_count=put(np.concatenate(counts), i64),
+            item_layer=put(np.concatenate(owners), i64),
+            item_lo=put(lo.reshape(-1, 2), i64),
+            bin_first=put(np.concatenate([[0], np.cumsum(in_bin)]), i64),
+            bin_item=put(item[order], i64),
+            origin=put([[xmin, ymin]], f64),
+            bin_m=put([bin_m], f64),
+            grid=put([[cols, rows]], i64),
+            first_bin=put([0], i64),
+            smallest_bin_m=bin_m,
+        )
+
+    @classmethod
+    def concat(cls, tables: list[MapTable]) -> MapTable:
+        """One table of several maps (map m of the result is ``tables[m]``), joined on the device
+        with each map's ids shifted past the maps before it."""
+
+        def bases(sizes: list[int]) -> list[int]:
+            return [0, *np.cumsum(sizes)[:-1].tolist()]
+
+        seg_base = bases([len(t.start) for t in tables])
+        item_base = bases([len(t.item_first) for t in tables])
+        entry_base = bases([len(t.bin_item) for t in tables])
+        grid = torch.cat([t.grid for t in tables])
+        bins = grid[:, 0] * grid[:, 1]
+        return cls(
+            start=torch.cat([t.start for t in tables]),
+            end=torch.cat([t.end for t in tables]),
+            item_first=torch.cat([t.item_first + s for t, s in zip(tables, seg_base, strict=True)]),
+            item_count=torch.cat([t.item_count for t in tables]),
+            item_layer=torch.cat([t.item_layer for t in tables]),
+            item_lo=torch.cat([t.item_lo for t in tables]),
+            bin_first=torch.cat(
+                [tables[0].bin_first[:1]]
+                + [t.bin_first[1:] + e for t, e in zip(tables, entry_base, strict=True)]
+            ),
+            bin_item=torch.cat([t.bin_item + i for t, i in zip(tables, item_base, strict=True)]),
+            origin=torch.cat([t.origin for t in tables]),
+            bin_m=torch.cat([t.bin_m for t in tables]),
+            grid=grid,
+            first_bin=torch.cumsum(bins, 0) - bins,
+            smallest_bin_m=min(t.smallest_bin_m for t in tables),
+        )
 
 
-class DeviceSegments:
-    """A fill or line layer's segments on the device, with bins over its items.
+def raster_from_city(raster_from_agent: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 3) float64 city metres -> pixel coordinates of each agent's raster, for poses
+    (N, 3) float64 and ``RasterSpec.raster_from_agent()`` (3, 3) on the same device (the numpy
+    ``RasterSpec.raster_from_city`` in torch, the same operations)."""
+    x, y, heading = poses.unbind(1)
+    c, s = torch.cos(heading), torch.sin(heading)
+    zero, one = torch.zeros_like(c), torch.ones_like(c)
+    agent_from_city = torch.stack(
+        [c, s, -(c * x + s * y), -s, c, s * x - c * y, zero, zero, one], dim=1
+    ).view(-1, 3, 3)
+    return raster_from_agent @ agent_from_city
 
-    Line layers are binned segment by segment; fill layers polygon piece by piece (a fill needs
-    every edge of a polygon that meets the window, also those outside it).
+
+class VectorDrawer:
+    """Draws a spec's fill and line layers from ``MapTable``s (see the module docstring).
+
+    Args:
+        spec: the raster spec; layers: the drawn layers, a subset of ``spec.layers``.
+        device: where tables, buffers and output live.
+        coordinates: dtype of pixel coordinates (torch.float64: the exact mode's arithmetic;
+            torch.float32: after a float64 shift to the agent).
     """
 
     def __init__(
         self,
-        segments: Segments,
-        pieces: np.ndarray | None,
-        bounds: tuple[float, float, float, float],
+        spec: RasterSpec,
+        layers: tuple[str, ...],
         device: torch.device,
+        coordinates: torch.dtype,
     ) -> None:
-        self.start = torch.as_tensor(segments.start, device=device)
-        self.end = torch.as_tensor(segments.end, device=device)
-        self.first = torch.as_tensor(segments.first, device=device)
-        if pieces is None:
-            boxes = np.concatenate(
-                [
-                    np.minimum(segments.start, segments.end),
-                    np.maximum(segments.start, segments.end),
-                ],
-                axis=1,
+        self.spec, self.device, self.coordinates = spec, device, coordinates
+        self.fill_layers = tuple(n for n in layers if LAYERS[n].fills)
+        self.line_layers = tuple(n for n in layers if not LAYERS[n].fills)
+        self.layers = self.fill_layers + self.line_layers  # ``MapTable.item_layer`` indexes these
+        self._raster_from_agent = torch.as_tensor(spec.raster_from_agent(), device=device)
+        xmin, ymin, xmax, ymax = spec.extent_m
+        corners = [[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]]
+        self._corners = torch.tensor(corners, dtype=torch.float64, device=device)  # agent frame
+        self._fill_channels = _channels(spec, self.fill_layers, device)
+        self._line_channels = _channels(spec, self.line_layers, device)
+
+    def table(self, geometry: MapGeometry) -> MapTable:
+        """The ``MapTable`` of one map's drawn layers, on this drawer's device."""
+        return MapTable.build(geometry, self.layers, self.device)
+
+    def bins_per_axis(self, table: MapTable) -> int:
+        """Most bins a window's bounding box spans along an axis (its side is at most twice the
+        raster's radius)."""
+        return int(2 * self.spec.radius_m // table.smallest_bin_m) + 2
+
+    def draw(
+        self,
+        table: MapTable,
+        poses: torch.Tensor,
+        out: torch.Tensor,
+        map_index: torch.Tensor | None = None,
+        finite: torch.Tensor | None = None,
+    ) -> bool:
+        """Write the drawn layers' channels of ``out`` (N, C, H, W) for city poses (N, 3) float64
+        on ``table``'s map ``map_index`` (N,) int64 (None: map 0).
+
+        Returns False, having drawn nothing, when ``finite`` (a bool tensor on the device, e.g.
+        whether every pose of the call is finite) is given and False: it is read with the first
+        stage's total, so checking costs no extra wait for the device.
+        """
+        n = len(poses)
+        if n == 0 or not self.layers:
+            return True
+        h, w = self.spec.size_px
+        if map_index is None:
+            map_index = torch.zeros(n, dtype=torch.int64, device=self.device)
+        k = self.bins_per_axis(table)
+        # Stage 1: (agent, bin) pairs on a fixed (N, K, K) grid.
+        key, count, lo_bin = self._bins(table, poses, map_index, k)
+        ends = torch.cumsum(count, 0)
+        total = ends[-1]
+        if finite is not None:
+            total = torch.where(finite, total, -1)
+        entries = int(total.item())
+        if entries < 0:
+            return False
+        # Stage 2: (agent, item) pairs, each item in the first of its bins under the window.
+        owner, j = ramp_tensor(count, ends, entries)
+        item = table.bin_item.index_select(
+            0, table.bin_first.index_select(0, key.index_select(0, owner)) + j
+        )
+        agent = torch.div(owner, k * k, rounding_mode="floor")
+        bin_col = lo_bin[:, 0].index_select(0, agent) + owner % k
+        bin_row = (
+            lo_bin[:, 1].index_select(0, agent) + torch.div(owner, k, rounding_mode="floor") % k
+        )
+        item_lo = table.item_lo.index_select(0, item)
+        first_bin_of_item = (
+            bin_col == torch.maximum(item_lo[:, 0], lo_bin[:, 0].index_select(0, agent))
+        ) & (bin_row == torch.maximum(item_lo[:, 1], lo_bin[:, 1].index_select(0, agent)))
+        seg_count = torch.where(first_bin_of_item, table.item_count.index_select(0, item), 0)
+        seg_ends = torch.cumsum(seg_count, 0)
+        segments = int(seg_ends[-1].item()) if len(seg_ends) else 0
+        # Stage 3: (agent, segment) -> pixel coordinates -> crossings or touched pixels.
+        pair, j = ramp_tensor(seg_count, seg_ends, segments)
+        item = item.index_select(0, pair)
+        agent = agent.index_select(0, pair)
+        seg = table.item_first.index_select(0, item) + j
+        layer = table.item_layer.index_select(0, item)
+        p0, p1 = self._pixels(
+            poses, agent, table.start.index_select(0, seg), table.end.index_select(0, seg)
+        )
+        fills = layer < len(self.fill_layers)
+        col_lo, crossings = crossing_counts(p0, p1, w)
+        cover = supercover_counts(p0, p1, w, h)
+        fill_count = torch.where(fills, crossings, 0)
+        line_count = torch.where(fills, 0, cover.total)
+        fill_ends, line_ends = torch.cumsum(fill_count, 0), torch.cumsum(line_count, 0)
+        both = (
+            fill_ends[-1] * 2**32 + line_ends[-1]
+            if segments
+            else torch.zeros((), dtype=torch.int64)
+        )
+        fill_elements, line_elements = divmod(int(both.item()), 2**32)
+        # Stage 4: crossings into the winding buffer, touched pixels into the line buffer.
+        agent = agent.to(torch.int32)
+        if self.fill_layers:
+            edge, j = ramp_tensor(fill_count, fill_ends, fill_elements)
+            col, row, sign = crossings_at(p0, p1, col_lo, edge, j, h)
+            self._fill(
+                out, agent.index_select(0, edge), layer.index_select(0, edge), row, col, sign
             )
-        else:
-            boxes = shapely.bounds(pieces)
-        self.by_piece = pieces is not None
-        self.bins = ItemBins(boxes.reshape(-1, 4), bounds, device)
+        if self.line_layers:
+            seg, j = ramp_tensor(line_count, line_ends, line_elements)
+            row, col = supercover_at(cover, seg, j, w, h)
+            slot = layer.index_select(0, seg) - len(self.fill_layers)
+            self._lines(out, agent.index_select(0, seg), slot, row, col)
+        return True
 
-    def for_windows(self, corners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(agent, start (S, 2), end (S, 2)) of the segments to draw for windows (N, 4, 2)."""
-        agent, item = self.bins.pairs(corners)
-        if self.by_piece:
-            counts = self.first[item + 1] - self.first[item]
-            pair, k = ramp_tensor(counts)
-            agent, item = agent[pair], self.first[item][pair] + k
-        return agent, self.start.index_select(0, item), self.end.index_select(0, item)
+    def _bins(
+        self, table: MapTable, poses: torch.Tensor, map_index: torch.Tensor, k: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stage 1: (key (N * K * K,) bin ids, count (N * K * K,) items in each, lo (N, 2) int64
+        first bin column and row) of the bins under each agent's window on its map; bins off
+        the window or the map count 0, as do all bins of a pose that is not finite."""
+        cos, sin = torch.cos(poses[:, 2:]), torch.sin(poses[:, 2:])
+        cx, cy = self._corners[:, 0], self._corners[:, 1]
+        # Window corners in the city frame, padded by a pixel against rounding at the bins' edges.
+        x = poses[:, :1] + cos * cx - sin * cy
+        y = poses[:, 1:2] + sin * cx + cos * cy
+        pad = self.spec.pixel_size_m
+        lo = torch.stack([x.amin(1), y.amin(1)], 1) - pad
+        hi = torch.stack([x.amax(1), y.amax(1)], 1) + pad
+        origin = table.origin.index_select(0, map_index)
+        bin_m = table.bin_m.index_select(0, map_index)[:, None]
+        grid = table.grid.index_select(0, map_index)
+        limit = grid - 1
+        lo_bin = torch.floor((lo - origin) / bin_m)
+        hi_bin = torch.floor((hi - origin) / bin_m)
+        seen = (hi_bin >= 0).all(1) & (lo_bin <= limit).all(1)
+        lo_bin = torch.minimum(torch.nan_to_num(lo_bin, nan=0.0).clamp(min=0), limit).long()
+        hi_bin = torch.minimum(torch.nan_to_num(hi_bin, nan=0.0).clamp(min=0), limit).long()
+        steps = torch.arange(k, device=self.device)
+        cols = lo_bin[:, :1] + steps  # (N, K)
+        rows = lo_bin[:, 1:] + steps
+        valid = (rows <= hi_bin[:, 1:])[:, :, None] & (cols <= hi_bin[:, :1])[:, None, :]
+        valid &= seen[:, None, None]
+        first = table.first_bin.index_select(0, map_index)[:, None, None]
+        key = first + rows[:, :, None] * grid[:, :1, None] + cols[:, None, :]
+        key = torch.where(valid, key, 0).view(-1)
+        count = table.bin_first.index_select(0, key + 1) - table.bin_first.index_select(0, key)
+        return key, torch.where(valid.view(-1), count, 0), lo_bin
 
+    def _pixels(
+        self, poses: torch.Tensor, agent: torch.Tensor, start: torch.Tensor, end: torch.Tensor
+    ) -> tuple[Pair, Pair]:
+        """Segments (S, 2) city metres of agents ``agent`` (S,) -> pixel coordinates, in
+        ``self.coordinates``."""
+        matrices = raster_from_city(self._raster_from_agent, poses)  # (N, 3, 3) float64
+        if self.coordinates == torch.float64:
+            return to_pixels(matrices, agent, start, end)
+        linear = matrices[:, :2, :2]
+        at_px = (linear @ poses[:, :2, None])[..., 0] + matrices[:, :2, 2]  # the agent's pixel
+        rows = torch.cat([linear.reshape(-1, 4), at_px], 1).to(self.coordinates)
+        m = rows.index_select(0, agent).T  # (6, S)
+        xy = poses[:, :2].index_select(0, agent)
 
-def to_pixels(
-    raster_from_city: torch.Tensor, agent: torch.Tensor, start: torch.Tensor, end: torch.Tensor
-) -> tuple[Pair, Pair]:
-    """Segments (S, 2) city metres -> ((u0, v0), (u1, v1)) in their agent's pixel coordinates."""
-    m = raster_from_city.reshape(-1, 9).index_select(0, agent).T  # (9, S)
-    x0, y0, x1, y1 = start[:, 0], start[:, 1], end[:, 0], end[:, 1]
-    p0 = (m[0] * x0 + m[1] * y0 + m[2], m[3] * x0 + m[4] * y0 + m[5])
-    p1 = (m[0] * x1 + m[1] * y1 + m[2], m[3] * x1 + m[4] * y1 + m[5])
-    return p0, p1
+        def move(point: torch.Tensor) -> Pair:
+            rel = (point - xy).to(self.coordinates)
+            return (
+                m[0] * rel[:, 0] + m[1] * rel[:, 1] + m[4],
+                m[2] * rel[:, 0] + m[3] * rel[:, 1] + m[5],
+            )
 
+        return move(start), move(end)
 
-def column_crossings(p0: Pair, p1: Pair, h: int, w: int) -> tuple[torch.Tensor, ...]:
-    """Where edges (pixel coordinates) cross the centre lines of pixel columns.
+    def _fill(
+        self,
+        out: torch.Tensor,
+        agent: torch.Tensor,
+        layer: torch.Tensor,
+        row: torch.Tensor,
+        col: torch.Tensor,
+        sign: torch.Tensor,
+    ) -> None:
+        """Add each crossing's sign (+-1) to one int16 winding buffer (N, F, H + 1, W) of all
+        fill layers; a running sum down the rows, non-zero, is each fill's mask."""
+        n, _, h, w = out.shape
+        count = len(self.fill_layers)
+        flat = ((agent * count + layer.to(torch.int32)) * (h + 1) + row.to(torch.int32)) * w
+        flat += col.to(torch.int32)
+        winding = torch.zeros(n * count * (h + 1) * w, dtype=torch.int16, device=self.device)
+        winding.index_add_(0, flat, sign.to(torch.int16))
+        inside = winding.view(n, count, h + 1, w).cumsum(2, dtype=torch.int16)[:, :, :h] != 0
+        _write(out, self._fill_channels, inside)
 
-    Returns (edge, column, row, sign) per crossing: the edge's index, the column j whose centre
-    line u = j + 0.5 it crosses (half-open in u), the first row whose centre lies at or below the
-    crossing (clipped to 0..H), and the edge's direction in u (+1 / -1).
-    """
-    du = p1[0] - p0[0]
-    col_lo = torch.ceil(torch.minimum(p0[0], p1[0]) - 0.5).clamp(0, w).to(torch.int64)
-    col_hi = torch.ceil(torch.maximum(p0[0], p1[0]) - 0.5).clamp(0, w).to(torch.int64)
-    edge, k = ramp_tensor(torch.where(du != 0, col_hi - col_lo, 0))
-    col = col_lo.index_select(0, edge) + k
-    slope = ((p1[1] - p0[1]) / torch.where(du != 0, du, 1.0)).index_select(0, edge)
-    v = p0[1].index_select(0, edge) + (col + 0.5 - p0[0].index_select(0, edge)) * slope
-    row = torch.ceil(v - 0.5).clamp(0, h).to(torch.int64)
-    return edge, col, row, torch.sign(du).index_select(0, edge)
-
-
-def fill_segments(
-    out: torch.Tensor,
-    channel: int,
-    value: float,
-    agent: torch.Tensor,
-    start: torch.Tensor,
-    end: torch.Tensor,
-    raster_from_city: torch.Tensor,
-) -> None:
-    """Set ``out[:, channel]`` ((N, C, H, W)) to ``value`` on every pixel centre inside the
-    polygons whose oriented ring segments (``start`` -> ``end``, (S, 2) city metres) are given,
-    segment k for agent ``agent[k]`` (non-zero winding, half-open: a centre exactly on an edge
-    counts when the edge lies above it); 0 elsewhere."""
-    n, _, h, w = out.shape
-    p0, p1 = to_pixels(raster_from_city, agent, start, end)
-    edge, col, row, sign = column_crossings(p0, p1, h, w)
-    winding = torch.zeros(n * (h + 1) * w, dtype=torch.int16, device=out.device)
-    flat = (agent.index_select(0, edge) * (h + 1) + row) * w + col
-    winding.index_add_(0, flat, sign.to(torch.int16))
-    inside = winding.view(n, h + 1, w).cumsum(1, dtype=torch.int16)[:, :h] != 0
-    target = out[:, channel]
-    target.copy_(inside)
-    if value != 1:
-        target.mul_(value)
-
-
-def burn_segments(
-    out: torch.Tensor,
-    channel: int,
-    value: float,
-    agent: torch.Tensor,
-    start: torch.Tensor,
-    end: torch.Tensor,
-    raster_from_city: torch.Tensor,
-) -> None:
-    """Set every pixel of ``out[:, channel]`` ((N, C, H, W), contiguous) that segment k
-    (``start[k]`` -> ``end[k]``, (S, 2) city frame, float64) of agent ``agent[k]`` touches to
-    ``value``: its supercover, clipped to the raster (the pixels it starts and ends in and every
-    pixel it enters by crossing a pixel-grid line).
-
-    ``raster_from_city`` (N, 3, 3) float64 maps city metres to each agent's pixel coordinates (u, v).
-    """
-    _, nc, h, w = out.shape
-    p0, p1 = to_pixels(raster_from_city, agent, start, end)
-    agent, p0, p1 = _clip(agent, p0, p1, w, h)
-    d = (p1[0] - p0[0], p1[1] - p0[1])
-    # End pixels are taken just inside the segment: an end point on a grid line belongs to the
-    # pixel the segment runs through.
-    cols = [p0[0] + END_NUDGE * d[0], p1[0] - END_NUDGE * d[0]]
-    rows = [p0[1] + END_NUDGE * d[1], p1[1] - END_NUDGE * d[1]]
-    owners = [agent, agent]
-    for axis in (0, 1):  # crossings of vertical (u = k) then horizontal (v = k) grid lines
-        lo = torch.floor(torch.minimum(p0[axis], p1[axis])) + 1
-        hi = torch.ceil(torch.maximum(p0[axis], p1[axis])) - 1
-        seg, k = ramp_tensor(torch.clamp(hi - lo + 1, min=0).to(torch.int64))
-        line = lo.index_select(0, seg) + k
-        slope = (d[1 - axis] / d[axis]).index_select(0, seg)
-        start_along = p0[axis].index_select(0, seg)
-        other = p0[1 - axis].index_select(0, seg) + (line - start_along) * slope
-        step = torch.sign(d[axis]).index_select(0, seg)
-        entered = line - 0.5 + step * 0.5  # the pixel past the grid line
-        rows.append(other if axis == 0 else entered)
-        cols.append(entered if axis == 0 else other)
-        owners.append(agent.index_select(0, seg))
-    row = torch.cat(rows).clamp_(0, h - 1).to(torch.int64)
-    col = torch.cat(cols).clamp_(0, w - 1).to(torch.int64)
-    flat = (torch.cat(owners) * nc + channel) * h
-    flat += row
-    flat *= w
-    flat += col
-    out.view(-1).index_fill_(0, flat, value)
+    def _lines(
+        self,
+        out: torch.Tensor,
+        agent: torch.Tensor,
+        slot: torch.Tensor,
+        row: torch.Tensor,
+        col: torch.Tensor,
+    ) -> None:
+        """Set each touched pixel in one byte buffer (N, L, H, W) of all line layers."""
+        n, _, h, w = out.shape
+        count = len(self.line_layers)
+        flat = ((agent * count + slot.to(torch.int32)) * h + row.to(torch.int32)) * w
+        flat += col.to(torch.int32)
+        lit = torch.zeros(n * count * h * w, dtype=torch.bool, device=self.device)
+        lit.index_put_((flat,), torch.ones((), dtype=torch.bool, device=self.device))
+        _write(out, self._line_channels, lit.view(n, count, h, w))
 
 
-def _clip(
-    owner: torch.Tensor, p0: Pair, p1: Pair, w: int, h: int
-) -> tuple[torch.Tensor, Pair, Pair]:
-    """Segments (u, v columns) clipped to the box [0, w] x [0, h] (Liang-Barsky); those outside
-    are dropped."""
-    d = (p1[0] - p0[0], p1[1] - p0[1])
-    t0 = torch.zeros_like(d[0])
-    t1 = torch.ones_like(d[0])
-    keep = torch.ones(len(d[0]), dtype=torch.bool, device=d[0].device)
-    for axis, size in ((0, w), (1, h)):
-        for p, q in ((-d[axis], p0[axis]), (d[axis], size - p0[axis])):
-            parallel = p == 0
-            keep &= ~(parallel & (q < 0))
-            r = q / torch.where(parallel, 1.0, p)
-            t0 = torch.where(~parallel & (p < 0), torch.maximum(t0, r), t0)
-            t1 = torch.where(~parallel & (p > 0), torch.minimum(t1, r), t1)
-    keep &= t0 <= t1
-    idx = torch.nonzero(keep).view(-1)
-    t0, t1 = t0.index_select(0, idx), t1.index_select(0, idx)
-    a = [c.index_select(0, idx) for c in (*p0, *d)]
-    start = (a[0] + t0 * a[2], a[1] + t0 * a[3])
-    end = (a[0] + t1 * a[2], a[1] + t1 * a[3])
-    return owner.index_select(0, idx), start, end
+Channels = slice | torch.Tensor
+
+
+def _channels(spec: RasterSpec, layers: tuple[str, ...], device: torch.device) -> Channels:
+    """Where ``layers`` sit in ``spec.layers``: a slice when they are neighbours in that order,
+    else an index tensor."""
+    index = [spec.layers.index(n) for n in layers]
+    if index == list(range(index[0], index[0] + len(index))) if index else True:
+        return slice(index[0], index[0] + len(index)) if index else slice(0, 0)
+    return torch.tensor(index, device=device)
+
+
+def _write(out: torch.Tensor, channels: Channels, mask: torch.Tensor) -> None:
+    """Write masks (N, K, H, W) into ``out``'s ``channels``: 1.0 (float) or 255 (uint8) where
+    set, else 0."""
+    if isinstance(channels, slice):
+        target = out[:, channels]
+        target.copy_(mask)
+        if out.dtype == torch.uint8:
+            target.neg_()  # 1 -> 255 in uint8 arithmetic
+        return
+    values = mask.to(out.dtype)
+    if out.dtype == torch.uint8:
+        values.neg_()
+    out.index_copy_(1, channels, values)

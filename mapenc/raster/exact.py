@@ -17,7 +17,6 @@ columns it spans, so the work grows with the edges' extent in pixels, not with t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,28 @@ import torch
 from numpy.typing import NDArray
 from shapely.strtree import STRtree
 
-GeometryArray = NDArray[np.object_]
+from mapenc.raster.segments import (
+    GeometryArray,
+    Segments,
+    crossing_counts,
+    crossings_at,
+    ramp,
+    ramp_tensor,
+    supercover_at,
+    supercover_counts,
+    to_pixels,
+)
+
+__all__ = [
+    "GeometryArray",
+    "Segments",
+    "burn_lines",
+    "fill_polygons",
+    "paint_polygons",
+    "query_pairs",
+    "ramp",
+    "windows_city",
+]
 
 
 def windows_city(raster_from_city: NDArray[np.float64], size_px: tuple[int, int]) -> GeometryArray:
@@ -49,52 +69,6 @@ def query_pairs(tree: STRtree, windows: GeometryArray) -> tuple[NDArray[np.intp]
     return agent_idx[order], geom_idx[order]
 
 
-def ramp(counts: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """For counts (M,): (owner, k) with owner repeated counts[m] times and k = 0..counts[m]-1."""
-    owner = np.repeat(np.arange(len(counts)), counts)
-    k = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
-    return owner, k
-
-
-@dataclass(frozen=True)
-class Segments:
-    """A layer's geometry as straight segments grouped by geometry (city frame, metres).
-
-    Attributes:
-        start, end: (S, 2) float64 segment end points.
-        first: (G + 1,) segments of geometry ``g`` are ``first[g]:first[g + 1]``.
-    """
-
-    start: NDArray[np.float64]
-    end: NDArray[np.float64]
-    first: NDArray[np.intp]
-
-    @classmethod
-    def of(cls, geoms: GeometryArray) -> Segments:
-        """Segments of lines (all parts) or polygons (all rings, exterior counter-clockwise and
-        holes clockwise, so winding numbers count covering polygons)."""
-        if len(geoms) and shapely.get_type_id(geoms).max() >= 3:
-            geoms = shapely.orient_polygons(geoms)
-            paths, owner = shapely.get_rings(geoms, return_index=True)
-        else:
-            paths, owner = shapely.get_parts(geoms, return_index=True)
-        coords, path = shapely.get_coordinates(paths, return_index=True)
-        same_path = path[1:] == path[:-1]
-        seg_owner = owner[path[:-1][same_path]]
-        counts = np.bincount(seg_owner, minlength=len(geoms))
-        first = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
-        return cls(coords[:-1][same_path], coords[1:][same_path], first)
-
-    def for_pairs(
-        self, agent_idx: NDArray[np.intp], geom_idx: NDArray[np.intp]
-    ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-        """(pair of each segment, segment index) for every segment of every (agent, geometry)
-        pair ``k = (agent_idx[k], geom_idx[k])``."""
-        counts = self.first[geom_idx + 1] - self.first[geom_idx]
-        pair, k = ramp(counts)
-        return pair, self.first[geom_idx][pair] + k
-
-
 def _column_crossings(
     segments: Segments,
     agent_idx: NDArray[np.intp],
@@ -107,10 +81,29 @@ def _column_crossings(
     Returns (pair, column, row, sign) per crossing: the (agent, polygon) pair, the column j
     whose centre line u = j + 0.5 the edge crosses (half-open in u), the first row whose centre
     lies at or below the crossing (clipped to 0..H), and the edge's direction in u (+1 / -1).
-    The arithmetic is the torch mode's (``mapenc.raster.device_draw.column_crossings``).
+    The arithmetic is the torch mode's (``mapenc.raster.segments``).
     """
-    from mapenc.raster.device_draw import column_crossings, to_pixels
+    h, w = size_px
+    seg_pair, p0, p1 = _pixel_segments(segments, agent_idx, geom_idx, raster_from_city)
+    col_lo, count = crossing_counts(p0, p1, w)
+    edge, k = ramp_tensor(count)
+    col, row, sign = crossings_at(p0, p1, col_lo, edge, k, h)
+    return (
+        seg_pair[edge.numpy()],
+        col.long().numpy(),
+        row.long().numpy(),
+        sign.numpy().astype(np.int16),
+    )
 
+
+def _pixel_segments(
+    segments: Segments,
+    agent_idx: NDArray[np.intp],
+    geom_idx: NDArray[np.intp],
+    raster_from_city: NDArray[np.float64],
+) -> tuple[NDArray[np.intp], tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """(pair of each segment, start (u, v), end (u, v)) of every segment of every (agent,
+    geometry) pair, in that agent's pixel coordinates (float64 tensors on numpy's memory)."""
     seg_pair, seg = segments.for_pairs(agent_idx, geom_idx)
     p0, p1 = to_pixels(
         torch.from_numpy(np.ascontiguousarray(raster_from_city, dtype=np.float64)),
@@ -118,8 +111,7 @@ def _column_crossings(
         torch.from_numpy(segments.start[seg]),
         torch.from_numpy(segments.end[seg]),
     )
-    edge, col, row, sign = column_crossings(p0, p1, *size_px)
-    return seg_pair[edge.numpy()], col.numpy(), row.numpy(), sign.numpy().astype(np.int16)
+    return seg_pair, p0, p1
 
 
 def paint_polygons(
@@ -197,17 +189,13 @@ def burn_lines(
 
     Segments are clipped to the raster; a segment touches the pixels it starts and ends in and
     every pixel it enters by crossing a pixel-grid line: its supercover. The arithmetic is the
-    torch mode's (``mapenc.raster.device_draw.burn_segments``), run here on numpy's memory.
+    torch mode's (``mapenc.raster.segments``), run here on numpy's memory.
     """
-    from mapenc.raster.device_draw import burn_segments
-
-    seg_pair, seg = segments.for_pairs(agent_idx, geom_idx)
-    burn_segments(
-        torch.from_numpy(out),
-        channel,
-        value,
-        torch.from_numpy(agent_idx[seg_pair]),
-        torch.from_numpy(segments.start[seg]),
-        torch.from_numpy(segments.end[seg]),
-        torch.from_numpy(np.ascontiguousarray(raster_from_city, dtype=np.float64)),
-    )
+    _, nc, h, w = out.shape
+    seg_pair, p0, p1 = _pixel_segments(segments, agent_idx, geom_idx, raster_from_city)
+    cover = supercover_counts(p0, p1, w, h)
+    seg, k = ramp_tensor(cover.total)
+    row, col = supercover_at(cover, seg, k, w, h)
+    agent = agent_idx[seg_pair][seg.numpy()]
+    flat = ((agent * nc + channel) * h + row.long().numpy()) * w + col.long().numpy()
+    out.reshape(-1)[flat] = value

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import shapely
@@ -42,8 +42,22 @@ from mapenc.raster.exact import (
 )
 from mapenc.raster.grid import NorthUpGrid
 from mapenc.raster.mapgeom import MapGeometry, in_box
-from mapenc.raster.spec import RasterSpec
 from mapenc.raster.values import SIGNED, UNIT, Codec, torch_dtype, write_binary
+
+
+class LayerSpec(Protocol):
+    """What drawing a layer reads of a ``RasterSpec`` (which checks its layer names against
+    ``LAYERS``, so this module does not import it)."""
+
+    @property
+    def size_px(self) -> tuple[int, int]: ...
+
+    @property
+    def pixel_size_m(self) -> float: ...
+
+    @property
+    def distance_clip_m(self) -> float: ...
+
 
 HEADING_CODES = 255  # lane direction bins of a heading code grid (code 0: no lane)
 Colour = tuple[float, float, float]
@@ -62,7 +76,7 @@ class ExactBatch:
     """
 
     geometry: MapGeometry
-    spec: RasterSpec
+    spec: LayerSpec
     poses: NDArray[np.float64]
     raster_from_city: NDArray[np.float64]
     out: NDArray[Any]
@@ -112,12 +126,12 @@ class Layer:
         """Draw this layer into ``batch.out[:, channel]`` from the vectors."""
         raise NotImplementedError(f"layer {self.name} is drawn from a scenario")
 
-    def halo_cells(self, spec: RasterSpec, cell_m: float, widen: int) -> int:
+    def halo_cells(self, spec: LayerSpec, cell_m: float, widen: int) -> int:
         """Cells beyond a grid's edge whose geometry changes the codes inside it."""
         return 0
 
     def draw_codes(
-        self, geometry: MapGeometry, grid: NorthUpGrid, spec: RasterSpec, widen: int
+        self, geometry: MapGeometry, grid: NorthUpGrid, spec: LayerSpec, widen: int
     ) -> NDArray[np.uint8]:
         """(rows, cols) uint8 codes of this layer on a north-up grid (see ``decode_table``);
         line layers are widened by ``widen`` cells so that sampling never drops them."""
@@ -153,7 +167,7 @@ class FillLayer(Layer):
         write_binary(batch.out[:, channel], inside)
 
     def draw_codes(
-        self, geometry: MapGeometry, grid: NorthUpGrid, spec: RasterSpec, widen: int
+        self, geometry: MapGeometry, grid: NorthUpGrid, spec: LayerSpec, widen: int
     ) -> NDArray[np.uint8]:
         idx = in_box(geometry.layer(self)[1], grid.box_city())
         inside = fill_polygons(
@@ -195,11 +209,11 @@ class LineLayer(Layer):
         segments = batch.geometry.segments(self)
         burn_lines(batch.out, channel, on, segments, agent_idx, geom_idx, batch.raster_from_city)
 
-    def halo_cells(self, spec: RasterSpec, cell_m: float, widen: int) -> int:
+    def halo_cells(self, spec: LayerSpec, cell_m: float, widen: int) -> int:
         return widen + 1
 
     def draw_codes(
-        self, geometry: MapGeometry, grid: NorthUpGrid, spec: RasterSpec, widen: int
+        self, geometry: MapGeometry, grid: NorthUpGrid, spec: LayerSpec, widen: int
     ) -> NDArray[np.uint8]:
         return _dilate(_line_cells(geometry, self, grid), widen).astype(np.uint8)
 
@@ -232,7 +246,7 @@ class HeadingLayer(Layer):
         np.take(self.codec.encode(values, batch.out.dtype), codes, out=batch.out[:, channel])
 
     def draw_codes(
-        self, geometry: MapGeometry, grid: NorthUpGrid, spec: RasterSpec, widen: int
+        self, geometry: MapGeometry, grid: NorthUpGrid, spec: LayerSpec, widen: int
     ) -> NDArray[np.uint8]:
         """Lane direction code per cell (1 + direction in ``HEADING_CODES`` bins, 0: no lane);
         later lanes on top, as in the exact mode."""
@@ -300,11 +314,11 @@ class DistanceLayer(Layer):
         dist_m = dist_px[:, pad : pad + h, pad : pad + w] * s
         batch.out[:, channel] = self.codec.encode(np.minimum(dist_m, clip) / clip, batch.out.dtype)
 
-    def halo_cells(self, spec: RasterSpec, cell_m: float, widen: int) -> int:
+    def halo_cells(self, spec: LayerSpec, cell_m: float, widen: int) -> int:
         return int(np.ceil(spec.distance_clip_m / cell_m)) + 1
 
     def draw_codes(
-        self, geometry: MapGeometry, grid: NorthUpGrid, spec: RasterSpec, widen: int
+        self, geometry: MapGeometry, grid: NorthUpGrid, spec: LayerSpec, widen: int
     ) -> NDArray[np.uint8]:
         """255 * (distance to the nearest line cell, clipped) / clip."""
         lines = _line_cells(geometry, LAYERS[self.to], grid)

@@ -20,7 +20,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.strtree import STRtree
 
 from mapenc.maps.types import Lane, VectorMap, resample_polyline
-from mapenc.raster.exact import GeometryArray, Segments
+from mapenc.raster.segments import GeometryArray, Segments
 
 # Polygons are split until a piece is at most this wide and tall (metres) or has at most
 # MAX_PIECE_VERTICES vertices.

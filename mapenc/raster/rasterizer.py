@@ -1,13 +1,17 @@
 """Rasterizer: a VectorMap (and optionally a Scenario) + city-frame poses -> (N, C, H, W) rasters.
 
-Three modes draw the map layers (``RASTER_MODES``):
+Four modes draw the map layers (``RASTER_MODES``):
 - ``exact`` (default): every agent's raster drawn from the vectors (``mapenc.raster.exact``);
 - ``fast``: map layers drawn once into a fine global raster, then sampled per agent by
   nearest neighbour (``mapenc.raster.fast``); agrees with ``exact`` to IoU >= 0.95 on filled
   layers;
-- ``torch``: the fast mode's drawing, cut into tiles kept on a torch device (CUDA when present)
-  and sampled there (``mapenc.raster.tiles``); ``rasterize_tensor`` returns rasters on the
-  device without a host round trip, and city-scale maps keep only the tiles in use.
+- ``torch``: on a torch device (CUDA when present): fill and line layers drawn from the vectors
+  with the exact mode's rules, all of them in one pass (``mapenc.raster.device_draw``; equal to
+  exact on the CPU), the other map layers sampled from the fast mode's drawing cut into tiles
+  (``mapenc.raster.tiles``); ``rasterize_tensor`` returns rasters on the device without a host
+  round trip, and city-scale maps keep only the tiles in use;
+- ``auto``: per call, ``exact`` for fewer than ``AUTO_FAST_POSES`` poses, else ``fast`` (its
+  set-up, drawing the whole map once, is then paid back).
 Scene layers (``agents``, ``ego``, ``history``) are always drawn exactly from the scenario.
 
 Values (``mapenc.raster.values``): float output holds binary layers in {0, 1}, heading layers in
@@ -15,9 +19,10 @@ Values (``mapenc.raster.values``): float output holds binary layers in {0, 1}, h
 (binary), ``round(128 + 127 * value)`` (heading) and ``round(255 * value)`` (distance, history).
 
 Memory: batches are drawn in chunks of at most ``CHUNK_POSES`` poses and ``CHUNK_PIXELS``
-pixels, and a request whose
-output and working memory would not fit ``max_raster_bytes()`` is refused with a ``RasterSizeError`` giving the
-figure, before anything is allocated.
+pixels (the torch mode: chunks sized from the device's free memory on CUDA), and a request whose
+output and working memory would not fit ``max_raster_bytes()`` (on CUDA: the device's free
+memory) is refused with a ``RasterSizeError`` giving the figure, before anything is allocated or
+copied.
 """
 
 from __future__ import annotations
@@ -33,19 +38,24 @@ from shapely.strtree import STRtree
 from mapenc.errors import ConfigError, PoseError, RasterSizeError
 from mapenc.geometry import check_poses
 from mapenc.maps.types import Scenario, VectorMap
-from mapenc.raster.exact import Segments, paint_polygons, query_pairs, windows_city
+from mapenc.raster.device_draw import MapTable, VectorDrawer
+from mapenc.raster.exact import paint_polygons, query_pairs, windows_city
 from mapenc.raster.fast import FastSettings, GlobalLayers
 from mapenc.raster.layers import LAYERS, ExactBatch
 from mapenc.raster.mapgeom import MapGeometry
 from mapenc.raster.rgb import to_rgb
 from mapenc.raster.scene import scene_boxes
+from mapenc.raster.segments import Segments
 from mapenc.raster.spec import FloatArray, RasterSpec
 from mapenc.raster.tiles import DeviceTiles, TorchSettings, resolve_device
 from mapenc.raster.values import numpy_dtype, torch_dtype
 
-Mode = Literal["exact", "fast", "torch"]
-RASTER_MODES: tuple[str, ...] = ("exact", "fast", "torch")
+Mode = Literal["exact", "fast", "torch", "auto"]
+RASTER_MODES: tuple[str, ...] = ("exact", "fast", "torch", "auto")
 MODES = RASTER_MODES  # the older name
+# Poses per call from which the auto mode draws with fast: where the fast mode's set-up (drawing
+# the map once) is paid back by its cheaper poses (benchmarks/raster_modes.py, "auto crossover").
+AUTO_FAST_POSES = 500
 OUTPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.uint8))
 # Poses drawn together (bounds the working memory, e.g. the distance layer's padded rasters).
 CHUNK_PIXELS = 2**23
@@ -53,6 +63,12 @@ CHUNK_POSES = 1024
 # Working memory per pixel of a chunk (the exact mode's heading codes, winding numbers and the
 # distance layer's padded transform, with room to spare).
 WORKING_BYTES_PER_PIXEL = 32
+# The torch mode's working memory per pixel of a chunk on a device: winding and line buffers
+# (4 B), the fills' masks, and the per-crossing and per-touched-pixel tables, with room to spare.
+DEVICE_WORKING_BYTES_PER_PIXEL = 64
+# Poses drawn together by the torch mode on the CPU (the fills' winding buffers stay near cache;
+# per-call overhead is spread over enough poses).
+TORCH_CPU_CHUNK = 64
 
 
 def max_raster_bytes() -> int:
@@ -86,7 +102,7 @@ class Rasterizer:
     Args:
         vector_map: the map (city frame). With a scenario and no map, the scenario's map is used.
         spec: size, resolution, agent placement and layers.
-        mode: "exact", "fast" or "torch" (see the module docstring).
+        mode: "exact", "fast", "torch" or "auto" (see the module docstring).
         scenario: the tracks the scene layers (agents, ego, history) are drawn from.
         fast_settings: resolution of the fast mode's global raster (``FastSettings``).
         device: the torch mode's device ("auto"/None: CUDA when present, else the CPU).
@@ -119,14 +135,24 @@ class Rasterizer:
         if scene and scenario is None:
             raise ConfigError(f"layers {scene} need a scenario: Rasterizer(..., scenario=...)")
         map_layers = tuple(n for n in self.spec.layers if not LAYERS[n].from_scenario)
+        self._map_layers = map_layers
+        self._fast_settings = fast_settings
         self._fast: GlobalLayers | None = None
         self._tiles: DeviceTiles | None = None
+        self._vectors: VectorDrawer | None = None
+        self._table: MapTable | None = None
         if mode == "fast" and map_layers:
             self._fast = GlobalLayers(self.geometry, self.spec, map_layers, fast_settings)
-        if mode == "torch" and map_layers:
-            self._tiles = DeviceTiles(
-                self.geometry, self.spec, map_layers, torch_settings, self.device
-            )
+        if mode == "torch":
+            settings = torch_settings or TorchSettings()
+            drawn = tuple(n for n in map_layers if LAYERS[n].binary and settings.binary == "draw")
+            sampled = tuple(n for n in map_layers if n not in drawn)
+            if drawn:
+                coordinates = settings.coordinate_dtype(self.device)
+                self._vectors = VectorDrawer(self.spec, drawn, self.device, coordinates)
+                self._table = self._vectors.table(self.geometry)
+            if sampled:
+                self._tiles = DeviceTiles(self.geometry, self.spec, sampled, settings, self.device)
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -181,12 +207,40 @@ class Rasterizer:
             )
         else:
             out.fill(0)
+        if self.mode == "torch":
+            self._rasterize_on_device(p, out, t, track_ids)
+            return out
+        fast = self._fast
+        if self.mode == "auto" and n >= AUTO_FAST_POSES and self._map_layers:
+            fast = self._auto_fast()
         chunk = max(1, min(CHUNK_POSES, CHUNK_PIXELS // (h * w)))
         for start in range(0, n, chunk):
             part = slice(start, min(start + chunk, n))
             ids = track_ids[part] if track_ids is not None else None
-            self._draw(p[part], out[part], t, ids)
+            self._draw(p[part], out[part], t, ids, fast)
         return out
+
+    def _auto_fast(self) -> GlobalLayers:
+        """The auto mode's fast drawing of the map layers, built on first use."""
+        if self._fast is None:
+            self._fast = GlobalLayers(
+                self.geometry, self.spec, self._map_layers, self._fast_settings
+            )
+        return self._fast
+
+    def _rasterize_on_device(
+        self, poses: FloatArray, out: NDArray[Any], t: int | None, track_ids: list[str] | None
+    ) -> None:
+        """The torch mode's ``rasterize``: drawn into one tensor on the device (``out``'s own
+        memory on the CPU), copied to ``out`` once."""
+        dtype = torch_dtype(out.dtype)
+        chunk = self._device_chunk(len(poses), dtype)
+        if self.device.type == "cpu":
+            self._draw_tensor(torch.from_numpy(poses), torch.from_numpy(out), chunk, t, track_ids)
+            return
+        drawn = torch.empty(out.shape, dtype=dtype, device=self.device)
+        self._draw_tensor(torch.from_numpy(poses).to(self.device), drawn, chunk, t, track_ids)
+        out[...] = drawn.cpu().numpy()
 
     def rasterize_tensor(
         self,
@@ -204,41 +258,85 @@ class Rasterizer:
             dtype: torch.float32 (default), torch.float64 or torch.uint8.
             t, track_ids: as in ``rasterize`` (scene layers are drawn on the host and copied).
         Returns: (N, C, H, W) tensor on ``self.device``. In the torch mode the map layers are drawn
-        on the device: nothing but the few distinct tile ids of the batch goes to the host.
+        on the device: fill and line layers wait for the device three times per chunk (sizes of
+        their expansions), sampled layers once per call (the distinct tile ids).
+        Raises RasterSizeError before copying anything when the rasters would not fit the
+        device's free memory (CUDA) or the host's (``max_raster_bytes``).
         """
         if dtype not in (torch.float32, torch.float64, torch.uint8):
             raise ConfigError(
                 f"rasterize_tensor dtype must be float32, float64 or uint8, got {dtype}"
             )
-        if self._tiles is None and self.mode != "torch":
+        if self.mode != "torch":
             host = poses.detach().cpu().numpy() if isinstance(poses, torch.Tensor) else poses
             drawn = self.rasterize(host, numpy_dtype(dtype), t=t, track_ids=track_ids)
             return torch.from_numpy(drawn)
-        p = self._device_poses(poses)
-        n, (h, w), nc = len(p), self.spec.size_px, self.spec.num_channels
-        check_raster_bytes(n, self.spec, numpy_dtype(dtype))
-        out = torch.zeros((n, nc, h, w), dtype=dtype, device=self.device)
-        if n and self._tiles is not None:
-            self._tiles.sample(p, out)
-        scene = [c for c, name in enumerate(self.spec.layers) if LAYERS[name].from_scenario]
-        if n and scene:
-            host = np.zeros((n, nc, h, w), dtype=numpy_dtype(dtype))
-            self._draw_scene(self.spec.raster_from_city(p.cpu().numpy()), host, t, track_ids)
-            out[:, scene] = torch.from_numpy(host[:, scene]).to(self.device)
+        if not isinstance(poses, torch.Tensor):
+            poses = torch.from_numpy(check_poses(poses))
+        if poses.ndim == 1 and poses.shape[0] == 3:
+            poses = poses[None]
+        if poses.ndim != 2 or poses.shape[1] != 3:
+            raise PoseError(
+                f"poses must have shape (N, 3) [x, y, heading], got {tuple(poses.shape)}"
+            )
+        n, (h, w), nc = len(poses), self.spec.size_px, self.spec.num_channels
+        chunk = self._device_chunk(n, dtype)
+        p = poses.to(device=self.device, dtype=torch.float64)
+        out = torch.empty((n, nc, h, w), dtype=dtype, device=self.device)
+        self._draw_tensor(p, out, chunk, t, track_ids)
         return out
 
-    def _device_poses(self, poses: torch.Tensor | ArrayLike) -> torch.Tensor:
-        """(N, 3) float64 poses on the device; PoseError when not (N, 3) or not finite."""
-        if not isinstance(poses, torch.Tensor):
-            return torch.from_numpy(check_poses(poses)).to(self.device)
-        p = poses.to(device=self.device, dtype=torch.float64)
-        if p.ndim == 1 and p.shape[0] == 3:
-            p = p[None]
-        if p.ndim != 2 or p.shape[1] != 3:
-            raise PoseError(f"poses must have shape (N, 3) [x, y, heading], got {tuple(p.shape)}")
-        if not bool(torch.isfinite(p).all()):
+    def _device_chunk(self, n: int, dtype: torch.dtype) -> int:
+        """Poses the torch mode draws together; RasterSizeError when (n, C, H, W) rasters of
+        ``dtype`` and one chunk's working memory do not fit (CUDA: the device's free memory, as
+        ``torch.cuda.mem_get_info`` reports it; elsewhere ``check_raster_bytes``)."""
+        (h, w), nc = self.spec.size_px, self.spec.num_channels
+        # Flat pixel indices of a chunk's buffers stay int32.
+        chunk = max(1, min(n, (2**31 - 1) // (nc * (h + 1) * w)))
+        if self.device.type != "cuda":
+            check_raster_bytes(n, self.spec, numpy_dtype(dtype))
+            return min(chunk, TORCH_CPU_CHUNK) if self.device.type == "cpu" else chunk
+        free, _ = torch.cuda.mem_get_info(self.device)
+        output = n * nc * h * w * dtype.itemsize
+        per_pose = h * w * DEVICE_WORKING_BYTES_PER_PIXEL
+        if output + min(n, 1) * per_pose > free:
+            raise RasterSizeError(
+                f"{n} rasters of {nc} x {h} x {w} {dtype} need about "
+                f"{(output + per_pose) / 2**30:.2f} GiB on {self.device} (output "
+                f"{output / 2**30:.2f} GiB), over the {free / 2**30:.2f} GiB free there: fewer "
+                "poses per call, or a smaller size_px"
+            )
+        return max(1, min(chunk, (free - output) // per_pose))
+
+    def _draw_tensor(
+        self,
+        poses: torch.Tensor,
+        out: torch.Tensor,
+        chunk: int,
+        t: int | None,
+        track_ids: list[str] | None,
+    ) -> None:
+        """The torch mode: every channel of ``out`` (N, C, H, W) on the device for poses (N, 3)
+        float64 there; PoseError when a pose is not finite."""
+        n, _, h, w = out.shape
+        if n == 0:
+            return
+        finite = torch.isfinite(poses).all()
+        if self._vectors is not None and self._table is not None:
+            for start in range(0, n, chunk):
+                part = slice(start, start + chunk)
+                check = finite if start == 0 else None
+                if not self._vectors.draw(self._table, poses[part], out[part], finite=check):
+                    raise PoseError("poses has NaN or inf values")
+        elif not bool(finite):
             raise PoseError("poses has NaN or inf values")
-        return p
+        if self._tiles is not None:
+            self._tiles.sample(poses, out)
+        scene = [c for c, name in enumerate(self.spec.layers) if LAYERS[name].from_scenario]
+        if scene:
+            host = np.zeros((n, len(self.spec.layers), h, w), dtype=numpy_dtype(out.dtype))
+            self._draw_scene(self.spec.raster_from_city(poses.cpu().numpy()), host, t, track_ids)
+            out[:, scene] = torch.from_numpy(host[:, scene]).to(self.device)
 
     def _draw(
         self,
@@ -246,19 +344,15 @@ class Rasterizer:
         out: NDArray[Any],
         t: int | None,
         track_ids: list[str] | None,
+        fast: GlobalLayers | None,
     ) -> None:
-        """Draw one chunk of poses into ``out`` (cleared)."""
+        """Draw one chunk of poses into ``out`` (cleared): map layers with ``fast`` when given,
+        else exactly."""
         if len(poses) == 0:
             return
         raster_from_city = self.spec.raster_from_city(poses)
-        if self._fast is not None:
-            self._fast.sample(poses, out)
-        elif self._tiles is not None:
-            tensor = self.rasterize_tensor(
-                torch.from_numpy(poses), torch_dtype(out.dtype), t=t, track_ids=track_ids
-            )
-            out[...] = tensor.cpu().numpy()
-            return
+        if fast is not None:
+            fast.sample(poses, out)
         else:
             batch = ExactBatch(self.geometry, self.spec, poses, raster_from_city, out)
             for c, name in enumerate(self.spec.layers):

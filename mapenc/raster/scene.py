@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from mapenc.errors import PoseError
 from mapenc.geometry import transform_points
 from mapenc.maps.types import Scenario
-from mapenc.raster.exact import GeometryArray
+from mapenc.raster.segments import GeometryArray
 
 
 def box_polygons(

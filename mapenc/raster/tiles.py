@@ -28,15 +28,13 @@ import numpy as np
 import torch
 
 from mapenc.errors import ConfigError
-from mapenc.raster.device_draw import DeviceSegments, burn_segments, fill_segments
 from mapenc.raster.grid import NorthUpGrid
-from mapenc.raster.layers import LAYERS, Layer
+from mapenc.raster.layers import LAYERS
 from mapenc.raster.mapgeom import MapGeometry
 from mapenc.raster.spec import RasterSpec
 
 PHASES = 2  # sub-cell steps of the per-row offsets (position within 1 / (2 * PHASES) cell)
 CPU_CHUNK = 8  # agents gathered together on the CPU: their index stays in cache
-VECTOR_CPU_CHUNK = 16  # agents whose fill and line layers are drawn together on the CPU
 DEVICE_CHUNK_PIXELS = 2**27  # pixels gathered together on accelerators (512 MiB of int32 index)
 
 
@@ -56,6 +54,10 @@ class TorchSettings:
             "sample": sampled from the tiles like the other layers, several times faster on the
             CPU, but lines come out about a pixel thinner or thicker than exact (IoU ~0.75 with
             it, like the fast mode) and polygon edges move by up to half a cell.
+        coordinates: pixel coordinates of drawn layers: "float64" (the exact mode's arithmetic:
+            rasters equal exact's bit for bit), "float32" (after a float64 shift to the agent:
+            half the memory traffic; a pixel centre within ~1e-5 px of an edge may flip) or
+            "auto" (default): float64 on the CPU, float32 on accelerators.
     """
 
     oversample: int = 3
@@ -63,6 +65,7 @@ class TorchSettings:
     max_device_tiles: int = 16
     chunk: int | None = None
     binary: str = "draw"
+    coordinates: str = "auto"
 
     def __post_init__(self) -> None:
         if min(self.oversample, self.tile_cells, self.max_device_tiles, self.chunk or 1) < 1:
@@ -71,6 +74,17 @@ class TorchSettings:
             raise ConfigError(
                 f"TorchSettings.binary must be 'draw' or 'sample', got {self.binary!r}"
             )
+        if self.coordinates not in ("auto", "float32", "float64"):
+            raise ConfigError(
+                "TorchSettings.coordinates must be 'auto', 'float32' or 'float64', got "
+                f"{self.coordinates!r}"
+            )
+
+    def coordinate_dtype(self, device: torch.device) -> torch.dtype:
+        """The dtype of drawn layers' pixel coordinates on ``device``."""
+        if self.coordinates == "auto":
+            return torch.float64 if device.type == "cpu" else torch.float32
+        return torch.float64 if self.coordinates == "float64" else torch.float32
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -99,10 +113,7 @@ class DeviceTiles:
     ) -> None:
         self.geometry, self.spec, self.device = geometry, spec, device
         self.settings = settings or TorchSettings()
-        drawn = [n for n in layers if LAYERS[n].binary and self.settings.binary == "draw"]
-        self.vectors = {n: self._device_segments(LAYERS[n]) for n in drawn}
-        self.layers = tuple(n for n in layers if n not in self.vectors)
-        layers = self.layers
+        self.layers = layers
         self.oversample = self.settings.oversample
         cell = spec.pixel_size_m / self.oversample
         self.reach = int(np.ceil(spec.radius_m / cell)) + 2
@@ -228,7 +239,6 @@ class DeviceTiles:
         cell = self.grid.cell_m
         gu = (poses[:, 0] - self.grid.x0) / cell
         gv = (self.grid.y1 - poses[:, 1]) / cell
-        self._draw_vectors(poses, out)
         if not self.arrays:
             return
         keys = self._tile_keys(gu, gv)
@@ -251,37 +261,6 @@ class DeviceTiles:
                 sub,
             )
             out[part] = sub
-
-    def _device_segments(self, layer: Layer) -> DeviceSegments:
-        """A fill or line layer's segments on the device (fills binned by polygon piece)."""
-        pieces = self.geometry.layer(layer)[0] if layer.fills else None
-        segments = self.geometry.segments(layer)
-        return DeviceSegments(segments, pieces, self.geometry.map.bounds, self.device)
-
-    def _draw_vectors(self, poses: torch.Tensor, out: torch.Tensor) -> None:
-        """Draw the layers of ``self.vectors`` into ``out`` from their segments."""
-        if not self.vectors:
-            return
-        matrices = raster_from_city(self.spec, poses)
-        h, w = self.spec.size_px
-        corners_px = poses.new_tensor([[0.0, 0.0, 1.0], [w, 0.0, 1.0], [w, h, 1.0], [0.0, h, 1.0]])
-        corners = torch.einsum("nab,kb->nka", torch.linalg.inv(matrices), corners_px)[..., :2]
-        on = 255 if out.dtype == torch.uint8 else 1.0
-        chunk = VECTOR_CPU_CHUNK if self.device.type == "cpu" else self._chunk()
-        for a0 in range(0, len(poses), chunk):  # on the CPU: a fill's winding stays in cache
-            part = slice(a0, a0 + chunk)
-            for name, vectors in self.vectors.items():
-                agent, start, end = vectors.for_windows(corners[part])
-                draw = fill_segments if LAYERS[name].fills else burn_segments
-                draw(
-                    out[part],
-                    self.spec.layers.index(name),
-                    on,
-                    agent,
-                    start,
-                    end,
-                    matrices[part],
-                )
 
     def _sample_tiles(
         self,
@@ -383,15 +362,3 @@ class DeviceTiles:
             ]
         values = table.reshape(-1).index_select(0, index.view(-1))
         out[:, self.spec.layers.index(name)].copy_(values.view(codes.shape))
-
-
-def raster_from_city(spec: RasterSpec, poses: torch.Tensor) -> torch.Tensor:
-    """(N, 3, 3) float64 city metres -> pixel coordinates of each agent's raster, for poses
-    (N, 3) on any device (``RasterSpec.raster_from_city`` in torch)."""
-    x, y, heading = poses.to(torch.float64).unbind(1)
-    c, s = torch.cos(heading), torch.sin(heading)
-    zero, one = torch.zeros_like(c), torch.ones_like(c)
-    agent_from_city = torch.stack(
-        [c, s, -(c * x + s * y), -s, c, s * x - c * y, zero, zero, one], dim=1
-    ).view(-1, 3, 3)
-    return poses.new_tensor(spec.raster_from_agent(), dtype=torch.float64) @ agent_from_city
