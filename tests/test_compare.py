@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,10 +19,11 @@ from mapenc.cli import main
 from mapenc.data.mnist import load_mnist
 from mapenc.encoders import build_encoder, describe
 from mapenc.errors import ConfigError, DataError
+from mapenc.evaluation.trajectory_types import TRAJECTORY_TYPES, TYPE_GROUPS, group_masks
 from mapenc.geometry.se2 import apply_matrices
 from mapenc.raster import RasterSpec
 from mapenc.study import CompareConfig, probe_encoder, run_compare, summarise
-from mapenc.study.compare import CellProgress, _logged_step
+from mapenc.study.compare import CellProgress, _logged_step, format_type_intervals
 from mapenc.study.config import STUDY_TASK_NAMES
 from mapenc.study.plots import plot_learning_curves, plot_study
 from mapenc.study.probes import (
@@ -250,6 +252,44 @@ def check_traj_summary(out: Path) -> None:
     assert summary["references"] == ["none", "conv-spatial"] and "cv_recorded" in baselines
     scenes = summary["all_scenes"]  # the scored split's scene names
     assert len(scenes) == 2 and all(name.startswith("synthetic") for name in scenes)
+    check_traj_summary_by_type(summary, rows, per_sample)
+
+
+def check_traj_summary_by_type(
+    summary: dict[str, Any],
+    rows: list[dict[str, Any]],
+    per_sample: dict[str, list[SampleScores]],
+) -> None:
+    """by_trajectory_type: every group, counts that add up, intervals per group whose paired
+    differences are those of the per-sample files within the group; the rows' model means per
+    type; the printed table of all, moving and turning agents."""
+    by_type = summary["by_trajectory_type"]
+    assert set(by_type) == set(TYPE_GROUPS)  # summary.json's keys are sorted
+    types = per_sample["vector"][0].types
+    assert types is not None
+    n = len(types)
+    assert sum(by_type[t]["n"] for t in TRAJECTORY_TYPES) == n
+    assert by_type["moving"]["n"] == n - by_type["stationary"]["n"] > 0
+    for group in TYPE_GROUPS:
+        rows_of_group = group_masks(types)[group]
+        entry = by_type[group]
+        assert entry["n"] == int(rows_of_group.sum())
+        if entry["n"] == 0:
+            assert entry == {"n": 0, "scenes": 0}
+            continue
+        vector = entry["intervals"]["vector"]
+        both = zip(per_sample["vector"], per_sample["none"], strict=True)
+        expected = np.mean(
+            [(a.values["minFDE"] - b.values["minFDE"])[rows_of_group] for a, b in both]
+        )
+        assert vector["minus_none"]["minFDE"]["mean"] == pytest.approx(expected, abs=1e-4)
+        assert set(entry["intervals"]) >= {"none", "conv-spatial", "vector", "kinematic"}
+    row = next(r for r in rows if r["encoder"] == "vector" and r["seed"] == 0)
+    moving = row["by_trajectory_type"]["moving"]
+    assert moving["n"] == by_type["moving"]["n"] and moving["minFDE"] > 0
+    table = format_type_intervals(summary, "none").splitlines()
+    assert table[0].split()[:3] == ["method", "all", f"(n={n})"]
+    assert "moving" in table[0] and "turning" in table[0] and len(table) == 1 + 3 + 5
 
 
 def test_the_time_left_scales_each_pending_cell_by_how_slow_the_finished_ones_ran(

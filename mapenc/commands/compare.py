@@ -5,7 +5,8 @@ same number of optimiser steps into ``DIR/runs/<encoder>-s<seed>/`` (finished ru
 so a killed study resumes; ``--workers N`` trains N at a time), then writes ``DIR/results.json``,
 ``DIR/summary.json`` and PNGs, and prints a mean ± std table and, for trajectories, each
 encoder's and baseline's means with 95 % intervals over scenes and seeds and the paired
-differences to ``none``.
+differences to ``none``, then minFDE of all, moving and turning agents (the Waymo trajectory
+types of the true futures, ``by_trajectory_type`` in ``summary.json``) with the same intervals.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mapenc.study.compare import (
     SUMMARY_NAME,
     format_intervals,
     format_table,
+    format_type_intervals,
     run_compare,
     summarise,
 )
@@ -113,5 +115,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{saved['intervals_over']}:"
             )
             print(intervals)
+        by_type = format_type_intervals(saved, reference)
+        if by_type:
+            print(f"\nminFDE of all, moving and turning agents and differences to {reference}:")
+            print(by_type)
     print(f"rows: {args.out / 'results.json'}; summary and PNGs in {args.out}")
     return 0

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from mapenc.errors import ConfigError
+from mapenc.evaluation.trajectory_types import TRAJECTORY_TYPES
 from mapenc.progress import progress_bar
 from mapenc.study.config import CompareConfig
 from mapenc.study.protocol import PROBE_COLUMNS, Run, StudyTask
@@ -344,33 +345,74 @@ def run_compare(config: CompareConfig, out_dir: PathType) -> list[dict[str, Any]
     return rows
 
 
+def _interval_cell(interval: dict[str, Any]) -> str:
+    low, high = interval["ci95"]
+    return f"{interval['mean']:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _aligned(lines: Sequence[Sequence[str]]) -> str:
+    """Rows of cells as left-aligned text columns."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines
+    )
+
+
+def _interval_entries(saved: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A summary's interval entries by method name: the encoders', then the baselines'."""
+    entries = {e["encoder"]: e for e in saved.get("encoders", []) if "metrics" in e}
+    return entries | {b["baseline"]: b for b in saved.get("baselines", [])}
+
+
 def format_intervals(saved: dict[str, Any], reference: str) -> str:
     """Aligned text table of a ``summary.json`` with intervals: per encoder and baseline, each
     metric's mean [95 % interval] and its difference to the method ``reference`` (one of the
     summary's ``references``; empty without intervals)."""
-    entries = [(e["encoder"], e) for e in saved.get("encoders", []) if "metrics" in e]
-    entries += [(b["baseline"], b) for b in saved.get("baselines", [])]
+    entries = _interval_entries(saved)
     if not entries:
         return ""
-    metrics = list(entries[0][1]["metrics"])
-
-    def cell(interval: dict[str, Any]) -> str:
-        low, high = interval["ci95"]
-        return f"{interval['mean']:.3f} [{low:.3f}, {high:.3f}]"
-
+    metrics = list(next(iter(entries.values()))["metrics"])
     header = ["method", "seeds", *metrics, *(f"{m} - {reference}" for m in metrics)]
     lines = [header]
-    for name, entry in entries:
+    for name, entry in entries.items():
         difference = entry.get(f"minus_{reference}", {})
         lines.append(
             [name, str(entry["seeds"])]
-            + [cell(entry["metrics"][m]) for m in metrics]
-            + [cell(difference[m]) if m in difference else "-" for m in metrics]
+            + [_interval_cell(entry["metrics"][m]) for m in metrics]
+            + [_interval_cell(difference[m]) if m in difference else "-" for m in metrics]
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines
-    )
+    return _aligned(lines)
+
+
+# The agents a study's by-type table shows, in its order: all of them, then the ones a map can
+# help (standing and straight agents dominate the averages).
+TYPE_TABLE_GROUPS = ("all", "moving", "turning")
+
+
+def format_type_intervals(saved: dict[str, Any], reference: str, metric: str = "minFDE") -> str:
+    """Aligned text table of ``metric`` for all, moving and turning agents (``by_trajectory_type``
+    of a ``summary.json``): per encoder and baseline the mean [95 % interval] and the difference
+    to ``reference``; empty when the summary has no types."""
+    by_type = saved.get("by_trajectory_type")
+    entries = _interval_entries(saved)
+    if not by_type or not entries:
+        return ""
+    columns = {"all": (sum(by_type[t]["n"] for t in TRAJECTORY_TYPES), entries)}
+    for group in TYPE_TABLE_GROUPS[1:]:
+        columns[group] = (by_type[group]["n"], by_type[group].get("intervals", {}))
+    header = ["method"]
+    for group, (n, _) in columns.items():
+        header += [f"{group} (n={n}) {metric}", f"- {reference}"]
+    lines = [header]
+    for name in entries:
+        line = [name]
+        for _, methods in columns.values():
+            entry = methods.get(name, {})
+            difference = entry.get(f"minus_{reference}", {})
+            line.append(_interval_cell(entry["metrics"][metric]) if entry else "-")
+            line.append(_interval_cell(difference[metric]) if metric in difference else "-")
+        lines.append(line)
+    return _aligned(lines)
 
 
 def groups(rows: Sequence[dict[str, Any]]) -> set[str]:

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from mapenc.evaluation.baselines import baseline_forecasts
 from mapenc.evaluation.report import score_per_sample
+from mapenc.evaluation.trajectory_types import sample_trajectory_types
 from mapenc.experiments import mnist, trajectory
 from mapenc.study.config import NO_MAP, CompareConfig, study_encoder
 from mapenc.study.intervals import seed_interval_entries
@@ -34,6 +35,7 @@ from mapenc.study.protocol import (
 from mapenc.study.traj_scores import (
     SampleScores,
     interval_entries,
+    interval_entries_by_type,
     read_or_score,
     sample_scores,
 )
@@ -250,7 +252,8 @@ class TrajStudy:
         return experiment.raster.num_channels, *experiment.raster.size_px
 
     def row(self, run: Run, run_dir: Path) -> dict[str, Any]:
-        """The results row of a finished run (metrics, size, bottleneck, map-latent probes)."""
+        """The results row of a finished run (metrics, size, bottleneck, map-latent probes, and
+        under ``by_trajectory_type`` the sample count and the model's means per type)."""
         result = read_json(run_dir / self.metrics_name)
         experiment, model = trajectory.load_run(run_dir)
         model.eval()
@@ -270,6 +273,11 @@ class TrajStudy:
             **wall_times(result),
             **bottleneck_facts(model.map_encoder, self.encoder_input_shape(experiment)),
         }
+        if "by_trajectory_type" in result:  # absent from runs evaluated before types existed
+            row["by_trajectory_type"] = {
+                group: {"n": entry["n"], **entry.get("model", {})}
+                for group, entry in result["by_trajectory_type"].items()
+            }
         encoder = model.map_encoder
         if encoder is None:
             return row
@@ -292,7 +300,8 @@ class TrajStudy:
             split = trajectory.load_split(experiment, self.config.eval_split, progress=False)
             forecasts, _ = trajectory.predict(model, split.dataset, k=K_FORECASTS)
             scored = score_per_sample(forecasts, split.samples, split.scenarios)
-            return sample_scores(scored, scene_of_each(split))
+            types = sample_trajectory_types(split.samples, experiment.task.dt)
+            return sample_scores(scored, scene_of_each(split), types)
 
         return read_or_score(run_dir, score)
 
@@ -316,15 +325,16 @@ class TrajStudy:
         task = self.experiment(Run(NO_MAP, 0)).task
         forecasts = baseline_forecasts(split.samples, split.scenarios, task, K_FORECASTS)
         scenes = scene_of_each(split)
+        types = sample_trajectory_types(split.samples, task.dt)
         return {
-            name: sample_scores(score_per_sample(f, split.samples, split.scenarios), scenes)
+            name: sample_scores(score_per_sample(f, split.samples, split.scenarios), scenes, types)
             for name, f in forecasts.items()
         }
 
     def summary_extras(self, out_dir: Path, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """Intervals over scenes and seeds of every encoder and baseline, paired differences to
-        each of the ``references`` (by default ``none``); none for a study over several raster
-        sizes."""
+        each of the ``references`` (by default ``none``), and the same within every trajectory
+        type under ``by_trajectory_type``; none for a study over several raster sizes."""
         if len(self.config.raster_sizes) > 1:
             return {}
         runs: dict[str, list[SampleScores]] = {}
@@ -332,10 +342,11 @@ class TrajStudy:
             scores = self.scores(run, out_dir / "runs" / run.folder_name())
             runs.setdefault(run.encoder, []).append(scores)
         split = self.eval_split()
+        baselines = self.baseline_scores(split)
+        references = self.config.difference_references()
         return {
-            "intervals": interval_entries(
-                runs, self.baseline_scores(split), self.config.difference_references()
-            ),
+            "intervals": interval_entries(runs, baselines, references),
+            "by_trajectory_type": interval_entries_by_type(runs, baselines, references),
             "references": list(self.config.difference_references()),
             "intervals_over": "scenes and seeds (paired bootstrap)",
             f"{self.config.eval_split}_scenes": sorted(split.names),

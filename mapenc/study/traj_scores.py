@@ -2,8 +2,9 @@
 samples, and the intervals of ``summary.json`` built from them.
 
 A run's scores are saved beside it as ``per_sample.npz`` (``scene`` (N,) str, the scene each
-sample comes from, and one (N,) float array per metric of ``METRICS``), so the intervals can be
-rebuilt, or redrawn another way, without scoring again. The scores are those of
+sample comes from, ``trajectory_type`` (N,) str, the Waymo Open Dataset type of its true future
+(``mapenc.evaluation.trajectory_types``), and one (N,) float array per metric of ``METRICS``), so
+the intervals can be rebuilt, or redrawn another way or per type, without scoring again. The scores are those of
 ``mapenc.evaluation.report.score_per_sample`` (best mode by final error, AV2 definitions):
 ``minADE``, ``minFDE`` (metres), ``miss_rate`` (0/1 per sample) and ``offroad_rate`` (the share
 of the sample's K x F forecast points off the drivable area).
@@ -24,10 +25,12 @@ from numpy.typing import NDArray
 
 from mapenc.errors import DataError
 from mapenc.evaluation.report import METRICS, PerSample
+from mapenc.evaluation.trajectory_types import group_masks
 from mapenc.safeio import write_atomic
 from mapenc.study.intervals import bootstrap_mean, paired_difference
 
 PER_SAMPLE_NAME = "per_sample.npz"
+TYPE_KEY = "trajectory_type"
 FloatArray = NDArray[np.float64]
 
 
@@ -38,14 +41,19 @@ class SampleScores:
     Attributes:
         scenes: (N,) str, the scene of each sample.
         values: metric name (``METRICS``) -> (N,) float64.
+        types: (N,) str, the trajectory type of each sample's true future; None in files
+            written before types were saved.
     """
 
     scenes: NDArray[np.str_]
     values: dict[str, FloatArray]
+    types: NDArray[np.str_] | None = None
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write ``scene`` and the metric arrays to an ``.npz`` file."""
+        """Write ``scene``, the types and the metric arrays to an ``.npz`` file."""
         arrays: dict[str, Any] = {"scene": self.scenes, **self.values}
+        if self.types is not None:
+            arrays[TYPE_KEY] = self.types
         write_atomic(path, lambda handle: np.savez_compressed(handle, **arrays))
 
     @classmethod
@@ -57,16 +65,29 @@ class SampleScores:
                 missing = [m for m in ("scene", *METRICS) if m not in data.files]
                 if missing:
                     raise DataError(f"{path}: no {', '.join(missing)} in the per-sample scores")
-                return cls(data["scene"], {m: data[m].astype(np.float64) for m in METRICS})
+                types = data[TYPE_KEY] if TYPE_KEY in data.files else None
+                return cls(data["scene"], {m: data[m].astype(np.float64) for m in METRICS}, types)
         except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as err:
             raise DataError(f"{path}: not a readable .npz file ({err})") from None
 
+    def subset(self, rows: NDArray[np.bool_]) -> SampleScores:
+        """The scores of the samples where ``rows`` (N,) is True."""
+        return SampleScores(
+            self.scenes[rows],
+            {m: v[rows] for m, v in self.values.items()},
+            None if self.types is None else self.types[rows],
+        )
 
-def sample_scores(scored: PerSample, scene_of_sample: Sequence[str]) -> SampleScores:
-    """``mapenc.evaluation.report.score_per_sample``'s scores with each sample's scene."""
+
+def sample_scores(
+    scored: PerSample, scene_of_sample: Sequence[str], types: Sequence[str] | NDArray[np.str_]
+) -> SampleScores:
+    """``mapenc.evaluation.report.score_per_sample``'s scores with each sample's scene and
+    trajectory type (``mapenc.evaluation.trajectory_types.sample_trajectory_types``)."""
     return SampleScores(
         scenes=np.asarray(scene_of_sample, dtype=str),
         values={m: np.asarray(scored.column(m), dtype=np.float64) for m in METRICS},
+        types=np.asarray(types, dtype=str),
     )
 
 
@@ -116,11 +137,48 @@ def interval_entries(
     return out
 
 
+def interval_entries_by_type(
+    runs: Mapping[str, Sequence[SampleScores]],
+    baselines: Mapping[str, SampleScores],
+    references: Sequence[str],
+) -> dict[str, dict[str, Any]]:
+    """``interval_entries`` within every group of ``TYPE_GROUPS`` (``moving``, ``turning``, the
+    eight Waymo types): ``{group: {"n": samples, "scenes": scenes, "intervals": {...}}}``, a
+    group without samples as ``{"n": 0, "scenes": 0}``.
+
+    Raises DataError when a method's scores hold no trajectory types or the methods disagree on
+    them (they scored different samples).
+    """
+    every = [s for scores in runs.values() for s in scores] + list(baselines.values())
+    if not every:
+        return {}
+    types = every[0].types
+    if types is None or any(s.types is None or not np.array_equal(s.types, types) for s in every):
+        raise DataError("the per-sample scores of the study hold no or different trajectory types")
+    out: dict[str, dict[str, Any]] = {}
+    for group, rows in group_masks(types).items():
+        entry: dict[str, Any] = {
+            "n": int(rows.sum()),
+            "scenes": len(np.unique(every[0].scenes[rows])),
+        }
+        if rows.any():
+            entry["intervals"] = interval_entries(
+                {name: [s.subset(rows) for s in scores] for name, scores in runs.items()},
+                {name: s.subset(rows) for name, s in baselines.items()},
+                references,
+            )
+        out[group] = entry
+    return out
+
+
 def read_or_score(run_dir: Path, score: Any) -> SampleScores:
-    """The run's ``per_sample.npz``, or ``score()`` (a SampleScores) saved there first."""
+    """The run's ``per_sample.npz``, or ``score()`` (a SampleScores) saved there first; a file
+    written before trajectory types were saved is scored again."""
     path = run_dir / PER_SAMPLE_NAME
     if path.is_file():
-        return SampleScores.load(path)
+        saved = SampleScores.load(path)
+        if saved.types is not None:
+            return saved
     scores: SampleScores = score()
     scores.save(path)
     return scores
