@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import shapely
@@ -132,25 +132,30 @@ def repair_polygon(geom: BaseGeometry, what: str) -> BaseGeometry:
 
 
 def repair_polygons(
-    geoms: Sequence[BaseGeometry], names: Sequence[str], where: str
+    geoms: Sequence[BaseGeometry], names: Sequence[str], where: str, quiet: bool = False
 ) -> list[BaseGeometry]:
-    """``repair_polygon`` over the polygons of one source, with one warning for all repairs.
+    """``repair_polygon`` over the polygons of one source, with one warning for all repairs
+    (none with ``quiet``, for polygons whose folds are expected).
 
     ``names[i]`` names ``geoms[i]`` in the warning (e.g. ``"lanelet 12"``); ``where`` is the file.
+    Valid polygons are returned as they are; the checks are vectorised over all of them.
     """
-    for geom, name in zip(geoms, names, strict=True):
-        check_polygon_size(geom, f"{where}: {name}")
-    invalid = np.flatnonzero(~shapely.is_valid(np.asarray(geoms, dtype=object))).tolist()
+    array = np.empty(len(geoms), dtype=object)
+    array[:] = list(geoms)
+    too_big = np.flatnonzero(shapely.get_num_coordinates(array) > MAX_POLYGON_VERTICES)
+    if len(too_big):
+        check_polygon_size(array[too_big[0]], f"{where}: {names[too_big[0]]}")
+    invalid = np.flatnonzero(~shapely.is_valid(array)).tolist()
     repaired = list(geoms)
-    if len(invalid):
+    if len(invalid) and not quiet:
         listed = ", ".join(names[i] for i in invalid[:5])
         more = f" and {len(invalid) - 5} more" if len(invalid) > 5 else ""
         warnings.warn(
             f"{where}: {len(invalid)} invalid polygon(s) repaired with make_valid: {listed}{more}",
             stacklevel=2,
         )
-        for i in invalid:
-            repaired[i] = _made_valid(geoms[i])
+    for i in invalid:
+        repaired[i] = _made_valid(geoms[i])
     return repaired
 
 
@@ -268,6 +273,30 @@ class Projection:
         return np.stack([np.asarray(lon), np.asarray(lat)], axis=1)
 
 
+class _DrivableArea:
+    """The ``VectorMap.drivable_area`` attribute: the area given to the map, or else the union of
+    the lane polygons, built when first read. Most work never needs the union (a fill of the lane
+    polygons is a fill of their union; ``VectorMap.drivable_parts`` gives them), and on maps of
+    hundreds of lanes it costs more than reading the map."""
+
+    @overload
+    def __get__(self, obj: None, owner: Any) -> None: ...
+
+    @overload
+    def __get__(self, obj: VectorMap, owner: Any) -> BaseGeometry: ...
+
+    def __get__(self, obj: VectorMap | None, owner: Any) -> BaseGeometry | None:
+        if obj is None:
+            return None  # the dataclass default: derive the area from the lanes
+        if obj._drivable_area is None:
+            obj._drivable_area = shapely.union_all(obj.lane_polygons)
+        return obj._drivable_area
+
+    def __set__(self, obj: VectorMap, value: BaseGeometry | None) -> None:
+        obj._drivable_area = value
+        obj._area_given = value is not None
+
+
 @dataclass(eq=False)
 class VectorMap:
     """A vector road map in one metric city frame.
@@ -275,18 +304,21 @@ class VectorMap:
     Attributes:
         lanes: the lane segments.
         crosswalks: pedestrian crossings as polygons.
-        drivable_area: one (Multi)Polygon; built as the union of lane polygons when not given.
+        drivable_area: one (Multi)Polygon; the union of the lane polygons when not given, built
+            when first read.
         road_edges: extra boundary polylines (curbs, road borders) as (K, 2) arrays.
         source: the file the map was read from ("" when built in memory).
         projection: set when the source was geographic (lat/lon), else None.
         road_lines: painted lines kept apart from the lanes (Waymo), with their mark types.
         driveways, speed_bumps: polygons (Waymo).
         stop_signs: stop signs (Waymo).
+        boundaries_offset: the lane boundaries are the centerline offset sideways (Waymo): their
+            polygons fold on turns tighter than the half width, and are mended without a warning.
     """
 
     lanes: list[Lane]
     crosswalks: list[Polygon] = field(default_factory=list)
-    drivable_area: BaseGeometry | None = None
+    drivable_area: _DrivableArea = _DrivableArea()
     road_edges: list[FloatArray] = field(default_factory=list)
     source: str = ""
     projection: Projection | None = None
@@ -294,13 +326,14 @@ class VectorMap:
     driveways: list[BaseGeometry] = field(default_factory=list)
     speed_bumps: list[BaseGeometry] = field(default_factory=list)
     stop_signs: list[StopSign] = field(default_factory=list)
+    boundaries_offset: bool = False
+    _drivable_area: BaseGeometry | None = field(init=False, repr=False, compare=False)
+    _area_given: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ids = [lane.id for lane in self.lanes]
         if len(set(ids)) != len(ids):
             raise MapencError(f"{self.source or 'map'}: duplicate lane ids")
-        if self.drivable_area is None:
-            self.drivable_area = shapely.union_all([lane.polygon for lane in self.lanes])
         self._lane_by_id = {lane.id: lane for lane in self.lanes}
 
     def lane(self, lane_id: str) -> Lane:
@@ -312,19 +345,49 @@ class VectorMap:
 
     @property
     def area(self) -> BaseGeometry:
-        """The drivable area (never None after construction)."""
-        assert self.drivable_area is not None
+        """The drivable area as one geometry (``drivable_area``)."""
         return self.drivable_area
 
     @cached_property
+    def lane_polygons(self) -> list[BaseGeometry]:
+        """Every lane's ``polygon``, in lane order, built together: one vectorised validity check,
+        repairs only for the invalid ones (one warning for the map, none when
+        ``boundaries_offset``). Each lane's own ``polygon`` is then the same object."""
+        todo = [lane for lane in self.lanes if "polygon" not in lane.__dict__]
+        if todo:
+            rings = [np.concatenate([t.left_boundary, t.right_boundary[::-1]]) for t in todo]
+            owner = np.repeat(np.arange(len(rings)), [len(r) for r in rings])
+            built = shapely.polygons(shapely.linearrings(np.concatenate(rings), indices=owner))
+            names = [f"lane {lane.id}" for lane in todo]
+            where = self.source or "map"
+            polygons = repair_polygons(list(built), names, where, quiet=self.boundaries_offset)
+            for lane, polygon in zip(todo, polygons, strict=True):
+                lane.__dict__["polygon"] = polygon  # fills Lane.polygon's cache
+        return [lane.polygon for lane in self.lanes]
+
+    @property
+    def drivable_parts(self) -> list[BaseGeometry]:
+        """Polygons whose union is ``drivable_area``: the parts of the area given to the map, else
+        the lane polygons (no union built). A pixel or point inside any of them is drivable."""
+        if self._area_given:
+            assert self._drivable_area is not None
+            return [g for g in shapely.get_parts(self._drivable_area) if not g.is_empty]
+        return [g for g in self.lane_polygons if not g.is_empty]
+
+    @cached_property
     def bounds(self) -> Bounds:
-        """(xmin, ymin, xmax, ymax) of every element, city frame; (0, 0, 0, 0) for an empty map."""
-        parts: list[BaseGeometry] = [self.area, *self.crosswalks]
-        parts += [shapely.multipoints(lane.centerline) for lane in self.lanes]
-        geoms = [g for g in parts if not g.is_empty]
-        if not geoms:
+        """(xmin, ymin, xmax, ymax) of every element, city frame; (0, 0, 0, 0) for an empty map.
+
+        Taken from ``drivable_parts`` (a union's bounds are those of its parts), the crosswalks
+        and the centerline points, without building the drivable area's union."""
+        geoms = np.array([*self.drivable_parts, *self.crosswalks], dtype=object)
+        boxes = [shapely.bounds(geoms[~shapely.is_empty(geoms)]).reshape(-1, 4)]
+        if self.lanes:
+            points = np.concatenate([lane.centerline for lane in self.lanes])
+            boxes.append(np.concatenate([points.min(axis=0), points.max(axis=0)])[None])
+        b = np.concatenate(boxes)
+        if not len(b):
             return (0.0, 0.0, 0.0, 0.0)
-        b = shapely.bounds(np.array(geoms, dtype=object))
         return (
             float(b[:, 0].min()),
             float(b[:, 1].min()),
@@ -334,9 +397,10 @@ class VectorMap:
 
     @cached_property
     def _lane_tree(self) -> STRtree:
-        return STRtree(
-            [lane.polygon.union(shapely.LineString(lane.centerline)) for lane in self.lanes]
-        )
+        polygons = np.empty(len(self.lanes), dtype=object)
+        polygons[:] = self.lane_polygons
+        centerlines = [shapely.LineString(lane.centerline) for lane in self.lanes]
+        return STRtree(shapely.union(polygons, np.array(centerlines, dtype=object)))
 
     @cached_property
     def _crosswalk_tree(self) -> STRtree:

@@ -21,8 +21,9 @@ What a record becomes (city frame = Waymo's global frame, metres):
   take the distance interpolated from the covered ones, and a side without segments takes half of
   ``DEFAULT_LANE_WIDTH_M``. Half widths are clipped to ``waymo_map.HALF_WIDTH_RANGE_M``. The boundary's mark
   is the type of the segments covering most points (a road edge is a curb), ``none`` without
-  segments. On turns tighter than the half width the offset folds: the lane polygon is mended
-  with ``make_valid``.
+  segments. On turns tighter than the half width the offset folds: the lane polygon, built when
+  a caller first needs it (``VectorMap.lane_polygons``), is mended with ``make_valid``. No
+  drivable-area union is built while reading (``VectorMap.drivable_area`` builds it on demand).
 - road lines (``VectorMap.road_lines`` with their mark types), road edges, crosswalks, driveways
   and speed bumps (polygons), stop signs.
 
@@ -36,11 +37,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from mapenc.errors import MapencError, MapFormatError
 from mapenc.maps.tfrecord import iter_records
@@ -54,6 +58,10 @@ from mapenc.maps.waymo_map import map_from_features
 
 KINDS = {1: "vehicle", 2: "pedestrian", 3: "cyclist", 4: "other"}
 UNKNOWN_KIND = "unknown"
+# Per state, in the order of the (N, T, 8) array the tracks are read into.
+_STATE_FIELDS = attrgetter(
+    "center_x", "center_y", "heading", "velocity_x", "velocity_y", "length", "width", "valid"
+)
 
 
 def read_waymo_scenario(path: Path, index: int | None = None) -> Scenario:
@@ -207,34 +215,22 @@ def _tracks(messages: Sequence[Any], num_steps: int) -> list[Track]:
             raise MapencError(
                 f"track {track.id} has {len(track.states)} states for {num_steps} timestamps"
             )
-    # Per state: x, y, heading, vx, vy, length, width, valid.
-    values = np.array(
-        [
-            (
-                s.center_x,
-                s.center_y,
-                s.heading,
-                s.velocity_x,
-                s.velocity_y,
-                s.length,
-                s.width,
-                s.valid,
-            )
-            for track in messages
-            for s in track.states
-        ],
+    values = np.fromiter(
+        chain.from_iterable(map(_STATE_FIELDS, chain.from_iterable(t.states for t in messages))),
         dtype=np.float64,
+        count=len(messages) * num_steps * 8,
     ).reshape(len(messages), num_steps, 8)
     valid = values[..., 7] > 0
     bad = ~np.isfinite(values[..., :7]).all(axis=2) & valid
     if bad.any():
         raise MapencError(f"track {messages[int(bad.any(axis=1).argmax())].id}: NaN or inf values")
     values[~valid] = np.nan
+    box = _median_over_valid(values[..., 5:7], valid)
     tracks = []
-    for track, rows, observed in zip(messages, values, valid, strict=True):
+    for track, rows, observed, median_box in zip(messages, values, valid, box, strict=True):
         kind = KINDS.get(track.object_type, UNKNOWN_KIND)
         if observed.any():
-            length, width = (float(v) for v in np.median(rows[observed, 5:7], axis=0))
+            length, width = (float(v) for v in median_box)
         else:
             length, width = default_box_size(kind)
         tracks.append(
@@ -250,3 +246,13 @@ def _tracks(messages: Sequence[Any], num_steps: int) -> list[Track]:
             )
         )
     return tracks
+
+
+def _median_over_valid(values: FloatArray, valid: NDArray[np.bool_]) -> FloatArray:
+    """(N, C) median over the valid steps of (N, T, C) values (``np.median`` of each track's valid
+    rows, all tracks at once); NaN for a track without valid steps."""
+    ordered = np.sort(np.where(valid[..., None], values, np.nan), axis=1)  # NaN sort last
+    count = valid.sum(axis=1)
+    low = np.take_along_axis(ordered, np.maximum(count - 1, 0)[:, None, None] // 2, axis=1)
+    high = np.take_along_axis(ordered, (count // 2)[:, None, None], axis=1)
+    return np.where(count[:, None] > 0, ((low + high) / 2)[:, 0], np.nan)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -13,8 +16,8 @@ import shapely
 from numpy.typing import NDArray
 
 from mapenc.errors import MapencError
+from mapenc.maps.geojson import _MAX_MITER as MAX_MITER
 from mapenc.maps.geojson import DEFAULT_LANE_WIDTH_M, offset_polyline
-from mapenc.maps.jsonparse import ring_polygon
 from mapenc.maps.types import (
     FloatArray,
     Lane,
@@ -23,6 +26,7 @@ from mapenc.maps.types import (
     RoadLine,
     StopSign,
     VectorMap,
+    repair_polygons,
 )
 
 # LaneCenter.LaneType: undefined, freeway, surface street, bike lane.
@@ -43,66 +47,123 @@ ROAD_LINE_MARKS = {
 HALF_WIDTH_RANGE_M = (0.5, 5.0)
 
 
-def _points(map_points: Sequence[Any]) -> FloatArray:
-    """(K, 2) float64 [x, y] of repeated ``MapPoint`` (z dropped); MapencError if not finite."""
-    points = np.array([(p.x, p.y) for p in map_points], dtype=np.float64).reshape(-1, 2)
-    if not np.isfinite(points).all():
-        raise MapencError("NaN or inf map coordinates")
-    return points
+# The field holding each map feature kind's points: polylines, or polygon rings.
+POINT_FIELDS = {
+    "lane": "polyline",
+    "road_line": "polyline",
+    "road_edge": "polyline",
+    "crosswalk": "polygon",
+    "driveway": "polygon",
+    "speed_bump": "polygon",
+}
+POLYGON_KINDS = ("crosswalk", "driveway", "speed_bump")
+_XY = attrgetter("x", "y")
 
 
-def _distinct(points: FloatArray) -> NDArray[np.bool_]:
-    """(K,) mask keeping each point that differs from the one before."""
-    return np.concatenate([[True], (np.diff(points, axis=0) != 0).any(axis=1)])[: len(points)]
+@dataclass(frozen=True)
+class _FeaturePoints:
+    """The points of every map feature, copied out of the messages in one pass.
+
+    Attributes:
+        points: (K, 2) float64 [x, y] of each feature's polyline or polygon ring (z dropped;
+            (0, 2) for features without points).
+        new: (K,) bool per feature, True for each point that differs from the one before.
+    """
+
+    points: list[FloatArray]
+    new: list[NDArray[np.bool_]]
+
+    @classmethod
+    def of(cls, features: Sequence[Any], kinds: Sequence[str | None]) -> _FeaturePoints:
+        """The points of ``features`` of the given kinds; MapencError naming the first feature
+        with NaN or inf coordinates."""
+        containers = [
+            getattr(getattr(feature, kind), POINT_FIELDS[kind]) if kind in POINT_FIELDS else ()
+            for feature, kind in zip(features, kinds, strict=True)
+        ]
+        sizes = np.fromiter(map(len, containers), dtype=np.intp, count=len(containers))
+        flat = np.fromiter(
+            chain.from_iterable(map(_XY, chain.from_iterable(containers))),
+            dtype=np.float64,
+            count=2 * int(sizes.sum()),
+        ).reshape(-1, 2)
+        ends = np.cumsum(sizes)
+        bad = ~np.isfinite(flat).all(axis=1)
+        if bad.any():
+            feature = features[int(np.searchsorted(ends, np.argmax(bad), side="right"))]
+            raise MapencError(f"map feature {feature.id}: NaN or inf map coordinates")
+        new = np.ones(len(flat), dtype=bool)
+        new[1:] = (flat[1:] != flat[:-1]).any(axis=1)
+        new[(ends - sizes)[sizes > 0]] = True  # each feature's first point
+        return cls(np.split(flat, ends[:-1]), np.split(new, ends[:-1]))
+
+
+def _polygons(rings: list[FloatArray], names: list[str], source: str) -> list[Any]:
+    """Polygons of (K, 2) rings (closed implicitly), built and checked together; invalid rings are
+    repaired with one warning (``repair_polygons``). Each ring has at least 3 distinct points."""
+    if not rings:
+        return []
+    owner = np.repeat(np.arange(len(rings)), [len(ring) for ring in rings])
+    built = shapely.polygons(shapely.linearrings(np.concatenate(rings), indices=owner))
+    return repair_polygons(list(built), names, source)
+
+
+def _distinct_counts(rings: list[FloatArray]) -> NDArray[np.intp]:
+    """(R,) number of distinct points of each (K, 2) ring."""
+    if not rings:
+        return np.zeros(0, dtype=np.intp)
+    owner = np.repeat(np.arange(len(rings)), [len(ring) for ring in rings])
+    rows = np.unique(np.column_stack([owner, np.concatenate(rings)]), axis=0)
+    return np.bincount(rows[:, 0].astype(np.intp), minlength=len(rings))
 
 
 def map_from_features(features: Sequence[Any], source: str) -> VectorMap:
-    """VectorMap of the scenario's ``map_features``; degenerate features skipped with a warning."""
+    """VectorMap of the scenario's ``map_features``; degenerate features skipped with a warning.
+
+    Lanes, lines and polygons come out as arrays; lane polygons and the drivable area are left
+    to ``VectorMap`` to build when a caller needs them."""
+    kinds = [feature.WhichOneof("feature_data") for feature in features]
+    read = _FeaturePoints.of(features, kinds)
+    points, new = read.points, read.new
     lines: dict[int, FloatArray] = {}
     line_marks: dict[int, MarkType] = {}  # road line id -> its mark; road edges are curbs
-    for feature in features:
-        kind = feature.WhichOneof("feature_data")
+    for feature, kind, feature_points in zip(features, kinds, points, strict=True):
         if kind in ("road_line", "road_edge"):
-            lines[feature.id] = _points(getattr(feature, kind).polyline)
+            lines[feature.id] = feature_points
             line_marks[feature.id] = (
                 ROAD_LINE_MARKS.get(feature.road_line.type, MarkType.UNKNOWN)
                 if kind == "road_line"
                 else MarkType.CURB
             )
-    lane_features = [f for f in features if f.WhichOneof("feature_data") == "lane"]
-    lane_points = [_points(f.lane.polyline) for f in lane_features]
-    boundaries = iter(_boundary_distances(lane_features, lane_points, lines))
+    lane_features = [f for f, kind in zip(features, kinds, strict=True) if kind == "lane"]
+    lane_points = [p for p, kind in zip(points, kinds, strict=True) if kind == "lane"]
+    lane_new = iter([n for n, kind in zip(new, kinds, strict=True) if kind == "lane"])
+    boundaries = _boundary_distances(lane_features, lane_points, lines)
     skipped: Counter[str] = Counter()
-    lanes: list[Lane] = []
+    lane_parts: list[_LaneParts] = []
     road_lines: list[RoadLine] = []
     road_edges: list[FloatArray] = []
-    polygons: dict[str, list[Any]] = {"crosswalk": [], "driveway": [], "speed_bump": []}
+    rings: dict[str, list[FloatArray]] = {kind: [] for kind in POLYGON_KINDS}
+    ring_names: dict[str, list[str]] = {kind: [] for kind in POLYGON_KINDS}
     stop_signs: list[StopSign] = []
-    for feature in features:
-        kind = feature.WhichOneof("feature_data")
-        what = f"{kind} {feature.id}"
+    for feature, kind, feature_points, distinct in zip(features, kinds, points, new, strict=True):
         if kind == "lane":
-            points, (left, right) = next(boundaries)
-            lane = _lane(feature, points, left, right, line_marks)
-            if lane is None:
+            parts = _lane_parts(feature, *next(boundaries), next(lane_new), line_marks)
+            if parts is None:
                 skipped["lane(s) with fewer than 2 distinct points"] += 1
             else:
-                lanes.append(lane)
+                lane_parts.append(parts)
         elif kind in ("road_line", "road_edge"):
-            points = lines[feature.id]
-            if _distinct(points).sum() < 2:
+            if distinct.sum() < 2:
                 skipped[f"{kind}(s) with fewer than 2 distinct points"] += 1
             elif kind == "road_edge":
-                road_edges.append(points)
+                road_edges.append(feature_points)
             else:
                 mark = line_marks[feature.id]
-                road_lines.append(RoadLine(id=str(feature.id), points=points, mark=mark))
-        elif kind in polygons:
-            ring = _points(getattr(feature, kind).polygon)
-            if len(np.unique(ring, axis=0)) < 3:
-                skipped[f"{kind}(s) with fewer than 3 distinct points"] += 1
-            else:
-                polygons[kind].append(ring_polygon(ring, what))
+                road_lines.append(RoadLine(id=str(feature.id), points=feature_points, mark=mark))
+        elif kind in rings:
+            rings[kind].append(feature_points)
+            ring_names[kind].append(f"{kind} {feature.id}")
         elif kind == "stop_sign":
             sign = feature.stop_sign
             stop_signs.append(
@@ -112,18 +173,20 @@ def map_from_features(features: Sequence[Any], source: str) -> VectorMap:
                     lanes=tuple(str(lane_id) for lane_id in sign.lane),
                 )
             )
-    with warnings.catch_warnings():
-        # Offset boundaries fold on the inside of turns tighter than the lane's half width: an
-        # artefact of the offset, not of the data, so the polygons are mended here without the
-        # warning repair_polygon gives for broken source polygons (and cached on each Lane).
-        warnings.simplefilter("ignore")
-        for lane in lanes:
-            _ = lane.polygon
+    polygons: dict[str, list[Any]] = {}
+    for kind in POLYGON_KINDS:
+        enough = _distinct_counts(rings[kind]) >= 3
+        if not enough.all():
+            skipped[f"{kind}(s) with fewer than 3 distinct points"] += int((~enough).sum())
+        kept = np.flatnonzero(enough)
+        polygons[kind] = _polygons(
+            [rings[kind][i] for i in kept], [ring_names[kind][i] for i in kept], source
+        )
     if skipped:
         listed = ", ".join(f"{count} {what}" for what, count in skipped.items())
         warnings.warn(f"{source}: skipped degenerate map features: {listed}", stacklevel=2)
     return VectorMap(
-        lanes=lanes,
+        lanes=_lanes(lane_parts),
         crosswalks=polygons["crosswalk"],
         road_edges=road_edges,
         source=source,
@@ -131,6 +194,7 @@ def map_from_features(features: Sequence[Any], source: str) -> VectorMap:
         driveways=polygons["driveway"],
         speed_bumps=polygons["speed_bump"],
         stop_signs=stop_signs,
+        boundaries_offset=True,
     )
 
 
@@ -178,38 +242,103 @@ def _boundary_distances(
     return zip(lane_points, covered, strict=True)
 
 
-def _lane(
+@dataclass(frozen=True)
+class _LaneParts:
+    """What a lane is made of before its boundaries are offset (all lanes together).
+
+    Attributes:
+        feature: the ``lane`` map feature.
+        centerline: (K, 2) polyline without repeated points (metres, city frame).
+        left_half, right_half: (K,) distances (metres) to the left / right boundary.
+        left_mark, right_mark: the boundaries' marks.
+    """
+
+    feature: Any
+    centerline: FloatArray
+    left_half: FloatArray
+    right_half: FloatArray
+    left_mark: MarkType
+    right_mark: MarkType
+
+
+def _lane_parts(
     feature: Any,
     points: FloatArray,
-    left: list[Covered],
-    right: list[Covered],
+    sides: tuple[list[Covered], list[Covered]],
+    keep: NDArray[np.bool_],
     line_marks: dict[int, MarkType],
-) -> Lane | None:
-    """Lane of a ``lane`` map feature with polyline ``points`` and its boundary segments' distances
-    per side, or None when the polyline has < 2 distinct points."""
-    center = feature.lane
-    keep = _distinct(points)
+) -> _LaneParts | None:
+    """The parts of a ``lane`` map feature with polyline ``points`` (``keep``: each point that
+    differs from the one before) and its boundary segments' distances per side, or None when the
+    polyline has < 2 distinct points."""
     if keep.sum() < 2:
         return None
-    centerline = points[keep]
-    left_half, left_mark = _half_widths(len(points), left, line_marks)
-    right_half, right_mark = _half_widths(len(points), right, line_marks)
-    return Lane(
-        id=str(feature.id),
-        centerline=centerline,
-        left_boundary=offset_polyline(centerline, left_half[keep]),
-        right_boundary=offset_polyline(centerline, -right_half[keep]),
-        left_mark=left_mark,
-        right_mark=right_mark,
-        lane_type=LANE_TYPES.get(center.type, LaneType.UNKNOWN),
-        predecessors=tuple(str(i) for i in center.entry_lanes),
-        successors=tuple(str(i) for i in center.exit_lanes),
-        left_neighbor=str(center.left_neighbors[0].feature_id) if center.left_neighbors else None,
-        right_neighbor=(
-            str(center.right_neighbors[0].feature_id) if center.right_neighbors else None
-        ),
-        is_intersection=bool(center.interpolating),
+    left_half, left_mark = _half_widths(len(points), sides[0], line_marks)
+    right_half, right_mark = _half_widths(len(points), sides[1], line_marks)
+    return _LaneParts(
+        feature, points[keep], left_half[keep], right_half[keep], left_mark, right_mark
     )
+
+
+def _lanes(parts: list[_LaneParts]) -> list[Lane]:
+    """The Lanes, their boundaries offset from the centerlines all in one call per side."""
+    centerlines = [p.centerline for p in parts]
+    lefts = offset_polylines(centerlines, [p.left_half for p in parts])
+    rights = offset_polylines(centerlines, [-p.right_half for p in parts])
+    lanes = []
+    for p, left, right in zip(parts, lefts, rights, strict=True):
+        center = p.feature.lane
+        lanes.append(
+            Lane(
+                id=str(p.feature.id),
+                centerline=p.centerline,
+                left_boundary=left,
+                right_boundary=right,
+                left_mark=p.left_mark,
+                right_mark=p.right_mark,
+                lane_type=LANE_TYPES.get(center.type, LaneType.UNKNOWN),
+                predecessors=tuple(str(i) for i in center.entry_lanes),
+                successors=tuple(str(i) for i in center.exit_lanes),
+                left_neighbor=(
+                    str(center.left_neighbors[0].feature_id) if center.left_neighbors else None
+                ),
+                right_neighbor=(
+                    str(center.right_neighbors[0].feature_id) if center.right_neighbors else None
+                ),
+                is_intersection=bool(center.interpolating),
+            )
+        )
+    return lanes
+
+
+def offset_polylines(lines: list[FloatArray], distances: list[FloatArray]) -> list[FloatArray]:
+    """``offset_polyline`` of each (K_i, 2) polyline by its (K_i,) distances (metres, to the
+    left), in one call over all of them.
+
+    The polylines are joined end to start. Inner points come out as ``offset_polyline`` moves
+    them; the first and last point of each polyline, whose normals the joins bend, are then moved
+    as ``offset_polyline`` moves end points: along their own segment's normal, the last one with
+    its miter factor. Returns the (K_i, 2) offset polylines.
+    """
+    if not lines:
+        return []
+    sizes = np.array([len(line) for line in lines])
+    joined = np.concatenate(lines)
+    distance = np.concatenate(distances)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a join may repeat a point
+        moved = offset_polyline(joined, distance)
+    last = np.cumsum(sizes) - 1
+    first = last - sizes + 1
+    for ends, segment_start, is_last in ((first, first, False), (last, last - 1, True)):
+        segment = joined[segment_start + 1] - joined[segment_start]
+        unit = segment / np.linalg.norm(segment, axis=1, keepdims=True)
+        segment_normal = np.stack([-unit[:, 1], unit[:, 0]], axis=1)
+        normal = segment_normal / np.linalg.norm(segment_normal, axis=1, keepdims=True)
+        miter = np.ones(len(ends))
+        if is_last:
+            miter = 1.0 / np.maximum((normal * segment_normal).sum(axis=1), 1.0 / MAX_MITER)
+        moved[ends] = joined[ends] + (distance[ends] * miter)[:, None] * normal
+    return np.split(moved, last[:-1] + 1)
 
 
 def _half_widths(
