@@ -1,12 +1,16 @@
 """The Waymo Open Dataset trajectory types: the rule on hand-made start and end states (every
 type, every threshold from both sides, U-turns both ways, +y to the agent's left), its
-independence of the frame, and the end state read off future positions."""
+independence of the frame, and the end state read off future positions (on hand-made futures,
+and against the recorded headings of real NGSIM scenes)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from mapenc.data.trajectory import NGSIM_TASK, samples_from_scenarios
 from mapenc.errors import DataError
 from mapenc.evaluation.trajectory_types import (
     END_HEADING_BASELINE_M,
@@ -16,8 +20,10 @@ from mapenc.evaluation.trajectory_types import (
     classify_track_ends,
     future_end_states,
     group_masks,
+    sample_trajectory_types,
     type_names,
 )
+from mapenc.maps import load_scenario
 
 DT = 0.1
 STEPS = 30  # 3 s of future at 10 Hz
@@ -206,3 +212,32 @@ def test_bad_inputs_are_refused_by_name() -> None:
         classify_futures(np.zeros((3, 30, 2)), np.zeros((2, 2)), DT)
     with pytest.raises(DataError, match="NaN"):
         classify_futures(np.full((1, 30, 2), np.nan), np.zeros((1, 2)), DT)
+
+
+@pytest.mark.real_data
+def test_types_from_future_positions_agree_with_recorded_headings_on_ngsim(
+    real_data: Path,
+) -> None:
+    """Lankershim's intersections: the types read off the future positions are, for nearly every
+    sample, those of the recorded end heading and velocity (CommonRoad keeps both)."""
+    folder = real_data / "commonroad_ngsim" / "Lankershim"
+    scenes = [load_scenario(folder / f"USA_Lanker-2_{i}_T-1.xml.gz") for i in (10, 14)]
+    samples = samples_from_scenarios(scenes, NGSIM_TASK)
+    from_positions = sample_trajectory_types(samples, NGSIM_TASK.dt)
+    starts: list[tuple[float, ...]] = []
+    ends: list[tuple[float, ...]] = []
+    for index, track_id, t in zip(
+        samples.scenario_index, samples.track_ids, samples.time_step, strict=True
+    ):
+        track = next(tr for tr in scenes[int(index)].tracks if tr.id == track_id)
+        assert track.velocity is not None
+        for states, step in ((starts, t), (ends, t + NGSIM_TASK.future_steps)):
+            states.append((*track.xy[step], track.heading[step], *track.velocity[step]))
+    start, end = np.array(starts), np.array(ends)
+    recorded = type_names(
+        classify_track_ends(
+            start[:, :2], start[:, 2], start[:, 3:], end[:, :2], end[:, 2], end[:, 3:]
+        )
+    )
+    assert np.mean(from_positions == recorded) >= 0.95
+    assert {"stationary", "straight", "left_turn", "right_turn"} <= set(recorded.tolist())
