@@ -230,11 +230,13 @@ def predict(
 
 
 def default_split(config: TrajExperimentConfig, data: Sequence[str] | None) -> str:
-    """ "test" when ``data`` is what the run was trained on (or None), else "all" (zero-shot)."""
+    """ "test" when ``data`` is some of the data paths the run was trained on (or None), else
+    "all" (zero-shot). Each data path is split on its own (``plan_for``), so one of them alone
+    has the same test part as in training."""
     if not data:
         return "test"
     trained = {str(Path(p).resolve()) for p in config.data}
-    return "test" if {str(Path(p).resolve()) for p in data} == trained else "all"
+    return "test" if {str(Path(p).resolve()) for p in data} <= trained else "all"
 
 
 @dataclass(frozen=True)
