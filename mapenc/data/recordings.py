@@ -22,6 +22,10 @@ apart leaks those vehicles from train into test. ``group_recordings`` finds them
    A file all of whose moving tracks are shared with another file, and vice versa, with the same
    observed-step counts, is an exact duplicate (up to frame and time): the later one by name is
    dropped.
+
+Sources whose files are separate recordings by construction (INTERACTION track files, generated
+scenes) skip the search (``mapenc.data.split``); among them ``content_fingerprint`` finds the same
+recording given twice (a file and its gzipped copy).
 """
 
 from __future__ import annotations
@@ -328,6 +332,21 @@ def group_recordings(scenes: Sequence[Scenario], names: Sequence[str] | None = N
         ):
             duplicate_of[dropped] = kept
     return Recordings(component=component, duplicate_of=duplicate_of, shared=shared)
+
+
+def content_fingerprint(scene: Scenario) -> str:
+    """SHA-256 (hex) of a scene's traffic: every track's observed steps and positions (rounded to
+    the millimetre), whatever the track order, ids, file name or compression. Equal for two
+    copies of one recording in the same frame and time; not meant to match re-framed copies
+    (``group_recordings`` does that)."""
+    per_track = sorted(
+        hashlib.sha256(
+            (scene.first_step + np.flatnonzero(track.valid)).astype(np.int64).tobytes()
+            + np.round(track.xy[track.valid] * 1000.0).astype(np.int64).tobytes()
+        ).digest()
+        for track in scene.tracks
+    )
+    return hashlib.sha256(b"".join(per_track)).hexdigest()
 
 
 def file_digest(path: str) -> str:

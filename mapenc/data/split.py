@@ -1,7 +1,8 @@
 """Train/val/test splits that share no traffic: whole recordings per split, fixed or computed.
 
 ``plan_split`` groups scenes into recordings (``mapenc.data.recordings``: files that share a
-vehicle up to a rigid frame change and a time shift), drops exact duplicates, and gives every
+vehicle up to a rigid frame change and a time shift; an INTERACTION track file or a generated scene
+is a recording of its own), drops exact duplicates, and gives every
 recording whole to one split, as close to ``TARGET_SHARES`` (60/15/25 % of the samples) as whole
 recordings allow, with every location in test (and in train and val where it has enough
 recordings). The search is deterministic (seeded restarts of a local search).
@@ -24,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from mapenc.data.recordings import file_digest, group_recordings
+from mapenc.data.recordings import content_fingerprint, file_digest, group_recordings
 from mapenc.errors import ConfigError, DataError
+from mapenc.maps.io import INTERACTION_TRACKS_FOLDER, is_interaction_tracks
 from mapenc.maps.synthetic.traffic import is_generated
 from mapenc.maps.types import Scenario
 from mapenc.safeio import write_bytes_atomic
@@ -108,9 +110,24 @@ def count_samples(scene: Scenario) -> int:
 
 
 def location_of(name: str) -> str:
-    """First folder of a relative scene name ("" for a name without one)."""
+    """First folder of a relative scene name ("" for a name without one); for an INTERACTION
+    recording named inside a release folder (``.../recorded_trackfiles/<LOCATION>/<file>``), its
+    location."""
     parts = Path(name).parts
+    if INTERACTION_TRACKS_FOLDER in parts[:-2]:
+        return parts[parts.index(INTERACTION_TRACKS_FOLDER) + 1]
     return parts[0] if len(parts) > 1 else ""
+
+
+def is_own_recording(scene: Scenario) -> bool:
+    """Whether ``scene`` is a recording of its own by construction, whatever its content.
+
+    Generated scenes come from independent seeds, and their ideal kinematics make vehicles of
+    different scenes match by chance. Every INTERACTION track file is a separate recording (its
+    track ids and frames restart), and a content search over their million 3 s windows would cost
+    many minutes to find only chance look-alikes.
+    """
+    return is_generated(scene) or is_interaction_tracks(scene.source)
 
 
 def _cost(
@@ -187,19 +204,21 @@ def plan_split(scenes: Sequence[Scenario], names: Sequence[str]) -> SplitPlan:
         raise ConfigError("plan_split needs one name per scene")
     if len(set(names)) != len(names):
         raise DataError("two scenes have the same name; give each data folder once")
-    # Generated scenes come from independent seeds, and their ideal kinematics make vehicles of
-    # different scenes match by chance: each is a recording of its own.
-    recorded = [i for i, sc in enumerate(scenes) if not is_generated(sc)]
+    recorded = [i for i, sc in enumerate(scenes) if not is_own_recording(sc)]
     recordings = group_recordings([scenes[i] for i in recorded], [names[i] for i in recorded])
     component = {names[i]: int(c) for i, c in zip(recorded, recordings.component, strict=True)}
-    generated = [name for name, sc in zip(names, scenes, strict=True) if is_generated(sc)]
-    component |= {name: len(recorded) + k for k, name in enumerate(generated)}
+    own = [i for i, sc in enumerate(scenes) if is_own_recording(sc)]
+    component |= {names[i]: len(recorded) + k for k, i in enumerate(own)}
     dropped: dict[str, str] = {}
     for index, kept in recordings.duplicate_of.items():
         dropped[names[recorded[index]]] = (
             f"exact duplicate of {names[recorded[kept]]}: every track is the same up to a rigid "
             "transform and a time shift"
         )
+    dropped |= _same_content(
+        [names[i] for i in own if not is_generated(scenes[i])],
+        [scenes[i] for i in own if not is_generated(scenes[i])],
+    )
     samples = {name: count_samples(sc) for name, sc in zip(names, scenes, strict=True)}
     for name in names:
         if name not in dropped and samples[name] == 0:
@@ -225,6 +244,18 @@ def plan_split(scenes: Sequence[Scenario], names: Sequence[str]) -> SplitPlan:
         samples=samples,
         source="computed",
     )
+
+
+def _same_content(names: Sequence[str], scenes: Sequence[Scenario]) -> dict[str, str]:
+    """Name -> why it is dropped, for every scene whose traffic (``content_fingerprint``) equals
+    that of a scene earlier by name: the same recording given twice."""
+    first_with: dict[str, str] = {}
+    dropped: dict[str, str] = {}
+    for name, scene in sorted(zip(names, scenes, strict=True), key=lambda pair: pair[0]):
+        kept = first_with.setdefault(content_fingerprint(scene), name)
+        if kept != name:
+            dropped[name] = f"exact duplicate of {kept}: every track is the same, in the same frame"
+    return dropped
 
 
 def scene_digest(source: str) -> str:
