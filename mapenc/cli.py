@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "eval-traj": "mapenc.commands.eval_traj",
     "compare": "mapenc.commands.compare",
     "split": "mapenc.commands.split",
+    "prepare": "mapenc.commands.prepare",
     "demo": "mapenc.commands.demo",
 }
 

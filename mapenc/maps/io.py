@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mapenc.errors import MapencError, MapFormatError
+from mapenc.maps.store import is_store_shard
 from mapenc.maps.types import Scenario, VectorMap
 from mapenc.safeio import GZIP_MAGIC, gunzip
 
@@ -52,7 +53,10 @@ SCENARIO_READERS: dict[str, str] = {
     "interaction": "mapenc.maps.interaction:read_interaction_scenario",
 }
 # Files that may hold many scenarios: format name -> "module:function" yielding them one by one.
-SCENARIO_STREAMS: dict[str, str] = {"waymo": "mapenc.maps.waymo:iter_waymo_scenarios"}
+SCENARIO_STREAMS: dict[str, str] = {
+    "waymo": "mapenc.maps.waymo:iter_waymo_scenarios",
+    "store": "mapenc.maps.store:iter_store_scenarios",
+}
 
 
 # While a ``reading_once()`` block runs: (path, size, mtime, inode) -> content already read.
@@ -298,12 +302,15 @@ def iter_scenarios(
     path: PathType, tracks: PathType | None = None, dt: float | None = None
 ) -> Iterator[Scenario]:
     """Every scenario at ``path``, one in memory at a time: each record of a Waymo TFRecord shard
-    (``Scenario.source`` is ``FILE#i`` when the file holds more than one), each recording of an
+    (``Scenario.source`` is ``FILE#i`` when the file holds more than one), each scenario of a
+    scenario-store shard (``*.scenarios``, ``mapenc prepare``), each recording of an
     INTERACTION release or location folder, else the one scenario ``load_scenario(path, tracks,
     dt)`` reads."""
     file, index = waymo_record(path)
     if index is None and is_waymo_file(file):
         yield from _reader(SCENARIO_STREAMS["waymo"])(file)
+    elif is_store_shard(path):
+        yield from _reader(SCENARIO_STREAMS["store"])(path)
     elif interaction_track_files(path):
         for track_file in interaction_track_files(path):
             yield load_scenario(track_file)
@@ -345,6 +352,7 @@ def summarize(vector_map: VectorMap, scenario: Scenario | None) -> dict[str, Any
         metadata = {
             "scenario_id": scenario.scenario_id,
             "current_step": scenario.current_step,
+            "first_step": scenario.first_step or None,
             "ego_track_id": scenario.ego_track_id,
             "tracks_to_predict": list(scenario.tracks_to_predict) or None,
         }
