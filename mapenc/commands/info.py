@@ -17,6 +17,7 @@ from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.errors import ConfigError, printable
 from mapenc.maps.geojson import HEADING_UNITS
 from mapenc.maps.io import (
+    interaction_track_files,
     is_waymo_file,
     iter_scenarios,
     load_map_or_scenario,
@@ -34,7 +35,8 @@ class InfoConfig:
     """Settings of `mapenc info`.
 
     Attributes:
-        path: a map file, a scenario file, or a scene folder.
+        path: a map file, a scenario file, a scene folder, or an INTERACTION release or
+            location folder.
         tracks: tracks CSV for a GeoJSON map given as a file (generic format).
         dt: seconds per step for the generic format, overriding the GeoJSON's ``properties.dt``.
         png: where to draw the map and tracks, or None.
@@ -63,12 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the summary as JSON; draw the PNG when asked. Returns 0.
 
-    A Waymo file is streamed; one of many scenarios (a shard) prints ``{"source": ...,
-    "scenarios": [one summary per scenario]}``, and ``--png`` then needs one named as ``FILE#i``.
+    A Waymo file and an INTERACTION release or location folder are read one scenario at a time;
+    for many scenarios (a shard, several recordings) it prints ``{"source": ..., "scenarios": [one
+    summary per scenario]}``, and ``--png`` then needs one named (``FILE#i``, a track file).
     """
     config = FLAGS.build(args)
-    if is_waymo_file(config.path) and waymo_record(config.path)[1] is None:
-        return _run_on_shard(config)
+    shard = is_waymo_file(config.path) and waymo_record(config.path)[1] is None
+    if shard or interaction_track_files(config.path):
+        return _run_on_many(config)
     vector_map, scenario = load_map_or_scenario(
         config.path, config.tracks, config.dt, config.heading_units
     )
@@ -77,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_on_shard(config: InfoConfig) -> int:
-    """`mapenc info` on a Waymo file, reading one scenario at a time."""
+def _run_on_many(config: InfoConfig) -> int:
+    """`mapenc info` on a Waymo file or an INTERACTION folder, reading one scenario at a time."""
     summaries, scenario = [], None
     for scenario in iter_scenarios(config.path):
         summaries.append(summarize(scenario.map, scenario))
@@ -88,9 +92,13 @@ def _run_on_shard(config: InfoConfig) -> int:
         return 0
     print(json.dumps({"source": str(config.path), "scenarios": summaries}, indent=2))
     if config.png is not None:
-        raise ConfigError(
-            f"{config.path}: holds {len(summaries)} scenarios, --png draws one: "
+        one = (
             f"name it as {config.path}#i"
+            if is_waymo_file(config.path)
+            else "name one of its vehicle_tracks_NNN.csv files"
+        )
+        raise ConfigError(
+            f"{config.path}: holds {len(summaries)} scenarios, --png draws one: {one}"
         )
     return 0
 
