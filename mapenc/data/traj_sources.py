@@ -24,6 +24,7 @@ from mapenc.data.split import SPLITS, SplitPlan, merge_plans, resolve_split
 from mapenc.errors import ConfigError, DataError, MapencError
 from mapenc.maps import iter_scenarios
 from mapenc.maps.io import holds_tracks, is_interaction_tracks, is_waymo_file
+from mapenc.maps.store import is_store_shard
 from mapenc.maps.types import Scenario
 
 SYNTHETIC_PREFIX = "synthetic"
@@ -55,6 +56,7 @@ def _scene_files(path: Path, visited: set[Path] | None = None) -> Iterator[Path]
             child.name.endswith(COMMONROAD_SUFFIXES)
             or is_waymo_file(child)
             or is_interaction_tracks(child)
+            or is_store_shard(child)
         ):
             yield child
 
