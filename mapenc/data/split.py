@@ -27,7 +27,7 @@ import numpy as np
 
 from mapenc.data.recordings import content_fingerprint, file_digest, group_recordings
 from mapenc.errors import ConfigError, DataError
-from mapenc.maps.io import INTERACTION_TRACKS_FOLDER, is_interaction_tracks
+from mapenc.maps.io import INTERACTION_TRACKS_FOLDER, INTERACTION_VEHICLE_FILE
 from mapenc.maps.synthetic.traffic import is_generated
 from mapenc.maps.types import Scenario
 from mapenc.safeio import write_bytes_atomic
@@ -125,9 +125,12 @@ def is_own_recording(scene: Scenario) -> bool:
     Generated scenes come from independent seeds, and their ideal kinematics make vehicles of
     different scenes match by chance. Every INTERACTION track file is a separate recording (its
     track ids and frames restart), and a content search over their million 3 s windows would cost
-    many minutes to find only chance look-alikes.
+    many minutes to find only chance look-alikes. Known by the name of the scene's source (a scene
+    read back from the scenario store keeps it, even where the file itself is absent).
     """
-    return is_generated(scene) or is_interaction_tracks(scene.source)
+    return (
+        is_generated(scene) or INTERACTION_VEHICLE_FILE.match(Path(scene.source).name) is not None
+    )
 
 
 def _cost(
