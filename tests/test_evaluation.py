@@ -238,7 +238,11 @@ def test_eval_traj_prints_the_trajectory_types(
     capsys.readouterr()
     evaluate = ["eval-traj", str(tmp_path / "map"), "--split", "all", "--figures", "0"]
     assert main([*evaluate, "--versus", str(tmp_path / "nomap")]) == 0
-    result = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    result = json.loads(printed.out)
+    table = printed.err.split("by trajectory type of the true future:\n")[1].splitlines()
+    assert [line.split()[0] for line in table[:4]] == ["agents", "all", "moving", "turning"]
+    assert table[1].split()[1] == str(result["n"])
     types = result["by_trajectory_type"]
     assert list(types) == list(TYPE_GROUPS)
     assert sum(types[t]["n"] for t in TRAJECTORY_TYPES) == result["n"]

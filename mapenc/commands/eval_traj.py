@@ -10,13 +10,16 @@ and turning agents: every method's scores and the differences with their interva
 defaults to test on the data the run was trained on and to all of any other data (zero-shot;
 ``"zero_shot": true`` in the JSON). The JSON goes to ``--out`` (default
 ``DIR/eval_<split>.json``), PNGs of sampled cases to ``DIR/eval_<split>/``, and with
-``--predictions`` the forecasts to an ``.npz`` for rescoring.
+``--predictions`` the forecasts to an ``.npz`` for rescoring. A table of minFDE for all agents,
+then the moving, turning and each type's, beside the kinematic baseline and the versus run, goes
+to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,7 @@ import torch
 from mapenc.checks import FieldChecks
 from mapenc.commands.flags import ConfigFlags, Flag
 from mapenc.data.traj_sources import SPLITS
+from mapenc.evaluation.report import format_by_type
 from mapenc.experiments import trajectory
 from mapenc.safeio import write_bytes_atomic
 from mapenc.train.config import MAX_SEED
@@ -103,7 +107,11 @@ def run(args: argparse.Namespace) -> int:
         versus=config.versus,
         skip_bad=config.skip_bad,
     )
-    text = json.dumps(result.to_dict(), indent=2)
+    report = result.to_dict()
+    text = json.dumps(report, indent=2)
     write_bytes_atomic(config.out or config.run_dir / f"eval_{result.split}.json", text.encode())
     print(text)
+    # For a person, on stderr so that stdout stays one JSON document.
+    print(f"\nminFDE{config.k} by trajectory type of the true future:", file=sys.stderr)
+    print(format_by_type(report), file=sys.stderr)
     return 0

@@ -21,7 +21,11 @@ from numpy.typing import NDArray
 
 from mapenc.data.split import location_of
 from mapenc.data.trajectory import TrajSamples
-from mapenc.evaluation.trajectory_types import group_masks, sample_trajectory_types
+from mapenc.evaluation.trajectory_types import (
+    TRAJECTORY_TYPES,
+    group_masks,
+    sample_trajectory_types,
+)
 from mapenc.geometry import transform_points
 from mapenc.maps.types import Scenario
 from mapenc.metrics import MISS_THRESHOLD_M, displacement_errors, offroad_mask
@@ -222,6 +226,49 @@ def by_trajectory_type(
             )
         out[group] = entry
     return out
+
+
+# The baseline beside which ``format_by_type`` prints the model: the kinematic modes (the
+# strongest training-free forecast on standing agents, and the one targets are set against).
+TABLE_BASELINE = "kinematic"
+
+
+def format_by_type(report: Mapping[str, Any], metric: str = "minFDE") -> str:
+    """Aligned text table of ``metric`` from an eval-traj report: all agents, then ``moving``,
+    ``turning`` and every type with samples; per row ``n``, the model's mean, the kinematic
+    baseline's, their difference [95 % interval] and, with a versus run, its mean and the
+    difference to it."""
+    versus = "versus" in report
+    header = ["agents", "n", "model", TABLE_BASELINE, f"model - {TABLE_BASELINE}"]
+    header += ["versus", "model - versus"] if versus else []
+    total = sum(report["by_trajectory_type"][t]["n"] for t in TRAJECTORY_TYPES)
+    rows = [("all", {"n": total, **report})]
+    rows += [(group, entry) for group, entry in report["by_trajectory_type"].items() if entry["n"]]
+    lines = [header]
+    for name, entry in rows:
+        line = [name, str(entry["n"]), f"{entry['model'][metric]:.3f}"]
+        line.append(f"{entry['baselines'][TABLE_BASELINE][metric]:.3f}")
+        line.append(_interval_text(entry["model_minus_baseline"][TABLE_BASELINE][metric]))
+        if versus:
+            line += [
+                f"{entry['versus'][metric]:.3f}",
+                _interval_text(entry["model_minus_versus"][metric]),
+            ]
+        lines.append(line)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    # Names left, numbers right.
+    return "\n".join(
+        "  ".join(
+            cell.ljust(width) if column == 0 else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    )
+
+
+def _interval_text(interval: Mapping[str, Any]) -> str:
+    low, high = interval["ci95"]
+    return f"{interval['mean']:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 def evaluation_report(
