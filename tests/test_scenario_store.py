@@ -1,0 +1,197 @@
+"""The scenario store: scenarios written by ``mapenc prepare`` read back unchanged (map content,
+tracks, metadata and rasters), on synthetic scenes and on the real Waymo, AV2 and INTERACTION
+files; reuse of converted sources, corrupt and foreign files."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+
+from mapenc.cli import main
+from mapenc.data.scenario_store import prepare_store
+from mapenc.errors import MapFormatError
+from mapenc.maps import Scenario, iter_scenarios, load_scenario
+from mapenc.maps.geojson import write_generic_scene
+from mapenc.maps.store import StoreShard, write_store_shard
+from mapenc.maps.synthetic import make_scenarios
+from mapenc.raster import Rasterizer, RasterSpec
+
+SPEC = RasterSpec(
+    size_px=(96, 96),
+    pixel_size_m=0.5,
+    layers=("drivable_area", "lane_boundaries", "centerlines", "crosswalks", "lane_heading_sin"),
+)
+
+
+def _same_geometries(a: list[shapely.Geometry], b: list[shapely.Geometry]) -> None:
+    assert len(a) == len(b)
+    for g, h in zip(a, b, strict=True):
+        assert shapely.equals_exact(g, h, tolerance=0.0)
+
+
+def assert_same_scenario(read: Scenario, original: Scenario) -> None:
+    """Every field of the scenario, its tracks and its map is equal, and so are its rasters."""
+    for name in ("dt", "focal_track_id", "source", "scenario_id", "current_step", "first_step"):
+        assert getattr(read, name) == getattr(original, name), name
+    assert read.ego_track_id == original.ego_track_id
+    assert read.tracks_to_predict == original.tracks_to_predict
+    assert len(read.tracks) == len(original.tracks)
+    for t, u in zip(read.tracks, original.tracks, strict=True):
+        assert (t.id, t.kind, t.length, t.width, t.category) == (
+            u.id,
+            u.kind,
+            u.length,
+            u.width,
+            u.category,
+        )
+        np.testing.assert_array_equal(t.xy, u.xy)
+        np.testing.assert_array_equal(t.heading, u.heading)
+        np.testing.assert_array_equal(t.valid, u.valid)
+        assert (t.velocity is None) == (u.velocity is None)
+        if t.velocity is not None:
+            np.testing.assert_array_equal(t.velocity, u.velocity)
+    m, n = read.map, original.map
+    assert len(m.lanes) == len(n.lanes)
+    for a, b in zip(m.lanes, n.lanes, strict=True):
+        for name in ("centerline", "left_boundary", "right_boundary"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        for name in (
+            "id",
+            "left_mark",
+            "right_mark",
+            "lane_type",
+            "predecessors",
+            "successors",
+            "left_neighbor",
+            "right_neighbor",
+            "is_intersection",
+        ):
+            assert getattr(a, name) == getattr(b, name), name
+    assert [(r.id, r.mark) for r in m.road_lines] == [(r.id, r.mark) for r in n.road_lines]
+    for r, s in zip(m.road_lines, n.road_lines, strict=True):
+        np.testing.assert_array_equal(r.points, s.points)
+    assert len(m.road_edges) == len(n.road_edges)
+    for e, f in zip(m.road_edges, n.road_edges, strict=True):
+        np.testing.assert_array_equal(e, f)
+    assert [(s.id, s.lanes) for s in m.stop_signs] == [(s.id, s.lanes) for s in n.stop_signs]
+    _same_geometries(m.crosswalks, n.crosswalks)
+    _same_geometries(m.driveways, n.driveways)
+    _same_geometries(m.speed_bumps, n.speed_bumps)
+    assert m.drivable_area.equals(n.drivable_area)
+    assert m.bounds == n.bounds and m.projection == n.projection and m.source == n.source
+    poses = _poses(original)
+    for mode in ("exact", "fast"):
+        np.testing.assert_array_equal(
+            Rasterizer(m, SPEC, mode=mode).rasterize(poses, dtype=np.uint8),
+            Rasterizer(n, SPEC, mode=mode).rasterize(poses, dtype=np.uint8),
+        )
+
+
+def _poses(scenario: Scenario) -> np.ndarray:
+    """(N, 3) poses of up to 4 agents valid at the middle step."""
+    t = scenario.num_steps // 2
+    rows = [[*tr.xy[t], tr.heading[t]] for tr in scenario.tracks if tr.valid[t]][:4]
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+
+
+def _round_trip(scenarios: list[Scenario], tmp_path: Path) -> list[Scenario]:
+    shard = tmp_path / "test.scenarios"
+    assert write_store_shard(scenarios, shard, "test") == len(scenarios)
+    return list(iter_scenarios(shard))
+
+
+def test_synthetic_scenes_come_back_unchanged(tmp_path: Path) -> None:
+    scenarios = list(make_scenarios(3, seed=1))
+    read = _round_trip(scenarios, tmp_path)
+    assert len(read) == 3
+    for back, original in zip(read, scenarios, strict=True):
+        assert_same_scenario(back, original)
+
+
+def test_shard_scenarios_are_addressable(tmp_path: Path) -> None:
+    scenarios = list(make_scenarios(3, seed=2))
+    write_store_shard(scenarios, tmp_path / "x.scenarios", "x")
+    shard = StoreShard(tmp_path / "x.scenarios")
+    assert len(shard) == 3 and shard.source == "x"
+    assert_same_scenario(shard.scenario(2), scenarios[2])
+
+
+def test_corrupt_truncated_and_foreign_files_name_the_file(tmp_path: Path) -> None:
+    shard = tmp_path / "c.scenarios"
+    write_store_shard(list(make_scenarios(1, seed=3)), shard, "c")
+    raw = bytearray(shard.read_bytes())
+    raw[-100] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(MapFormatError, match=r"c\.scenarios.*corrupt"):
+        StoreShard(shard)
+    shard.write_bytes(bytes(raw[:-5000]))
+    with pytest.raises(MapFormatError, match=r"c\.scenarios.*truncated"):
+        StoreShard(shard)
+    foreign = tmp_path / "f.scenarios"
+    foreign.write_bytes(b"PK\x03\x04 not a store")
+    with pytest.raises(MapFormatError, match=r"f\.scenarios.*not a scenario-store shard"):
+        list(iter_scenarios(foreign))
+
+
+def test_prepare_converts_once_and_reuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sources = tmp_path / "scenes"
+    for i, scenario in enumerate(make_scenarios(2, seed=4)):
+        write_generic_scene(scenario, sources / f"scene{i}")
+    out = tmp_path / "store"
+    assert main(["prepare", "--data", str(sources), "--out", str(out)]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["sources"] == 2 and first["written"] == 2 and first["scenarios"] == 2
+    assert main(["prepare", "--data", str(sources), "--out", str(out), "--workers", "2"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["written"] == 0 and second["reused"] == 2
+    shards = sorted(out.glob("*.scenarios"))
+    assert len(shards) == 2
+    for shard, folder in zip(shards, sorted(sources.iterdir()), strict=True):
+        (back,) = list(iter_scenarios(shard))
+        assert_same_scenario(back, load_scenario(folder))
+
+
+def _quiet(scenarios: object) -> list[Scenario]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return list(scenarios)  # type: ignore[call-overload]
+
+
+@pytest.mark.real_data
+def test_real_waymo_av2_and_interaction_come_back_unchanged(
+    real_data: Path, tmp_path: Path
+) -> None:
+    shard = sorted((real_data / "waymo" / "womd_210").glob("*.gz"))[0]
+    waymo = _quiet(islice(iter_scenarios(shard), 3))
+    av2 = [
+        load_scenario(folder)
+        for folder in sorted((real_data / "av2" / "forecasting").iterdir())
+        if folder.is_dir()
+    ][:1]
+    sensor = sorted(p for p in (real_data / "av2" / "sensor_logs").iterdir() if p.is_dir())[:1]
+    interaction = sorted(
+        (real_data / "interaction" / "recorded_trackfiles" / "DR_USA_Roundabout_FT").glob(
+            "vehicle_tracks_*"
+        )
+    )[:1]
+    originals = waymo + av2 + _quiet(load_scenario(p) for p in sensor + interaction)
+    for back, original in zip(_round_trip(originals, tmp_path), originals, strict=True):
+        assert_same_scenario(back, original)
+
+
+@pytest.mark.real_data
+def test_real_prepare_of_a_waymo_shard_in_two_processes(real_data: Path, tmp_path: Path) -> None:
+    sources = sorted((real_data / "waymo").glob("*.tfrecord"))
+    prepared = prepare_store(sources, tmp_path / "store", workers=2, progress=False)
+    assert [p.scenarios for p in prepared] == [1, 1]
+    for p in prepared:
+        (back,) = list(iter_scenarios(p.shard))
+        assert_same_scenario(back, _quiet(iter_scenarios(p.source))[0])
