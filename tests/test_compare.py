@@ -37,7 +37,12 @@ from mapenc.study.probes import (
 )
 from mapenc.study.protocol import Run
 from mapenc.study.tasks import STUDY_TASKS
-from mapenc.study.traj_scores import PER_SAMPLE_NAME, SampleScores
+from mapenc.study.traj_scores import (
+    PER_SAMPLE_NAME,
+    SampleScores,
+    interval_entries_by_type,
+    read_or_score,
+)
 
 TINY_MNIST_ENCODERS = "seed_global,seed_spatial_conv"
 
@@ -290,6 +295,23 @@ def check_traj_summary_by_type(
     table = format_type_intervals(summary, "none").splitlines()
     assert table[0].split()[:3] == ["method", "all", f"(n={n})"]
     assert "moving" in table[0] and "turning" in table[0] and len(table) == 1 + 3 + 5
+
+
+def test_per_sample_scores_saved_before_trajectory_types_are_scored_again(tmp_path: Path) -> None:
+    values = {m: np.array([0.5, 2.5]) for m in ("minADE", "minFDE", "miss_rate", "offroad_rate")}
+    old = SampleScores(np.array(["a", "b"]), values)  # no types: an earlier study's file
+    old.save(tmp_path / PER_SAMPLE_NAME)
+    assert SampleScores.load(tmp_path / PER_SAMPLE_NAME).types is None
+    typed = SampleScores(np.array(["a", "b"]), values, np.array(["stationary", "left_turn"]))
+    rescored = read_or_score(tmp_path, lambda: typed).types
+    assert rescored is not None and rescored.tolist() == ["stationary", "left_turn"]
+    again = read_or_score(tmp_path, lambda: pytest.fail("scored twice"))
+    assert again.types is not None and again.types.tolist() == ["stationary", "left_turn"]
+    by_type = interval_entries_by_type({"a": [typed]}, {}, ())
+    assert by_type["turning"]["n"] == by_type["moving"]["n"] == 1
+    assert by_type["straight"] == {"n": 0, "scenes": 0}
+    with pytest.raises(DataError, match="trajectory types"):
+        interval_entries_by_type({"a": [typed], "b": [old]}, {}, ())
 
 
 def test_the_time_left_scales_each_pending_cell_by_how_slow_the_finished_ones_ran(
