@@ -47,9 +47,9 @@ from mapenc.raster.segments import (
     Pair,
     crossing_counts,
     crossings_at,
+    grid_crossings,
     ramp,
     ramp_tensor,
-    supercover_at,
     supercover_counts,
     to_pixels,
 )
@@ -58,6 +58,9 @@ from mapenc.raster.spec import RasterSpec
 BIN_M = 16.0  # bin edge (metres), raised for huge maps so the grid keeps at most MAX_BINS_AXIS
 MAX_BINS_AXIS = 1024
 HOST_READS_PER_CHUNK = 3  # totals of stages 1-3 (see the module docstring)
+# What a total reads as on the meta device (shapes without data), where the drawing runs to check
+# that every tensor stays on the drawer's device with the dtypes and shapes the stages expect.
+META_TOTAL = 64
 
 __all__ = ["BIN_M", "HOST_READS_PER_CHUNK", "MAX_BINS_AXIS", "MapTable", "VectorDrawer"]
 
@@ -227,8 +230,15 @@ class VectorDrawer:
         xmin, ymin, xmax, ymax = spec.extent_m
         corners = [[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]]
         self._corners = torch.tensor(corners, dtype=torch.float64, device=device)  # agent frame
-        self._fill_channels = _channels(spec, self.fill_layers, device)
-        self._line_channels = _channels(spec, self.line_layers, device)
+        self._fill_channels = [spec.layers.index(n) for n in self.fill_layers]
+        self._line_channels = [spec.layers.index(n) for n in self.line_layers]
+        channel_of = [spec.layers.index(n) for n in self.layers]
+        self._channel_of = torch.tensor(channel_of, dtype=torch.int32, device=device)
+        # The value of a lit pixel in each output dtype, kept on the device.
+        self._on = {
+            dtype: torch.tensor(255 if dtype == torch.uint8 else 1, dtype=dtype, device=device)
+            for dtype in (torch.uint8, torch.float32, torch.float64)
+        }
 
     def table(self, geometry: MapGeometry) -> MapTable:
         """The ``MapTable`` of one map's drawn layers, on this drawer's device."""
@@ -267,7 +277,7 @@ class VectorDrawer:
         total = ends[-1]
         if finite is not None:
             total = torch.where(finite, total, -1)
-        entries = int(total.item())
+        entries = _read_totals(total[None])[0]
         if entries < 0:
             return False
         # Stage 2: (agent, item) pairs, each item in the first of its bins under the window.
@@ -286,7 +296,7 @@ class VectorDrawer:
         ) & (bin_row == torch.maximum(item_lo[:, 1], lo_bin[:, 1].index_select(0, agent)))
         seg_count = torch.where(first_bin_of_item, table.item_count.index_select(0, item), 0)
         seg_ends = torch.cumsum(seg_count, 0)
-        segments = int(seg_ends[-1].item()) if len(seg_ends) else 0
+        segments = _read_totals(seg_ends[-1:])[0] if len(seg_ends) else 0
         # Stage 3: (agent, segment) -> pixel coordinates -> crossings or touched pixels.
         pair, j = ramp_tensor(seg_count, seg_ends, segments)
         item = item.index_select(0, pair)
@@ -299,28 +309,46 @@ class VectorDrawer:
         fills = layer < len(self.fill_layers)
         col_lo, crossings = crossing_counts(p0, p1, w)
         cover = supercover_counts(p0, p1, w, h)
-        fill_count = torch.where(fills, crossings, 0)
-        line_count = torch.where(fills, 0, cover.total)
-        fill_ends, line_ends = torch.cumsum(fill_count, 0), torch.cumsum(line_count, 0)
-        both = (
-            fill_ends[-1] * 2**32 + line_ends[-1]
-            if segments
-            else torch.zeros((), dtype=torch.int64)
-        )
-        fill_elements, line_elements = divmod(int(both.item()), 2**32)
-        # Stage 4: crossings into the winding buffer, touched pixels into the line buffer.
+        # Expansions of stage 4: fills' column crossings, lines' end pixels (2 per kept
+        # segment), lines' crossings of vertical and of horizontal grid lines.
+        counts = [
+            torch.where(fills, crossings, 0),
+            torch.where(fills | ~cover.keep, 0, 2),
+            torch.where(fills, 0, cover.count[0]),
+            torch.where(fills, 0, cover.count[1]),
+        ]
+        count_ends = [torch.cumsum(c, 0) for c in counts]
+        totals = [0] * len(counts)
+        if segments:
+            totals = _read_totals(torch.stack([e[-1] for e in count_ends]))
+        expanded = [
+            ramp_tensor(c, e, t) for c, e, t in zip(counts, count_ends, totals, strict=True)
+        ]
+        # Stage 4: crossings into the winding buffer, touched pixels straight into ``out``.
         agent = agent.to(torch.int32)
         if self.fill_layers:
-            edge, j = ramp_tensor(fill_count, fill_ends, fill_elements)
+            edge, j = expanded[0]
             col, row, sign = crossings_at(p0, p1, col_lo, edge, j, h)
             self._fill(
                 out, agent.index_select(0, edge), layer.index_select(0, edge), row, col, sign
             )
         if self.line_layers:
-            seg, j = ramp_tensor(line_count, line_ends, line_elements)
-            row, col = supercover_at(cover, seg, j, w, h)
-            slot = layer.index_select(0, seg) - len(self.fill_layers)
-            self._lines(out, agent.index_select(0, seg), slot, row, col)
+            for channel in self._line_channels:
+                out[:, channel].zero_()
+            seg, j = expanded[1]
+            end = j * len(cover.keep) + seg
+            pixels = [
+                (
+                    seg,
+                    cover.end_rows.view(-1).index_select(0, end),
+                    cover.end_cols.view(-1).index_select(0, end),
+                )
+            ]
+            for axis in (0, 1):
+                seg, j = expanded[axis + 2]
+                pixels.append((seg, *grid_crossings(cover, axis, seg, j, w, h)))
+            for seg, row, col in pixels:
+                self._lines(out, agent.index_select(0, seg), layer.index_select(0, seg), row, col)
         return True
 
     def _bins(
@@ -389,57 +417,45 @@ class VectorDrawer:
         col: torch.Tensor,
         sign: torch.Tensor,
     ) -> None:
-        """Add each crossing's sign (+-1) to one int16 winding buffer (N, F, H + 1, W) of all
-        fill layers; a running sum down the rows, non-zero, is each fill's mask."""
+        """Add each crossing's sign (+-1) to one int8 winding buffer (N, F, W, H + 1) of all
+        fill layers; a running sum down each column (contiguous: a fast scan on the CPU and on
+        GPUs), non-zero, is each fill's mask. int8 wraps at 256: a pixel reads outside only if
+        a multiple of 256 pieces of one layer covered it."""
         n, _, h, w = out.shape
         count = len(self.fill_layers)
-        flat = ((agent * count + layer.to(torch.int32)) * (h + 1) + row.to(torch.int32)) * w
-        flat += col.to(torch.int32)
-        winding = torch.zeros(n * count * (h + 1) * w, dtype=torch.int16, device=self.device)
-        winding.index_add_(0, flat, sign.to(torch.int16))
-        inside = winding.view(n, count, h + 1, w).cumsum(2, dtype=torch.int16)[:, :, :h] != 0
+        flat = ((agent * count + layer.to(torch.int32)) * w + col.to(torch.int32)) * (h + 1)
+        flat += row.to(torch.int32)
+        winding = torch.zeros(n * count * w * (h + 1), dtype=torch.int8, device=self.device)
+        winding.index_add_(0, flat, sign.to(torch.int8))
+        summed = winding.view(n, count, w, h + 1).cumsum(3, dtype=torch.int8)
+        inside = (summed != 0)[..., :h].transpose(2, 3)
         _write(out, self._fill_channels, inside)
 
     def _lines(
         self,
         out: torch.Tensor,
         agent: torch.Tensor,
-        slot: torch.Tensor,
+        layer: torch.Tensor,
         row: torch.Tensor,
         col: torch.Tensor,
     ) -> None:
-        """Set each touched pixel in one byte buffer (N, L, H, W) of all line layers."""
-        n, _, h, w = out.shape
-        count = len(self.line_layers)
-        flat = ((agent * count + slot.to(torch.int32)) * h + row.to(torch.int32)) * w
-        flat += col.to(torch.int32)
-        lit = torch.zeros(n * count * h * w, dtype=torch.bool, device=self.device)
-        lit.index_put_((flat,), torch.ones((), dtype=torch.bool, device=self.device))
-        _write(out, self._line_channels, lit.view(n, count, h, w))
+        """Set the touched pixels (agent, layer, row, col) of line layers in ``out`` (cleared)."""
+        _, nc, h, w = out.shape
+        channel = self._channel_of.index_select(0, layer)
+        flat = ((agent * nc + channel) * h + row.to(torch.int32)) * w + col.to(torch.int32)
+        out.view(-1).index_put_((flat,), self._on[out.dtype])
 
 
-Channels = slice | torch.Tensor
+def _read_totals(totals: torch.Tensor) -> list[int]:
+    """(T,) int64 totals on the host, in one copy: the one wait for the device of a stage."""
+    if totals.device.type == "meta":
+        return [META_TOTAL] * len(totals)
+    return totals.to("cpu", copy=True).tolist()
 
 
-def _channels(spec: RasterSpec, layers: tuple[str, ...], device: torch.device) -> Channels:
-    """Where ``layers`` sit in ``spec.layers``: a slice when they are neighbours in that order,
-    else an index tensor."""
-    index = [spec.layers.index(n) for n in layers]
-    if index == list(range(index[0], index[0] + len(index))) if index else True:
-        return slice(index[0], index[0] + len(index)) if index else slice(0, 0)
-    return torch.tensor(index, device=device)
-
-
-def _write(out: torch.Tensor, channels: Channels, mask: torch.Tensor) -> None:
-    """Write masks (N, K, H, W) into ``out``'s ``channels``: 1.0 (float) or 255 (uint8) where
-    set, else 0."""
-    if isinstance(channels, slice):
-        target = out[:, channels]
-        target.copy_(mask)
-        if out.dtype == torch.uint8:
-            target.neg_()  # 1 -> 255 in uint8 arithmetic
-        return
-    values = mask.to(out.dtype)
-    if out.dtype == torch.uint8:
-        values.neg_()
-    out.index_copy_(1, channels, values)
+def _write(out: torch.Tensor, channels: list[int], mask: torch.Tensor) -> None:
+    """Write masks (N, K, H, W) into ``out``'s ``channels`` (K,): 1.0 (float) or 255 (uint8)
+    where set, else 0."""
+    on = 255 if out.dtype == torch.uint8 else 1
+    for k, channel in enumerate(channels):
+        torch.mul(mask[:, k], on, out=out[:, channel])

@@ -30,9 +30,9 @@ from mapenc.raster.segments import (
     Segments,
     crossing_counts,
     crossings_at,
+    grid_crossings,
     ramp,
     ramp_tensor,
-    supercover_at,
     supercover_counts,
     to_pixels,
 )
@@ -194,8 +194,17 @@ def burn_lines(
     _, nc, h, w = out.shape
     seg_pair, p0, p1 = _pixel_segments(segments, agent_idx, geom_idx, raster_from_city)
     cover = supercover_counts(p0, p1, w, h)
-    seg, k = ramp_tensor(cover.total)
-    row, col = supercover_at(cover, seg, k, w, h)
-    agent = agent_idx[seg_pair][seg.numpy()]
-    flat = ((agent * nc + channel) * h + row.long().numpy()) * w + col.long().numpy()
+    agent = agent_idx[seg_pair]
+    keep = cover.keep.numpy()
+    owners = [agent[keep], agent[keep]]
+    rows = [cover.end_rows[:, keep].reshape(-1)]
+    cols = [cover.end_cols[:, keep].reshape(-1)]
+    for axis in (0, 1):
+        seg, k = ramp_tensor(cover.count[axis])
+        row, col = grid_crossings(cover, axis, seg, k, w, h)
+        owners.append(agent[seg.numpy()])
+        rows.append(row)
+        cols.append(col)
+    pixel_row, pixel_col = torch.cat(rows).long().numpy(), torch.cat(cols).long().numpy()
+    flat = ((np.concatenate(owners) * nc + channel) * h + pixel_row) * w + pixel_col
     out.reshape(-1)[flat] = value

@@ -127,19 +127,16 @@ def crossings_at(
 
 def clip_to_raster(p0: Pair, p1: Pair, w: int, h: int) -> tuple[Pair, Pair, torch.Tensor]:
     """Segments (u, v columns) clipped to the box [0, w] x [0, h] (Liang-Barsky): (start, end,
-    keep), keep False for segments wholly outside (their ends are then meaningless)."""
+    keep), keep False for segments wholly outside (their ends are then meaningless). The four
+    box edges are handled as one stacked (4, S) array."""
     d = (p1[0] - p0[0], p1[1] - p0[1])
-    t0 = torch.zeros_like(d[0])
-    t1 = torch.ones_like(d[0])
-    keep = torch.ones_like(d[0], dtype=torch.bool)
-    for axis, size in ((0, w), (1, h)):
-        for p, q in ((-d[axis], p0[axis]), (d[axis], size - p0[axis])):
-            parallel = p == 0
-            keep &= ~(parallel & (q < 0))
-            r = q / torch.where(parallel, 1.0, p)
-            t0 = torch.where(~parallel & (p < 0), torch.maximum(t0, r), t0)
-            t1 = torch.where(~parallel & (p > 0), torch.minimum(t1, r), t1)
-    keep &= t0 <= t1
+    p = torch.stack([-d[0], d[0], -d[1], d[1]])
+    q = torch.stack([p0[0], w - p0[0], p0[1], h - p0[1]])
+    parallel = p == 0
+    ratio = q / torch.where(parallel, 1.0, p)
+    t0 = torch.where(p < 0, ratio, 0.0).amax(0)  # entering the box: the last entry
+    t1 = torch.where(p > 0, ratio, 1.0).amin(0)  # leaving it: the first exit
+    keep = ~(parallel & (q < 0)).any(0) & (t0 <= t1)
     start = (p0[0] + t0 * d[0], p0[1] + t0 * d[1])
     end = (p0[0] + t1 * d[0], p0[1] + t1 * d[1])
     return start, end, keep
@@ -147,51 +144,67 @@ def clip_to_raster(p0: Pair, p1: Pair, w: int, h: int) -> tuple[Pair, Pair, torc
 
 @dataclass(frozen=True)
 class Supercover:
-    """Per clipped segment, the grid lines it crosses: ``lo[a]`` the first line u = k (a = 0)
-    or v = k (a = 1) past its start's pixel, ``count[a]`` how many; ``total`` = 2 end pixels
-    plus both counts (0 for segments clipped away)."""
+    """The pixels clipped segments touch, per segment (S,): its two end pixels, then per axis
+    a the grid lines it crosses (a = 0: vertical lines u = k, a = 1: horizontal lines v = k).
 
-    start: Pair
-    end: Pair
+    Attributes:
+        keep: (S,) bool, False for segments clipped away (they touch nothing).
+        end_rows, end_cols: (2, S) float pixel rows and columns of the start and end pixels.
+        lo: per axis (S,) float, the first grid line crossed; count: per axis (S,) int64 how
+            many (0 for segments clipped away).
+        along, across: per axis (S,) float, the start's coordinate along and across the axis;
+        slope: per axis (S,) d(across) / d(along); step: per axis (S,) +1 / -1, the direction.
+    """
+
+    keep: torch.Tensor
+    end_rows: torch.Tensor
+    end_cols: torch.Tensor
     lo: Pair
     count: Pair
-    total: torch.Tensor
+    along: Pair
+    across: Pair
+    slope: Pair
+    step: Pair
 
 
 def supercover_counts(p0: Pair, p1: Pair, w: int, h: int) -> Supercover:
-    """Clip segments (pixel coordinates) to the raster and count the pixels each touches."""
+    """Clip segments (pixel coordinates) to the raster and find the pixels each touches."""
     start, end, keep = clip_to_raster(p0, p1, w, h)
-    lo, count = [], []
+    d = (end[0] - start[0], end[1] - start[1])
+    # End pixels are taken just inside the segment: an end point on a grid line belongs to the
+    # pixel the segment runs through.
+    end_cols = torch.stack([start[0] + END_NUDGE * d[0], end[0] - END_NUDGE * d[0]])
+    end_rows = torch.stack([start[1] + END_NUDGE * d[1], end[1] - END_NUDGE * d[1]])
+    lo, count, slope, step = [], [], [], []
     for axis in (0, 1):  # crossings of vertical (u = k) then horizontal (v = k) grid lines
         first = torch.floor(torch.minimum(start[axis], end[axis])) + 1
         last = torch.ceil(torch.maximum(start[axis], end[axis])) - 1
         lo.append(first)
-        count.append(torch.clamp(last - first + 1, min=0).to(torch.int64))
-    total = torch.where(keep, 2 + count[0] + count[1], 0)
-    return Supercover(start, end, (lo[0], lo[1]), (count[0], count[1]), total)
+        count.append(torch.where(keep, (last - first + 1).clamp_(min=0), 0).to(torch.int64))
+        slope.append(d[1 - axis] / d[axis])
+        step.append(torch.sign(d[axis]))
+    return Supercover(
+        keep,
+        end_rows.clamp_(0, h - 1),
+        end_cols.clamp_(0, w - 1),
+        (lo[0], lo[1]),
+        (count[0], count[1]),
+        (start[0], start[1]),
+        (start[1], start[0]),
+        (slope[0], slope[1]),
+        (step[0], step[1]),
+    )
 
 
-def supercover_at(cover: Supercover, seg: torch.Tensor, k: torch.Tensor, w: int, h: int) -> Pair:
-    """(row, col) float pixel of element k of segment ``seg`` (``supercover_counts``): k = 0
-    and 1 the end pixels (looked up just inside the segment, so an end on a grid line belongs to
-    the pixel the segment runs through), then the pixels entered across vertical grid lines,
-    then those entered across horizontal ones; clipped to the raster."""
-    start = (cover.start[0].index_select(0, seg), cover.start[1].index_select(0, seg))
-    end = (cover.end[0].index_select(0, seg), cover.end[1].index_select(0, seg))
-    d = (end[0] - start[0], end[1] - start[1])
-    n_u = cover.count[0].index_select(0, seg)
-    by_u = k - 2 < n_u  # a crossing of a vertical line (when k >= 2)
-    axis_lo = torch.where(by_u, cover.lo[0].index_select(0, seg), cover.lo[1].index_select(0, seg))
-    line = axis_lo + torch.where(by_u, k - 2, k - 2 - n_u)
-    along = (torch.where(by_u, start[0], start[1]), torch.where(by_u, d[0], d[1]))
-    across = (torch.where(by_u, start[1], start[0]), torch.where(by_u, d[1], d[0]))
-    other = across[0] + (line - along[0]) * (across[1] / along[1])
-    entered = line - 0.5 + torch.sign(along[1]) * 0.5  # the pixel past the grid line
-    row = torch.where(by_u, other, entered)
-    col = torch.where(by_u, entered, other)
-    first_end = k == 0
-    end_row = torch.where(first_end, start[1] + END_NUDGE * d[1], end[1] - END_NUDGE * d[1])
-    end_col = torch.where(first_end, start[0] + END_NUDGE * d[0], end[0] - END_NUDGE * d[0])
-    row = torch.where(k < 2, end_row, row)
-    col = torch.where(k < 2, end_col, col)
+def grid_crossings(
+    cover: Supercover, axis: int, seg: torch.Tensor, k: torch.Tensor, w: int, h: int
+) -> Pair:
+    """(row, col) float pixel entered at the k-th crossing of segment ``seg`` with the grid
+    lines of ``axis`` (``Supercover``), clipped to the raster."""
+    line = cover.lo[axis].index_select(0, seg) + k
+    start_along = cover.along[axis].index_select(0, seg)
+    other = cover.across[axis].index_select(0, seg)
+    other = other + (line - start_along) * cover.slope[axis].index_select(0, seg)
+    entered = line - 0.5 + cover.step[axis].index_select(0, seg) * 0.5  # the pixel past the line
+    row, col = (other, entered) if axis == 0 else (entered, other)
     return row.clamp_(0, h - 1), col.clamp_(0, w - 1)
