@@ -40,8 +40,8 @@ def save_checkpoint(path: PathType, state: dict[str, Any]) -> None:
     # Serialized in memory first: torch's archive writer turns a refused write into a
     # RuntimeError that no longer says why, while a plain write keeps the OSError and its errno.
     serialized = io.BytesIO()
-    torch.save(state, serialized)
     try:
+        torch.save(state, serialized)
         write_bytes_atomic(path, serialized.getbuffer())
     except OSError as err:
         raise TrainingError(

@@ -3,10 +3,15 @@
 ``torchrun --nproc_per_node=N -m mapenc train-mnist ...`` sets ``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``; ``init_distributed`` reads them. Without
 them everything runs in one process and the collectives below are no-ops.
+
+The process group may be joined before the run's device is known (``join_process_group``: the run
+folder is claimed first, see ``mapenc.train.run_folder``), so it is made with gloo for CPU tensors
+and, where CUDA is present, NCCL for CUDA tensors; object collectives and barriers use gloo.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -59,22 +64,47 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return device
 
 
+def launch_rank() -> tuple[int, int]:
+    """(rank, world size) that torchrun's environment gives this process; (0, 1) without it."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def join_process_group() -> bool:
+    """Join the process group named by torchrun's environment (once per process); whether this
+    process trains together with others."""
+    rank, world_size = launch_rank()
+    if world_size <= 1:
+        return False
+    if not dist.is_initialized():
+        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+        atexit.register(shutdown_distributed)
+    return True
+
+
 def init_distributed(device: str = "auto") -> DistContext:
     """Join the process group named by torchrun's environment, or a single-process context.
 
-    The backend is NCCL when the device is CUDA and gloo otherwise. Calling it again in a
-    process that already joined returns the same context.
+    Collectives on CUDA tensors use NCCL, on CPU tensors gloo. Calling it again in a process
+    that already joined returns the same context.
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    rank, world_size = launch_rank()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     torch_device = resolve_device(device, local_rank)
-    if world_size > 1 and not dist.is_initialized():
-        backend = "nccl" if torch_device.type == "cuda" else "gloo"
-        if torch_device.type == "cuda":
-            torch.cuda.set_device(torch_device)
-        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+    if world_size > 1 and torch_device.type == "cuda":
+        torch.cuda.set_device(torch_device)  # before the first NCCL collective picks a device
+    join_process_group()
     return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=torch_device)
+
+
+def broadcast_from_main(value: object) -> object:
+    """Rank 0's ``value`` on every rank (a picklable object, sent between this run's own
+    processes); ``value`` itself in a single process."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
 
 
 def all_reduce_sum(tensor: torch.Tensor, context: DistContext) -> torch.Tensor:

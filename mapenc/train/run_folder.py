@@ -14,6 +14,10 @@ rasterizing) and held until the run ends:
 - temporary files of a killed writer are removed.
 
 The same process may claim a folder it holds again (the experiment claims it, then ``fit``).
+
+Under torchrun one claim is made per run: every rank joins the process group, rank 0 claims the
+folder, and the other ranks wait for the outcome; when rank 0 is refused, they raise its error too
+(instead of each rank claiming, and all but one being refused by the others' lock).
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mapenc.errors import ConfigError, TrainingError
+from mapenc.errors import ConfigError, MapencError, TrainingError
 from mapenc.safeio import ensure_folder, process_alive, remove_stale_temporaries
+from mapenc.train.distributed import broadcast_from_main, join_process_group, launch_rank
 
 LOCK_NAME = ".lock"
 # Files that make a folder "hold a run"; deleted by ``overwrite``.
@@ -58,11 +63,16 @@ _HELD: dict[Path, _Claim] = {}
 
 @contextlib.contextmanager
 def claim_run_folder(
-    path: str | os.PathLike[str], resume: bool = False, overwrite: bool = False, main: bool = True
+    path: str | os.PathLike[str],
+    resume: bool = False,
+    overwrite: bool = False,
+    main: bool | None = None,
 ) -> Iterator[Path]:
     """Hold ``path`` as this process's run folder for the block (see the module docstring).
 
-    ``main=False`` (a torchrun rank other than 0, which writes nothing) skips it all.
+    ``main`` says whether this process is torchrun's rank 0, the one that claims and writes
+    (None: from torchrun's environment; a single process is its own rank 0). Under torchrun
+    every rank must call it alike: the claim is collective.
 
     Raises ConfigError for a file in the folder's place or ``resume`` with ``overwrite``;
     TrainingError (one line) when another live process holds the folder, or the folder holds a
@@ -70,10 +80,38 @@ def claim_run_folder(
     """
     if resume and overwrite:
         raise ConfigError("give --resume or --overwrite, not both")
-    if not main:
+    join_process_group()
+    if main is None:
+        main = launch_rank()[0] == 0
+    with contextlib.ExitStack() as held:
+        own_refusal: MapencError | OSError | None = None
+        if main:
+            try:
+                held.enter_context(_claim(Path(path), resume, overwrite))
+            except (MapencError, OSError) as err:
+                own_refusal = err
+        # The other ranks wait here for rank 0's outcome (in one process: nothing to wait for).
+        refusal = broadcast_from_main(
+            None if own_refusal is None else (type(own_refusal), str(own_refusal))
+        )
+        if own_refusal is not None:
+            raise own_refusal
+        if refusal is not None:
+            raise _same_error(*refusal)  # type: ignore[misc]
         yield Path(path)
-        return
-    folder = ensure_folder(Path(path), "the run folder (--out)")
+
+
+def _same_error(error_type: type[Exception], message: str) -> Exception:
+    """Rank 0's refusal, raised again on a rank that waited for it."""
+    if issubclass(error_type, MapencError) and error_type.__init__ is MapencError.__init__:
+        return error_type(message)
+    return TrainingError(message)
+
+
+@contextlib.contextmanager
+def _claim(path: Path, resume: bool, overwrite: bool) -> Iterator[Path]:
+    """Hold ``path`` in this process (the claim itself; see ``claim_run_folder``)."""
+    folder = ensure_folder(path, "the run folder (--out)")
     key = folder.resolve()
     if key in _HELD:
         _HELD[key].depth += 1
