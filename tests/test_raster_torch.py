@@ -50,9 +50,9 @@ def test_torch_mode_samples_what_fast_mode_samples_and_burns_lines_like_exact() 
     m = l_junction()
     fast = Rasterizer(m, SPEC, mode="fast").rasterize(POSES, np.uint8)
     exact = Rasterizer(m, SPEC).rasterize(POSES, np.uint8)
-    drawn = Rasterizer(m, SPEC, mode="torch").rasterize(POSES, np.uint8)
+    drawn = Rasterizer(m, SPEC, mode="torch", device="cpu").rasterize(POSES, np.uint8)
     sampled = Rasterizer(
-        m, SPEC, mode="torch", torch_settings=TorchSettings(binary="sample")
+        m, SPEC, mode="torch", device="cpu", torch_settings=TorchSettings(binary="sample")
     ).rasterize(POSES, np.uint8)
     assert (fast != sampled).mean() < 1e-3
     binary = [0, 1, 2, 3]  # drivable_area, crosswalks, lane_boundaries, centerlines
@@ -69,9 +69,13 @@ def test_small_tiles_and_a_tiny_device_budget_give_the_same_rasters() -> None:
     poses = np.stack(
         [rng.uniform(-25, 25, 40), rng.uniform(-8, 8, 40), rng.uniform(-np.pi, np.pi, 40)], 1
     )
-    whole = Rasterizer(m, SPEC, mode="torch").rasterize(poses, np.uint8)
+    whole = Rasterizer(m, SPEC, mode="torch", device="cpu").rasterize(poses, np.uint8)
     paged = Rasterizer(
-        m, SPEC, mode="torch", torch_settings=TorchSettings(tile_cells=40, max_device_tiles=2)
+        m,
+        SPEC,
+        mode="torch",
+        device="cpu",
+        torch_settings=TorchSettings(tile_cells=40, max_device_tiles=2),
     )
     np.testing.assert_array_equal(paged.rasterize(poses, np.uint8), whole)
     tiles = paged._tiles

@@ -210,7 +210,7 @@ class Rasterizer:
         if self.mode == "torch":
             self._rasterize_on_device(p, out, t, track_ids)
             return out
-        fast = self._fast
+        fast = self._fast if self.mode == "fast" else None
         if self.mode == "auto" and n >= AUTO_FAST_POSES and self._map_layers:
             fast = self._auto_fast()
         chunk = max(1, min(CHUNK_POSES, CHUNK_PIXELS // (h * w)))
