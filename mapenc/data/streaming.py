@@ -1,0 +1,211 @@
+"""Trajectory samples streamed from shards: memory bounded by one scenario and a shuffle buffer,
+whatever the number of shards.
+
+``StreamingSamples`` is a torch ``IterableDataset`` over shard files (Waymo TFRecord shards,
+scenario-store shards from ``mapenc prepare``, or any file or scene folder ``iter_scenarios``
+reads). Per epoch:
+
+- the shard order is a permutation drawn from ``(seed, epoch)``, the same on every rank;
+- shard ``k`` of that order goes to the reader ``k mod R``, where the R = ranks x workers readers
+  are numbered ``rank * workers + worker`` (DDP rank from ``torch.distributed`` when it is
+  initialised, DataLoader worker from ``get_worker_info``): every scenario is read by exactly one
+  reader, and the readers' scenarios together are all of them;
+- each reader reads its shards one scenario at a time, cuts the scenario's samples
+  (``extract_samples``), rasterizes them (one ``Rasterizer`` per scenario) and passes them through
+  a shuffle buffer of ``shuffle_buffer`` samples drawn from ``(seed, epoch, reader)``.
+
+Items are whole batches of ``batch_size`` samples (use ``DataLoader(dataset, batch_size=None,
+num_workers=W)``): the DataLoader hands out its workers' batches in turn, so the stream of a rank
+is a fixed function of (seed, epoch, ranks, workers). ``state_dict()`` / ``load_state_dict()``
+carry the epoch and the batches the rank has consumed (``mark_consumed``), and a resumed stream
+skips exactly those, so a killed run resumes where it was (while every worker still has batches
+to give; the turn-taking changes once a worker's shards are done). ``progress`` counts the
+scenarios and samples this process has read.
+
+A batch is the dict of ``TrajectoryDataset`` items stacked (``past`` (B, P, 2), ``past_heading``,
+``velocity``, ``future``, ``raster`` (B, C, H, W)) plus ``scenario_key`` (B,) int64, a stable hash
+of each sample's scenario id or source (for checks that the ranks read disjoint scenarios).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from mapenc.data.raster_cache import _rasterize_into as rasterize_into
+from mapenc.data.traj_dataset import uint8_decoding
+from mapenc.data.trajectory import TrajTask, extract_samples
+from mapenc.errors import ConfigError
+from mapenc.maps import Scenario, iter_scenarios
+from mapenc.raster import RasterSpec
+from mapenc.raster.rasterizer import Mode
+
+
+@dataclass
+class StreamProgress:
+    """What this process's readers have gone through: scenarios read, samples given out."""
+
+    scenarios: int = 0
+    samples: int = 0
+
+
+def scenario_key(scenario: Scenario) -> int:
+    """A stable 63-bit key of a scenario (its id, else its source), the same in every process."""
+    name = scenario.scenario_id or scenario.source
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little") >> 1
+
+
+def _place() -> tuple[int, int, int, int]:
+    """(rank, ranks, worker, workers) of the calling process (rank 0 of 1 without DDP, worker 0
+    of 1 outside DataLoader workers)."""
+    rank, ranks = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, ranks = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    info = get_worker_info()
+    worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+    return rank, ranks, worker, workers
+
+
+class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
+    """Samples of the scenarios in ``shards``, streamed (see the module docstring).
+
+    Args:
+        shards: shard files (or any paths ``iter_scenarios`` reads), at least one.
+        task: how samples are cut from a scenario.
+        spec: raster size and layers.
+        mode: Rasterizer mode ("exact", "fast" or "auto"; not "torch").
+        batch_size: samples per batch.
+        seed: seed of the shard order and the shuffle buffers.
+        shuffle_buffer: samples held for shuffling (1: the stream's own order).
+    """
+
+    def __init__(
+        self,
+        shards: Sequence[str | Path],
+        task: TrajTask,
+        spec: RasterSpec,
+        mode: Mode = "exact",
+        batch_size: int = 64,
+        seed: int = 0,
+        shuffle_buffer: int = 1024,
+    ) -> None:
+        if not shards:
+            raise ConfigError("StreamingSamples needs at least one shard")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if shuffle_buffer < 1:
+            raise ConfigError(f"shuffle_buffer must be >= 1, got {shuffle_buffer}")
+        if mode == "torch":
+            raise ConfigError("StreamingSamples rasterizes on the CPU: mode exact, fast or auto")
+        self.shards = [Path(s) for s in shards]
+        self.task = task
+        self.spec = spec
+        self.mode = mode
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle_buffer = shuffle_buffer
+        self.epoch = 0
+        self.consumed = 0  # batches of this epoch this rank has handed to training
+        self.progress = StreamProgress()
+        self._scale, self._offset = uint8_decoding(spec)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch`` (a new shard order and shuffle) from its beginning."""
+        self.epoch, self.consumed = epoch, 0
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the rank's stream is: ``epoch`` and ``consumed`` batches of that epoch."""
+        return {"epoch": self.epoch, "consumed": self.consumed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume at a ``state_dict()``: the next iteration skips the consumed batches."""
+        self.epoch, self.consumed = int(state["epoch"]), int(state["consumed"])
+
+    def mark_consumed(self, batches: int = 1) -> None:
+        """Record that training used ``batches`` more batches of this epoch."""
+        self.consumed += batches
+
+    def shards_of(self, reader: int, readers: int) -> list[Path]:
+        """The shards reader ``reader`` of ``readers`` reads this epoch, in reading order."""
+        order = list(range(len(self.shards)))
+        random.Random(f"{self.seed}:{self.epoch}").shuffle(order)
+        return [self.shards[k] for k in order[reader::readers]]
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        rank, ranks, worker, workers = _place()
+        # The DataLoader takes its workers' batches in turn from worker 0. After ``consumed``
+        # batches the next one is logical worker ``consumed % workers``'s: worker w plays the
+        # logical worker (w + consumed) % workers, whose share of the consumed batches is every
+        # workers-th one from its own position.
+        logical = (worker + self.consumed) % workers
+        skip = len(range(logical, self.consumed, workers))
+        reader, readers = rank * workers + logical, ranks * workers
+        rng = random.Random(f"{self.seed}:{self.epoch}:{reader}")
+        items = self._shuffled(self._items(reader, readers), rng, [])
+        for index, batch in enumerate(self._batches(items)):
+            if index >= skip:
+                yield batch
+
+    def _batches(
+        self, items: Iterator[dict[str, torch.Tensor]]
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """``items`` stacked ``batch_size`` at a time (the last batch may be smaller)."""
+        batch: list[dict[str, torch.Tensor]] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                yield {key: torch.stack([b[key] for b in batch]) for key in batch[0]}
+                batch = []
+        if batch:
+            yield {key: torch.stack([b[key] for b in batch]) for key in batch[0]}
+
+    def _shuffled(
+        self,
+        items: Iterator[dict[str, torch.Tensor]],
+        rng: random.Random,
+        buffer: list[dict[str, torch.Tensor]],
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """``items`` through a shuffle buffer: once full, each new item takes the place of a
+        random one, which is given out."""
+        for item in items:
+            if len(buffer) < self.shuffle_buffer:
+                buffer.append(item)
+                continue
+            slot = rng.randrange(len(buffer))
+            buffer[slot], item = item, buffer[slot]
+            yield item
+        rng.shuffle(buffer)
+        yield from buffer
+        buffer.clear()
+
+    def _items(self, reader: int, readers: int) -> Iterator[dict[str, torch.Tensor]]:
+        """Every sample of the reader's shards, scenario by scenario, rasterized."""
+        for shard in self.shards_of(reader, readers):
+            for scenario in iter_scenarios(shard):
+                self.progress.scenarios += 1
+                yield from self._scenario_items(scenario)
+
+    def _scenario_items(self, scenario: Scenario) -> Iterator[dict[str, torch.Tensor]]:
+        samples = extract_samples(scenario, self.task)
+        if not len(samples):
+            return
+        rasters = np.empty((len(samples), self.spec.num_channels, *self.spec.size_px), np.uint8)
+        rasterize_into(rasters, samples, [scenario], self.spec, self.mode, progress=False)
+        key = torch.tensor(scenario_key(scenario), dtype=torch.int64)
+        for i in range(len(samples)):
+            self.progress.samples += 1
+            yield {
+                "past": torch.from_numpy(samples.past[i]),
+                "past_heading": torch.from_numpy(samples.past_heading[i]),
+                "velocity": torch.from_numpy(samples.velocity[i]),
+                "future": torch.from_numpy(samples.future[i]),
+                "raster": torch.from_numpy(rasters[i]).float() * self._scale + self._offset,
+                "scenario_key": key,
+            }
