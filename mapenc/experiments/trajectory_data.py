@@ -70,7 +70,8 @@ class TrajExperimentConfig:
         model: the TrajectoryCVAE architecture.
         train: the training loop's settings (gradients clipped to norm 5 by default).
         cache_dir: raster cache folder ("" = $MAPENC_CACHE/traj or ~/.cache/mapenc/traj).
-        raster_mode: Rasterizer mode (``mapenc.raster.RASTER_MODES``): "exact" and "fast" build
+        raster_mode: Rasterizer mode (``mapenc.raster.RASTER_MODES``): "auto" (default: exact
+            for scenes with few poses, fast where many share one map), "exact" and "fast" build
             the raster cache; "torch" draws each batch's rasters on the model's device inside its
             map branch (no cache, and no DataLoader workers: ``train.num_workers`` must be 0).
         skip_bad: leave out (and list) scene files that cannot be read, instead of failing.
@@ -88,7 +89,7 @@ class TrajExperimentConfig:
         default_factory=lambda: TrainConfig(epochs=10, batch_size=64, grad_clip_norm=5.0)
     )
     cache_dir: str = ""
-    raster_mode: str = "fast"
+    raster_mode: str = "auto"
     skip_bad: bool = False
     select_on_val: bool = True
 
