@@ -164,3 +164,26 @@ def test_ngsim_fixed_split_shares_no_vehicle_with_train(real_data, capsys) -> No
     listing = json.loads(capsys.readouterr().out)
     assert listing["test"] == sorted(n for n, p in plan.split.items() if p == "test")
     assert "Lankershim/USA_Lanker-2_22_T-1.xml.gz" in listing["dropped"]
+
+
+def test_interaction_track_files_are_recordings_of_their_own() -> None:
+    first = scenario_of(
+        *[wandering_track(f"t{i}", 50 + i) for i in range(3)], source="LOC/vehicle_tracks_000.csv"
+    )
+    # Every vehicle again, 5 steps later: content grouping would make the two one recording.
+    later = moved(first, 0.0, (0.0, 0.0), 5, "LOC/vehicle_tracks_001.csv")
+    copy = dataclasses.replace(first, source="LOC/vehicle_tracks_002.csv.gz")
+    others = [
+        scenario_of(wandering_track(f"u{k}", 70 + k), source=f"LOC/vehicle_tracks_00{k}.csv")
+        for k in range(3, 6)
+    ]
+    scenes = [first, later, copy, *others]
+    plan = plan_split(scenes, scene_names(scenes, []))
+    assert plan.dropped.keys() == {"vehicle_tracks_002.csv.gz"}
+    assert "vehicle_tracks_000.csv" in plan.dropped["vehicle_tracks_002.csv.gz"]
+    assert len(set(plan.recording.values())) == len(scenes)
+    # The same traffic as CommonRoad files: one recording, the copy dropped as a duplicate.
+    as_commonroad = [dataclasses.replace(sc, source=f"s{k:03d}.xml") for k, sc in enumerate(scenes)]
+    plan = plan_split(as_commonroad, scene_names(as_commonroad, []))
+    assert plan.recording["s000.xml"] == plan.recording["s001.xml"]
+    assert "s002.xml" in plan.dropped
