@@ -43,16 +43,15 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from mapenc.errors import MapencError, MapFormatError, ScenarioFormatError
+from mapenc.errors import MapFormatError, ScenarioFormatError
 from mapenc.maps.io import (
     INTERACTION_VEHICLE_FILE,
     is_interaction_tracks,
-    read_bytes,
 )
 from mapenc.maps.jsonparse import format_errors
 from mapenc.maps.lanelet2 import read_lanelet2_map, utm_origin_projection
 from mapenc.maps.tracks import TrackRows, build_tracks
-from mapenc.maps.tracks_csv import _csv_records, _integers, _numeric
+from mapenc.maps.tracks_csv import CsvColumns, read_csv_columns
 from mapenc.maps.types import FloatArray, Scenario, Track, VectorMap
 
 MAPS_FOLDER = "maps"
@@ -67,26 +66,10 @@ TIMESTAMP_TOL_MS = 1.0
 
 
 @dataclass(frozen=True)
-class _Table:
-    """The data rows of one track CSV, N rows.
-
-    Attributes:
-        path: the file.
-        columns: column name -> N stripped fields.
-        lines: N line numbers in the file (for messages).
-    """
+class _Table(CsvColumns):
+    """The rows of one track CSV and the file they come from (``path``)."""
 
     path: Path
-    columns: dict[str, list[str]]
-    lines: list[int]
-
-    def numbers(self, *names: str) -> FloatArray:
-        """(N, len(names)) float64 of these columns; MapencError naming line and column."""
-        return np.stack([_numeric(self.columns[n], n, self.lines) for n in names], axis=1)
-
-    def frames(self) -> NDArray[np.int64]:
-        """(N,) int64 ``frame_id``."""
-        return _integers(self.columns["frame_id"], "frame_id", self.lines)
 
 
 def map_path_for(vehicle_csv: Path) -> Path:
@@ -157,7 +140,7 @@ def read_interaction_scenario(vehicle_csv: Path) -> Scenario:
     frames = []
     for table in tables:
         with format_errors(table.path, ScenarioFormatError):
-            frames.append(table.frames())
+            frames.append(table.integers("frame_id"))
     first_frame = min(int(f.min()) for f in frames)
     num_steps = max(int(f.max()) for f in frames) - first_frame + 1
     dt = _frame_seconds(tables, frames)
@@ -177,28 +160,8 @@ def _read_table(path: Path, required: tuple[str, ...]) -> _Table:
     naming the file for text that is not UTF-8 CSV, missing columns, a row of the wrong length or
     an empty track id."""
     with format_errors(path, ScenarioFormatError):
-        try:
-            text = read_bytes(path).decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise MapencError("not UTF-8 text") from None
-        records = _csv_records(text)
-        header = [name.strip() for name in next(records, (0, []))[1]]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise MapencError(f"missing columns {missing} (header: {header})")
-        rows: list[list[str]] = []
-        lines: list[int] = []
-        for line, record in records:
-            if not record:
-                continue
-            if len(record) != len(header):
-                raise MapencError(f"line {line}: {len(record)} fields, header has {len(header)}")
-            rows.append(record)
-            lines.append(line)
-        columns = {name: [r[i].strip() for r in rows] for i, name in enumerate(header)}
-        if "" in columns["track_id"]:
-            raise MapencError(f"line {lines[columns['track_id'].index('')]}: empty track_id")
-    return _Table(path, columns, lines)
+        table = read_csv_columns(path, required)
+    return _Table(table.columns, table.lines, path)
 
 
 def _frame_seconds(tables: list[_Table], frames: list[NDArray[np.int64]]) -> float:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterator
-from dataclasses import fields
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,24 +44,44 @@ def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
         raise MapencError(f"line {reader.line_num}: malformed CSV ({err})") from None
 
 
-def read_tracks_csv(path: Path, heading_units: str = "rad") -> TrackRows:
-    """TrackRows of a tracks CSV, headings in radians, grouped by track (in order of first
-    appearance) and sorted by time step within each track; MapencError naming the line (both lines
-    for a repeated (track, step)) and column for bad rows."""
+@dataclass(frozen=True)
+class CsvColumns:
+    """The data rows of a CSV file with a header, N rows (blank lines skipped).
+
+    Attributes:
+        columns: column name -> its N fields, stripped, in file order.
+        lines: (N,) line number of each row in the file (for messages).
+    """
+
+    columns: dict[str, list[str]]
+    lines: list[int]
+
+    def numbers(self, *names: str) -> FloatArray:
+        """(N, len(names)) float64 of these columns; MapencError naming the line and column of
+        a field that is not a number."""
+        return np.stack([_numeric(self.columns[n], n, self.lines) for n in names], axis=1)
+
+    def integers(self, name: str) -> NDArray[np.int64]:
+        """(N,) int64 of this column; MapencError naming the line of a field that is not an
+        integer within +-2**53."""
+        return _integers(self.columns[name], name, self.lines)
+
+
+def read_csv_columns(path: Path, required: Sequence[str]) -> CsvColumns:
+    """The rows of a track table CSV (UTF-8, optionally gzipped) with at least the ``required``
+    columns, one of them ``track_id``; MapencError for text that is not UTF-8, malformed CSV,
+    missing or repeated column names, a row of the wrong length or an empty ``track_id``."""
     try:
         text = read_bytes(path).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise MapencError("not UTF-8 text") from None
     reader = _csv_records(text)
     header = [name.strip() for name in next(reader, (0, []))[1]]
-    missing = [c for c in REQUIRED_TRACK_COLUMNS if c not in header]
+    missing = [c for c in required if c not in header]
     if missing:
         raise MapencError(f"missing columns {missing} (header: {header})")
     if len(set(header)) != len(header):
         raise MapencError(f"repeated column names in header {header}")
-    for pair in (("vx", "vy"), ("length", "width")):
-        if (pair[0] in header) != (pair[1] in header):
-            raise MapencError(f"give both columns {list(pair)} or neither")
     records, lines = [], []
     for line, record in reader:
         if not record:
@@ -70,25 +90,33 @@ def read_tracks_csv(path: Path, heading_units: str = "rad") -> TrackRows:
             raise MapencError(f"line {line}: {len(record)} fields, header has {len(header)}")
         records.append(record)
         lines.append(line)
-    if not records:
-        raise MapencError("no track rows")
     columns = {name: [r[i].strip() for r in records] for i, name in enumerate(header)}
-
-    def numbers(*names: str) -> FloatArray:
-        return np.stack([_numeric(columns[n], n, lines) for n in names], axis=1)
-
     if "" in columns["track_id"]:
         raise MapencError(f"line {lines[columns['track_id'].index('')]}: empty track_id")
-    has = set(header)
+    return CsvColumns(columns, lines)
+
+
+def read_tracks_csv(path: Path, heading_units: str = "rad") -> TrackRows:
+    """TrackRows of a tracks CSV, headings in radians, grouped by track (in order of first
+    appearance) and sorted by time step within each track; MapencError naming the line (both lines
+    for a repeated (track, step)) and column for bad rows."""
+    table = read_csv_columns(path, REQUIRED_TRACK_COLUMNS)
+    columns, lines, numbers = table.columns, table.lines, table.numbers
+    has = set(columns)
+    for pair in (("vx", "vy"), ("length", "width")):
+        if (pair[0] in has) != (pair[1] in has):
+            raise MapencError(f"give both columns {list(pair)} or neither")
+    if not lines:
+        raise MapencError("no track rows")
     rows = TrackRows(
         track_id=np.array(columns["track_id"], dtype=str),
-        step=_integers(columns["timestep"], "timestep", lines),
+        step=table.integers("timestep"),
         xy=numbers("x", "y"),
         heading=_radians(numbers("heading")[:, 0], heading_units, lines),
         kind=np.char.lower(np.array(columns["kind"], dtype=str)),
         velocity=numbers("vx", "vy") if "vx" in has else None,
         size=numbers("length", "width") if "length" in has else None,
-        category=_integers(columns["category"], "category", lines) if "category" in has else None,
+        category=table.integers("category") if "category" in has else None,
     )
     _, first_row, track_index = np.unique(rows.track_id, return_index=True, return_inverse=True)
     order = np.lexsort((np.arange(len(lines)), rows.step, first_row[track_index]))
