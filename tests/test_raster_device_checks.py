@@ -9,6 +9,8 @@ import pytest
 import torch
 from test_raster import transformed
 
+from mapenc.data.device_rasters import SceneRasterizers
+from mapenc.maps.types import Scenario
 from mapenc.raster import Rasterizer, RasterSpec, TorchSettings, rasterizer
 from mapenc.raster.agreement import off_edge_differences
 from mapenc.raster.device_draw import HOST_READS_PER_CHUNK, MapTable, VectorDrawer
@@ -144,3 +146,24 @@ def test_auto_mode_follows_the_pose_count(monkeypatch: pytest.MonkeyPatch) -> No
     assert auto._fast is not None
     # Back to a few poses: exact again, the choice follows each call's count.
     np.testing.assert_array_equal(auto.rasterize(few), Rasterizer(m, SPEC).rasterize(few))
+
+
+def test_a_batch_on_many_maps_is_drawn_in_one_pass_with_few_maps_kept() -> None:
+    maps = [l_junction(), transformed(crosswalk_square(), 0.4, (500.0, -200.0)), straight_road()]
+    scenarios = [Scenario(m, 0.1, []) for m in [*maps, maps[0]]]  # the last repeats map 0
+    rasters = SceneRasterizers(scenarios, SPEC, max_device_maps=3)
+    scenario = torch.tensor([0, 1, 2, 3, 1, 0, 2])
+    shift = torch.tensor([[0.0, 0.0, 0.0], [500.0, -200.0, 0.0], [0.0, 0.0, 0.0]])
+    pose = poses_near(7, seed=4) + shift[torch.tensor([0, 1, 2, 0, 1, 0, 2])]
+    rasters(pose, scenario)  # the maps' tables go to the device on first use
+    with OpCount() as count:
+        drawn = rasters(pose, scenario)
+    assert count.waits == HOST_READS_PER_CHUNK + 1, count.wait_ops  # and the batch's map ids
+    assert len(rasters._tables) == 3  # maps 0 and 3 have the same content: one table
+    for k, m in enumerate([*maps, maps[0]]):
+        rows = scenario == k
+        own = Rasterizer(m, SPEC).rasterize(pose[rows].numpy())
+        np.testing.assert_array_equal(drawn[rows].numpy(), own)
+    rasters.max_device_maps = 1  # the least recently used maps leave the device
+    rasters(pose[:1], scenario[:1])
+    assert list(rasters._tables) == [(0, "cpu")]

@@ -96,6 +96,29 @@ def check_raster_bytes(n: int, spec: RasterSpec, dtype: DTypeLike) -> None:
         )
 
 
+def device_chunk(spec: RasterSpec, device: torch.device, n: int, dtype: torch.dtype) -> int:
+    """Poses the torch mode draws together on ``device``; RasterSizeError when (n, C, H, W)
+    rasters of ``dtype`` and one chunk's working memory do not fit (CUDA: the device's free
+    memory, as ``torch.cuda.mem_get_info`` reports it; elsewhere ``check_raster_bytes``)."""
+    (h, w), nc = spec.size_px, spec.num_channels
+    # Flat pixel indices of a chunk's buffers stay int32.
+    chunk = max(1, min(n, (2**31 - 1) // (nc * (h + 1) * w)))
+    if device.type != "cuda":
+        check_raster_bytes(n, spec, numpy_dtype(dtype))
+        return min(chunk, TORCH_CPU_CHUNK) if device.type == "cpu" else chunk
+    free, _ = torch.cuda.mem_get_info(device)
+    output = n * nc * h * w * dtype.itemsize
+    per_pose = h * w * DEVICE_WORKING_BYTES_PER_PIXEL
+    if output + min(n, 1) * per_pose > free:
+        raise RasterSizeError(
+            f"{n} rasters of {nc} x {h} x {w} {dtype} need about "
+            f"{(output + per_pose) / 2**30:.2f} GiB on {device} (output "
+            f"{output / 2**30:.2f} GiB), over the {free / 2**30:.2f} GiB free there: fewer "
+            "poses per call, or a smaller size_px"
+        )
+    return max(1, min(chunk, (free - output) // per_pose))
+
+
 class Rasterizer:
     """Agent-centred rasters of one map.
 
@@ -234,7 +257,7 @@ class Rasterizer:
         """The torch mode's ``rasterize``: drawn into one tensor on the device (``out``'s own
         memory on the CPU), copied to ``out`` once."""
         dtype = torch_dtype(out.dtype)
-        chunk = self._device_chunk(len(poses), dtype)
+        chunk = device_chunk(self.spec, self.device, len(poses), dtype)
         if self.device.type == "cpu":
             self._draw_tensor(torch.from_numpy(poses), torch.from_numpy(out), chunk, t, track_ids)
             return
@@ -280,33 +303,11 @@ class Rasterizer:
                 f"poses must have shape (N, 3) [x, y, heading], got {tuple(poses.shape)}"
             )
         n, (h, w), nc = len(poses), self.spec.size_px, self.spec.num_channels
-        chunk = self._device_chunk(n, dtype)
+        chunk = device_chunk(self.spec, self.device, n, dtype)
         p = poses.to(device=self.device, dtype=torch.float64)
         out = torch.empty((n, nc, h, w), dtype=dtype, device=self.device)
         self._draw_tensor(p, out, chunk, t, track_ids)
         return out
-
-    def _device_chunk(self, n: int, dtype: torch.dtype) -> int:
-        """Poses the torch mode draws together; RasterSizeError when (n, C, H, W) rasters of
-        ``dtype`` and one chunk's working memory do not fit (CUDA: the device's free memory, as
-        ``torch.cuda.mem_get_info`` reports it; elsewhere ``check_raster_bytes``)."""
-        (h, w), nc = self.spec.size_px, self.spec.num_channels
-        # Flat pixel indices of a chunk's buffers stay int32.
-        chunk = max(1, min(n, (2**31 - 1) // (nc * (h + 1) * w)))
-        if self.device.type != "cuda":
-            check_raster_bytes(n, self.spec, numpy_dtype(dtype))
-            return min(chunk, TORCH_CPU_CHUNK) if self.device.type == "cpu" else chunk
-        free, _ = torch.cuda.mem_get_info(self.device)
-        output = n * nc * h * w * dtype.itemsize
-        per_pose = h * w * DEVICE_WORKING_BYTES_PER_PIXEL
-        if output + min(n, 1) * per_pose > free:
-            raise RasterSizeError(
-                f"{n} rasters of {nc} x {h} x {w} {dtype} need about "
-                f"{(output + per_pose) / 2**30:.2f} GiB on {self.device} (output "
-                f"{output / 2**30:.2f} GiB), over the {free / 2**30:.2f} GiB free there: fewer "
-                "poses per call, or a smaller size_px"
-            )
-        return max(1, min(chunk, (free - output) // per_pose))
 
     def _draw_tensor(
         self,
