@@ -12,7 +12,9 @@ For each source of the real data folder (``MAPENC_REAL_DATA`` or ``--data``), in
   ``load_scenario`` reads them; agents: every valid track at every 10th step (many poses on one
   map), at most ``--max-samples`` per recording;
 - the scenario store (``mapenc prepare``, ``mapenc.maps.store``): the same Waymo scenarios
-  written once into a temporary store shard, then read back.
+  written once into a temporary store shard, then read back;
+- streaming (``mapenc.data.streaming.StreamingSamples``): the training samples/s it feeds from
+  two store shards of those scenarios through a DataLoader with 0 and 2 workers.
 
 Each loop is timed as read (the reader hands out the Scenario), set-up (``Rasterizer(...)``) and
 rasterize (``rasterize`` of the agents' poses, 224 x 224 at 0.5 m, the default layers), for every
@@ -246,11 +248,18 @@ def main() -> int:
     parser.add_argument("--recordings", type=int, default=8, help="INTERACTION recordings")
     parser.add_argument("--agents", type=int, default=8, help="agents per sensor-log scenario")
     parser.add_argument("--max-samples", type=int, default=400, help="poses per recording")
+    parser.add_argument(
+        "--stream-workers",
+        type=int,
+        nargs="*",
+        default=[0, 2],
+        help="DataLoader workers to time StreamingSamples with (none: skip)",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="runs per loop; the fastest counts")
     parser.add_argument(
         "--modes", nargs="+", default=[m for m in ("exact", "fast", "auto") if m in RASTER_MODES]
     )
-    parser.add_argument("--sources", nargs="+", default=["waymo", "av2", "interaction", "store"])
+    parser.add_argument("--sources", nargs="*", default=["waymo", "av2", "interaction", "store"])
     args = parser.parse_args()
     if args.data is None or not Path(args.data).is_dir():
         parser.error("give --data or set MAPENC_REAL_DATA")
@@ -290,7 +299,39 @@ def main() -> int:
             for mode in args.modes:
                 runs = [run_loop(source, mode, spec, args) for _ in range(args.repeats)]
                 print_row(source, mode, fastest(runs))
+        if args.stream_workers:
+            print_streaming(shards, args, Path(tmp) / "stream")
     return 0
+
+
+def print_streaming(shards: list[Path], args: argparse.Namespace, folder: Path) -> None:
+    """Training samples/s that ``StreamingSamples`` feeds through a DataLoader with each of
+    ``--stream-workers`` workers, from a scenario-store shard of ``--count`` Waymo scenarios."""
+    from torch.utils.data import DataLoader
+
+    from mapenc.data.streaming import StreamingSamples
+    from mapenc.data.trajectory import TrajTask
+
+    folder.mkdir(parents=True, exist_ok=True)
+    scenarios = list(waymo_source(shards, args.count).scenarios())
+    halves = [scenarios[: len(scenarios) // 2], scenarios[len(scenarios) // 2 :]]
+    store = [folder / f"half{k}{STORE_SUFFIX}" for k in range(2)]
+    for part, path in zip(halves, store, strict=True):
+        write_store_shard(part, path, "benchmark")
+    spec = RasterSpec(size_px=(64, 64), pixel_size_m=1.0)
+    print("\n| streamed from the store (64 x 64 rasters, exact) | DataLoader workers | samples/s |")
+    print("|---|---|---|")
+    for workers in args.stream_workers:
+        dataset = StreamingSamples(store, TrajTask(), spec, batch_size=64)
+        start = time.perf_counter()
+        count = sum(
+            len(b["past"]) for b in DataLoader(dataset, batch_size=None, num_workers=workers)
+        )
+        rate = count / (time.perf_counter() - start)
+        print(
+            f"| {count} samples of {len(scenarios)} scenarios | {workers} | {rate:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
