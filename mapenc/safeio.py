@@ -31,18 +31,24 @@ _INFLATE_CHUNK = 1 << 20
 TEMPORARY_SUFFIX = ".tmp"
 
 
+def limit_setting(variable: str, default: int, unit: str) -> int:
+    """The positive whole number in the environment variable ``variable``, else ``default``;
+    ConfigError naming the variable and ``unit`` (e.g. "MiB") for anything else."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{variable}={text!r}: expected a positive whole number of {unit}")
+    return value
+
+
 def max_inflated_bytes() -> int:
     """The most bytes one gzip file may inflate to: ``$MAPENC_MAX_INFLATED_MB`` MiB or the default."""
-    text = os.environ.get(MAX_INFLATED_ENV, "").strip()
-    if not text:
-        return DEFAULT_MAX_INFLATED_MB << 20
-    try:
-        megabytes = int(text)
-    except ValueError:
-        megabytes = 0
-    if megabytes <= 0:
-        raise ConfigError(f"{MAX_INFLATED_ENV}={text!r}: expected a positive whole number of MiB")
-    return megabytes << 20
+    return limit_setting(MAX_INFLATED_ENV, DEFAULT_MAX_INFLATED_MB, "MiB") << 20
 
 
 def gunzip(raw: bytes, limit: int | None = None) -> bytes:

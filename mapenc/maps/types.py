@@ -20,6 +20,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.strtree import STRtree
 
 from mapenc.errors import MapencError, MapFormatError, PoseError
+from mapenc.safeio import limit_setting
 
 FloatArray = NDArray[np.float64]
 Bounds = tuple[float, float, float, float]
@@ -103,18 +104,82 @@ def resample_polyline(points: FloatArray, num: int) -> FloatArray:
     return np.stack([np.interp(s, cum, points[:, 0]), np.interp(s, cum, points[:, 1])], axis=1)
 
 
-# Polygons with more vertices are refused: checking and repairing one takes seconds per 10^5
-# vertices (real lanes and areas have hundreds to a few thousand).
+# Polygons with more vertices are simplified, then refused if still over: checking and repairing
+# one takes seconds per 10^5 vertices (real lanes and areas have hundreds to a few thousand).
 MAX_POLYGON_VERTICES = 100_000
+MAX_POLYGON_VERTICES_ENV = "MAPENC_MAX_POLYGON_VERTICES"
+# A polygon over the limit loses the vertices that lie within this many metres (in all) of the
+# outline without them, far below any raster's pixel: a long straight lane of 10^6 points keeps
+# its corners alone, a jagged one keeps every vertex (and is refused).
+SIMPLIFY_TOLERANCE_M = 0.01
 
 
-def check_polygon_size(geom: BaseGeometry, what: str) -> None:
-    """MapFormatError naming ``what`` when ``geom`` has over ``MAX_POLYGON_VERTICES`` vertices."""
+def max_polygon_vertices() -> int:
+    """The vertex limit of one polygon: ``$MAPENC_MAX_POLYGON_VERTICES`` or the default."""
+    return limit_setting(MAX_POLYGON_VERTICES_ENV, MAX_POLYGON_VERTICES, "vertices")
+
+
+def decimated_line(points: FloatArray, tolerance_m: float) -> FloatArray:
+    """(K, 2) polyline without the vertices it can lose while moving by at most ``tolerance_m``
+    metres (Hausdorff distance); its ends are kept.
+
+    In rounds, every other vertex whose distance to the segment between its two neighbours is
+    within the round's share of the tolerance is dropped (its neighbours stay, so the moves of
+    one round do not add up); the rounds' shares sum to ``tolerance_m``. Linear time, with no
+    recursion that a hostile line could make deep (unlike Douglas-Peucker).
+    """
+    rounds = max(1, int(np.ceil(np.log2(max(len(points), 2)))))
+    for _ in range(rounds):
+        if len(points) <= 2:
+            break
+        before, middle, after = points[:-2:2], points[1:-1:2], points[2::2]
+        chord = after - before
+        squared = np.einsum("ij,ij->i", chord, chord)
+        along = np.einsum("ij,ij->i", middle - before, chord) / np.where(squared > 0, squared, 1)
+        nearest = before + np.clip(along, 0.0, 1.0)[:, None] * chord
+        droppable = np.linalg.norm(middle - nearest, axis=1) <= tolerance_m / rounds
+        if not droppable.any():
+            break
+        keep = np.ones(len(points), dtype=bool)
+        keep[1:-1:2] = ~droppable
+        points = points[keep]
+    return points
+
+
+def _decimated_polygon(geom: BaseGeometry, tolerance_m: float) -> BaseGeometry:
+    """``geom`` (Polygon or MultiPolygon) with every ring ``decimated_line``; a ring that would
+    keep fewer than 3 corners is kept whole."""
+    if isinstance(geom, MultiPolygon):
+        return MultiPolygon([_decimated_polygon(part, tolerance_m) for part in geom.geoms])
+    if not isinstance(geom, Polygon) or geom.is_empty:
+        return geom
+
+    def ring(coords: Any) -> FloatArray:
+        given = np.asarray(coords, dtype=np.float64)
+        fewer = decimated_line(given, tolerance_m)
+        return fewer if len(fewer) >= 4 else given
+
+    return Polygon(ring(geom.exterior.coords), [ring(r.coords) for r in geom.interiors])
+
+
+def bounded_polygon(geom: BaseGeometry, what: str) -> BaseGeometry:
+    """``geom``, or when it has over ``max_polygon_vertices()`` vertices, ``geom`` without the
+    vertices within ``SIMPLIFY_TOLERANCE_M`` of its outline; MapFormatError naming ``what`` (the
+    file and the feature) when even that is over the limit."""
+    limit = max_polygon_vertices()
     count = int(shapely.get_num_coordinates(geom))
-    if count > MAX_POLYGON_VERTICES:
+    if count <= limit:
+        return geom
+    simplified = _decimated_polygon(geom, SIMPLIFY_TOLERANCE_M)
+    left = int(shapely.get_num_coordinates(simplified))
+    if left > limit:
         raise MapFormatError(
-            what, f"polygon with {count:,} vertices, over the limit of {MAX_POLYGON_VERTICES:,}"
+            what,
+            f"polygon with {count:,} vertices ({left:,} once simplified within "
+            f"{SIMPLIFY_TOLERANCE_M * 100:g} cm), over the limit of {limit:,}; set "
+            f"{MAX_POLYGON_VERTICES_ENV} to allow more",
         )
+    return simplified
 
 
 def repair_polygon(geom: BaseGeometry, what: str) -> BaseGeometry:
@@ -122,9 +187,9 @@ def repair_polygon(geom: BaseGeometry, what: str) -> BaseGeometry:
 
     Self-intersecting rings are repaired, not rejected: real maps contain a few, and dropping them
     would silently lose drivable area. Only the polygonal part of the repair is kept. Polygons
-    over ``MAX_POLYGON_VERTICES`` vertices are refused (MapFormatError) before any work.
+    over the vertex limit are simplified or refused first (``bounded_polygon``).
     """
-    check_polygon_size(geom, what)
+    geom = bounded_polygon(geom, what)
     if geom.is_valid:
         return geom
     warnings.warn(f"{what}: invalid polygon repaired with make_valid", stacklevel=2)
@@ -142,11 +207,10 @@ def repair_polygons(
     """
     array = np.empty(len(geoms), dtype=object)
     array[:] = list(geoms)
-    too_big = np.flatnonzero(shapely.get_num_coordinates(array) > MAX_POLYGON_VERTICES)
-    if len(too_big):
-        check_polygon_size(array[too_big[0]], f"{where}: {names[too_big[0]]}")
+    for big in np.flatnonzero(shapely.get_num_coordinates(array) > max_polygon_vertices()):
+        array[big] = bounded_polygon(array[big], f"{where}: {names[int(big)]}")
     invalid = np.flatnonzero(~shapely.is_valid(array)).tolist()
-    repaired = list(geoms)
+    repaired = list(array)
     if len(invalid) and not quiet:
         listed = ", ".join(names[i] for i in invalid[:5])
         more = f" and {len(invalid) - 5} more" if len(invalid) > 5 else ""
@@ -155,7 +219,7 @@ def repair_polygons(
             stacklevel=2,
         )
     for i in invalid:
-        repaired[i] = _made_valid(geoms[i])
+        repaired[i] = _made_valid(array[i])
     return repaired
 
 
