@@ -9,8 +9,15 @@ per-agent IoU over the four layers, agents with > 200 lit pixels) and peak GPU m
 "torch cpu sample" is the torch mode with ``TorchSettings(binary="sample")``: binary layers
 sampled from the tiles like the fast mode, instead of drawn from the vectors. Then the agreement
 table: the torch mode against exact with the heading layers too, on the AV2 map and NGSIM.
+Then the auto mode's crossover per map: the fast mode's set-up (drawing the map once) over what
+it saves per pose against exact, i.e. the poses per call from which fast is the cheaper mode
+(``mapenc.raster.rasterizer.AUTO_FAST_POSES`` is the median of the maps' figures).
+
+``--cuda-only`` skips the CPU modes (and the tables that need them): the torch mode on CUDA at
+batches of ``--batch-gpu`` (default 4,096 and 16,384), with peak GPU memory.
 
     python benchmarks/raster_modes.py --data /work/shared/data [--threads 1] [--repeats 3]
+        [--parts speed agreement crossover] [--cuda-only]
 """
 
 from __future__ import annotations
@@ -29,6 +36,15 @@ from mapenc.maps import VectorMap, load_map
 from mapenc.raster import Rasterizer, RasterSpec, TorchSettings
 from mapenc.testing import mode_agreement
 
+PARTS = ("speed", "agreement", "crossover")
+# Maps whose poses share one map (INTERACTION, NGSIM) beside a small AV2 map, for the crossover.
+CROSSOVER_MAPS = (
+    "av2/forecasting/*/log_map_archive_*.json",
+    "interaction/maps/DR_USA_Intersection_EP0.osm",
+    "commonroad_ngsim/Lankershim/*.xml.gz",
+    "commonroad_ngsim/Peachtree/*.xml.gz",
+    "commonroad_ngsim/US101/*.xml.gz",
+)
 SPEC = RasterSpec()  # 224 x 224 at 0.5 m/px, the four layers above
 AGREEMENT_SPEC = RasterSpec(layers=(*SPEC.layers, "lane_heading_sin", "lane_heading_cos"))
 AGREEMENT_MAPS = (
@@ -63,8 +79,23 @@ def rate(fn: Callable[[], Any], count: int, repeats: int, sync: bool = False) ->
     return count / min(times)
 
 
-def bench_map(m: VectorMap, batch_cpu: int, batch_gpu: int, repeats: int) -> dict[str, float]:
+def bench_cuda(m: VectorMap, batch: int, repeats: int) -> dict[str, float]:
+    """The torch mode on CUDA: rasters/s of ``batch`` poses and the peak GPU memory."""
+    gpu = Rasterizer(m, SPEC, mode="torch", device="cuda")
+    big = torch.from_numpy(poses_on_lanes(m, batch, seed=1)).cuda()
+    torch.cuda.reset_peak_memory_stats()
+    return {
+        "torch cuda": rate(lambda: gpu.rasterize_tensor(big, torch.uint8), batch, repeats, True),
+        "gpu memory GiB": torch.cuda.max_memory_allocated() / 2**30,
+    }
+
+
+def bench_map(
+    m: VectorMap, batch_cpu: int, batch_gpu: int, repeats: int, cuda_only: bool
+) -> dict[str, float]:
     """Rates of each mode on one map, the torch mode's agreement with exact, GPU memory."""
+    if cuda_only:
+        return bench_cuda(m, batch_gpu, repeats)
     poses = poses_on_lanes(m, batch_cpu)
     exact = Rasterizer(m, SPEC)
     fast = Rasterizer(m, SPEC, mode="fast")
@@ -88,13 +119,7 @@ def bench_map(m: VectorMap, batch_cpu: int, batch_gpu: int, repeats: int) -> dic
         agreement = mode_agreement(reference, r.rasterize(poses, np.uint8), SPEC.layers)
         result[f"min IoU {name}"] = min(agreement.values())
     if torch.cuda.is_available():
-        gpu = Rasterizer(m, SPEC, mode="torch", device="cuda")
-        big = torch.from_numpy(poses_on_lanes(m, batch_gpu, seed=1)).cuda()
-        torch.cuda.reset_peak_memory_stats()
-        result["torch cuda"] = rate(
-            lambda: gpu.rasterize_tensor(big, torch.uint8), batch_gpu, repeats, sync=True
-        )
-        result["gpu memory GiB"] = torch.cuda.max_memory_allocated() / 2**30
+        result.update(bench_cuda(m, batch_gpu, repeats))
     return result
 
 
@@ -109,14 +134,30 @@ def main() -> None:
         "--data", type=Path, default=Path(os.environ.get("MAPENC_REAL_DATA", "../shared/data"))
     )
     parser.add_argument("--batch-cpu", type=int, default=256)
-    parser.add_argument("--batch-gpu", type=int, default=4096)
+    parser.add_argument("--batch-gpu", type=int, nargs="+", default=[4096, 16384])
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per figure (best kept)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--agreement-agents", type=int, default=48, help="poses per map")
+    parser.add_argument(
+        "--parts", nargs="+", choices=PARTS, default=list(PARTS), help="tables to print"
+    )
+    parser.add_argument("--cuda-only", action="store_true", help="only the torch mode on CUDA")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
     print(f"CPU threads: {args.threads}; GPU: {device}; torch {torch.__version__}")
+    if args.cuda_only and not torch.cuda.is_available():
+        raise SystemExit("--cuda-only: torch sees no CUDA device")
+    if "speed" in args.parts:
+        print_speed(args)
+    if "agreement" in args.parts and not args.cuda_only:
+        print_agreement(args.data, args.agreement_agents)
+    if "crossover" in args.parts and not args.cuda_only:
+        print_crossover(args.data, args.batch_cpu, args.repeats)
+
+
+def print_speed(args: argparse.Namespace) -> None:
+    """Rasters/s of each mode on the AV2 forecasting map and the largest AV2 city map."""
     maps = {
         "AV2 forecasting": load_map(
             sorted(args.data.glob("av2/forecasting/*/log_map_archive_*.json"))[0]
@@ -126,23 +167,67 @@ def main() -> None:
         ),
     }
     columns = ["exact", "fast", "torch cpu", "torch cpu sample", "torch cuda"]
+    if args.cuda_only:
+        columns = ["torch cuda"]
     print(
-        "| map (extent m) | "
+        "| map (extent m) | GPU batch | "
         + " | ".join(f"{c} /s (x fast)" for c in columns)
         + " | min IoU torch / sample vs exact | GPU memory |"
     )
-    print("|" + "---|" * (len(columns) + 3))
+    print("|" + "---|" * (len(columns) + 4))
     for name, m in maps.items():
-        r = bench_map(m, args.batch_cpu, args.batch_gpu, args.repeats)
-        cells = [f"{r[c]:,.0f} ({r[c] / r['fast']:.2f}x)" if c in r else "no GPU" for c in columns]
-        memory = f"{r['gpu memory GiB']:.2f} GiB" if "gpu memory GiB" in r else "-"
+        for batch_gpu in args.batch_gpu:
+            r = bench_map(m, args.batch_cpu, batch_gpu, args.repeats, args.cuda_only)
+            fast = r.get("fast")
+            cells = [
+                (f"{r[c]:,.0f}" + (f" ({r[c] / fast:.2f}x)" if fast else ""))
+                if c in r
+                else "no GPU"
+                for c in columns
+            ]
+            memory = f"{r['gpu memory GiB']:.2f} GiB" if "gpu memory GiB" in r else "-"
+            iou = (
+                f"{r['min IoU torch']:.3f} / {r['min IoU sample']:.3f}"
+                if "min IoU torch" in r
+                else "-"
+            )
+            print(
+                f"| {name} ({m.summary()['extent_m']}) | {batch_gpu:,} | "
+                + " | ".join(cells)
+                + f" | {iou} | {memory} |",
+                flush=True,
+            )
+            if not torch.cuda.is_available():
+                break  # the GPU batch changes nothing on the CPU
+
+
+def seconds_per_pose(r: Rasterizer, poses: np.ndarray, repeats: int) -> float:
+    return 1 / rate(lambda: r.rasterize(poses, np.uint8), len(poses), repeats)
+
+
+def print_crossover(data: Path, batch: int, repeats: int) -> None:
+    """Per map: the fast mode's set-up time, exact's and fast's time per pose, and the poses per
+    call from which fast is cheaper (set-up / (exact - fast per pose))."""
+    print(
+        f"\n| auto crossover (one thread, batch {batch}) | fast set-up s | exact ms/pose | "
+        "fast ms/pose | poses from which fast pays back |"
+    )
+    print("|---|---|---|---|---|")
+    for pattern in CROSSOVER_MAPS:
+        path = sorted(data.glob(pattern))[0]
+        m = load_map(path)
+        poses = poses_on_lanes(m, batch, seed=3)
+        start = time.perf_counter()
+        fast = Rasterizer(m, SPEC, mode="fast")
+        setup = time.perf_counter() - start
+        exact_s = seconds_per_pose(Rasterizer(m, SPEC), poses, repeats)
+        fast_s = seconds_per_pose(fast, poses, repeats)
+        crossover = setup / (exact_s - fast_s) if exact_s > fast_s else float("inf")
         print(
-            f"| {name} ({m.summary()['extent_m']}) | "
-            + " | ".join(cells)
-            + f" | {r['min IoU torch']:.3f} / {r['min IoU sample']:.3f} | {memory} |",
+            f"| {path.name} | {setup:.2f} | {1e3 * exact_s:.3f} | {1e3 * fast_s:.3f} | "
+            f"{crossover:,.0f} |",
             flush=True,
         )
-    print_agreement(args.data, args.agreement_agents)
 
 
 def print_agreement(data: Path, count: int) -> None:
