@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mapenc.errors import ConfigError
+from mapenc.errors import ConfigError, printable
 from mapenc.evaluation.trajectory_types import TRAJECTORY_TYPES
 from mapenc.progress import progress_bar
 from mapenc.study.config import CompareConfig
@@ -184,9 +184,8 @@ def train_pending(study: StudyTask, config: CompareConfig, out_dir: Path) -> Non
     pending = [run for run in runs if not (run_dir_of(out_dir, run) / study.metrics_name).is_file()]
     for run in runs:
         if run not in pending:
-            print(
-                f"{run.folder_name()}: finished earlier, metrics read from {run_dir_of(out_dir, run)}"
-            )
+            where = printable(str(run_dir_of(out_dir, run)))
+            print(f"{run.folder_name()}: finished earlier, metrics read from {where}")
     if not pending:
         return
     expected = expected_seconds(study, pending, config)
