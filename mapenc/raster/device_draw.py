@@ -428,8 +428,15 @@ class VectorDrawer:
         winding = torch.zeros(n * count * w * (h + 1), dtype=torch.int8, device=self.device)
         winding.index_add_(0, flat, sign.to(torch.int8))
         summed = winding.view(n, count, w, h + 1).cumsum(3, dtype=torch.int8)
-        inside = (summed != 0)[..., :h].transpose(2, 3)
-        _write(out, self._fill_channels, inside)
+        # Winding numbers copied (transposed) straight into the channels, then made binary
+        # there: fewer passes over the pixels than a separate mask.
+        for k, channel in enumerate(self._fill_channels):
+            target = out[:, channel]
+            target.copy_(summed[:, k, :, :h].transpose(1, 2))
+            if out.dtype == torch.uint8:
+                target.clamp_(max=1).neg_()  # int8 cast to uint8 wraps: non-zero -> 1 -> 255
+            else:
+                target.ne_(0)
 
     def _lines(
         self,
@@ -451,11 +458,3 @@ def _read_totals(totals: torch.Tensor) -> list[int]:
     if totals.device.type == "meta":
         return [META_TOTAL] * len(totals)
     return totals.to("cpu", copy=True).tolist()
-
-
-def _write(out: torch.Tensor, channels: list[int], mask: torch.Tensor) -> None:
-    """Write masks (N, K, H, W) into ``out``'s ``channels`` (K,): 1.0 (float) or 255 (uint8)
-    where set, else 0."""
-    on = 255 if out.dtype == torch.uint8 else 1
-    for k, channel in enumerate(channels):
-        torch.mul(mask[:, k], on, out=out[:, channel])

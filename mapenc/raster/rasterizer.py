@@ -72,7 +72,7 @@ WORKING_BYTES_PER_PIXEL = 32
 DEVICE_WORKING_BYTES_PER_PIXEL = 64
 # Poses drawn together by the torch mode on the CPU (the fills' winding buffers stay near cache;
 # per-call overhead is spread over enough poses).
-TORCH_CPU_CHUNK = 64
+TORCH_CPU_CHUNK = 256
 
 
 def max_raster_bytes() -> int:
