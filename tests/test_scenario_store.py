@@ -5,6 +5,7 @@ files; reuse of converted sources, corrupt and foreign files."""
 from __future__ import annotations
 
 import json
+import pickle
 import warnings
 from itertools import islice
 from pathlib import Path
@@ -195,3 +196,11 @@ def test_real_prepare_of_a_waymo_shard_in_two_processes(real_data: Path, tmp_pat
     for p in prepared:
         (back,) = list(iter_scenarios(p.shard))
         assert_same_scenario(back, _quiet(iter_scenarios(p.source))[0])
+
+
+def test_stored_drivable_area_is_decoded_when_read_and_survives_pickling(tmp_path: Path) -> None:
+    (original,) = list(make_scenarios(1, seed=6))
+    (read,) = _round_trip([original], tmp_path)
+    copy = pickle.loads(pickle.dumps(read))  # DataLoader workers receive maps this way
+    assert copy.map.drivable_area.equals(original.map.drivable_area)
+    assert shapely.union_all(read.map.drivable_parts).equals(original.map.drivable_area)

@@ -39,9 +39,10 @@ import os
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
 from itertools import pairwise
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 import shapely
@@ -71,7 +72,9 @@ _LENGTH = struct.Struct("<Q")  # bytes of the JSON header, padding included
 _ALIGN = 64  # every array starts at a multiple of this many bytes of the data
 # (path, size, mtime, inode) of shards whose CRC-32 this process has already checked.
 _VERIFIED: set[tuple[str, int, int, int]] = set()
-POLYGON_KINDS = ("crosswalks", "driveways", "speed_bumps", "drivable_area")
+# Polygon kinds decoded when a shard is opened; the drivable area is decoded when first read.
+MAP_POLYGON_KINDS = ("crosswalks", "driveways", "speed_bumps")
+POLYGON_KINDS = (*MAP_POLYGON_KINDS, "drivable_area")
 Arrays = dict[str, NDArray[Any]]
 # Enum members by value: a dict lookup, not Enum's constructor, for each of thousands of lanes.
 _MARKS = {mark.value: mark for mark in MarkType}
@@ -392,16 +395,20 @@ class StoreShard:
             ) from None
         self.source: str = header["source"]
         self.metadata: list[dict[str, Any]] = header["scenarios"]
-        self._polygons = {kind: self._geometries(kind) for kind in POLYGON_KINDS}
+        self._polygons = {kind: self._geometries(kind) for kind in MAP_POLYGON_KINDS}
+        self._area_wkb = self._wkb("drivable_area")
 
     def __len__(self) -> int:
         return len(self.metadata)
 
+    def _wkb(self, kind: str) -> list[bytes]:
+        """The WKB of each geometry of one polygon kind, every scenario's."""
+        blob = self.arrays[f"{kind}_wkb"].tobytes()
+        return [blob[a:b] for a, b in pairwise(self.arrays[f"{kind}_wkb_first"])]
+
     def _geometries(self, kind: str) -> NDArray[np.object_]:
         """(G,) shapely geometries of one polygon kind, every scenario's, decoded together."""
-        blob = self.arrays[f"{kind}_wkb"].tobytes()
-        first = self.arrays[f"{kind}_wkb_first"]
-        wkb = np.array([blob[a:b] for a, b in pairwise(first)], dtype=object)
+        wkb = np.array(self._wkb(kind), dtype=object)
         return shapely.from_wkb(wkb) if len(wkb) else np.zeros(0, dtype=object)
 
     def _range(self, name: str, index: int) -> range:
@@ -452,7 +459,8 @@ class StoreShard:
         for k in range(len(ids)):
             rows = states[first[k] : first[k + 1]]
             tracks.append(
-                Track(
+                _stored(
+                    Track,
                     id=ids[k],
                     kind=kinds[k],
                     xy=rows[:, 0:2],
@@ -499,14 +507,13 @@ class StoreShard:
             )
         ]
         polygons = {}
-        for kind in POLYGON_KINDS:
+        for kind in MAP_POLYGON_KINDS:
             kind_range = self._range(f"{kind}_first", index)
             polygons[kind] = list(self._polygons[kind][kind_range.start : kind_range.stop])
         projection = meta["projection"]
-        return VectorMap(
+        vector_map = VectorMap(
             lanes=lanes,
             crosswalks=polygons["crosswalks"],
-            drivable_area=polygons["drivable_area"][0],
             road_edges=self._split("road_edge_points", self._range("road_edge_first", index)),
             source=meta["map_source"],
             projection=(
@@ -520,6 +527,33 @@ class StoreShard:
             stop_signs=stop_signs,
             boundaries_offset=bool(meta["boundaries_offset"]),
         )
+        area = self._area_wkb[self._range("drivable_area_first", index).start]
+        vector_map.load_drivable_area_when_read(_DecodedWkb(area))
+        return vector_map
+
+
+_FIELDS = {cls: frozenset(f.name for f in fields(cls)) for cls in (Lane, Track)}
+T = TypeVar("T", Lane, Track)
+
+
+def _stored(cls: type[T], **values: Any) -> T:
+    """A Lane or Track made from stored values, without its generated ``__init__``: a frozen
+    dataclass sets every field through ``object.__setattr__``, three times slower than filling
+    the instance dict, and these values came from a valid object when the store was written."""
+    assert values.keys() == _FIELDS[cls], f"{cls.__name__} fields changed: update the store"
+    made = object.__new__(cls)
+    made.__dict__.update(values)
+    return made
+
+
+@dataclass(frozen=True)
+class _DecodedWkb:
+    """A stored geometry, decoded when called (picklable, unlike a closure)."""
+
+    wkb: bytes
+
+    def __call__(self) -> BaseGeometry:
+        return shapely.from_wkb(self.wkb)
 
 
 def _lanes(
@@ -539,7 +573,8 @@ def _lanes(
     neighbors = a["lane_neighbors"][lanes_range.start : lanes_range.stop].tolist()
     has_neighbor = a["lane_has_neighbor"][lanes_range.start : lanes_range.stop].tolist()
     return [
-        Lane(
+        _stored(
+            Lane,
             id=ids[k],
             centerline=centerlines[k],
             left_boundary=lefts[k],

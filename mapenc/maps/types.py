@@ -6,7 +6,7 @@ All coordinates are in the map's city frame (metres, float64). Maps know nothing
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
@@ -353,12 +353,14 @@ class _DrivableArea:
         if obj is None:
             return None  # the dataclass default: derive the area from the lanes
         if obj._drivable_area is None:
-            obj._drivable_area = shapely.union_all(obj.lane_polygons)
+            load = obj._area_loader
+            obj._drivable_area = shapely.union_all(obj.lane_polygons) if load is None else load()
         return obj._drivable_area
 
     def __set__(self, obj: VectorMap, value: BaseGeometry | None) -> None:
         obj._drivable_area = value
         obj._area_given = value is not None
+        obj._area_loader = None
 
 
 @dataclass(eq=False)
@@ -393,12 +395,19 @@ class VectorMap:
     boundaries_offset: bool = False
     _drivable_area: BaseGeometry | None = field(init=False, repr=False, compare=False)
     _area_given: bool = field(init=False, repr=False, compare=False)
+    _area_loader: Callable[[], BaseGeometry] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ids = [lane.id for lane in self.lanes]
         if len(set(ids)) != len(ids):
             raise MapencError(f"{self.source or 'map'}: duplicate lane ids")
         self._lane_by_id = {lane.id: lane for lane in self.lanes}
+
+    def load_drivable_area_when_read(self, load: Callable[[], BaseGeometry]) -> None:
+        """Give the map its drivable area as ``load``, called when the area is first read (a
+        stored area that most work never decodes). ``load`` must be picklable when the map is
+        sent to other processes."""
+        self._drivable_area, self._area_given, self._area_loader = None, True, load
 
     def lane(self, lane_id: str) -> Lane:
         """The lane with this id; MapencError if there is none."""
@@ -434,8 +443,7 @@ class VectorMap:
         """Polygons whose union is ``drivable_area``: the parts of the area given to the map, else
         the lane polygons (no union built). A pixel or point inside any of them is drivable."""
         if self._area_given:
-            assert self._drivable_area is not None
-            return [g for g in shapely.get_parts(self._drivable_area) if not g.is_empty]
+            return [g for g in shapely.get_parts(self.drivable_area) if not g.is_empty]
         return [g for g in self.lane_polygons if not g.is_empty]
 
     @cached_property
