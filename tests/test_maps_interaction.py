@@ -19,7 +19,8 @@ import shapely
 from rasterio.warp import transform
 
 from mapenc.cli import main
-from mapenc.data.split import location_of, plan_split
+from mapenc.data.recordings import file_digest
+from mapenc.data.split import FIXED_SPLITS_DIR, location_of, plan_split
 from mapenc.data.traj_sources import load_scenarios, scene_names
 from mapenc.errors import MapFormatError, ScenarioFormatError
 from mapenc.maps import iter_scenarios, load_map, load_scenario
@@ -386,3 +387,20 @@ def moving_points_cm(track: Track) -> set[tuple[int, int]]:
     xy = track.xy[track.valid]
     moving = np.r_[False, np.linalg.norm(np.diff(xy, axis=0), axis=1) > 0.05]
     return set(map(tuple, np.round(xy[moving] * 100).astype(np.int64).tolist()))
+
+
+@pytest.mark.real_data
+def test_fixed_split_lists_every_shipped_recording_whole(interaction: Path) -> None:
+    document = json.loads((FIXED_SPLITS_DIR / "interaction.json").read_text())
+    entries = {entry["sha256"]: entry for entry in document["files"]}
+    shipped = sorted((interaction / "recorded_trackfiles").glob("*/vehicle_tracks_*.csv*"))
+    assert len(entries) == len(shipped)
+    parts: dict[str, set[str]] = {"train": set(), "val": set(), "test": set()}
+    for path in shipped:
+        entry = entries[file_digest(str(path))]
+        assert entry["name"] == path.relative_to(interaction).as_posix()
+        assert entry["location"] == path.parent.name
+        parts[entry["split"]].add(entry["location"])
+    assert len({entry["recording"] for entry in entries.values()}) == len(shipped)
+    locations = {path.parent.name for path in shipped}
+    assert parts == {"train": locations, "val": locations, "test": locations}

@@ -73,7 +73,8 @@ def _provenance(config: SplitConfig) -> dict[str, Any]:
         "method": (
             "files sharing a vehicle (3 s windows matched by rigid-invariant speed/turn "
             "signatures, confirmed by a rigid fit within 5 cm over every step both files observe "
-            "it) form one recording; whole recordings per split, near 60/15/25 % of samples, "
+            "it) form one recording, and every INTERACTION track file or generated scene is a "
+            "recording of its own; whole recordings per split, near 60/15/25 % of samples, "
             "every location in test; exact duplicates dropped"
         ),
     }
