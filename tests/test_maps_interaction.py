@@ -198,6 +198,20 @@ def test_folders_are_found_and_named_by_vehicle_track_file(release: Path) -> Non
         load_scenario(location)
 
 
+def test_info_on_a_location_folder_lists_its_recordings(
+    release: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    location = release / "recorded_trackfiles" / LOCATION
+    assert main(["info", str(location)]) == 0
+    summaries = json.loads(capsys.readouterr().out)["scenarios"]
+    assert [s["scenario"]["source"] for s in summaries] == [
+        str(recording(release)),
+        str(recording(release, "001", ".csv.gz")),
+    ]
+    assert [s["scenario"]["first_step"] for s in summaries] == [5, 1]
+    assert summaries[0]["scenario"]["kinds"] == {"vehicle": 2, "pedestrian": 1, "cyclist": 1}
+
+
 def test_split_keeps_each_track_file_a_recording_and_drops_copies(release: Path) -> None:
     folder = release / "recorded_trackfiles" / LOCATION
     # Recording 002 repeats the car of 001 (content grouping would chain them): still its own.
