@@ -8,10 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-from mapenc.data.mnist import load_mnist
+from mnist_files import tiny_mnist_file
 
 pytestmark = pytest.mark.slow
 
@@ -71,15 +69,7 @@ def test_train_traj_under_torchrun_trains_once_and_a_rerun_is_refused_on_every_r
 
 
 def test_train_mnist_under_torchrun(tmp_path: Path) -> None:
-    splits = load_mnist()
-    data = tmp_path / "tiny.npz"
-    np.savez(
-        data,
-        x_train=splits.x_train[:256],
-        y_train=splits.y_train[:256],
-        x_test=splits.x_test[:64],
-        y_test=splits.y_test[:64],
-    )
+    data = tiny_mnist_file(tmp_path / "tiny.npz", 256, 64)
     run = tmp_path / "run"
     args = ["--data", str(data), "--iw", "2", "--max-steps", "5", "--no-progress"]
     done = torchrun("train-mnist", *args, "--out", str(run))

@@ -6,11 +6,11 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
+from mnist_files import tiny_mnist_file
+from test_compare import compare_args
 
 from mapenc.cli import main
-from mapenc.data.mnist import load_mnist
 from mapenc.errors import ConfigError
 from mapenc.study import CompareConfig
 from mapenc.study.compare import STUDY_CONFIG_NAME, refuse_changed_protocol
@@ -19,60 +19,32 @@ from mapenc.study.compare import STUDY_CONFIG_NAME, refuse_changed_protocol
 @pytest.fixture(scope="module")
 def tiny_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """200 training and 50 test images of the embedded MNIST subset as an .npz."""
-    splits = load_mnist()
-    path = tmp_path_factory.mktemp("mnist") / "tiny.npz"
-    np.savez(
-        path,
-        x_train=splits.x_train[:200],
-        y_train=splits.y_train[:200],
-        x_test=splits.x_test[:50],
-        y_test=splits.y_test[:50],
-    )
-    return path
+    return tiny_mnist_file(tmp_path_factory.mktemp("mnist") / "tiny.npz", 200, 50)
 
 
-def study_args(data: Path, out: Path, *settings: str) -> list[str]:
-    return [
-        "compare",
-        "--task",
-        "mnist",
-        "--data",
-        str(data),
-        "--encoders",
-        "seed_global",
-        "--seeds",
-        "1",
-        "--batch-size",
-        "32",
-        "--iw",
-        "2",
-        "--probe-samples",
-        "20",
-        "--eval-images",
-        "20",
-        "--no-progress",
-        "--out",
-        str(out),
-        *settings,
-    ]
+def study_args(data: Path, out: Path, max_steps: int) -> list[str]:
+    """test_compare's tiny MNIST study with ``max_steps`` steps per run."""
+    args = compare_args(data, out)
+    args[args.index("--max-steps") + 1] = str(max_steps)
+    return args
 
 
 def test_a_study_resumed_with_other_steps_is_refused_and_left_as_it_was(
     tiny_mnist: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "study"
-    assert main(study_args(tiny_mnist, out, "--max-steps", "2")) == 0
+    assert main(study_args(tiny_mnist, out, 2)) == 0
     saved = (out / STUDY_CONFIG_NAME).read_text()
     rows = (out / "results.json").read_text()
     capsys.readouterr()
-    assert main(study_args(tiny_mnist, out, "--max-steps", "6")) == 2
+    assert main(study_args(tiny_mnist, out, 6)) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert "another protocol" in line and "max_steps 2 -> 6" in line
     assert (out / STUDY_CONFIG_NAME).read_text() == saved
     assert (out / "results.json").read_text() == rows
-    # The same protocol resumes: the finished cell is read, not retrained.
-    assert main(study_args(tiny_mnist, out, "--max-steps", "2")) == 0
-    assert "seed_global-s0: finished earlier" in capsys.readouterr().out
+    # The same protocol resumes: the finished cells are read, not retrained.
+    assert main(study_args(tiny_mnist, out, 2)) == 0
+    assert "seed_global-s1: finished earlier" in capsys.readouterr().out
 
 
 def saved_study(folder: Path, config: CompareConfig) -> Path:
