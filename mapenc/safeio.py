@@ -1,9 +1,10 @@
 """File input and output that stays bounded and leaves no half-written file.
 
-- ``gunzip`` inflates a gzip stream chunk by chunk and stops at a size limit, so a small
-  compressed file cannot ask for gigabytes of memory (a gzip bomb). The limit is
-  ``DEFAULT_MAX_INFLATED_MB`` MiB (the largest real inputs inflate to tens of MB: MNIST's
-  training images to 47 MB), overridden by the environment variable ``MAPENC_MAX_INFLATED_MB``.
+- ``gunzip`` measures a gzip stream chunk by chunk and stops at a size limit, so a small
+  compressed file cannot ask for gigabytes of memory (a gzip bomb); content within the limit is
+  held once, never built up and copied. The limit is ``DEFAULT_MAX_INFLATED_MB`` MiB (the largest
+  real inputs inflate to tens of MB: MNIST's training images to 47 MB), overridden by the
+  environment variable ``MAPENC_MAX_INFLATED_MB``.
 - ``write_atomic`` writes to an exclusive temporary file beside the target, fsyncs it and renames
   it over the target, so a crash or a full disk leaves the previous file or the new one, never a
   mix; ``save_figure`` does the same for matplotlib figures. ``remove_stale_temporaries``
@@ -55,36 +56,54 @@ def gunzip(raw: bytes, limit: int | None = None) -> bytes:
     """The inflated content of the gzip stream ``raw`` (one or more members).
 
     Inflates at most ``limit`` bytes (default ``max_inflated_bytes()``) and never holds more than
-    that plus one chunk. Raises MapencError for a truncated or corrupt stream, trailing bytes
-    that are not gzip, or content beyond the limit (the message gives the limit and the variable
-    that raises it).
+    the content itself: a first pass measures each member chunk by chunk (refusing one beyond
+    the limit before it is held), a second inflates each member into a buffer of its measured
+    size. Raises MapencError for a truncated or corrupt stream, trailing bytes that are not gzip,
+    or content beyond the limit (the message gives the limit and the variable that raises it).
     """
-    limit = max_inflated_bytes() if limit is None else limit
-    out = bytearray()
-    remaining = raw
+    members = _gzip_members(raw, max_inflated_bytes() if limit is None else limit)
+    view = memoryview(raw)
+    contents = [
+        zlib.decompress(view[start:end], wbits=31, bufsize=max(size, 1))
+        for start, end, size in members
+    ]
+    return contents[0] if len(contents) == 1 else b"".join(contents)
+
+
+def _gzip_members(raw: bytes, limit: int) -> list[tuple[int, int, int]]:
+    """(start, end, inflated size) of each gzip member of ``raw``, measured by inflating them
+    chunk by chunk without keeping the output; MapencError as ``gunzip`` says."""
+    members = []
+    total = 0
+    start = 0
     while True:
         inflater = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer only
-        pending = remaining
+        pending = raw[start:]
+        size = 0
         try:
             while not inflater.eof:
                 piece = inflater.decompress(pending, _INFLATE_CHUNK)
                 pending = inflater.unconsumed_tail
                 if not piece and not pending:
                     raise MapencError("truncated gzip data (the stream ends early)")
-                out += piece
-                if len(out) > limit:
+                size += len(piece)
+                if total + size > limit:
                     raise MapencError(
                         f"gzip content inflates beyond {limit >> 20} MiB (a compression bomb?); "
                         f"set {MAX_INFLATED_ENV} to allow more"
                     )
         except zlib.error as err:
             raise MapencError(f"corrupt gzip data ({err})") from None
+        end = len(raw) - len(inflater.unused_data)
+        members.append((start, end, size))
+        total += size
         # Like gzip.decompress: members may follow, and zero padding after the last is ignored.
         remaining = inflater.unused_data.lstrip(b"\0")
         if not remaining:
-            return bytes(out)
+            return members
         if not remaining.startswith(GZIP_MAGIC):
             raise MapencError("trailing bytes after the gzip data")
+        start = len(raw) - len(remaining)
 
 
 def ensure_folder(folder: Path, role: str, error: type[MapencError] = ConfigError) -> Path:

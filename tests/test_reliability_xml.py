@@ -4,12 +4,14 @@ whole (possibly bomb-inflated) content has been built."""
 from __future__ import annotations
 
 import gzip
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from mapenc.errors import ConfigError, MapFormatError
 from mapenc.maps.xmlparse import MAX_MARKUP_GAP_BYTES, MAX_XML_ELEMENTS_ENV, parse_xml
+from mapenc.safeio import gunzip
 
 HEAD = b'<?xml version="1.0"?>\n<commonRoad timeStepSize="0.1">\n'
 
@@ -61,3 +63,16 @@ def test_the_root_element_is_checked_as_it_opens(tmp_path: Path) -> None:
     path = gzipped(tmp_path / "osm.xml.gz", b'<osm version="0.6">' + b"<node/>" * 1000)
     with pytest.raises(MapFormatError, match="root element is <osm>, expected <commonRoad>"):
         parse_xml(path, "commonRoad")
+
+
+def test_gunzip_holds_the_content_once() -> None:
+    content = b"<x/>" * (8 << 20)  # 32 MiB
+    packed = gzip.compress(content, compresslevel=1)
+    tracemalloc.start()
+    try:
+        inflated = gunzip(packed)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert inflated == content
+    assert peak < len(content) + (4 << 20), f"peak {peak >> 20} MiB for 32 MiB of content"
