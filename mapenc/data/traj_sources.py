@@ -158,6 +158,17 @@ def _data_path_of(scenario: Scenario, roots: Sequence[Path]) -> int:
     return -1
 
 
+def data_sets_of(scenarios: Sequence[Scenario], paths: Sequence[str]) -> list[str]:
+    """The data set of each scene: the folder or file name of the data path (of ``paths``) it
+    was found under, ``synthetic`` for generated scenes."""
+    roots = [Path(p).resolve() for p in paths]
+    labels = []
+    for scenario in scenarios:
+        index = _data_path_of(scenario, roots)
+        labels.append(SYNTHETIC_PREFIX if index < 0 else roots[index].name)
+    return labels
+
+
 def plan_for(scenarios: Sequence[Scenario], paths: Sequence[str]) -> SplitPlan:
     """The split of ``scenarios`` loaded from ``paths`` (fixed or planned; ``resolve_split``),
     made for each data path on its own: every data set keeps its fixed split where it has one,

@@ -279,13 +279,16 @@ def evaluation_report(
     *,
     dt: float,
     versus: PerSample | None = None,
+    scene_sources: Sequence[str] | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """The scores part of the eval-traj JSON; ``dt`` is the samples' seconds per step.
 
     ``scores_and_differences`` over all samples, then ``"by_location"``, ``"by_kind"``,
     ``"by_motion"`` (standing below ``STANDING_SPEED_MPS``, or moving: every method's means) and
-    ``"by_trajectory_type"`` (``by_trajectory_type`` of the true futures' Waymo types).
+    ``"by_trajectory_type"`` (``by_trajectory_type`` of the true futures' Waymo types). With
+    ``scene_sources`` (the data set of each scene), ``"by_source"`` holds, per data set, its
+    own ``scores_and_differences`` and ``by_trajectory_type`` with ``n`` and ``scenes``.
     """
     scenes = samples.scenario_index
     report = scores_and_differences(model, baselines, scenes, versus=versus, seed=seed)
@@ -296,9 +299,25 @@ def evaluation_report(
     report["by_location"] = breakdown(methods, locations)
     report["by_kind"] = breakdown(methods, list(samples.kinds))
     report["by_motion"] = breakdown(methods, motion_labels(samples.velocity))
+    types = np.asarray(sample_trajectory_types(samples, dt))
     report["by_trajectory_type"] = by_trajectory_type(
-        model, baselines, scenes, sample_trajectory_types(samples, dt), versus=versus, seed=seed
+        model, baselines, scenes, types, versus=versus, seed=seed
     )
+    if scene_sources is not None:
+        sources = np.array([scene_sources[int(i)] for i in scenes])
+        report["by_source"] = {}
+        for source in sorted(set(sources.tolist())):
+            rows = sources == source
+            part = {name: scores.subset(rows) for name, scores in baselines.items()}
+            mine = None if versus is None else versus.subset(rows)
+            entry: dict[str, Any] = {"n": int(rows.sum()), "scenes": len(np.unique(scenes[rows]))}
+            entry |= scores_and_differences(
+                model.subset(rows), part, scenes[rows], versus=mine, seed=seed
+            )
+            entry["by_trajectory_type"] = by_trajectory_type(
+                model.subset(rows), part, scenes[rows], types[rows], versus=mine, seed=seed
+            )
+            report["by_source"][source] = entry
     return report
 
 
@@ -308,15 +327,20 @@ def write_predictions(
     probabilities: FloatArray,
     samples: TrajSamples,
     scene_names: Sequence[str],
+    scene_first_steps: Sequence[int] | None = None,
 ) -> None:
     """Save forecasts for rescoring: ``scene`` (N,) str, ``track_id`` (N,) str, ``t_obs`` (N,)
-    int (the last observed step, in the file's steps), ``pred`` (N, K, T, 2) metres in the
-    source file's frame, ``prob`` (N, K)."""
+    int (the last observed step, in the file's own numbering: plus each scene's
+    ``scene_first_steps``, e.g. an INTERACTION ``frame_id``), ``pred`` (N, K, T, 2) metres in
+    the source file's frame, ``prob`` (N, K)."""
+    first = np.zeros(len(scene_names), dtype=np.int64)
+    if scene_first_steps is not None:
+        first = np.asarray(scene_first_steps, dtype=np.int64)
     np.savez_compressed(
         path,
         scene=np.array([scene_names[int(i)] for i in samples.scenario_index], dtype=str),
         track_id=np.array(samples.track_ids, dtype=str),
-        t_obs=samples.time_step.astype(np.int64),
+        t_obs=samples.time_step.astype(np.int64) + first[samples.scenario_index],
         pred=transform_points(samples.pose, forecasts),
         prob=np.asarray(probabilities, dtype=np.float64),
     )

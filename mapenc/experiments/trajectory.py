@@ -17,6 +17,7 @@ import json
 import os
 import time
 import typing
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from torch.utils.data import DataLoader
 
 from mapenc.checks import check_memory
 from mapenc.data.context import ContextDataset
+from mapenc.data.traj_sources import data_sets_of
+from mapenc.data.trajectory import resampling
 from mapenc.errors import ConfigError, DataError
 from mapenc.evaluation.baselines import CONSTANT_VELOCITY, baseline_forecasts
 from mapenc.evaluation.report import evaluation_report, score_per_sample, write_predictions
@@ -258,6 +261,10 @@ class TrajEvaluation:
         by_trajectory_type: per Waymo trajectory type of the true future and for the moving and
             turning agents (``mapenc.evaluation.report.by_trajectory_type``): ``n``, ``scenes``,
             every method's scores and the paired differences with intervals.
+        by_source: the same scores, differences and ``by_trajectory_type`` within each data set
+            (the data path's folder or file name), with ``n`` and ``scenes``.
+        resampling: how the scenes' steps became the task's (``mapenc.data.trajectory.
+            resampling``): description -> number of scenes.
         constant_velocity: ``variant``, ``ADE``, ``FDE``, ``miss_rate``, ``offroad_rate`` of the
             constant-velocity baseline chosen on NGSIM val.
         ground_truth: ``offroad_rate`` of the true futures (how well the map covers the data).
@@ -280,6 +287,8 @@ class TrajEvaluation:
     by_kind: dict[str, Any]
     by_motion: dict[str, Any]
     by_trajectory_type: dict[str, Any]
+    by_source: dict[str, Any]
+    resampling: dict[str, int]
     constant_velocity: dict[str, Any]
     ground_truth: dict[str, float]
     versus: dict[str, float] | None = None
@@ -348,10 +357,24 @@ def evaluate(
         versus_forecasts = predict(versus_model, versus_part.dataset, k, seed)[0]
         other = score_per_sample(versus_forecasts, samples, part.scenarios)
     report = evaluation_report(
-        scored, baselines, samples, part.names, dt=task.dt, versus=other, seed=seed
+        scored,
+        baselines,
+        samples,
+        part.names,
+        dt=task.dt,
+        versus=other,
+        scene_sources=data_sets_of(part.scenarios, data or config.data),
+        seed=seed,
     )
     if predictions is not None:
-        write_predictions(predictions, forecasts, probabilities, samples, part.names)
+        write_predictions(
+            predictions,
+            forecasts,
+            probabilities,
+            samples,
+            part.names,
+            [sc.first_step for sc in part.scenarios],
+        )
     drawn: list[str] = []
     if figures > 0:
         from mapenc.experiments.plots import plot_forecast_cases
@@ -381,6 +404,8 @@ def evaluate(
         by_kind=report["by_kind"],
         by_motion=report["by_motion"],
         by_trajectory_type=report["by_trajectory_type"],
+        by_source=report["by_source"],
+        resampling=dict(Counter(resampling(sc, task).describe() for sc in part.scenarios)),
         constant_velocity={
             "variant": CONSTANT_VELOCITY,
             "ADE": cv["minADE"],
