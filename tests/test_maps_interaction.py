@@ -25,7 +25,7 @@ from mapenc.data.traj_sources import load_scenarios, scene_names
 from mapenc.errors import MapFormatError, ScenarioFormatError
 from mapenc.maps import iter_scenarios, load_map, load_scenario
 from mapenc.maps.interaction import heading_from_velocity
-from mapenc.maps.lanelet2 import utm_origin_projection
+from mapenc.maps.lanelet2 import crosswalks_from_markings, utm_origin_projection
 from mapenc.maps.types import Track
 
 LOCATION = "DR_TEST_Straight"
@@ -183,6 +183,26 @@ def test_heading_from_velocity_holds_the_last_motion() -> None:
     np.testing.assert_allclose(heading_from_velocity(np.zeros((3, 2))), 0.0)
 
 
+def test_crosswalks_from_pairs_of_markings_across_the_road() -> None:
+    road = shapely.box(0.0, -5.0, 20.0, 5.0)
+
+    def line(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+        return np.linspace([x0, y0], [x1, y1], 4)
+
+    markings = [
+        line(5.0, -4.0, 5.0, 4.0),  # the two sides of a crossing, 3 m apart
+        line(8.0, 4.0, 8.0, -4.0),  # (drawn the other way)
+        line(30.0, -4.0, 30.0, 4.0),  # no partner
+        line(0.0, 7.0, 20.0, 7.0),  # a sidewalk's lines: parallel, 2 m apart, off the road
+        line(0.0, 9.0, 20.0, 9.0),
+        line(12.0, -4.0, 12.0, 4.0),  # 0.3 m apart: one line drawn twice, not a crossing
+        line(12.3, -4.0, 12.3, 4.0),
+    ]
+    (crosswalk,) = crosswalks_from_markings(markings, road)
+    assert crosswalk.area == pytest.approx(3.0 * 8.0)
+    assert crosswalk.bounds == pytest.approx((5.0, -4.0, 8.0, 4.0))
+
+
 def test_folders_are_found_and_named_by_vehicle_track_file(release: Path) -> None:
     location = release / "recorded_trackfiles" / LOCATION
     for data, prefix in ((release, f"recorded_trackfiles/{LOCATION}/"), (location, "")):
@@ -306,6 +326,9 @@ def test_shipped_maps_hold_the_vehicles(interaction: Path) -> None:
         xy = np.array([[float(r["x"]), float(r["y"])] for r in rows])
         inside = shapely.contains_xy(lanes, xy[:, 0], xy[:, 1]).mean()
         assert inside >= 0.9, f"{vehicle_csv}: {inside:.1%} of vehicle positions in lanelets"
+        for crosswalk in scene.map.crosswalks:  # drawn as marking pairs, across the lanes
+            assert 10.0 < crosswalk.area < 100.0
+            assert crosswalk.intersection(lanes).area >= 0.25 * crosswalk.area
 
 
 @pytest.mark.real_data

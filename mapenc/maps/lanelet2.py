@@ -22,6 +22,10 @@ How Lanelet2 maps onto mapenc's types:
   ``guard_rail``, ``wall``, ``fence`` -> CURB; ``virtual`` -> VIRTUAL; anything else -> UNKNOWN.
 - Successors/predecessors: lanes whose boundaries share end/start nodes; neighbours: lanes sharing
   a boundary way (either direction).
+- A map without crosswalk lanelets that draws its crosswalks as ``pedestrian_marking`` ways only
+  (the INTERACTION maps) gets a crosswalk for each pair of such lines that run within
+  ``MARKING_PARALLEL_DEG`` of parallel, 1-6 m apart, side by side and across the lanes: the convex
+  hull of both (``crosswalks_from_markings``). A line left without a partner is no crosswalk.
 - Drivable area: union of lane and crosswalk polygons and of multipolygon areas with ``subtype``
   ``road`` or ``parking``. Road edges: ``curbstone`` and ``road_border`` ways.
 - Self-intersecting lanelet polygons are repaired with ``make_valid`` and one warning per file.
@@ -65,6 +69,13 @@ LANE_SUBTYPES: dict[str, LaneType] = {
     "bicycle_lane": LaneType.BIKE,
 }
 CROSSWALK_SUBTYPE = "crosswalk"
+CROSSWALK_MARKING = "pedestrian_marking"
+# Two pedestrian_marking lines are the two sides of one crosswalk when they run within this angle
+# of parallel, this far apart (crosswalks are 2-6 m wide), side by side, and across the road: at
+# least this share of the area between them on the lanes.
+MARKING_PARALLEL_DEG = 20.0
+MARKING_GAP_M = (1.0, 6.0)
+MARKING_MIN_ON_ROAD = 0.25
 DRIVABLE_AREA_SUBTYPES = frozenset({"road", "parking"})
 ROAD_EDGE_TYPES = frozenset({"curbstone", "road_border"})
 
@@ -186,6 +197,13 @@ def read_lanelet2_map(path: Path, projection: Projection | None = None) -> Vecto
         str(path),
     )
     crosswalk_polygons, lane_polygons = polygons[: len(crosswalks)], polygons[len(crosswalks) :]
+    if not crosswalks:
+        markings = [
+            nodes.polyline(way.nodes, f"way {way_id}")
+            for way_id, way in ways.items()
+            if way.tags.get("type") == CROSSWALK_MARKING
+        ]
+        crosswalk_polygons = crosswalks_from_markings(markings, shapely.union_all(lane_polygons))
     areas = [
         _multipolygon(path, rel, ways, nodes)
         for rel, tags in relations
@@ -345,6 +363,44 @@ def _oriented_bounds(
         _bound(left_id, left_way, left, reverse=flip_both),
         _bound(right_id, right_way, right, reverse=flip_right != flip_both),
     )
+
+
+def crosswalks_from_markings(markings: list[FloatArray], road: BaseGeometry) -> list[BaseGeometry]:
+    """Crosswalk polygons drawn by pairs of ``pedestrian_marking`` lines, (K, 2) city points each.
+
+    Two lines pair when their end-to-end directions are within ``MARKING_PARALLEL_DEG`` of
+    parallel and the second's midpoint lies ``MARKING_GAP_M`` to the side of the first (between
+    the bounds) and within half their summed lengths along it; the closest pairs are taken first
+    and each line joins one pair at most. The crosswalk is the convex hull of both lines, kept
+    when at least ``MARKING_MIN_ON_ROAD`` of it lies on ``road`` (the lanes): a crossing spans the
+    road, where lines along a sidewalk or a bicycle path do not.
+    """
+    if len(markings) < 2:
+        return []
+    ends = np.array([[points[0], points[-1]] for points in markings])  # (M, 2, 2)
+    chord = ends[:, 1] - ends[:, 0]
+    length = np.linalg.norm(chord, axis=1)
+    direction = chord / np.maximum(length, 1e-9)[:, None]
+    middle = ends.mean(axis=1)
+    offset = middle[None, :, :] - middle[:, None, :]  # (M, M, 2): from line i to line j
+    along = np.abs(np.einsum("ik,ijk->ij", direction, offset))
+    side = np.abs(direction[:, None, 0] * offset[..., 1] - direction[:, None, 1] * offset[..., 0])
+    parallel = np.abs(direction @ direction.T) >= np.cos(np.radians(MARKING_PARALLEL_DEG))
+    beside = along <= 0.5 * (length[:, None] + length[None, :])
+    apart = (side >= MARKING_GAP_M[0]) & (side <= MARKING_GAP_M[1])
+    candidates = parallel & beside & apart & (length[:, None] > 0)
+    rows, cols = np.nonzero(np.triu(candidates & candidates.T, k=1))
+    paired: set[int] = set()
+    crosswalks = []
+    for k in np.argsort(side[rows, cols], kind="stable"):
+        i, j = int(rows[k]), int(cols[k])
+        if i in paired or j in paired:
+            continue
+        hull = shapely.MultiPoint(np.concatenate([markings[i], markings[j]])).convex_hull
+        if hull.intersection(road).area >= MARKING_MIN_ON_ROAD * hull.area:
+            paired |= {i, j}
+            crosswalks.append(hull)
+    return crosswalks
 
 
 def _lanelet_polygon(left: _Bound, right: _Bound) -> BaseGeometry:
