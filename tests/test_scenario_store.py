@@ -15,7 +15,7 @@ import pytest
 import shapely
 
 from mapenc.cli import main
-from mapenc.data.scenario_store import prepare_store
+from mapenc.data.scenario_store import prepare_store, source_digest, source_files
 from mapenc.errors import MapFormatError
 from mapenc.maps import Scenario, iter_scenarios, load_scenario
 from mapenc.maps.geojson import write_generic_scene
@@ -204,3 +204,25 @@ def test_stored_drivable_area_is_decoded_when_read_and_survives_pickling(tmp_pat
     copy = pickle.loads(pickle.dumps(read))  # DataLoader workers receive maps this way
     assert copy.map.drivable_area.equals(original.map.drivable_area)
     assert shapely.union_all(read.map.drivable_parts).equals(original.map.drivable_area)
+
+
+def test_source_digest_follows_every_file_the_source_is_read_from(tmp_path: Path) -> None:
+    folder = tmp_path / "log"
+    (folder / "map").mkdir(parents=True)
+    (folder / "tracks.parquet").write_bytes(b"tracks")
+    (folder / "map" / "log_map_archive_1.json").write_bytes(b"{}")
+    before = source_digest(folder)
+    (folder / "map" / "log_map_archive_1.json").write_bytes(b"{ }")
+    assert source_digest(folder) != before
+
+
+@pytest.mark.real_data
+def test_interaction_digest_covers_pedestrians_and_map(real_data: Path) -> None:
+    (track_file,) = sorted(
+        (real_data / "interaction" / "recorded_trackfiles" / "DR_USA_Intersection_EP0").glob(
+            "vehicle_tracks_000*"
+        )
+    )
+    files = {p.name for p in source_files(track_file)}
+    assert files >= {track_file.name, "DR_USA_Intersection_EP0.osm"}
+    assert any(name.startswith("pedestrian_tracks_000") for name in files)

@@ -4,8 +4,9 @@
 Each source found under the data paths (as trajectory data is found: Waymo shards, INTERACTION
 recordings, CommonRoad files, AV2 and generic scene folders) becomes
 ``<out>/<name>-<digest>.scenarios``; ``digest`` is the first 16 hex digits of the SHA-256 of the
-store version and the source's content (every file of a scene folder, names included), so a
-changed source gets a new shard and a second ``prepare`` converts only what is new or changed.
+store version and the content of every file the source is read from (``source_files``: a scene
+folder's files, an INTERACTION recording's pedestrian file and map), so a changed source gets a
+new shard and a second ``prepare`` converts only what is new or changed.
 Shards are written atomically; temporary files of killed runs are removed at the next start.
 Training and evaluation then read the shards (``--data <out>``) with no protobuf, JSON, XML or
 polygon repair.
@@ -24,6 +25,8 @@ from pathlib import Path
 from mapenc.data.traj_sources import _scene_files as scene_files
 from mapenc.errors import ConfigError, DataError
 from mapenc.maps import iter_scenarios
+from mapenc.maps.interaction import map_path_for, pedestrian_path_for
+from mapenc.maps.io import is_interaction_tracks
 from mapenc.maps.store import (
     STORE_SUFFIX,
     STORE_VERSION,
@@ -55,13 +58,26 @@ class PreparedShard:
     reused: bool
 
 
+def source_files(source: Path) -> list[Path]:
+    """The files a source is read from: the file itself (with, for an INTERACTION recording,
+    its pedestrian file and its location's map), or every file in a scene folder and below it
+    (an AV2 sensor log keeps its map in ``map/``), sorted."""
+    if source.is_dir():
+        return sorted(p for p in source.rglob("*") if p.is_file())
+    files = [source]
+    if is_interaction_tracks(source):
+        pedestrians = pedestrian_path_for(source)
+        files += [map_path_for(source), *([pedestrians] if pedestrians else [])]
+    return files
+
+
 def source_digest(source: Path) -> str:
-    """Hex SHA-256 of the store version and the content of ``source`` (a file, or every file
-    directly in a scene folder, by name)."""
+    """Hex SHA-256 of the store version and the content of every file the source is read from
+    (``source_files``), each with its name."""
     h = hashlib.sha256(f"mapenc scenario store {STORE_VERSION}".encode())
-    files = [source] if source.is_file() else sorted(p for p in source.iterdir() if p.is_file())
-    for path in files:
-        h.update(f"<{path.name}>".encode())
+    for path in source_files(source):
+        name = path.relative_to(source) if source.is_dir() else path.name
+        h.update(f"<{name}>".encode())
         with path.open("rb") as handle:
             while chunk := handle.read(_HASH_CHUNK):
                 h.update(chunk)
