@@ -216,6 +216,10 @@ def test_folders_are_found_and_named_by_vehicle_track_file(release: Path) -> Non
     assert load_map(recording(release)).bounds == load_map(location).bounds
     with pytest.raises(MapFormatError, match="holds 2 INTERACTION recordings"):
         load_scenario(location)
+    other = release / "recorded_trackfiles" / "DR_TEST_Other"
+    shutil.copytree(location, other)
+    with pytest.raises(MapFormatError, match="recordings of 2 locations"):
+        load_map(release)
 
 
 def test_info_on_a_location_folder_lists_its_recordings(

@@ -46,7 +46,7 @@ from numpy.typing import NDArray
 from mapenc.errors import MapFormatError, ScenarioFormatError
 from mapenc.maps.io import (
     INTERACTION_VEHICLE_FILE,
-    is_interaction_tracks,
+    interaction_track_files,
 )
 from mapenc.maps.jsonparse import format_errors
 from mapenc.maps.lanelet2 import read_lanelet2_map, utm_origin_projection
@@ -104,9 +104,14 @@ def read_interaction_map(path: Path) -> VectorMap:
     module docstring); MapFormatError when the map file is missing or unreadable."""
     path = Path(path)
     if path.is_dir():
-        files = [p for p in sorted(path.iterdir()) if is_interaction_tracks(p)]
-        if not files:
-            raise MapFormatError(path, "no vehicle_tracks_NNN.csv[.gz] file: not a location folder")
+        files = interaction_track_files(path)
+        locations = sorted({file.parent.name for file in files})
+        if len(locations) != 1:
+            raise MapFormatError(
+                path,
+                f"holds recordings of {len(locations)} locations {locations[:3]}: name one "
+                "location's folder or one vehicle_tracks_NNN.csv file for its map",
+            )
         path = files[0]
     osm = map_path_for(path)
     info = osm.stat()
