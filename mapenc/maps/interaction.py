@@ -21,17 +21,18 @@ The dataset ships as::
   ``"vehicle"`` whatever the ``agent_type`` (the shipped files say ``car``), heading
   ``psi_rad``, velocity ``vx, vy``, box the median ``length, width``. Ids as in the file.
 - Pedestrian files (the same columns without ``psi_rad,length,width``) label every agent
-  ``pedestrian/bicycle``. Their speeds are bimodal: of the 945 tracks in 66 shipped files the
-  90th-percentile speed of 766 lies within 0.5-2.5 m/s (walking) and most of the others beyond
-  3.5 m/s (riding). A track whose 90th-percentile speed exceeds ``CYCLIST_SPEED_MPS`` (3 m/s,
-  faster than a brisk walk) is a ``"cyclist"``, any other a ``"pedestrian"``; a cyclist that only
-  waits reads as a pedestrian. Heading follows the velocity where the speed is at least
+  ``pedestrian/bicycle``. Their speeds are bimodal: of the 945 tracks in the 51 shipped
+  pedestrian files, 785 have a 90th-percentile speed within 0.5-2.5 m/s (walking), 114 beyond
+  3.5 m/s (riding), 43 in between. A track whose 90th-percentile speed exceeds
+  ``CYCLIST_SPEED_MPS`` (3 m/s, faster than a brisk walk) is a ``"cyclist"`` (129 of the 945),
+  any other a ``"pedestrian"``; a cyclist that only waits reads as a pedestrian. Heading follows the velocity where the speed is at least
   ``HEADING_MIN_SPEED_MPS`` and is held through slower steps (the first moving heading before
   them; 0 for a track that never moves). Boxes are ``tracks.default_box_size`` of the kind.
   Ids keep the file's ``P`` prefix (``P4``; one is added to an id without it), so they never
   collide with the vehicles' numbers.
 - Maps are parsed once per process per file (keyed by path, size and modification time): the
-  recordings of one location share one VectorMap.
+  recordings of one location share one VectorMap. They draw crosswalks as pairs of
+  ``pedestrian_marking`` lines only, which the Lanelet2 reader turns into crosswalk polygons.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from numpy.typing import NDArray
 
 from mapenc.errors import MapFormatError, ScenarioFormatError
 from mapenc.maps.io import (
+    INTERACTION_TRACKS_FOLDER,
     INTERACTION_VEHICLE_FILE,
     interaction_track_files,
 )
@@ -55,7 +57,6 @@ from mapenc.maps.tracks_csv import CsvColumns, read_csv_columns
 from mapenc.maps.types import FloatArray, Scenario, Track, VectorMap
 
 MAPS_FOLDER = "maps"
-TRACKS_FOLDER = "recorded_trackfiles"
 PEDESTRIAN_PREFIX = "P"
 COMMON_COLUMNS = ("track_id", "frame_id", "timestamp_ms", "agent_type", "x", "y", "vx", "vy")
 VEHICLE_COLUMNS = (*COMMON_COLUMNS, "psi_rad", "length", "width")
@@ -81,7 +82,8 @@ def map_path_for(vehicle_csv: Path) -> Path:
         raise MapFormatError(
             vehicle_csv,
             f"no map for location {folder.name}: expected {expected} (the dataset's layout: "
-            f"<root>/{MAPS_FOLDER}/<LOCATION>.osm beside <root>/{TRACKS_FOLDER}/<LOCATION>/)",
+            f"<root>/{MAPS_FOLDER}/<LOCATION>.osm beside "
+            f"<root>/{INTERACTION_TRACKS_FOLDER}/<LOCATION>/)",
         )
     return expected
 
