@@ -212,6 +212,7 @@ def test_folders_are_found_and_named_by_vehicle_track_file(release: Path) -> Non
             f"{prefix}vehicle_tracks_001.csv.gz",
         ]
     assert len(list(iter_scenarios(release))) == 2
+    assert len(list(iter_scenarios(release / "recorded_trackfiles"))) == 2
     assert load_map(location).lanes[0].id == "200"
     assert load_map(recording(release)).bounds == load_map(location).bounds
     with pytest.raises(MapFormatError, match="holds 2 INTERACTION recordings"):

@@ -286,16 +286,15 @@ def is_interaction_tracks(path: PathType) -> bool:
 
 def interaction_track_files(folder: PathType) -> list[Path]:
     """The vehicle track files of an INTERACTION release folder (in
-    ``recorded_trackfiles/<LOCATION>/``) or of one location's folder, sorted; [] for any other
-    folder."""
+    ``recorded_trackfiles/<LOCATION>/``), of its ``recorded_trackfiles`` folder or of one
+    location's folder, sorted; [] for any other folder."""
     p = Path(folder)
     if not p.is_dir():
         return []
     if (p / INTERACTION_TRACKS_FOLDER).is_dir():
-        return sorted(
-            f for f in (p / INTERACTION_TRACKS_FOLDER).glob("*/*") if is_interaction_tracks(f)
-        )
-    return sorted(f for f in p.iterdir() if is_interaction_tracks(f))
+        p = p / INTERACTION_TRACKS_FOLDER
+    pattern = "*/*" if p.name == INTERACTION_TRACKS_FOLDER else "*"
+    return sorted(f for f in p.glob(pattern) if is_interaction_tracks(f))
 
 
 def iter_scenarios(
