@@ -11,18 +11,19 @@ bounding box, binned on a square grid over the map (CSR: bin -> items). ``MapTab
 joins several maps' tables on the device with offsets, so a batch of poses on many small maps
 (AV2, Waymo) is drawn in one pass too.
 
-Per batch (``VectorDrawer.draw``), on the device, four stages, each one expansion:
+Per batch (``VectorDrawer.draw``), on the device, four stages:
 1. every agent's window -> the (agent, bin) pairs under its bounding box: a fixed
    (N, K, K) grid, K bounded by the raster's size, so no size has to come back from the device;
 2. (agent, bin) -> (agent, item), keeping an item only in the first of its bins under the
    window (so it is drawn once without a ``unique``), then -> its segment count;
-3. (agent, segment) -> pixel coordinates -> the number of column crossings (fills) or of touched
-   pixels (lines);
-4. every crossing adds its direction to one int16 winding buffer of all fill layers, every
-   touched pixel is set in one byte buffer of all line layers; a running sum down the rows
-   gives the fills (non-zero winding is inside).
-Stages 2-4 each need the total of the previous stage's counts on the host: three reads from the
-device per chunk (``HOST_READS_PER_CHUNK``), the first also saying whether every pose is finite.
+3. (agent, segment) -> pixel coordinates -> the number of column crossings (fills), of end
+   pixels and of grid-line crossings (lines);
+4. those four expansions: every crossing adds its direction to one int8 winding buffer of all
+   fill layers (a running sum down the rows gives the fills: non-zero winding is inside), every
+   touched line pixel is set in the output.
+Stages 2-4 need the totals of the previous stage's counts on the host, read in one copy per
+stage: three reads from the device per chunk (``HOST_READS_PER_CHUNK``), the first also saying
+whether every pose is finite.
 Everything else stays on the device: no ``unique``, ``nonzero``, boolean indexing or tensors
 made from Python values per call.
 
