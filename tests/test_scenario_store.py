@@ -38,7 +38,7 @@ def _same_geometries(a: list[shapely.Geometry], b: list[shapely.Geometry]) -> No
 
 def assert_same_scenario(read: Scenario, original: Scenario) -> None:
     """Every field of the scenario, its tracks and its map is equal, and so are its rasters."""
-    for name in ("dt", "focal_track_id", "source", "scenario_id", "current_step", "first_step"):
+    for name in ("dt", "focal_track_id", "scenario_id", "current_step", "first_step"):
         assert getattr(read, name) == getattr(original, name), name
     assert read.ego_track_id == original.ego_track_id
     assert read.tracks_to_predict == original.tracks_to_predict
@@ -115,12 +115,14 @@ def test_synthetic_scenes_come_back_unchanged(tmp_path: Path) -> None:
         assert_same_scenario(back, original)
 
 
-def test_shard_scenarios_are_addressable(tmp_path: Path) -> None:
+def test_shard_scenarios_are_addressable_and_named_by_the_shard(tmp_path: Path) -> None:
     scenarios = list(make_scenarios(3, seed=2))
     write_store_shard(scenarios, tmp_path / "x.scenarios", "x")
     shard = StoreShard(tmp_path / "x.scenarios")
     assert len(shard) == 3 and shard.source == "x"
     assert_same_scenario(shard.scenario(2), scenarios[2])
+    assert shard.scenario(2).source == f"{tmp_path / 'x.scenarios'}#2"
+    assert shard.metadata[2]["source"] == scenarios[2].source
 
 
 def test_corrupt_truncated_and_foreign_files_name_the_file(tmp_path: Path) -> None:

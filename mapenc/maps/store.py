@@ -427,14 +427,16 @@ class StoreShard:
         return [tuple(flat[first[i] : first[i + 1]]) for i in index_range]
 
     def scenario(self, index: int) -> Scenario:
-        """The scenario at ``index`` (0..len - 1), as it was written."""
+        """The scenario at ``index`` (0..len - 1), as it was written, except its ``source``: the
+        shard (``SHARD#i`` when the shard holds several), the file it is now read from, so scenes
+        are named under the store's data path; ``metadata[index]["source"]`` keeps the original."""
         meta = self.metadata[index]
         return Scenario(
             map=self._map(index, meta),
             dt=float(meta["dt"]),
             tracks=self._tracks(index),
             focal_track_id=meta["focal_track_id"],
-            source=meta["source"],
+            source=str(self.path) if len(self) == 1 else f"{self.path}#{index}",
             scenario_id=meta["scenario_id"],
             current_step=meta["current_step"],
             ego_track_id=meta["ego_track_id"],
