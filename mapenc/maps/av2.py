@@ -36,10 +36,18 @@ from mapenc.maps.jsonparse import (
     require,
     require_dict,
     require_list,
-    ring_polygon,
 )
 from mapenc.maps.tracks import TrackRows, as_time_steps, build_tracks
-from mapenc.maps.types import FloatArray, Lane, LaneType, MarkType, Scenario, VectorMap
+from mapenc.maps.types import (
+    FloatArray,
+    Lane,
+    LaneType,
+    MarkType,
+    Scenario,
+    VectorMap,
+    distinct_point_counts,
+    ring_polygons,
+)
 from mapenc.maps.types import centerline_from_boundaries as derive_centerline
 
 AV2_DT_S = 0.1
@@ -108,15 +116,54 @@ def _optional_id(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _lane(record: Mapping[str, Any], key: str, what: str) -> Lane:
+# A lane segment's point lists: left boundary, right boundary, centerline (may be absent).
+_LANE_LINES = ("left_lane_boundary", "right_lane_boundary", "centerline")
+LanePolylines = tuple[FloatArray, FloatArray, FloatArray | None]
+
+
+def _lane_polylines(segments: Mapping[str, Any]) -> list[LanePolylines] | None:
+    """Each lane segment's (left, right, centerline or None when absent) as (K, 2) arrays,
+    converted in one pass over every segment (one array for all points). None when any point
+    list is malformed: each segment is then read on its own, for the error that names it."""
+    lists: list[list[Any] | None] = []
+    try:
+        for record in segments.values():
+            if not all(name in record for name in _LANE_LINES[:2]):
+                return None  # a boundary is missing
+            given = [record[name] for name in _LANE_LINES if name in record]
+            if not all(isinstance(value, list) for value in given):
+                return None
+            lists += given if len(given) == len(_LANE_LINES) else [*given, None]
+        present = [value for value in lists if value is not None]
+        flat = np.asarray(
+            [(p["x"], p["y"]) for value in present for p in value], dtype=np.float64
+        ).reshape(-1, 2)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    sizes = [len(value) for value in present]
+    if min(sizes, default=2) < 2 or not np.isfinite(flat).all():
+        return None
+    arrays = iter(np.split(flat, np.cumsum(sizes)[:-1]))
+    converted = [None if value is None else next(arrays) for value in lists]
+    return [
+        (converted[i], converted[i + 1], converted[i + 2])  # type: ignore[misc]
+        for i in range(0, len(converted), len(_LANE_LINES))
+    ]
+
+
+def _lane(
+    record: Mapping[str, Any], key: str, what: str, polylines: LanePolylines | None = None
+) -> Lane:
     """One lane segment filed under ``key``; its id is ``record["id"]``, else (missing or null)
-    ``key``. The centerline is derived from the boundaries when absent."""
-    left = _points(record, "left_lane_boundary", what)
-    right = _points(record, "right_lane_boundary", what)
-    if "centerline" in record:
-        centerline = _points(record, "centerline", what)
+    ``key``. The centerline is derived from the boundaries when absent. ``polylines``: its
+    points already converted (``_lane_polylines``), else they are read here."""
+    if polylines is None:
+        left = _points(record, "left_lane_boundary", what)
+        right = _points(record, "right_lane_boundary", what)
+        given = _points(record, "centerline", what) if "centerline" in record else None
     else:
-        centerline = derive_centerline(left, right)
+        left, right, given = polylines
+    centerline = derive_centerline(left, right) if given is None else given
     lane_type = str(require(record, "lane_type", what))
     if lane_type not in _LANE_TYPES:
         raise MapencError(f"{what}: unknown lane_type {lane_type!r}")
@@ -145,20 +192,26 @@ def read_av2_map(path: Path) -> VectorMap:
     """
     doc = parse_json(path)
     with format_errors(path):
+        segments = require_dict(doc, "lane_segments", "map")
+        converted: list[LanePolylines | None] = [None] * len(segments)
+        converted = list(_lane_polylines(segments) or converted)
         lanes = [
-            _lane(seg, key, f"lane segment {key}")
-            for key, seg in require_dict(doc, "lane_segments", "map").items()
+            _lane(seg, key, f"lane segment {key}", polylines)
+            for (key, seg), polylines in zip(segments.items(), converted, strict=True)
         ]
-        areas = [
-            ring_polygon(
-                _points(area, "area_boundary", f"drivable area {key}"), f"drivable area {key}"
-            )
-            for key, area in require_dict(doc, "drivable_areas", "map").items()
+        area_names = [f"drivable area {key}" for key in require_dict(doc, "drivable_areas", "map")]
+        area_rings = [
+            _points(area, "area_boundary", name)
+            for name, area in zip(area_names, doc["drivable_areas"].values(), strict=True)
         ]
-        crosswalks = [
-            _crossing(crossing, f"pedestrian crossing {key}")
-            for key, crossing in require_dict(doc, "pedestrian_crossings", "map").items()
+        crossings = require_dict(doc, "pedestrian_crossings", "map")
+        crossing_names = [f"pedestrian crossing {key}" for key in crossings]
+        crossing_rings = [
+            _crossing_ring(crossing, name)
+            for name, crossing in zip(crossing_names, crossings.values(), strict=True)
         ]
+        areas = _polygons(area_rings, area_names, path)
+        crosswalks = _polygons(crossing_rings, crossing_names, path)
         return VectorMap(
             lanes=lanes,
             crosswalks=crosswalks,
@@ -167,11 +220,20 @@ def read_av2_map(path: Path) -> VectorMap:
         )
 
 
-def _crossing(record: Mapping[str, Any], what: str) -> Any:
-    """Crossing polygon: ``edge1`` followed by ``edge2`` reversed (both edges run alike)."""
+def _crossing_ring(record: Mapping[str, Any], what: str) -> FloatArray:
+    """Crossing ring: ``edge1`` followed by ``edge2`` reversed (both edges run alike)."""
     edge1 = _points(record, "edge1", what)
     edge2 = _points(record, "edge2", what)
-    return ring_polygon(np.concatenate([edge1, edge2[::-1]]), what)
+    return np.concatenate([edge1, edge2[::-1]])
+
+
+def _polygons(rings: list[FloatArray], names: list[str], path: Path) -> list[Any]:
+    """Polygons of the rings, built and checked together (invalid ones repaired, one warning);
+    MapencError naming the first ring with fewer than 3 distinct points."""
+    few = np.flatnonzero(distinct_point_counts(rings) < 3)
+    if len(few):
+        raise MapencError(f"{names[few[0]]}: a polygon ring needs at least 3 distinct points")
+    return ring_polygons(rings, names, str(path))
 
 
 def read_av2_scenario(path: Path) -> Scenario:

@@ -26,7 +26,8 @@ from mapenc.maps.types import (
     RoadLine,
     StopSign,
     VectorMap,
-    repair_polygons,
+    distinct_point_counts,
+    ring_polygons,
 )
 
 # LaneCenter.LaneType: undefined, freeway, surface street, bike lane.
@@ -98,25 +99,6 @@ class _FeaturePoints:
         return cls(np.split(flat, ends[:-1]), np.split(new, ends[:-1]))
 
 
-def _polygons(rings: list[FloatArray], names: list[str], source: str) -> list[Any]:
-    """Polygons of (K, 2) rings (closed implicitly), built and checked together; invalid rings are
-    repaired with one warning (``repair_polygons``). Each ring has at least 3 distinct points."""
-    if not rings:
-        return []
-    owner = np.repeat(np.arange(len(rings)), [len(ring) for ring in rings])
-    built = shapely.polygons(shapely.linearrings(np.concatenate(rings), indices=owner))
-    return repair_polygons(list(built), names, source)
-
-
-def _distinct_counts(rings: list[FloatArray]) -> NDArray[np.intp]:
-    """(R,) number of distinct points of each (K, 2) ring."""
-    if not rings:
-        return np.zeros(0, dtype=np.intp)
-    owner = np.repeat(np.arange(len(rings)), [len(ring) for ring in rings])
-    rows = np.unique(np.column_stack([owner, np.concatenate(rings)]), axis=0)
-    return np.bincount(rows[:, 0].astype(np.intp), minlength=len(rings))
-
-
 def map_from_features(features: Sequence[Any], source: str) -> VectorMap:
     """VectorMap of the scenario's ``map_features``; degenerate features skipped with a warning.
 
@@ -175,11 +157,11 @@ def map_from_features(features: Sequence[Any], source: str) -> VectorMap:
             )
     polygons: dict[str, list[Any]] = {}
     for kind in POLYGON_KINDS:
-        enough = _distinct_counts(rings[kind]) >= 3
+        enough = distinct_point_counts(rings[kind]) >= 3
         if not enough.all():
             skipped[f"{kind}(s) with fewer than 3 distinct points"] += int((~enough).sum())
         kept = np.flatnonzero(enough)
-        polygons[kind] = _polygons(
+        polygons[kind] = ring_polygons(
             [rings[kind][i] for i in kept], [ring_names[kind][i] for i in kept], source
         )
     if skipped:
