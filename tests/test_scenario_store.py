@@ -15,6 +15,7 @@ import pytest
 import shapely
 
 from mapenc.cli import main
+from mapenc.data.raster_cache import content_digest
 from mapenc.data.scenario_store import prepare_store, source_digest, source_files
 from mapenc.errors import MapFormatError
 from mapenc.maps import Scenario, iter_scenarios, load_scenario
@@ -228,3 +229,9 @@ def test_interaction_digest_covers_pedestrians_and_map(real_data: Path) -> None:
     files = {p.name for p in source_files(track_file)}
     assert files >= {track_file.name, "DR_USA_Intersection_EP0.osm"}
     assert any(name.startswith("pedestrian_tracks_000") for name in files)
+
+
+def test_store_scenarios_share_raster_cache_keys_with_their_source(tmp_path: Path) -> None:
+    originals = list(make_scenarios(2, seed=7))
+    for back, original in zip(_round_trip(originals, tmp_path), originals, strict=True):
+        assert content_digest(back) == content_digest(original)

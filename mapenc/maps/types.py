@@ -415,11 +415,13 @@ class VectorMap:
     speed_bumps: list[BaseGeometry] = field(default_factory=list)
     stop_signs: list[StopSign] = field(default_factory=list)
     boundaries_offset: bool = False
-    _drivable_area: BaseGeometry | None = field(init=False, repr=False, compare=False)
-    _area_given: bool = field(init=False, repr=False, compare=False)
-    _area_loader: Callable[[], BaseGeometry] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # Set by the drivable_area descriptor; plain attributes, not fields, so that content
+        # digests (mapenc.data.raster_cache) see the area itself, not how it was obtained.
+        self._drivable_area: BaseGeometry | None
+        self._area_given: bool
+        self._area_loader: Callable[[], BaseGeometry] | None
         ids = [lane.id for lane in self.lanes]
         if len(set(ids)) != len(ids):
             raise MapencError(f"{self.source or 'map'}: duplicate lane ids")
