@@ -327,30 +327,25 @@ class VectorDrawer:
             ramp_tensor(c, e, t) for c, e, t in zip(counts, count_ends, totals, strict=True)
         ]
         # Stage 4: crossings into the winding buffer, touched pixels straight into ``out``.
-        agent = agent.to(torch.int32)
+        agent, layer = agent.to(torch.int32), layer.to(torch.int32)
         if self.fill_layers:
             edge, j = expanded[0]
             col, row, sign = crossings_at(p0, p1, col_lo, edge, j, h)
-            self._fill(
-                out, agent.index_select(0, edge), layer.index_select(0, edge), row, col, sign
-            )
+            plane = agent * len(self.fill_layers) + layer  # fill layers come first
+            self._fill(out, plane.index_select(0, edge), row, col, sign)
         if self.line_layers:
             for channel in self._line_channels:
                 out[:, channel].zero_()
+            plane = (agent * out.shape[1] + self._channel_of.index_select(0, layer)) * h
             seg, j = expanded[1]
             end = j * len(cover.keep) + seg
-            pixels = [
-                (
-                    seg,
-                    cover.end_rows.view(-1).index_select(0, end),
-                    cover.end_cols.view(-1).index_select(0, end),
-                )
-            ]
+            rows = cover.end_rows.view(-1).index_select(0, end)
+            cols = cover.end_cols.view(-1).index_select(0, end)
+            self._lines(out, plane.index_select(0, seg), rows, cols)
             for axis in (0, 1):
                 seg, j = expanded[axis + 2]
-                pixels.append((seg, *grid_crossings(cover, axis, seg, j, w, h)))
-            for seg, row, col in pixels:
-                self._lines(out, agent.index_select(0, seg), layer.index_select(0, seg), row, col)
+                rows, cols = grid_crossings(cover, axis, seg, j, w, h)
+                self._lines(out, plane.index_select(0, seg), rows, cols)
         return True
 
     def _bins(
@@ -413,13 +408,13 @@ class VectorDrawer:
     def _fill(
         self,
         out: torch.Tensor,
-        agent: torch.Tensor,
-        layer: torch.Tensor,
+        plane: torch.Tensor,
         row: torch.Tensor,
         col: torch.Tensor,
         sign: torch.Tensor,
     ) -> None:
-        """Add each crossing's sign (+-1) to one int8 winding buffer of all fill layers; a
+        """Add each crossing's sign (+-1) to one int8 winding buffer of all fill layers (plane:
+        ``agent * F + fill layer``, int32, per crossing); a
         running sum down the rows, non-zero, is each fill's mask. int8 wraps at 256: a pixel
         reads outside only if a multiple of 256 pieces of one layer covered it.
 
@@ -430,11 +425,11 @@ class VectorDrawer:
         """
         n, _, h, w = out.shape
         count = len(self.fill_layers)
-        row, col, layer = row.to(torch.int32), col.to(torch.int32), layer.to(torch.int32)
+        row, col = row.to(torch.int32), col.to(torch.int32)
         if self.row_sums:
-            flat = ((row * n + agent) * count + layer) * w + col
+            flat = (row * (n * count) + plane) * w + col
         else:
-            flat = ((agent * count + layer) * w + col) * (h + 1) + row
+            flat = (plane * w + col) * (h + 1) + row
         winding = torch.zeros(n * count * w * (h + 1), dtype=torch.int8, device=self.device)
         winding.index_add_(0, flat, sign.to(torch.int8))
         if self.row_sums:
@@ -456,17 +451,11 @@ class VectorDrawer:
                 target.ne_(0)
 
     def _lines(
-        self,
-        out: torch.Tensor,
-        agent: torch.Tensor,
-        layer: torch.Tensor,
-        row: torch.Tensor,
-        col: torch.Tensor,
+        self, out: torch.Tensor, plane: torch.Tensor, row: torch.Tensor, col: torch.Tensor
     ) -> None:
-        """Set the touched pixels (agent, layer, row, col) of line layers in ``out`` (cleared)."""
-        _, nc, h, w = out.shape
-        channel = self._channel_of.index_select(0, layer)
-        flat = ((agent * nc + channel) * h + row.to(torch.int32)) * w + col.to(torch.int32)
+        """Set touched pixels of line layers in ``out`` (cleared): plane ``(agent * C +
+        channel) * H`` (int32), row and col (float) per pixel."""
+        flat = (plane + row.to(torch.int32)) * out.shape[3] + col.to(torch.int32)
         out.view(-1).index_put_((flat,), self._on[out.dtype])
 
 

@@ -153,7 +153,8 @@ class Supercover:
         lo: per axis (S,) float, the first grid line crossed; count: per axis (S,) int64 how
             many (0 for segments clipped away).
         along, across: per axis (S,) float, the start's coordinate along and across the axis;
-        slope: per axis (S,) d(across) / d(along); step: per axis (S,) +1 / -1, the direction.
+        slope: per axis (S,) d(across) / d(along); shift: per axis (S,) 0 or -1, from a grid
+            line to the pixel past it (0 going up the axis, -1 going down).
     """
 
     keep: torch.Tensor
@@ -164,7 +165,7 @@ class Supercover:
     along: Pair
     across: Pair
     slope: Pair
-    step: Pair
+    shift: Pair
 
 
 def supercover_counts(p0: Pair, p1: Pair, w: int, h: int) -> Supercover:
@@ -175,14 +176,14 @@ def supercover_counts(p0: Pair, p1: Pair, w: int, h: int) -> Supercover:
     # pixel the segment runs through.
     end_cols = torch.stack([start[0] + END_NUDGE * d[0], end[0] - END_NUDGE * d[0]])
     end_rows = torch.stack([start[1] + END_NUDGE * d[1], end[1] - END_NUDGE * d[1]])
-    lo, count, slope, step = [], [], [], []
+    lo, count, slope, shift = [], [], [], []
     for axis in (0, 1):  # crossings of vertical (u = k) then horizontal (v = k) grid lines
         first = torch.floor(torch.minimum(start[axis], end[axis])) + 1
         last = torch.ceil(torch.maximum(start[axis], end[axis])) - 1
         lo.append(first)
         count.append(torch.where(keep, (last - first + 1).clamp_(min=0), 0).to(torch.int64))
         slope.append(d[1 - axis] / d[axis])
-        step.append(torch.sign(d[axis]))
+        shift.append(torch.sign(d[axis]) * 0.5 - 0.5)
     return Supercover(
         keep,
         end_rows.clamp_(0, h - 1),
@@ -192,7 +193,7 @@ def supercover_counts(p0: Pair, p1: Pair, w: int, h: int) -> Supercover:
         (start[0], start[1]),
         (start[1], start[0]),
         (slope[0], slope[1]),
-        (step[0], step[1]),
+        (shift[0], shift[1]),
     )
 
 
@@ -205,6 +206,6 @@ def grid_crossings(
     start_along = cover.along[axis].index_select(0, seg)
     other = cover.across[axis].index_select(0, seg)
     other = other + (line - start_along) * cover.slope[axis].index_select(0, seg)
-    entered = line - 0.5 + cover.step[axis].index_select(0, seg) * 0.5  # the pixel past the line
+    entered = line + cover.shift[axis].index_select(0, seg)  # the pixel past the line
     row, col = (other, entered) if axis == 0 else (entered, other)
     return row.clamp_(0, h - 1), col.clamp_(0, w - 1)
