@@ -105,7 +105,7 @@ def top_kernels(r: Rasterizer, poses: torch.Tensor, rows: int = 15) -> dict[str,
         r.rasterize_tensor(poses, torch.uint8)
         torch.cuda.synchronize()
     events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=rows)
+    table = prof.key_averages().table(sort_by="device_time_total", row_limit=rows)
     print(table, flush=True)
     return {"cuda_kernels_per_call": len(events), "table": table}
 
