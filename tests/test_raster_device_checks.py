@@ -185,3 +185,15 @@ def test_both_layouts_of_the_fills_running_sums_give_the_same_rasters() -> None:
         drawn.append(out)
     assert drawn[0][:, [0, 3]].any()
     assert torch.equal(drawn[0], drawn[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_rasters_agree_with_exact_on_edges() -> None:
+    """On CUDA (float32 coordinates, CUDA's sin/cos/FMA) rasters may differ from exact's on
+    edge pixels only; on the CPU they are equal."""
+    m = transformed(l_junction(), 0.3, (0.01, 0.02))
+    poses = poses_near(24, seed=5).numpy()
+    exact = Rasterizer(m, SPEC).rasterize(poses, np.uint8)
+    cuda = Rasterizer(m, SPEC, mode="torch", device="cuda").rasterize(poses, np.uint8)
+    assert off_edge_differences(cuda, exact) == 0
+    assert (cuda != exact).mean() < 1e-3
