@@ -215,6 +215,7 @@ def test_a_jagged_lane_of_a_million_points_is_refused() -> None:
     left = np.stack([x, 1.75 + zigzag], 1)
     right = np.stack([x, -1.75 - zigzag], 1)
     lane = Lane("jagged", 0.5 * (left + right), left, right)
-    # Refused before shapely looks at it (checking validity alone took 15 s, repairing minutes).
+    # Refused before shapely looks at it (checking validity alone took 15 s, repairing minutes),
+    # when the drivable area is first needed.
     with pytest.raises(MapFormatError, match="lane jagged: polygon with 2,000,001 vertices"):
-        VectorMap([lane])
+        Rasterizer(VectorMap([lane]), SPEC).rasterize(POSES)
