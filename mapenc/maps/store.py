@@ -97,6 +97,10 @@ class _Ragged:
         self.parts.append(part)
         self.sizes.append(len(part))
 
+    def count(self, size: int) -> None:
+        """One more item of ``size`` elements whose content is kept elsewhere."""
+        self.sizes.append(size)
+
     def offsets(self) -> NDArray[np.int64]:
         return np.concatenate([[0], np.cumsum(self.sizes, dtype=np.int64)]).astype(np.int64)
 
@@ -145,12 +149,14 @@ def scenario_arrays(scenarios: Iterable[Scenario], source: str) -> Arrays:
     polygons: dict[str, list[list[BaseGeometry]]] = {kind: [] for kind in POLYGON_KINDS}
     metadata: list[dict[str, Any]] = []
     track_rows: list[tuple[str, str, float, float, int, bool]] = []
-    lane_rows: list[tuple[str, str, str, str, bool, str, str]] = []
+    lane_rows: list[tuple[str, str, str, str, bool, str, str, bool, bool]] = []
+    road_lines: list[tuple[str, str]] = []  # id, mark
+    stop_signs: list[tuple[str, FloatArray]] = []  # id, position
     states: list[FloatArray] = []
     valid: list[NDArray[np.bool_]] = []
     for scenario in scenarios:
         metadata.append(_scenario_metadata(scenario))
-        columns["tracks"].add(scenario.tracks)
+        columns["tracks"].count(len(scenario.tracks))
         for track in scenario.tracks:
             velocity = track.velocity if track.velocity is not None else np.zeros_like(track.xy)
             states.append(np.column_stack([track.xy, track.heading, velocity]))
@@ -162,7 +168,7 @@ def scenario_arrays(scenarios: Iterable[Scenario], source: str) -> Arrays:
                 (track.id, track.kind, track.length, track.width, category, has_velocity)
             )
         vector_map = scenario.map
-        columns["lanes"].add(vector_map.lanes)
+        columns["lanes"].count(len(vector_map.lanes))
         for lane in vector_map.lanes:
             columns["centerline"].add(lane.centerline)
             columns["left"].add(lane.left_boundary)
@@ -178,25 +184,27 @@ def scenario_arrays(scenarios: Iterable[Scenario], source: str) -> Arrays:
                     lane.is_intersection,
                     lane.left_neighbor or "",
                     lane.right_neighbor or "",
+                    lane.left_neighbor is not None,
+                    lane.right_neighbor is not None,
                 )
             )
-        columns["road_lines"].add(vector_map.road_lines)
+        columns["road_lines"].count(len(vector_map.road_lines))
         for line in vector_map.road_lines:
             columns["road_line_points"].add(line.points)
-        columns["road_edges"].add(vector_map.road_edges)
+            road_lines.append((line.id, line.mark.value))
+        columns["road_edges"].count(len(vector_map.road_edges))
         for edge in vector_map.road_edges:
             columns["road_edge_points"].add(edge)
-        columns["stop_signs"].add(vector_map.stop_signs)
+        columns["stop_signs"].count(len(vector_map.stop_signs))
         for sign in vector_map.stop_signs:
             columns["stop_sign_lanes"].add(sign.lanes)
+            stop_signs.append((sign.id, sign.position))
         polygons["crosswalks"].append(vector_map.crosswalks)
         polygons["driveways"].append(vector_map.driveways)
         polygons["speed_bumps"].append(vector_map.speed_bumps)
         polygons["drivable_area"].append([vector_map.drivable_area])
-    lanes: list[Sequence[Any]] = list(zip(*lane_rows, strict=True)) or [()] * 7
+    lanes: list[Sequence[Any]] = list(zip(*lane_rows, strict=True)) or [()] * 9
     tracks: list[Sequence[Any]] = list(zip(*track_rows, strict=True)) or [()] * 6
-    road_lines = [line for part in columns["road_lines"].parts for line in part]
-    stop_signs = [sign for part in columns["stop_signs"].parts for sign in part]
     arrays: Arrays = {
         "header": np.array(
             json.dumps({"version": STORE_VERSION, "source": source, "scenarios": metadata})
@@ -216,22 +224,15 @@ def scenario_arrays(scenarios: Iterable[Scenario], source: str) -> Arrays:
         "lane_type": np.array(lanes[3], dtype=str),
         "lane_is_intersection": np.array(lanes[4], dtype=bool),
         "lane_neighbors": np.column_stack([lanes[5], lanes[6]]).astype(str).reshape(-1, 2),
-        "lane_has_neighbor": np.array(
-            [
-                (lane.left_neighbor is not None, lane.right_neighbor is not None)
-                for part in columns["lanes"].parts
-                for lane in part
-            ],
-            dtype=bool,
-        ).reshape(-1, 2),
+        "lane_has_neighbor": np.column_stack([lanes[7], lanes[8]]).astype(bool).reshape(-1, 2),
         "road_line_first": columns["road_lines"].offsets(),
-        "road_line_id": np.array([line.id for line in road_lines], dtype=str),
-        "road_line_mark": np.array([line.mark.value for line in road_lines], dtype=str),
+        "road_line_id": np.array([line_id for line_id, _ in road_lines], dtype=str),
+        "road_line_mark": np.array([mark for _, mark in road_lines], dtype=str),
         "road_edge_first": columns["road_edges"].offsets(),
         "stop_sign_first": columns["stop_signs"].offsets(),
-        "stop_sign_id": np.array([sign.id for sign in stop_signs], dtype=str),
+        "stop_sign_id": np.array([sign_id for sign_id, _ in stop_signs], dtype=str),
         "stop_sign_position": np.array(
-            [sign.position for sign in stop_signs], dtype=np.float64
+            [position for _, position in stop_signs], dtype=np.float64
         ).reshape(-1, 2),
     }
     for name in ("centerline", "left", "right", "road_line_points", "road_edge_points"):
