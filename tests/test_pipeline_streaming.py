@@ -73,12 +73,15 @@ def test_ranks_and_workers_read_disjoint_scenarios_that_cover_all(
     assert seen[0] | seen[1] == _all_keys(shards)
 
 
-def test_one_process_reads_every_sample_once_shuffled(shards: list[Path]) -> None:
+def test_an_epoch_gives_every_sample_once_shuffled_and_counts_progress(shards: list[Path]) -> None:
     dataset = StreamingSamples(shards, TASK, SPEC, batch_size=16, seed=3, shuffle_buffer=64)
-    batches = _epoch(dataset, workers=0)
+    batches = _epoch(dataset, workers=2)
+    for batch in batches:
+        dataset.mark_consumed(batch)
     total = sum(len(extract_samples(sc, TASK)) for s in shards for sc in iter_scenarios(s))
     assert sum(len(b["past"]) for b in batches) == total == dataset.progress.samples
     assert dataset.progress.scenarios == SHARDS * PER_SHARD
+    assert dataset.state_dict() == {"epoch": 0, "consumed": len(batches)}
     assert batches[0]["raster"].shape[1:] == (SPEC.num_channels, *SPEC.size_px)
     in_order = _epoch(
         StreamingSamples(shards, TASK, SPEC, batch_size=16, seed=3, shuffle_buffer=1), 0

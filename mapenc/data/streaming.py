@@ -20,7 +20,8 @@ is a fixed function of (seed, epoch, ranks, workers). ``state_dict()`` / ``load_
 carry the epoch and the batches the rank has consumed (``mark_consumed``), and a resumed stream
 skips exactly those, so a killed run resumes where it was (while every worker still has batches
 to give; the turn-taking changes once a worker's shards are done). ``progress`` counts the
-scenarios and samples this process has read.
+scenarios and samples of the batches handed to ``mark_consumed`` (in the training process,
+whatever the number of workers).
 
 A batch is the dict of ``TrajectoryDataset`` items stacked (``past`` (B, P, 2), ``past_heading``,
 ``velocity``, ``future``, ``raster`` (B, C, H, W)) plus ``scenario_key`` (B,) int64, a stable hash
@@ -32,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +51,18 @@ from mapenc.raster.rasterizer import Mode
 
 @dataclass
 class StreamProgress:
-    """What this process's readers have gone through: scenarios read, samples given out."""
+    """What training has consumed of the stream this epoch (since it was started or resumed):
+    scenarios seen, samples."""
 
     scenarios: int = 0
     samples: int = 0
+    _seen: set[int] = field(default_factory=set, repr=False)
+
+    def add(self, batch: dict[str, torch.Tensor]) -> None:
+        """Count a batch's samples and the scenarios (by ``scenario_key``) not seen before."""
+        self.samples += len(batch["scenario_key"])
+        self._seen.update(batch["scenario_key"].tolist())
+        self.scenarios = len(self._seen)
 
 
 def scenario_key(scenario: Scenario) -> int:
@@ -118,7 +127,7 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` (a new shard order and shuffle) from its beginning."""
-        self.epoch, self.consumed = epoch, 0
+        self.epoch, self.consumed, self.progress = epoch, 0, StreamProgress()
 
     def state_dict(self) -> dict[str, int]:
         """Where the rank's stream is: ``epoch`` and ``consumed`` batches of that epoch."""
@@ -128,9 +137,11 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
         """Resume at a ``state_dict()``: the next iteration skips the consumed batches."""
         self.epoch, self.consumed = int(state["epoch"]), int(state["consumed"])
 
-    def mark_consumed(self, batches: int = 1) -> None:
-        """Record that training used ``batches`` more batches of this epoch."""
-        self.consumed += batches
+    def mark_consumed(self, batch: dict[str, torch.Tensor]) -> None:
+        """Record that training used ``batch``, the next batch of this epoch (and count it in
+        ``progress``)."""
+        self.consumed += 1
+        self.progress.add(batch)
 
     def shards_of(self, reader: int, readers: int) -> list[Path]:
         """The shards reader ``reader`` of ``readers`` reads this epoch, in reading order."""
@@ -189,7 +200,6 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
         """Every sample of the reader's shards, scenario by scenario, rasterized."""
         for shard in self.shards_of(reader, readers):
             for scenario in iter_scenarios(shard):
-                self.progress.scenarios += 1
                 yield from self._scenario_items(scenario)
 
     def _scenario_items(self, scenario: Scenario) -> Iterator[dict[str, torch.Tensor]]:
@@ -200,7 +210,6 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
         rasterize_into(rasters, samples, [scenario], self.spec, self.mode, progress=False)
         key = torch.tensor(scenario_key(scenario), dtype=torch.int64)
         for i in range(len(samples)):
-            self.progress.samples += 1
             yield {
                 "past": torch.from_numpy(samples.past[i]),
                 "past_heading": torch.from_numpy(samples.past_heading[i]),
