@@ -235,3 +235,18 @@ def test_store_scenarios_share_raster_cache_keys_with_their_source(tmp_path: Pat
     originals = list(make_scenarios(2, seed=7))
     for back, original in zip(_round_trip(originals, tmp_path), originals, strict=True):
         assert content_digest(back) == content_digest(original)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_prepare_names_an_unreadable_source_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], workers: str
+) -> None:
+    pytest.importorskip("google_crc32c", reason="the waymo extra is not installed")
+    sources = tmp_path / "sources"
+    write_generic_scene(next(iter(make_scenarios(1, seed=8))), sources / "scene")
+    (sources / "broken.tfrecord").write_bytes(b"\x05" * 40)
+    out = tmp_path / "store"
+    args = ["prepare", "--data", str(sources), "--out", str(out), "--workers", workers]
+    assert main(args) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert line.startswith("mapenc prepare: error: ") and "broken.tfrecord" in line

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mapenc.data.traj_sources import _scene_files as scene_files
-from mapenc.errors import ConfigError, DataError
+from mapenc.errors import ConfigError, DataError, MapencError
 from mapenc.maps import iter_scenarios
 from mapenc.maps.interaction import map_path_for, pedestrian_path_for
 from mapenc.maps.io import is_interaction_tracks
@@ -147,9 +147,19 @@ def prepare_store(
     return [done[source] for source in sources]
 
 
+def _convert_or_problem(source: Path, shard: Path) -> PreparedShard | str:
+    """``convert_source`` in a pool worker: the MapencError's message instead of the error,
+    since mapenc's errors do not survive the trip back between processes."""
+    try:
+        return convert_source(source, shard)
+    except MapencError as err:
+        return str(err)
+
+
 def _converted(todo: list[tuple[Path, Path]], workers: int) -> Iterator[PreparedShard]:
     """``convert_source`` of each (source, shard), as each finishes: in this process with one
-    worker, else in a pool of fresh processes (spawned, so no parent state is shared)."""
+    worker, else in a pool of fresh processes (spawned, so no parent state is shared). A source
+    that cannot be read stops the run with a DataError giving the reader's message."""
     if workers == 1 or len(todo) <= 1:
         for source, target in todo:
             yield convert_source(source, target)
@@ -157,11 +167,16 @@ def _converted(todo: list[tuple[Path, Path]], workers: int) -> Iterator[Prepared
     context = multiprocessing.get_context("spawn")
     pool: Executor
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures: list[Future[PreparedShard]] = [
-            pool.submit(convert_source, source, target) for source, target in todo
+        futures: list[Future[PreparedShard | str]] = [
+            pool.submit(_convert_or_problem, source, target) for source, target in todo
         ]
         for future in as_completed(futures):
-            yield future.result()
+            result = future.result()
+            if isinstance(result, str):
+                for pending in futures:
+                    pending.cancel()
+                raise DataError(result)
+            yield result
 
 
 def _count(shard: Path) -> int:
