@@ -40,6 +40,7 @@ EARLIER_FLAGS = {
                 "--no-progress", "--out", "--probe-samples", "--raster-sizes", "--seeds", "--task",
                 "--train-split"],
     "demo": ["--mnist-minutes", "--out", "--seed", "--traj-minutes", "--traj-scenes"],
+    "prepare": ["--data", "--out", "--workers"],
 }  # fmt: skip
 
 
