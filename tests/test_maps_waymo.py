@@ -401,7 +401,10 @@ def test_train_and_eval_traj_read_tfrecords(
     real_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     raster = ["--raster-size", "24", "24", "--pixel-size", "2.5", "--layers", "drivable_area"]
-    data = ["--data", str(real_data / "waymo"), "--split", "all"]
+    # The two single-scenario files only: the folder also holds the 210 scenarios of womd_210.
+    files = sorted((real_data / "waymo").glob("*.tfrecord"))
+    assert len(files) == 2
+    data = ["--data", *map(str, files), "--split", "all"]
     run = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
