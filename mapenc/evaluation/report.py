@@ -213,19 +213,37 @@ def by_trajectory_type(
     ``turning``, then the eight Waymo types) of the samples' true trajectory types (N,),
     each with its sample count ``n`` and ``scenes``; a group without samples has only
     ``{"n": 0, "scenes": 0}``."""
-    out: dict[str, dict[str, Any]] = {}
-    for group, rows in group_masks(types).items():
-        entry: dict[str, Any] = {"n": int(rows.sum()), "scenes": len(np.unique(scenes[rows]))}
-        if rows.any():
-            entry |= scores_and_differences(
-                model.subset(rows),
-                {name: scores.subset(rows) for name, scores in baselines.items()},
-                scenes[rows],
-                versus=None if versus is None else versus.subset(rows),
-                seed=seed,
-            )
-        out[group] = entry
-    return out
+    return {
+        group: scores_within(model, baselines, scenes, rows, versus=versus, seed=seed)
+        for group, rows in group_masks(types).items()
+    }
+
+
+def scores_within(
+    model: PerSample,
+    baselines: Mapping[str, PerSample],
+    scenes: NDArray[np.int64],
+    rows: NDArray[np.bool_],
+    *,
+    versus: PerSample | None = None,
+    types: NDArray[np.str_] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The samples where ``rows`` (N,) is True: their count ``n``, their ``scenes`` and, when
+    there are any, ``scores_and_differences``; with ``types`` (N,), also their
+    ``by_trajectory_type``."""
+    entry: dict[str, Any] = {"n": int(rows.sum()), "scenes": len(np.unique(scenes[rows]))}
+    if not rows.any():
+        return entry
+    mine = model.subset(rows)
+    theirs = {name: scores.subset(rows) for name, scores in baselines.items()}
+    other = None if versus is None else versus.subset(rows)
+    entry |= scores_and_differences(mine, theirs, scenes[rows], versus=other, seed=seed)
+    if types is not None:
+        entry["by_trajectory_type"] = by_trajectory_type(
+            mine, theirs, scenes[rows], types[rows], versus=other, seed=seed
+        )
+    return entry
 
 
 # The baseline beside which ``format_by_type`` prints the model: the kinematic modes (the
@@ -305,19 +323,12 @@ def evaluation_report(
     )
     if scene_sources is not None:
         sources = np.array([scene_sources[int(i)] for i in scenes])
-        report["by_source"] = {}
-        for source in sorted(set(sources.tolist())):
-            rows = sources == source
-            part = {name: scores.subset(rows) for name, scores in baselines.items()}
-            mine = None if versus is None else versus.subset(rows)
-            entry: dict[str, Any] = {"n": int(rows.sum()), "scenes": len(np.unique(scenes[rows]))}
-            entry |= scores_and_differences(
-                model.subset(rows), part, scenes[rows], versus=mine, seed=seed
+        report["by_source"] = {
+            source: scores_within(
+                model, baselines, scenes, sources == source, versus=versus, types=types, seed=seed
             )
-            entry["by_trajectory_type"] = by_trajectory_type(
-                model.subset(rows), part, scenes[rows], types[rows], versus=mine, seed=seed
-            )
-            report["by_source"][source] = entry
+            for source in sorted(set(sources.tolist()))
+        }
     return report
 
 
