@@ -20,6 +20,7 @@ import torch
 
 from mapenc.commands.flags import ConfigFlags, Flag, comma_list
 from mapenc.data.traj_sources import SPLITS
+from mapenc.raster import list_layers
 from mapenc.study.compare import (
     SUMMARY_NAME,
     format_intervals,
@@ -68,6 +69,7 @@ FLAGS = ConfigFlags(
         ),
         Flag("data", parse=existing_path_resolved, metavar="PATH", default=[]),
         Flag("raster_sizes", parse=comma_list(int), help="traj: comma-separated pixels per side"),
+        Flag("layers", choices=list_layers(), metavar="LAYER", help="traj: raster layers"),
         Flag(
             "references",
             parse=comma_list(str),

@@ -29,17 +29,20 @@ class SeedGlobalConfig:
 
 @dataclass(frozen=True)
 class SeedSpatialConfig:
-    """Settings of ``seed_spatial``; the input is fixed at ``[N, 1, 100, 100]``.
+    """Settings of ``seed_spatial``; the input is fixed at ``[N, in_channels, 100, 100]``.
 
+    ``in_channels`` is 1 for a digit; Trajectron++ gives the encoder every map layer as a
+    channel, so a map raster of C layers takes ``in_channels=C`` (the first conv alone grows).
     ``dropout`` is applied to the output vector as in Trajectron++ (which uses 0.5 there); the
     default 0 suits a VAE encoder whose output feeds the posterior.
     """
 
     latent_dim: int = 16
+    in_channels: int = 1
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        check_positive(latent_dim=self.latent_dim)
+        check_positive(latent_dim=self.latent_dim, in_channels=self.in_channels)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
@@ -70,7 +73,7 @@ class SeedGlobalEncoder(ImageEncoder):
 
 
 class SeedSpatialEncoder(ImageEncoder):
-    """Trajectron++'s map encoder: ``[N,1,100,100] -> [N,10,48,48] -> [N,20,22,22] -> [N,1,14,14]``.
+    """Trajectron++'s map encoder: ``[N,C,100,100] -> [N,10,48,48] -> [N,20,22,22] -> [N,1,14,14]``.
 
     Layer choice (unpadded convs, ``out = floor((n - k) / s) + 1``): 5x5 stride 2 gives
     100 -> 48, 5x5 stride 2 gives 48 -> 22, 9x9 stride 1 gives 22 -> 14. LeakyReLU(0.2) after each
@@ -78,9 +81,9 @@ class SeedSpatialEncoder(ImageEncoder):
     """
 
     def __init__(self, config: SeedSpatialConfig) -> None:
-        super().__init__(config, (1, 100, 100), config.latent_dim)
+        super().__init__(config, (config.in_channels, 100, 100), config.latent_dim)
         self.features = nn.Sequential(
-            nn.Conv2d(1, 10, kernel_size=5, stride=2),
+            nn.Conv2d(config.in_channels, 10, kernel_size=5, stride=2),
             nn.LeakyReLU(0.2),
             nn.Conv2d(10, 20, kernel_size=5, stride=2),
             nn.LeakyReLU(0.2),
@@ -91,7 +94,7 @@ class SeedSpatialEncoder(ImageEncoder):
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(14 * 14, config.latent_dim), *dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[N, 1, 100, 100] -> [N, latent_dim]``."""
+        """``[N, in_channels, 100, 100] -> [N, latent_dim]``."""
         self.check_input(x)
         return self.head(self.features(x))
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from mapenc.encoders import list_encoders
 from mapenc.errors import ConfigError
+from mapenc.experiments.trajectory_data import NGSIM_RASTER
+from mapenc.raster import list_layers
 from mapenc.study.probes import ProbeConfig
 
 STUDY_TASK_NAMES = ("mnist", "traj")
@@ -57,7 +59,10 @@ class CompareConfig:
         iw_k: mnist: importance samples of the test NLL.
         eval_images: mnist: the first N test images every run is scored on (None, "all" on the
             command line: every one).
-        raster_sizes: traj: raster sizes in pixels over a fixed 64 m extent (64 = 1 m/px).
+        raster_sizes: traj: raster sizes in pixels over a fixed 64 m extent (64 = 1 m/px); an
+            encoder built for one input size only (``seed_spatial``: 100) gets its own size
+            over the same extent.
+        layers: traj: the raster layers (channels), the same for every encoder.
         train_split: traj: the split trained on.
         eval_split: traj: the split scored ("all" only for smoke tests: it scores the training data).
         cache_dir: traj: raster cache folder ("" = mapenc's default).
@@ -86,6 +91,7 @@ class CompareConfig:
     iw_k: int = 100
     eval_images: int | None = 2000
     raster_sizes: tuple[int, ...] = (64,)
+    layers: tuple[str, ...] = NGSIM_RASTER.layers
     train_split: str = "train"
     eval_split: str = "test"
     cache_dir: str = ""
@@ -122,6 +128,11 @@ class CompareConfig:
             raise ConfigError(f"eval_images={self.eval_images}: at least 1, or None for all")
         if not self.raster_sizes or min(self.raster_sizes) < 8:
             raise ConfigError(f"raster_sizes={self.raster_sizes}: at least one size, each >= 8")
+        unknown_layers = [name for name in self.layers if name not in list_layers()]
+        if not self.layers or unknown_layers:
+            raise ConfigError(
+                f"layers={list(self.layers)}: give at least one of {', '.join(list_layers())}"
+            )
         if self.task == "traj" and not self.data:
             raise ConfigError("the traj study needs data paths (CommonRoad folders, synthetic:N)")
         if self.task == "mnist" and len(self.data) > 1:

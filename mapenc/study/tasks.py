@@ -18,6 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from mapenc.data.traj_sources import data_sets_of
+from mapenc.encoders import build_encoder
+from mapenc.encoders.registry import ENCODERS, encoder_input_kind
 from mapenc.evaluation.baselines import baseline_forecasts
 from mapenc.evaluation.report import score_per_sample
 from mapenc.evaluation.trajectory_types import sample_trajectory_types
@@ -35,6 +38,7 @@ from mapenc.study.protocol import (
 from mapenc.study.traj_scores import (
     SampleScores,
     interval_entries,
+    interval_entries_by_source,
     interval_entries_by_type,
     read_or_score,
     sample_scores,
@@ -182,25 +186,33 @@ class TrajStudy:
                 build_map_encoder(model)
 
     def runs(self) -> list[Run]:
-        """Every raster size, encoder and seed (sizes named in folders only when several)."""
+        """Every raster size, seed and encoder (sizes named in folders only when several), seed
+        by seed: a study cut short has whole seeds, and runs that build the same raster cache
+        do not start together."""
         sizes: Sequence[int] = self.config.raster_sizes
         named = len(sizes) > 1
         return [
             Run(name, seed, size if named else None)
             for size in sizes
-            for name in self.config.encoders
             for seed in range(self.config.seeds)
+            for name in self.config.encoders
         ]
 
     def raster_size(self, run: Run) -> int:
-        """Pixels per side of the run's raster."""
-        return run.raster_size or self.config.raster_sizes[0]
+        """Pixels per side of the run's raster: the encoder's own size when it is built for one
+        (``seed_spatial``: 100), else the run's or the study's."""
+        native = fixed_input_size(study_encoder(run.encoder, "traj"))
+        return native or run.raster_size or self.config.raster_sizes[0]
 
     def experiment(self, run: Run) -> trajectory.TrajExperimentConfig:
-        """The ``TrajExperimentConfig`` of a run: NGSIM raster layers at the run's resolution."""
+        """The ``TrajExperimentConfig`` of a run: the study's raster layers over a 64 m window
+        at the run's resolution."""
         size = self.raster_size(run)
         raster = dataclasses.replace(
-            trajectory.NGSIM_RASTER, size_px=(size, size), pixel_size_m=TRAJ_EXTENT_M / size
+            trajectory.NGSIM_RASTER,
+            size_px=(size, size),
+            pixel_size_m=TRAJ_EXTENT_M / size,
+            layers=self.config.layers,
         )
         chosen = study_encoder(run.encoder, "traj")
         base = trajectory.TrajExperimentConfig()
@@ -347,15 +359,34 @@ class TrajStudy:
         return {
             "intervals": interval_entries(runs, baselines, references),
             "by_trajectory_type": interval_entries_by_type(runs, baselines, references),
+            "by_source": interval_entries_by_source(
+                runs, baselines, references, source_of_each(split, self.config.data)
+            ),
             "references": list(self.config.difference_references()),
             "intervals_over": "scenes and seeds (paired bootstrap)",
             f"{self.config.eval_split}_scenes": sorted(split.names),
         }
 
 
+def fixed_input_size(encoder: str | None) -> int | None:
+    """Pixels per side of a raster encoder built for one input size only (its config has no
+    ``input_size``: ``seed_spatial`` takes 100); None for the others, vector ones and no map."""
+    if encoder is None or encoder_input_kind(encoder) != "raster":
+        return None
+    if "input_size" in {field.name for field in dataclasses.fields(ENCODERS[encoder].config_type)}:
+        return None
+    return int(build_encoder(encoder).input_shape[-1])
+
+
 def scene_of_each(split: trajectory.SplitData) -> list[str]:
     """The scene name of every sample of ``split`` (names relative to the data paths)."""
     return [split.names[int(i)] for i in split.samples.scenario_index]
+
+
+def source_of_each(split: trajectory.SplitData, paths: Sequence[str]) -> list[str]:
+    """The data set (``mapenc.data.traj_sources.data_sets_of``) of every sample of ``split``."""
+    sources = data_sets_of(split.scenarios, paths)
+    return [sources[int(i)] for i in split.samples.scenario_index]
 
 
 # The study's tasks by name (``CompareConfig.task``).

@@ -155,8 +155,43 @@ def interval_entries_by_type(
     types = every[0].types
     if types is None or any(s.types is None or not np.array_equal(s.types, types) for s in every):
         raise DataError("the per-sample scores of the study hold no or different trajectory types")
+    return interval_entries_by_group(runs, baselines, references, group_masks(types))
+
+
+def interval_entries_by_source(
+    runs: Mapping[str, Sequence[SampleScores]],
+    baselines: Mapping[str, SampleScores],
+    references: Sequence[str],
+    source_of_sample: Sequence[str],
+) -> dict[str, dict[str, Any]]:
+    """Per data set of ``source_of_sample`` (N,): ``interval_entries`` of its samples, and under
+    ``by_trajectory_type`` the same within every trajectory-type group of that data set."""
+    sources = np.asarray(source_of_sample, dtype=str)
+    masks = {name: sources == name for name in sorted(set(sources.tolist()))}
+    out = interval_entries_by_group(runs, baselines, references, masks)
+    for name, rows in masks.items():
+        out[name]["by_trajectory_type"] = interval_entries_by_type(
+            {method: [s.subset(rows) for s in scores] for method, scores in runs.items()},
+            {method: s.subset(rows) for method, s in baselines.items()},
+            references,
+        )
+    return out
+
+
+def interval_entries_by_group(
+    runs: Mapping[str, Sequence[SampleScores]],
+    baselines: Mapping[str, SampleScores],
+    references: Sequence[str],
+    masks: Mapping[str, NDArray[np.bool_]],
+) -> dict[str, dict[str, Any]]:
+    """``interval_entries`` within every group of samples ``masks`` (name -> (N,) bool):
+    ``{group: {"n": samples, "scenes": scenes, "intervals": {...}}}``, an empty group as
+    ``{"n": 0, "scenes": 0}``."""
+    every = [s for scores in runs.values() for s in scores] + list(baselines.values())
+    if not every:
+        return {}
     out: dict[str, dict[str, Any]] = {}
-    for group, rows in group_masks(types).items():
+    for group, rows in masks.items():
         entry: dict[str, Any] = {
             "n": int(rows.sum()),
             "scenes": len(np.unique(every[0].scenes[rows])),
