@@ -36,10 +36,11 @@ from mapenc.study.probes import (
     transforms,
 )
 from mapenc.study.protocol import Run
-from mapenc.study.tasks import STUDY_TASKS
+from mapenc.study.tasks import STUDY_TASKS, TrajStudy, fixed_input_size
 from mapenc.study.traj_scores import (
     PER_SAMPLE_NAME,
     SampleScores,
+    interval_entries_by_source,
     interval_entries_by_type,
     read_or_score,
 )
@@ -201,7 +202,7 @@ def test_traj_study_on_the_synthetic_town(tmp_path: Path) -> None:
         workers=2,
         references=("none", "conv-spatial"),
     )
-    rows = run_compare(config, tmp_path / "study")[::2]  # seed 0 of each encoder
+    rows = run_compare(config, tmp_path / "study")[:3]  # seed 0 of each encoder
     no_map, spatial, vector = rows
     assert [row["encoder"] for row in rows] == ["none", "conv-spatial", "vector"]
     for row in rows:
@@ -355,6 +356,71 @@ def test_bad_study_settings_are_config_errors() -> None:
         CompareConfig(encoders=("conv-global", "conv-global"))
     with pytest.raises(ConfigError, match="resnet not among the encoders"):
         CompareConfig(encoders=("conv-global",), references=("resnet",))
+
+
+def test_seed_spatial_takes_every_map_layer_at_its_own_100_pixels_in_the_study() -> None:
+    encoder = build_encoder("seed_spatial", in_channels=6)
+    assert encoder.input_shape == (6, 100, 100)
+    assert encoder(torch.zeros(2, 6, 100, 100)).shape == (2, 16)
+    assert [fixed_input_size(name) for name in ("seed_spatial", "conv-global", "vector")] == [
+        100,
+        None,
+        None,
+    ]
+    layers = ("drivable_area", "crosswalks", "centerlines")
+    config = CompareConfig(
+        task="traj",
+        encoders=("none", "seed_spatial", "conv-global"),
+        seeds=2,
+        data=("synthetic:2",),
+        layers=layers,
+    )
+    study = TrajStudy(config)
+    # Seed by seed, so that a study cut short holds whole seeds.
+    assert [run.folder_name() for run in study.runs()] == [
+        "none-s0",
+        "seed_spatial-s0",
+        "conv-global-s0",
+        "none-s1",
+        "seed_spatial-s1",
+        "conv-global-s1",
+    ]
+    own = study.experiment(Run("seed_spatial", 0))
+    shared = study.experiment(Run("conv-global", 0))
+    assert own.raster.size_px == (100, 100) and own.raster.pixel_size_m == pytest.approx(0.64)
+    assert shared.raster.size_px == (64, 64) and shared.raster.pixel_size_m == 1.0
+    assert own.raster.layers == shared.raster.layers == layers
+    assert own.model.raster_channels == 3 and own.model.raster_size == (100, 100)
+    with pytest.raises(ConfigError, match="layers"):
+        CompareConfig(task="traj", encoders=("none",), data=("synthetic:2",), layers=("roads",))
+
+
+def test_each_data_set_gets_its_own_intervals_and_trajectory_types() -> None:
+    scenes = np.array(["a/1", "a/1", "a/2", "b/1", "b/2", "b/2"])
+    types = np.array(
+        ["stationary", "left_turn", "straight", "stationary", "right_turn", "straight"]
+    )
+    sources = ["a", "a", "a", "b", "b", "b"]
+
+    def scores(minfde: list[float]) -> SampleScores:
+        values = np.array(minfde)
+        metrics = {"minADE": values / 2, "minFDE": values, "miss_rate": values > 2}
+        metrics["offroad_rate"] = np.zeros(6)
+        return SampleScores(scenes, {m: v.astype(float) for m, v in metrics.items()}, types)
+
+    runs = {"none": [scores([1, 2, 3, 4, 5, 6])], "map": [scores([1, 1, 1, 4, 4, 4])]}
+    baselines = {"kinematic": scores([2, 2, 2, 2, 2, 2])}
+    by_source = interval_entries_by_source(runs, baselines, ["none"], sources)
+    assert set(by_source) == {"a", "b"}
+    assert (by_source["a"]["n"], by_source["a"]["scenes"]) == (3, 2)
+    a_map = by_source["a"]["intervals"]["map"]
+    assert a_map["metrics"]["minFDE"]["mean"] == pytest.approx(1.0)
+    assert a_map["minus_none"]["minFDE"]["mean"] == pytest.approx(1.0 - 2.0)
+    b_types = by_source["b"]["by_trajectory_type"]
+    assert b_types["turning"]["n"] == 1 and b_types["stationary"]["n"] == 1
+    turning = b_types["turning"]["intervals"]["map"]
+    assert turning["minus_none"]["minFDE"]["mean"] == pytest.approx(4.0 - 5.0)
+    assert b_types["left_turn"] == {"n": 0, "scenes": 0}
 
 
 def test_seed_spatial_analogue_keeps_the_design_at_28_pixels() -> None:

@@ -6,7 +6,8 @@ so a killed study resumes; ``--workers N`` trains N at a time), then writes ``DI
 ``DIR/summary.json`` and PNGs, and prints a mean ± std table and, for trajectories, each
 encoder's and baseline's means with 95 % intervals over scenes and seeds and the paired
 differences to ``none``, then minFDE of all, moving and turning agents (the Waymo trajectory
-types of the true futures, ``by_trajectory_type`` in ``summary.json``) with the same intervals.
+types of the true futures, ``by_trajectory_type`` in ``summary.json``) with the same intervals,
+and the family of minFDE differences with Holm-adjusted p-values (``multiple_comparisons``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mapenc.data.traj_sources import SPLITS
 from mapenc.raster import list_layers
 from mapenc.study.compare import (
     SUMMARY_NAME,
+    format_corrected,
     format_intervals,
     format_table,
     format_type_intervals,
@@ -121,5 +123,9 @@ def run(args: argparse.Namespace) -> int:
         if by_type:
             print(f"\nminFDE of all, moving and turning agents and differences to {reference}:")
             print(by_type)
+    corrected = format_corrected(saved)
+    if corrected:
+        print(f"\n{saved['multiple_comparisons']['method']}:")
+        print(corrected)
     print(f"rows: {args.out / 'results.json'}; summary and PNGs in {args.out}")
     return 0

@@ -84,7 +84,13 @@ def _file_stamp(path: Path) -> tuple[tuple[str, int, int, int, int], ...]:
     return tuple((n, s.st_mtime_ns, s.st_ctime_ns, s.st_ino, s.st_size) for n, s in stats)
 
 
-@functools.lru_cache(maxsize=256)
+# Scene files kept parsed: more than a study's data paths hold (315 files for NGSIM, INTERACTION,
+# womd_210 and MONA/inD), since a least-recently-used cache read in order through more files
+# than it holds keeps none of them.
+SCENE_FILES_KEPT = 4096
+
+
+@functools.lru_cache(maxsize=SCENE_FILES_KEPT)
 def _load_scenes(
     path: Path, stamp: tuple[tuple[str, int, int, int, int], ...]
 ) -> tuple[Scenario, ...]:
@@ -169,10 +175,36 @@ def data_sets_of(scenarios: Sequence[Scenario], paths: Sequence[str]) -> list[st
     return labels
 
 
+# The last split planned in this process: (paths, the scenes it was made for, the plan). Scenes
+# are shared objects (``load_scenarios``) that are never modified, so the same objects from the
+# same paths have the same plan; planning (leak checks between recordings) takes minutes on a
+# few hundred real scenes, and train, val and test each ask for it.
+_LAST_PLAN: list[tuple[tuple[str, ...], tuple[Scenario, ...], SplitPlan]] = []
+
+
 def plan_for(scenarios: Sequence[Scenario], paths: Sequence[str]) -> SplitPlan:
     """The split of ``scenarios`` loaded from ``paths`` (fixed or planned; ``resolve_split``),
     made for each data path on its own: every data set keeps its fixed split where it has one,
-    and gets its own train, val and test parts (with its locations in each) when planned."""
+    and gets its own train, val and test parts (with its locations in each) when planned.
+
+    The last plan is kept and given again for the same paths and the same scene objects."""
+    key = tuple(str(p) for p in paths)
+    for saved_paths, saved_scenes, saved_plan in _LAST_PLAN:
+        if saved_paths == key and same_scenes(saved_scenes, scenarios):
+            return saved_plan
+    plan = _plan_per_data_path(scenarios, paths)
+    _LAST_PLAN[:] = [(key, tuple(scenarios), plan)]
+    return plan
+
+
+def same_scenes(first: Sequence[Scenario], second: Sequence[Scenario]) -> bool:
+    """True when both hold the very same scene objects in the same order (a result made from
+    one holds for the other: scenes are never modified)."""
+    return len(first) == len(second) and all(a is b for a, b in zip(first, second, strict=True))
+
+
+def _plan_per_data_path(scenarios: Sequence[Scenario], paths: Sequence[str]) -> SplitPlan:
+    """``plan_for`` without the kept plan."""
     with_tracks = [sc for sc in scenarios if any(t.valid.any() for t in sc.tracks)]
     names = scene_names(with_tracks, paths)
     roots = [Path(p).resolve() for p in paths]

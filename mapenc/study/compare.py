@@ -417,3 +417,26 @@ def format_type_intervals(saved: dict[str, Any], reference: str, metric: str = "
 def groups(rows: Sequence[dict[str, Any]]) -> set[str]:
     """The encoder names of the rows."""
     return {row["encoder"] for row in rows}
+
+
+def format_corrected(saved: dict[str, Any]) -> str:
+    """Aligned text table of a ``summary.json``'s ``multiple_comparisons``: per comparison the
+    group, the pair, the mean difference, the p-value and the Holm-adjusted one; empty when the
+    summary has none."""
+    family = saved.get("multiple_comparisons") or {}
+    comparisons = family.get("comparisons", [])
+    if not comparisons:
+        return ""
+    lines = [["agents", "encoder - reference", f"{family['metric']} diff", "p", "p Holm", "shown"]]
+    for c in comparisons:
+        lines.append(
+            [
+                f"{c['group']} (n={c['n']})",
+                f"{c['encoder']} - {c['reference']}",
+                f"{c['mean']:+.3f}",
+                f"{c['p']:.4f}",
+                f"{c['p_holm']:.4f}",
+                "yes" if c["shown"] else "no",
+            ]
+        )
+    return _aligned(lines)

@@ -37,6 +37,7 @@ from mapenc.study.protocol import (
 )
 from mapenc.study.traj_scores import (
     SampleScores,
+    corrected_differences,
     interval_entries,
     interval_entries_by_source,
     interval_entries_by_type,
@@ -362,6 +363,7 @@ class TrajStudy:
             "by_source": interval_entries_by_source(
                 runs, baselines, references, source_of_each(split, self.config.data)
             ),
+            "multiple_comparisons": corrected_differences(runs, references),
             "references": list(self.config.difference_references()),
             "intervals_over": "scenes and seeds (paired bootstrap)",
             f"{self.config.eval_split}_scenes": sorted(split.names),

@@ -27,10 +27,23 @@ from mapenc.errors import DataError
 from mapenc.evaluation.report import METRICS, PerSample
 from mapenc.evaluation.trajectory_types import group_masks
 from mapenc.safeio import write_atomic
-from mapenc.study.intervals import bootstrap_mean, paired_difference
+from mapenc.study.intervals import (
+    bootstrap_mean,
+    bootstrap_p_value,
+    holm_adjusted,
+    paired_difference,
+)
 
 PER_SAMPLE_NAME = "per_sample.npz"
 TYPE_KEY = "trajectory_type"
+# The family of tests corrected for multiple comparisons: every encoder's minFDE difference to
+# each reference (each pair once), over all, moving and turning agents, at family-wise error 5 %.
+FAMILY_METRIC = "minFDE"
+FAMILY_GROUPS = ("all", "moving", "turning")
+FAMILY_ALPHA = 0.05
+# Draws of the family's p-values: Holm's smallest threshold is 0.05 / m, so 1 / draws (the
+# resolution of a bootstrap p-value) must lie well below it.
+FAMILY_DRAWS = 20_000
 FloatArray = NDArray[np.float64]
 
 
@@ -204,6 +217,65 @@ def interval_entries_by_group(
             )
         out[group] = entry
     return out
+
+
+def corrected_differences(
+    runs: Mapping[str, Sequence[SampleScores]],
+    references: Sequence[str],
+    draws: int = FAMILY_DRAWS,
+) -> dict[str, Any]:
+    """The study's family of paired minFDE differences (``FAMILY_GROUPS`` x each encoder and
+    reference, each unordered pair once) with two-sided bootstrap p-values over scenes and
+    seeds and Holm-adjusted ones: ``{"method", "metric", "alpha", "draws", "comparisons": [
+    {"group", "encoder", "reference", "n", "mean", "p", "p_holm", "shown"}]}``, ``shown`` when
+    the adjusted p-value is below ``FAMILY_ALPHA``. Raises DataError without trajectory types."""
+    every = [s for scores in runs.values() for s in scores]
+    if not every:
+        return {}
+    types = every[0].types
+    if types is None:
+        raise DataError("the per-sample scores of the study hold no trajectory types")
+    masks = {"all": np.ones(len(types), dtype=bool), **group_masks(types)}
+    comparisons: list[dict[str, Any]] = []
+    done: set[frozenset[str]] = set()
+    for reference in references:
+        for name in runs:
+            pair = frozenset((name, reference))
+            if reference not in runs or name == reference or pair in done:
+                continue
+            done.add(pair)
+            for group in FAMILY_GROUPS:
+                rows = masks[group]
+                if not rows.any():
+                    continue
+                difference = _table([s.subset(rows) for s in runs[name]], FAMILY_METRIC) - _table(
+                    [s.subset(rows) for s in runs[reference]], FAMILY_METRIC
+                )
+                scenes = every[0].scenes[rows]
+                comparisons.append(
+                    {
+                        "group": group,
+                        "encoder": name,
+                        "reference": reference,
+                        "n": int(rows.sum()),
+                        "mean": round(float(difference.mean()), 4),
+                        "p": bootstrap_p_value(difference, scenes, draws),
+                    }
+                )
+    for comparison, adjusted in zip(
+        comparisons, holm_adjusted([c["p"] for c in comparisons]), strict=True
+    ):
+        comparison["p_holm"] = round(adjusted, 5)
+        comparison["shown"] = adjusted < FAMILY_ALPHA
+        comparison["p"] = round(comparison["p"], 5)
+    return {
+        "method": f"Holm step-down over the {len(comparisons)} comparisons below, two-sided "
+        "bootstrap p-values over scenes and seeds (at least 1 / draws)",
+        "metric": FAMILY_METRIC,
+        "alpha": FAMILY_ALPHA,
+        "draws": draws,
+        "comparisons": comparisons,
+    }
 
 
 def read_or_score(run_dir: Path, score: Any) -> SampleScores:

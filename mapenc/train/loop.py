@@ -180,11 +180,14 @@ class Trainer:
         self.board = TensorBoardLog(self.config.tensorboard and self.context.is_main, self.out)
         self.started = self.log_started = time.monotonic()
         stopped = self._budget_spent()
+        first_step = self.step
         last_metrics: dict[str, float] = {}
         while self.epoch < self.config.epochs and stopped is None:
             stopped = self._run_epoch()
             if stopped is None:
                 last_metrics = self._finish_epoch()
+        if stopped is not None and self.samples_in_epoch and self.step > first_step:
+            last_metrics = self._score_last_weights()
         if self.step_means.count:
             self._log_row()
         if self.saved_at_step != self.step:
@@ -295,6 +298,18 @@ class Trainer:
     def _finish_epoch(self) -> dict[str, float]:
         """Close the epoch: evaluate (rank 0), write ``epochs.csv``, checkpoint; the epoch's means."""
         self.epoch, self.samples_in_epoch = self.epoch + 1, 0
+        return self._evaluate_and_log(self.epoch)
+
+    def _score_last_weights(self) -> dict[str, float]:
+        """Evaluate the weights a budget stopped on in the middle of an epoch, as at the end of
+        an epoch (so a selection on held-out data sees the last weights too); ``epochs.csv``
+        gives the epoch as a fraction. The epoch stays open: a resumed run goes on from here."""
+        done = self.samples_in_epoch * self.context.world_size / max(self.num_samples, 1)
+        return self._evaluate_and_log(round(self.epoch + min(done, 1.0), 3))
+
+    def _evaluate_and_log(self, epoch: float) -> dict[str, float]:
+        """The means since the last call, with the scores of ``evaluate`` (rank 0) under
+        ``eval_*``; a row of ``epochs.csv`` at ``epoch``; a checkpoint."""
         metrics = self.epoch_means.pop()
         if self.evaluate is not None and self.context.is_main:
             self.model.eval()
@@ -303,7 +318,7 @@ class Trainer:
                     {f"eval_{k}": float(v) for k, v in self.evaluate(self.model).items()}
                 )
         if self.epoch_log is not None:
-            row = {"epoch": self.epoch, "step": self.step, "seconds": round(self.seconds(), 3)}
+            row = {"epoch": epoch, "step": self.step, "seconds": round(self.seconds(), 3)}
             self.epoch_log.append({**row, **metrics})
         self._checkpoint()
         barrier(self.context)
