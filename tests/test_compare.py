@@ -25,6 +25,7 @@ from mapenc.raster import RasterSpec
 from mapenc.study import CompareConfig, probe_encoder, run_compare, summarise
 from mapenc.study.compare import CellProgress, _logged_step, format_type_intervals
 from mapenc.study.config import STUDY_TASK_NAMES
+from mapenc.study.intervals import bootstrap_mean, bootstrap_p_value, holm_adjusted
 from mapenc.study.plots import plot_learning_curves, plot_study
 from mapenc.study.probes import (
     ProbeConfig,
@@ -258,6 +259,19 @@ def check_traj_summary(out: Path) -> None:
     assert summary["references"] == ["none", "conv-spatial"] and "cv_recorded" in baselines
     scenes = summary["all_scenes"]  # the scored split's scene names
     assert len(scenes) == 2 and all(name.startswith("synthetic") for name in scenes)
+    with np.load(out / "all_samples.npz") as identities:  # what each per-sample row is
+        assert list(identities["scene"]) == list(per_sample["none"][0].scenes)
+        assert set(identities["source"]) == {"synthetic"}
+        assert len(identities["track_id"]) == len(identities["t_obs"]) == len(identities["scene"])
+        assert list(identities["trajectory_type"]) == list(per_sample["none"][0].types)
+    assert summary["by_source"]["synthetic"]["n"] == len(per_sample["none"][0].scenes)
+    family = summary["multiple_comparisons"]
+    pairs = {(c["encoder"], c["reference"]) for c in family["comparisons"]}
+    # Each unordered pair once: conv-spatial - none is not asked again as none - conv-spatial.
+    assert pairs == {("conv-spatial", "none"), ("vector", "none"), ("vector", "conv-spatial")}
+    for comparison in family["comparisons"]:
+        assert comparison["p"] <= comparison["p_holm"] <= 1.0
+        assert comparison["p"] >= 1.0 / family["draws"]
     check_traj_summary_by_type(summary, rows, per_sample)
 
 
@@ -356,6 +370,19 @@ def test_bad_study_settings_are_config_errors() -> None:
         CompareConfig(encoders=("conv-global", "conv-global"))
     with pytest.raises(ConfigError, match="resnet not among the encoders"):
         CompareConfig(encoders=("conv-global",), references=("resnet",))
+
+
+def test_holm_adjusts_step_down_and_the_bootstrap_p_value_matches_its_interval() -> None:
+    adjusted = holm_adjusted([0.01, 0.04, 0.03, 0.2])
+    # Sorted 0.01, 0.03, 0.04, 0.2 times 4, 3, 2, 1, then made non-decreasing.
+    assert adjusted == pytest.approx([0.04, 0.08, 0.09, 0.2])
+    scenes = np.repeat(np.arange(40), 5)
+    clear = np.random.default_rng(0).normal(1.0, 0.5, 200)
+    assert bootstrap_p_value(clear, scenes, draws=4000) == pytest.approx(1 / 4000)
+    noise = np.random.default_rng(1).normal(0.0, 1.0, 200)
+    p_noise = bootstrap_p_value(noise, scenes, draws=4000)
+    interval = bootstrap_mean(noise, scenes, draws=4000)
+    assert (p_noise < 0.05) == (not interval.includes_zero) and p_noise > 0.05
 
 
 def test_seed_spatial_takes_every_map_layer_at_its_own_100_pixels_in_the_study() -> None:

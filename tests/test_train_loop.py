@@ -115,6 +115,47 @@ def test_resume_mid_epoch_continues_exactly(tmp_path: Path) -> None:
     assert steps == [2, 4, 6, 8, 10, 11, *range(12, 25, 2)]  # step 11: the stop flushes its row
 
 
+def test_a_budget_stop_mid_epoch_scores_the_last_weights_and_resumes_exactly(
+    tmp_path: Path,
+) -> None:
+    def held_out_error(model: nn.Module) -> dict[str, float]:
+        x, y = regression_data(64).tensors
+        torch.rand(5)  # an evaluation that draws from the global RNG must not change training
+        return {"mse": float((model.linear(x) - y).pow(2).mean())}
+
+    torch.manual_seed(0)
+    straight = TinyRegression()
+    fit(
+        straight, regression_data(), quiet(epochs=3), tmp_path / "straight", evaluate=held_out_error
+    )
+    torch.manual_seed(0)
+    stopped = TinyRegression()
+    first = fit(
+        stopped,
+        regression_data(),
+        quiet(epochs=3, max_steps=11),
+        tmp_path / "split",
+        evaluate=held_out_error,
+    )
+    rows = read_rows(tmp_path / "split" / "epochs.csv")
+    # Epoch 1 (8 steps) and the 3 steps of epoch 2 the budget allowed, scored as epoch 1.375.
+    assert [(r["epoch"], int(r["step"])) for r in rows] == [("1", 8), ("1.375", 11)]
+    expected = held_out_error(stopped)["mse"]
+    assert float(rows[-1]["eval_mse"]) == pytest.approx(expected)
+    assert first.last_metrics["eval_mse"] == pytest.approx(expected)
+    resumed = TinyRegression()
+    fit(
+        resumed,
+        regression_data(),
+        quiet(epochs=3),
+        tmp_path / "split",
+        resume=True,
+        evaluate=held_out_error,
+    )
+    for a, b in zip(_weights(straight), _weights(resumed), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_resume_without_checkpoint_starts_afresh(tmp_path: Path) -> None:
     result = fit(TinyRegression(), regression_data(64), quiet(epochs=1), tmp_path, resume=True)
     assert result.steps == 2

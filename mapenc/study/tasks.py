@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch.utils.data import DataLoader
 
 from mapenc.data.traj_sources import data_sets_of
@@ -36,6 +37,7 @@ from mapenc.study.protocol import (
     seconds_per_training_step,
 )
 from mapenc.study.traj_scores import (
+    SAMPLES_NAME,
     SampleScores,
     corrected_differences,
     interval_entries,
@@ -43,6 +45,7 @@ from mapenc.study.traj_scores import (
     interval_entries_by_type,
     read_or_score,
     sample_scores,
+    save_sample_identities,
 )
 from mapenc.train import TrainConfig
 from mapenc.train.checkpoint import read_json
@@ -357,12 +360,19 @@ class TrajStudy:
         split = self.eval_split()
         baselines = self.baseline_scores(split)
         references = self.config.difference_references()
+        sources = source_of_each(split, self.config.data)
+        save_sample_identities(
+            out_dir / f"{self.config.eval_split}_{SAMPLES_NAME}",
+            scenes=scene_of_each(split),
+            sources=sources,
+            track_ids=split.samples.track_ids,
+            last_observed_steps=recorded_steps_of_each(split),
+            types=runs[next(iter(runs))][0].types,
+        )
         return {
             "intervals": interval_entries(runs, baselines, references),
             "by_trajectory_type": interval_entries_by_type(runs, baselines, references),
-            "by_source": interval_entries_by_source(
-                runs, baselines, references, source_of_each(split, self.config.data)
-            ),
+            "by_source": interval_entries_by_source(runs, baselines, references, sources),
             "multiple_comparisons": corrected_differences(runs, references),
             "references": list(self.config.difference_references()),
             "intervals_over": "scenes and seeds (paired bootstrap)",
@@ -383,6 +393,13 @@ def fixed_input_size(encoder: str | None) -> int | None:
 def scene_of_each(split: trajectory.SplitData) -> list[str]:
     """The scene name of every sample of ``split`` (names relative to the data paths)."""
     return [split.names[int(i)] for i in split.samples.scenario_index]
+
+
+def recorded_steps_of_each(split: trajectory.SplitData) -> NDArray[np.int64]:
+    """The last observed step of every sample of ``split`` in its file's own numbering (the
+    ``t_obs`` of ``eval-traj --predictions``)."""
+    first = np.array([scenario.first_step for scenario in split.scenarios], dtype=np.int64)
+    return split.samples.time_step.astype(np.int64) + first[split.samples.scenario_index]
 
 
 def source_of_each(split: trajectory.SplitData, paths: Sequence[str]) -> list[str]:

@@ -35,6 +35,9 @@ from mapenc.study.intervals import (
 )
 
 PER_SAMPLE_NAME = "per_sample.npz"
+# The scored samples' identities, once per study (every run scores the same samples in the same
+# order), prefixed with the scored split: ``test_samples.npz``.
+SAMPLES_NAME = "samples.npz"
 TYPE_KEY = "trajectory_type"
 # The family of tests corrected for multiple comparisons: every encoder's minFDE difference to
 # each reference (each pair once), over all, moving and turning agents, at family-wise error 5 %.
@@ -276,6 +279,30 @@ def corrected_differences(
         "draws": draws,
         "comparisons": comparisons,
     }
+
+
+def save_sample_identities(
+    path: Path,
+    *,
+    scenes: Sequence[str],
+    sources: Sequence[str],
+    track_ids: Sequence[str],
+    last_observed_steps: NDArray[np.int64],
+    types: NDArray[np.str_] | None,
+) -> None:
+    """What each row of the runs' ``per_sample.npz`` files is: ``scene``, ``source`` (the data
+    set), ``track_id`` and ``t_obs`` (the last observed step in the file's own numbering, as in
+    ``eval-traj --predictions``), each (N,), and ``trajectory_type`` when known; enough to find
+    every sample in the raw files and rescore it."""
+    arrays: dict[str, Any] = {
+        "scene": np.asarray(scenes, dtype=str),
+        "source": np.asarray(sources, dtype=str),
+        "track_id": np.asarray(track_ids, dtype=str),
+        "t_obs": np.asarray(last_observed_steps, dtype=np.int64),
+    }
+    if types is not None:
+        arrays[TYPE_KEY] = types
+    write_atomic(path, lambda handle: np.savez_compressed(handle, **arrays))
 
 
 def read_or_score(run_dir: Path, score: Any) -> SampleScores:

@@ -186,7 +186,7 @@ class Trainer:
             stopped = self._run_epoch()
             if stopped is None:
                 last_metrics = self._finish_epoch()
-        if stopped is not None and self.samples_in_epoch and self.step > first_step:
+        if self.evaluate and stopped and self.samples_in_epoch and self.step > first_step:
             last_metrics = self._score_last_weights()
         if self.step_means.count:
             self._log_row()
@@ -303,9 +303,14 @@ class Trainer:
     def _score_last_weights(self) -> dict[str, float]:
         """Evaluate the weights a budget stopped on in the middle of an epoch, as at the end of
         an epoch (so a selection on held-out data sees the last weights too); ``epochs.csv``
-        gives the epoch as a fraction. The epoch stays open: a resumed run goes on from here."""
+        gives the epoch as a fraction. The epoch stays open and the random state is put back: a
+        resumed run goes on from here as if this evaluation had not been made."""
         done = self.samples_in_epoch * self.context.world_size / max(self.num_samples, 1)
-        return self._evaluate_and_log(round(self.epoch + min(done, 1.0), 3))
+        random_state = rng_state()
+        metrics = self._evaluate_and_log(round(self.epoch + min(done, 1.0), 3))
+        set_rng_state(random_state)
+        self._checkpoint()  # with the random state of the last step
+        return metrics
 
     def _evaluate_and_log(self, epoch: float) -> dict[str, float]:
         """The means since the last call, with the scores of ``evaluate`` (rank 0) under
