@@ -374,8 +374,9 @@ def test_bad_study_settings_are_config_errors() -> None:
 
 def test_holm_adjusts_step_down_and_the_bootstrap_p_value_matches_its_interval() -> None:
     adjusted = holm_adjusted([0.01, 0.04, 0.03, 0.2])
-    # Sorted 0.01, 0.03, 0.04, 0.2 times 4, 3, 2, 1, then made non-decreasing.
-    assert adjusted == pytest.approx([0.04, 0.08, 0.09, 0.2])
+    # Sorted 0.01, 0.03, 0.04, 0.2 times 4, 3, 2, 1 (0.04, 0.09, 0.08, 0.2), then made
+    # non-decreasing in that order (0.08 -> 0.09), and given back in the input order.
+    assert adjusted == pytest.approx([0.04, 0.09, 0.09, 0.2])
     scenes = np.repeat(np.arange(40), 5)
     clear = np.random.default_rng(0).normal(1.0, 0.5, 200)
     assert bootstrap_p_value(clear, scenes, draws=4000) == pytest.approx(1 / 4000)
