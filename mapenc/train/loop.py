@@ -186,10 +186,10 @@ class Trainer:
             stopped = self._run_epoch()
             if stopped is None:
                 last_metrics = self._finish_epoch()
-        if self.evaluate and stopped and self.samples_in_epoch and self.step > first_step:
-            last_metrics = self._score_last_weights()
         if self.step_means.count:
             self._log_row()
+        if self.evaluate and stopped and self.samples_in_epoch and self.step > first_step:
+            last_metrics = self._score_last_weights()
         if self.saved_at_step != self.step:
             self._checkpoint()
         self.board.close()
