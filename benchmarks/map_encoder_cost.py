@@ -1,12 +1,13 @@
 """What each map encoder of the trajectory study costs: parameters, MACs, bottleneck, samples/s.
 
-    python benchmarks/map_encoder_cost.py [--data PATH ...] [--split test]
+    python benchmarks/map_encoder_cost.py [--data PATH ...] [--split test] [--layers L ...]
                                           [--encoders conv-global conv-spatial ... vector]
                                           [--batch-size 64] [--steps 20] [--threads 1]
 
-Every encoder is built exactly as ``mapenc compare --task traj`` builds it (64 x 64 NGSIM layers at
-1 m per pixel, latent 32) and fed one batch of real samples of ``--split``: their rasters for the
-CNNs, their polylines and past for ``vector`` (whose cost grows with the polylines present near
+Every encoder is built exactly as ``mapenc compare --task traj`` builds it (``--layers``, by
+default the NGSIM ones, 64 x 64 at 1 m per pixel, or the encoder's own size over the same 64 m:
+``seed_spatial`` 100 x 100; latent 32) and fed one batch of real samples of ``--split``: their
+rasters for the CNNs, their polylines and past for ``vector`` (whose cost grows with the polylines present near
 the agent, so random inputs would misstate it). Timed: ``--steps`` forward passes without gradients
 (encoding for a forecast) and as many forward + backward passes (training), after warm-up, on the
 CPU. Samples/s are printed with their ratio to the first encoder, measured in the same run.
@@ -25,7 +26,15 @@ from mapenc.study.protocol import Run, bottleneck_facts
 from mapenc.study.tasks import TrajStudy
 from mapenc.vae.trajectory import build_map_encoder
 
-ENCODERS = ["conv-global", "seed_spatial_conv", "conv-spatial", "conv-mixed", "resnet", "vector"]
+ENCODERS = [
+    "conv-global",
+    "seed_spatial",
+    "seed_spatial_conv",
+    "conv-spatial",
+    "conv-mixed",
+    "resnet",
+    "vector",
+]
 
 
 def samples_per_second(
@@ -49,6 +58,7 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", default=["synthetic:2"])
     parser.add_argument("--split", default="test")
     parser.add_argument("--encoders", nargs="+", default=ENCODERS)
+    parser.add_argument("--layers", nargs="+", default=list(CompareConfig().layers))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
@@ -60,16 +70,17 @@ def main() -> None:
             encoders=tuple(args.encoders),
             seeds=1,
             data=tuple(args.data),
+            layers=tuple(args.layers),
             eval_split=args.split,
             probe_samples=args.batch_size,
             progress=False,
         )
     )
     vector_run = Run("vector", 0)  # its samples carry rasters and polylines alike
-    rasters, polylines = study.probe_samples(vector_run, study.experiment(vector_run))
+    polylines = study.probe_samples(vector_run, study.experiment(vector_run))[1]
     assert polylines is not None
     print(
-        f"{len(rasters)} samples spread over {args.split} of {' '.join(args.data)}, "
+        f"{len(polylines[0])} samples spread over {args.split} of {' '.join(args.data)}, "
         f"{args.steps} timed passes, {args.threads} thread(s)"
     )
     print(
@@ -78,12 +89,13 @@ def main() -> None:
     )
     baseline: tuple[float, float] | None = None
     for name in args.encoders:
-        experiment = study.experiment(Run(name, 0))
+        run = Run(name, 0)
+        experiment = study.experiment(run)
         torch.manual_seed(0)
         encoder = build_map_encoder(experiment.model)
         if encoder is None:
             parser.error(f"{name} has no map encoder")
-        inputs = polylines if name == "vector" else (rasters,)
+        inputs = polylines if name == "vector" else (study.probe_samples(run, experiment)[0],)
         encoded = samples_per_second(encoder, inputs, args.steps, backward=False)
         trained = samples_per_second(encoder, inputs, args.steps, backward=True)
         baseline = baseline or (encoded, trained)

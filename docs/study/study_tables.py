@@ -79,9 +79,10 @@ def family_table(summary: dict[str, Any]) -> str:
     lines = ["| agents | difference | minFDE6 (m) | p | p, Holm |", "|---|---|---|---|---|"]
     for c in family["comparisons"]:
         if c["shown"]:
+            mean = f"{c['mean']:+.3f}".replace("-", "−")
             lines.append(
-                f"| {c['group']} | {c['encoder']} − {c['reference']} | {c['mean']:+.3f} | "
-                f"{c['p']:.4f} | {c['p_holm']:.4f} |".replace("-", "−")
+                f"| {c['group']} | {c['encoder']} − {c['reference']} | {mean} | "
+                f"{c['p']:.4f} | {c['p_holm']:.4f} |"
             )
     hidden = sum(not c["shown"] for c in family["comparisons"])
     return "\n".join(lines) + f"\n\n{hidden} of {len(family['comparisons'])} not shown."
