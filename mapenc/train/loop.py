@@ -298,23 +298,27 @@ class Trainer:
     def _finish_epoch(self) -> dict[str, float]:
         """Close the epoch: evaluate (rank 0), write ``epochs.csv``, checkpoint; the epoch's means."""
         self.epoch, self.samples_in_epoch = self.epoch + 1, 0
-        return self._evaluate_and_log(self.epoch)
+        metrics = self._evaluate_and_log(self.epoch)
+        self._checkpoint()
+        barrier(self.context)
+        return metrics
 
     def _score_last_weights(self) -> dict[str, float]:
         """Evaluate the weights a budget stopped on in the middle of an epoch, as at the end of
         an epoch (so a selection on held-out data sees the last weights too); ``epochs.csv``
         gives the epoch as a fraction. The epoch stays open and the random state is put back: a
-        resumed run goes on from here as if this evaluation had not been made."""
+        resumed run goes on from here as if this evaluation had not been made (the run's last
+        checkpoint, written after this, holds the random state of its last step)."""
         done = self.samples_in_epoch * self.context.world_size / max(self.num_samples, 1)
         random_state = rng_state()
         metrics = self._evaluate_and_log(round(self.epoch + min(done, 1.0), 3))
         set_rng_state(random_state)
-        self._checkpoint()  # with the random state of the last step
+        barrier(self.context)
         return metrics
 
     def _evaluate_and_log(self, epoch: float) -> dict[str, float]:
         """The means since the last call, with the scores of ``evaluate`` (rank 0) under
-        ``eval_*``; a row of ``epochs.csv`` at ``epoch``; a checkpoint."""
+        ``eval_*``; a row of ``epochs.csv`` at ``epoch``."""
         metrics = self.epoch_means.pop()
         if self.evaluate is not None and self.context.is_main:
             self.model.eval()
@@ -325,8 +329,6 @@ class Trainer:
         if self.epoch_log is not None:
             row = {"epoch": epoch, "step": self.step, "seconds": round(self.seconds(), 3)}
             self.epoch_log.append({**row, **metrics})
-        self._checkpoint()
-        barrier(self.context)
         return metrics
 
     def _log_row(self) -> dict[str, float]:
