@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mapenc.data.split import SplitPlan, merge_plans
-from mapenc.data.traj_sources import load_scenarios, plan_for
+from mapenc.data.traj_sources import LastMadeFor, load_scenarios, plan_for
 from mapenc.errors import DataError
 
 
@@ -47,3 +47,20 @@ def test_each_data_set_keeps_its_own_split_when_loaded_together(real_data: Path)
         assert {together.split[n] for n in plan.split} == {"train", "val", "test"}
     assert alone[ngsim].source.startswith("fixed:")
     assert together.source == f"{alone[ngsim].source} + computed"
+
+
+def test_a_kept_result_is_given_again_only_for_the_very_same_scenes_and_key() -> None:
+    scenes = load_scenarios(["synthetic:2"])
+    made: list[int] = []
+
+    def make() -> int:
+        made.append(len(made))
+        return made[-1]
+
+    kept: LastMadeFor[str, int] = LastMadeFor()
+    assert kept.get("a", scenes, make) == 0
+    assert kept.get("a", list(scenes), make) == 0  # the same objects in another list
+    assert kept.get("b", scenes, make) == 1  # another key
+    assert kept.get("b", scenes[::-1], make) == 2  # another order
+    assert kept.get("b", scenes[:1], make) == 3  # fewer scenes
+    assert plan_for(scenes, ["synthetic:2"]) is plan_for(scenes, ["synthetic:2"])

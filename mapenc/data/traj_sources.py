@@ -17,8 +17,9 @@ split file that lists the scenes by content, or one planned at load time (``mape
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from mapenc.data.split import SPLITS, SplitPlan, merge_plans, resolve_split
 from mapenc.errors import ConfigError, DataError, MapencError
@@ -26,6 +27,9 @@ from mapenc.maps import iter_scenarios
 from mapenc.maps.io import holds_tracks, is_interaction_tracks, is_waymo_file
 from mapenc.maps.store import is_store_shard
 from mapenc.maps.types import Scenario
+
+Key = TypeVar("Key")
+Value = TypeVar("Value")
 
 SYNTHETIC_PREFIX = "synthetic"
 DEFAULT_SYNTHETIC_SCENES = 24
@@ -175,11 +179,31 @@ def data_sets_of(scenarios: Sequence[Scenario], paths: Sequence[str]) -> list[st
     return labels
 
 
-# The last split planned in this process: (paths, the scenes it was made for, the plan). Scenes
-# are shared objects (``load_scenarios``) that are never modified, so the same objects from the
-# same paths have the same plan; planning (leak checks between recordings) takes minutes on a
-# few hundred real scenes, and train, val and test each ask for it.
-_LAST_PLAN: list[tuple[tuple[str, ...], tuple[Scenario, ...], SplitPlan]] = []
+class LastMadeFor(Generic[Key, Value]):
+    """The last value made in this process, given again for the same key and the very same scene
+    objects in the same order: scenes are shared objects (``load_scenarios``) that are never
+    modified, so what was made from them still holds. One value is kept at a time."""
+
+    def __init__(self) -> None:
+        self._kept: tuple[Key, tuple[Scenario, ...], Value] | None = None
+
+    def get(self, key: Key, scenes: Sequence[Scenario], make: Callable[[], Value]) -> Value:
+        """The kept value for ``key`` and ``scenes``, else ``make()``, kept."""
+        if self._kept is not None:
+            kept_key, kept_scenes, value = self._kept
+            same = len(kept_scenes) == len(scenes) and all(
+                a is b for a, b in zip(kept_scenes, scenes, strict=True)
+            )
+            if kept_key == key and same:
+                return value
+        value = make()
+        self._kept = (key, tuple(scenes), value)
+        return value
+
+
+# Planning (leak checks between recordings) takes minutes on a few hundred real scenes, and
+# train, val and test each ask for the plan.
+_LAST_PLAN: LastMadeFor[tuple[str, ...], SplitPlan] = LastMadeFor()
 
 
 def plan_for(scenarios: Sequence[Scenario], paths: Sequence[str]) -> SplitPlan:
@@ -189,18 +213,7 @@ def plan_for(scenarios: Sequence[Scenario], paths: Sequence[str]) -> SplitPlan:
 
     The last plan is kept and given again for the same paths and the same scene objects."""
     key = tuple(str(p) for p in paths)
-    for saved_paths, saved_scenes, saved_plan in _LAST_PLAN:
-        if saved_paths == key and same_scenes(saved_scenes, scenarios):
-            return saved_plan
-    plan = _plan_per_data_path(scenarios, paths)
-    _LAST_PLAN[:] = [(key, tuple(scenarios), plan)]
-    return plan
-
-
-def same_scenes(first: Sequence[Scenario], second: Sequence[Scenario]) -> bool:
-    """True when both hold the very same scene objects in the same order (a result made from
-    one holds for the other: scenes are never modified)."""
-    return len(first) == len(second) and all(a is b for a, b in zip(first, second, strict=True))
+    return _LAST_PLAN.get(key, scenarios, lambda: _plan_per_data_path(scenarios, paths))
 
 
 def _plan_per_data_path(scenarios: Sequence[Scenario], paths: Sequence[str]) -> SplitPlan:

@@ -17,7 +17,7 @@ from mapenc.data.anchors import (
     last_step_velocity,
     recorded_velocity,
 )
-from mapenc.data.traj_sources import same_scenes
+from mapenc.data.traj_sources import LastMadeFor
 from mapenc.data.trajectory import TrajSamples, TrajTask, constant_velocity_forecast
 from mapenc.maps.types import Scenario
 
@@ -26,10 +26,10 @@ from mapenc.maps.types import Scenario
 CONSTANT_VELOCITY = "cv_recorded"
 
 
-# The last baselines made in this process and what they were made from (task, k, a digest of the
-# samples, the scene objects): every run of an encoder study is scored on the same samples, and
-# the lane-following forecasts take over a minute on 60,000 of them.
-_LAST_MADE: list[tuple[tuple[TrajTask, int, str], tuple[Scenario, ...], dict[str, FloatArray]]] = []
+# The last baselines made in this process, for (task, k, a digest of the samples) and the scene
+# objects: every run of an encoder study is scored on the same samples, and the lane-following
+# forecasts take over a minute on 60,000 of them.
+_LAST_MADE: LastMadeFor[tuple[TrajTask, int, str], dict[str, FloatArray]] = LastMadeFor()
 
 
 def baseline_forecasts(
@@ -43,14 +43,9 @@ def baseline_forecasts(
     trimmed or repeated to ``k``).
     """
     key = (task, k, _samples_digest(samples))
-    for saved_key, saved_scenes, saved in _LAST_MADE:
-        if saved_key == key and same_scenes(saved_scenes, scenarios):
-            return dict(saved)
-    made = _make_baselines(samples, scenarios, task, k)
-    for forecast in made.values():
-        forecast.setflags(write=False)
-    _LAST_MADE[:] = [(key, tuple(scenarios), made)]
-    return dict(made)
+    return dict(
+        _LAST_MADE.get(key, scenarios, lambda: _make_baselines(samples, scenarios, task, k))
+    )
 
 
 def _samples_digest(samples: TrajSamples) -> str:
@@ -66,13 +61,13 @@ def _samples_digest(samples: TrajSamples) -> str:
 def _make_baselines(
     samples: TrajSamples, scenarios: Sequence[Scenario], task: TrajTask, k: int
 ) -> dict[str, FloatArray]:
-    """``baseline_forecasts`` without the kept result."""
+    """``baseline_forecasts`` without the kept result (read-only arrays, since they are kept)."""
     f, dt = task.future_steps, task.dt
     last = last_step_velocity(samples, dt)
     kinematic = kinematic_forecast(last, f, dt)
     if kinematic.shape[1] != k:
         kinematic = kinematic[:, np.arange(k) % kinematic.shape[1]]
-    return {
+    made = {
         "cv_last_step": constant_velocity_forecast(last, f, dt)[:, None],
         "cv_least_squares": constant_velocity_forecast(samples.velocity, f, dt)[:, None],
         "cv_recorded": constant_velocity_forecast(recorded_velocity(samples, scenarios, dt), f, dt)[
@@ -81,3 +76,6 @@ def _make_baselines(
         "kinematic": kinematic,
         "lane_following": lane_following_forecast(samples, scenarios, task, k),
     }
+    for forecast in made.values():
+        forecast.setflags(write=False)
+    return made
