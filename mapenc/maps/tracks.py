@@ -128,43 +128,57 @@ def build_tracks(rows: TrackRows, num_steps: int | None = None) -> list[Track]:
             f"duplicate row for track {str(ids[dup // steps])!r} at time step {int(dup % steps)}"
         )
 
+    xy = _dense(rows.xy, flat, len(ids) * steps).reshape(len(ids), steps, 2)
+    heading = _dense(rows.heading, flat, len(ids) * steps).reshape(len(ids), steps)
+    valid = np.zeros((len(ids), steps), dtype=bool)
+    valid.reshape(-1)[flat] = True
+    velocity = None
+    if rows.velocity is not None:
+        velocity = _dense(rows.velocity, flat, len(ids) * steps).reshape(len(ids), steps, 2)
+    sizes = None if rows.size is None else _group_medians(rows.size, track_index, len(ids))
     tracks = []
     for k in np.argsort(first_row):
-        mine = track_index == k
-        tracks.append(_one_track(rows, mine, str(ids[k]), steps))
+        first = first_row[k]
+        kind = str(rows.kind[first])
+        length, width = default_box_size(kind) if sizes is None else map(float, sizes[k])
+        tracks.append(
+            Track(
+                id=str(ids[k]),
+                kind=kind,
+                xy=xy[k],
+                heading=heading[k],
+                valid=valid[k],
+                length=length,
+                width=width,
+                velocity=None if velocity is None else velocity[k],
+                category=None if rows.category is None else int(rows.category[first]),
+            )
+        )
     return tracks
 
 
-def _one_track(rows: TrackRows, mine: NDArray[np.bool_], track_id: str, steps: int) -> Track:
-    """The Track made of the rows selected by ``mine``."""
-    at = rows.step[mine]
-    xy = np.full((steps, 2), np.nan)
-    xy[at] = rows.xy[mine]
-    heading = np.full(steps, np.nan)
-    heading[at] = rows.heading[mine]
-    valid = np.zeros(steps, dtype=bool)
-    valid[at] = True
-    velocity = None
-    if rows.velocity is not None:
-        velocity = np.full((steps, 2), np.nan)
-        velocity[at] = rows.velocity[mine]
-    first = int(np.flatnonzero(mine)[0])
-    kind = str(rows.kind[first])
-    if rows.size is None:
-        length, width = default_box_size(kind)
-    else:
-        length, width = (float(v) for v in np.median(rows.size[mine], axis=0))
-    return Track(
-        id=track_id,
-        kind=kind,
-        xy=xy,
-        heading=heading,
-        valid=valid,
-        length=length,
-        width=width,
-        velocity=velocity,
-        category=None if rows.category is None else int(rows.category[first]),
-    )
+def _dense(values: FloatArray, slots: NDArray[np.int64], size: int) -> FloatArray:
+    """(size, ...) float64, NaN but for ``values`` (N, ...) placed at their ``slots`` (N,)."""
+    out = np.full((size, *values.shape[1:]), np.nan)
+    out[slots] = values
+    return out
+
+
+def _group_medians(
+    values: FloatArray, group: NDArray[np.intp], num_groups: int
+) -> NDArray[np.float64]:
+    """(G, D) median of each column of ``values`` (N, D) over the rows of each group (N,) in
+    0..G-1 (every group has a row): ``np.median``'s value, the mean of the two middle values
+    for an even count, for all groups at once."""
+    counts = np.bincount(group, minlength=num_groups)
+    starts = np.cumsum(counts) - counts
+    medians = np.empty((num_groups, values.shape[1]))
+    for column in range(values.shape[1]):
+        ordered = values[np.lexsort((values[:, column], group)), column]
+        low = ordered[starts + (counts - 1) // 2]
+        high = ordered[starts + counts // 2]
+        medians[:, column] = (low + high) / 2
+    return medians
 
 
 def _check_finite(what: str, values: FloatArray) -> None:
