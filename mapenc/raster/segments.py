@@ -24,6 +24,8 @@ from numpy.typing import NDArray
 GeometryArray = NDArray[np.object_]
 Pair = tuple[torch.Tensor, torch.Tensor]
 
+# shapely type ids of Polygon and MultiPolygon.
+POLYGON_TYPE_IDS = (3, 6)
 # Fraction of a segment by which its end pixels are looked up inside the segment.
 END_NUDGE = 1e-9
 
@@ -68,7 +70,7 @@ class Segments:
     def of(cls, geoms: GeometryArray) -> Segments:
         """Segments of lines (all parts) or polygons (all rings, exterior counter-clockwise and
         holes clockwise, so winding numbers count covering polygons)."""
-        if len(geoms) and shapely.get_type_id(geoms).max() >= 3:
+        if np.isin(shapely.get_type_id(geoms), POLYGON_TYPE_IDS).any():
             geoms = shapely.orient_polygons(geoms)
             paths, owner = shapely.get_rings(geoms, return_index=True)
         else:
