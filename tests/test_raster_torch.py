@@ -13,7 +13,7 @@ from test_raster import transformed
 from mapenc.errors import ConfigError, MapFormatError, PoseError, RasterSizeError
 from mapenc.maps.types import Lane, VectorMap
 from mapenc.raster import RASTER_MODES, Rasterizer, RasterSpec, TorchSettings, rasterizer
-from mapenc.raster.mapgeom import split_polygons
+from mapenc.raster.mapgeom import TILE_SIZE_M, split_polygons
 from mapenc.testing import crosswalk_square, l_junction, straight_road
 
 LAYERS = (
@@ -166,7 +166,10 @@ def test_polygons_are_split_by_their_vertices_not_their_area() -> None:
     pieces = split_polygons([jagged])
     for piece in pieces:  # few vertices, or small
         xmin, ymin, xmax, ymax = piece.bounds
-        assert shapely.get_num_coordinates(piece) <= 200 or max(xmax - xmin, ymax - ymin) <= 32
+        assert (
+            shapely.get_num_coordinates(piece) <= 200
+            or max(xmax - xmin, ymax - ymin) <= TILE_SIZE_M
+        )
     assert sum(p.area for p in pieces) == pytest.approx(jagged.area, rel=1e-9)
     square = split_polygons([shapely.box(0.0, 0.0, 1e5, 1e5)])
     assert len(square) == 1  # four corners: nothing to split, whatever the area

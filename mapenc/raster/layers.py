@@ -385,7 +385,7 @@ LAYERS: dict[str, Layer] = {
             "drivable_area",
             "drivable area",
             (0.35, 0.35, 0.35),
-            geometry=lambda m: _polygons(m.drivable_area),
+            geometry=lambda m: m.drivable_parts,
         ),
         FillLayer(
             "crosswalks",

@@ -1,8 +1,10 @@
 """Per-map geometry the rasterizers draw: each layer's shapes with an STRtree, and the lane quads.
 
-Large polygons are split into pieces with few vertices (``split_polygons``), so a raster only
-touches nearby pieces; the split follows the vertices, not the area, so a 100 km polygon with four
-corners stays one piece and costs nothing.
+Large polygons are split into pieces with few vertices (``split_polygons``), and lines into runs
+of a few segments (``split_lines``), so a raster only touches nearby pieces; the split follows the
+vertices, not the area, so a 100 km polygon with four corners stays one piece and costs nothing.
+Lines and fills drawn from the pieces light exactly the pixels the whole geometries light: a
+line's pixels are those of its segments, which the pieces keep as they are.
 """
 
 from __future__ import annotations
@@ -23,9 +25,14 @@ from mapenc.maps.types import Lane, VectorMap, resample_polyline
 from mapenc.raster.segments import GeometryArray, Segments
 
 # Polygons are split until a piece is at most this wide and tall (metres) or has at most
-# MAX_PIECE_VERTICES vertices.
-TILE_SIZE_M = 32.0
+# MAX_PIECE_VERTICES vertices. About a raster's window (224 px at 0.5 m): splitting finer costs
+# more per map (GEOS clips) than it saves when a map gets a few rasters (Waymo, AV2: 4-8 agents),
+# and a map that gets many is drawn by the fast mode in ``auto``.
+TILE_SIZE_M = 128.0
 MAX_PIECE_VERTICES = 64
+# Lines are cut into runs of at most this many segments (real maps sample lanes every 0.5-1 m, so
+# a run spans a few metres to a few tens of metres).
+LINE_PIECE_SEGMENTS = 32
 
 
 class DrawnFromMap(Protocol):
@@ -80,6 +87,35 @@ def split_polygons(
     return pieces
 
 
+def split_lines(
+    lines: list[BaseGeometry], max_segments: int = LINE_PIECE_SEGMENTS
+) -> list[BaseGeometry]:
+    """Every part of ``lines`` (LineStrings, MultiLineStrings; city frame) cut into runs of at most
+    ``max_segments`` consecutive segments, each run starting where the last one ended.
+
+    The runs hold the same segments, in order: drawing them draws the same pixels. Parts with
+    fewer than 2 points are dropped (they have no segment)."""
+    parts = shapely.get_parts(np.asarray(lines, dtype=object))
+    coords, owner = shapely.get_coordinates(parts, return_index=True)
+    sizes = np.bincount(owner, minlength=len(parts))
+    segments = np.maximum(sizes - 1, 0)
+    runs = -(-segments // max_segments)  # ceil
+    if not runs.sum():
+        return []
+    # Run r of a part starts at its vertex r * max_segments and ends max_segments later, or at
+    # the part's last vertex.
+    part = np.repeat(np.arange(len(parts)), runs)
+    run = np.arange(runs.sum()) - np.repeat(np.cumsum(runs) - runs, runs)
+    first_vertex = np.cumsum(sizes) - sizes
+    start = first_vertex[part] + run * max_segments
+    stop = np.minimum(start + max_segments, first_vertex[part] + sizes[part] - 1)
+    length = stop - start + 1
+    run_of_point = np.repeat(np.arange(len(start)), length)
+    point = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
+    pieces = shapely.linestrings(coords[start[run_of_point] + point], indices=run_of_point)
+    return list(pieces)
+
+
 @dataclass(frozen=True)
 class LaneQuads:
     """Lanes cut into quads for the heading layers.
@@ -123,8 +159,7 @@ class MapGeometry:
         """(geometries, tree) of a fill or line layer; filled polygons come split into pieces."""
         if layer.name not in self._layers:
             geoms = layer.geometry(self.map) if layer.geometry is not None else []
-            if layer.fills:
-                geoms = split_polygons(geoms)
+            geoms = split_polygons(geoms) if layer.fills else split_lines(geoms)
             arr = np.array(geoms, dtype=object).reshape(-1)
             self._layers[layer.name] = (arr, STRtree(arr))
         return self._layers[layer.name]
