@@ -1,6 +1,6 @@
-"""Rasters drawn from map pieces equal rasters drawn from whole geometries: lines cut into runs of
-segments (``split_lines``), and the drivable area filled from its parts (the lane polygons)
-instead of their union."""
+"""Map pieces: lines cut into runs of segments (``line_runs``), boxes found for rotated windows
+(``Pieces.meeting``), and rasters drawn from pieces equal to rasters drawn from whole geometries,
+the drivable area filled from its parts (the lane polygons) equal to the fill of their union."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import shapely
 from mapenc.maps.synthetic import TownConfig, make_town
 from mapenc.maps.types import VectorMap
 from mapenc.raster import Rasterizer, RasterSpec, mapgeom
-from mapenc.raster.mapgeom import split_lines
+from mapenc.raster.mapgeom import Pieces, line_runs, window_corners
 from mapenc.raster.rasterizer import RASTER_MODES
 from mapenc.raster.segments import Segments
 
@@ -37,17 +37,37 @@ def poses_on_lanes(m: VectorMap, count: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("max_segments", [1, 3, 16])
-def test_split_lines_keeps_every_segment_in_order(max_segments: int) -> None:
+def test_line_runs_keep_every_segment_in_order(max_segments: int) -> None:
     rng = np.random.default_rng(max_segments)
     lines = [shapely.LineString(rng.uniform(-50, 50, (n, 2))) for n in (2, 3, 17, 40)]
     lines.append(shapely.MultiLineString([rng.uniform(0, 9, (5, 2)), rng.uniform(0, 9, (2, 2))]))
-    pieces = split_lines(lines, max_segments)
-    whole = Segments.of(np.array(lines, dtype=object))
-    cut = Segments.of(np.array(pieces, dtype=object))
-    np.testing.assert_array_equal(cut.start, whole.start)
-    np.testing.assert_array_equal(cut.end, whole.end)
-    assert (np.diff(cut.first) <= max_segments).all() and (np.diff(cut.first) >= 1).all()
-    assert split_lines([shapely.LineString()], max_segments) == []
+    runs = line_runs(lines, max_segments)
+    whole = Segments.of(shapely.get_parts(np.array(lines, dtype=object)))
+    np.testing.assert_array_equal(runs.start, whole.start)
+    np.testing.assert_array_equal(runs.end, whole.end)
+    size = np.diff(runs.first)
+    assert (size >= 1).all() and (size <= max_segments).all()
+    for first, last in zip(runs.first[:-1], runs.first[1:], strict=True):  # one part per run
+        np.testing.assert_array_equal(runs.start[first + 1 : last], runs.end[first : last - 1])
+    assert len(line_runs([shapely.LineString()], max_segments).start) == 0
+
+
+def test_pieces_meeting_a_window_are_those_whose_box_intersects_it() -> None:
+    rng = np.random.default_rng(0)
+    low = rng.uniform(-100, 100, (300, 2))
+    box = np.concatenate([low, low + rng.uniform(0.1, 30, (300, 2))], axis=1)
+    starts, ends = box[:, :2], box[:, 2:]
+    pieces = Pieces.of(Segments(starts, ends, np.arange(len(box) + 1)))
+    np.testing.assert_array_equal(pieces.box, box)
+    poses = np.concatenate([rng.uniform(-80, 80, (7, 2)), rng.uniform(-np.pi, np.pi, (7, 1))], 1)
+    corners = window_corners(SPEC.raster_from_city(poses), SPEC.size_px)
+    agent_idx, piece_idx = pieces.meeting(corners)
+    windows = shapely.polygons(corners)
+    expected = shapely.intersects(shapely.box(*box.T)[None, :], windows[:, None])
+    got = np.zeros_like(expected)
+    got[agent_idx, piece_idx] = True
+    np.testing.assert_array_equal(got, expected)
+    assert (np.diff(piece_idx) >= 0).all() and 0 < got.sum() < got.size
 
 
 @pytest.mark.parametrize("mode", RASTER_MODES)
@@ -57,7 +77,7 @@ def test_rasters_from_line_runs_equal_rasters_from_whole_lines(
     m = town_without_area()
     poses = poses_on_lanes(m, 12)
     cut = Rasterizer(m, SPEC, mode=mode).rasterize(poses, np.uint8)  # type: ignore[arg-type]
-    monkeypatch.setattr(mapgeom, "split_lines", lambda lines: lines)
+    monkeypatch.setattr(mapgeom, "line_runs", lambda lines: line_runs(lines, 10**9))
     whole = Rasterizer(m, SPEC, mode=mode).rasterize(poses, np.uint8)  # type: ignore[arg-type]
     np.testing.assert_array_equal(cut, whole)
     assert cut[:, SPEC.layers.index("lane_boundaries")].any()

@@ -38,7 +38,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import shapely
 import torch
 from numpy.typing import ArrayLike
 
@@ -106,9 +105,10 @@ class MapTable:
         offset = 0
         for index, name in enumerate(layers):
             layer = LAYERS[name]
-            segments = geometry.segments(layer)
+            pieces = geometry.pieces(layer)
+            segments = pieces.segments
             if layer.fills:
-                box = shapely.bounds(geometry.layer(layer)[0]).reshape(-1, 4)
+                box = pieces.box
                 first, count = segments.first[:-1], np.diff(segments.first)
             else:
                 box = np.concatenate(

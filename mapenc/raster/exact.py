@@ -1,7 +1,7 @@
 """Exact rasterization: every agent's raster drawn from the vector geometry, in numpy.
 
-All agents of a batch are drawn together: per layer the STRtree is queried once for all agents'
-windows, every segment of every (agent, geometry) pair is moved into that agent's pixel
+All agents of a batch are drawn together: per layer the pieces meeting each agent's window are
+found once for all agents (``mapenc.raster.mapgeom.Pieces.meeting``), every segment of every (agent, geometry) pair is moved into that agent's pixel
 coordinates in float64, and then:
 
 - binary fill layers (``fill_polygons``): a pixel is on when its centre lies inside a polygon
@@ -20,13 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import shapely
 import torch
 from numpy.typing import NDArray
-from shapely.strtree import STRtree
 
 from mapenc.raster.segments import (
-    GeometryArray,
     Segments,
     crossing_counts,
     crossings_at,
@@ -38,35 +35,12 @@ from mapenc.raster.segments import (
 )
 
 __all__ = [
-    "GeometryArray",
     "Segments",
     "burn_lines",
     "fill_polygons",
     "paint_polygons",
-    "query_pairs",
     "ramp",
-    "windows_city",
 ]
-
-
-def windows_city(raster_from_city: NDArray[np.float64], size_px: tuple[int, int]) -> GeometryArray:
-    """(N,) city-frame polygons covering each raster, from (N, 3, 3) city -> pixel matrices."""
-    h, w = size_px
-    city_from_raster = np.linalg.inv(raster_from_city)
-    corners = np.array([[0.0, 0.0, 1.0], [w, 0.0, 1.0], [w, h, 1.0], [0.0, h, 1.0]])
-    ring = np.einsum("nab,kb->nka", city_from_raster, corners)[..., :2]
-    return shapely.polygons(ring)
-
-
-def query_pairs(tree: STRtree, windows: GeometryArray) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """(agent index, geometry index) of every geometry meeting an agent's window polygon
-    (``windows_city``), sorted by geometry index so that drawing keeps the geometries' order
-    (later ones on top)."""
-    if len(windows) == 0 or len(tree.geometries) == 0:
-        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
-    agent_idx, geom_idx = tree.query(windows, predicate="intersects")
-    order = np.argsort(geom_idx, kind="stable")
-    return agent_idx[order], geom_idx[order]
 
 
 def _column_crossings(
@@ -154,7 +128,7 @@ def fill_polygons(
 
     Args:
         segments: the oriented rings of the polygons (``Segments.of``).
-        agent_idx, geom_idx: (agent, polygon) pairs from ``query_pairs``.
+        agent_idx, geom_idx: (agent, polygon) pairs (``Pieces.meeting``).
         raster_from_city: (N, 3, 3) city -> pixel coordinates of each agent's raster.
         size_px: (H, W).
     Returns a view of an (H, N, W) array. Each edge adds its direction (+-1) where it crosses a

@@ -32,16 +32,9 @@ from scipy.ndimage import distance_transform_edt
 from shapely.geometry.base import BaseGeometry
 
 from mapenc.maps.types import Lane, VectorMap
-from mapenc.raster.exact import (
-    GeometryArray,
-    burn_lines,
-    fill_polygons,
-    paint_polygons,
-    query_pairs,
-    windows_city,
-)
+from mapenc.raster.exact import burn_lines, fill_polygons, paint_polygons
 from mapenc.raster.grid import NorthUpGrid
-from mapenc.raster.mapgeom import MapGeometry, in_box
+from mapenc.raster.mapgeom import MapGeometry, window_corners
 from mapenc.raster.values import SIGNED, UNIT, Codec, torch_dtype, write_binary
 
 
@@ -83,9 +76,10 @@ class ExactBatch:
     shared: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def windows(self) -> GeometryArray:
+    def windows(self) -> NDArray[np.float64]:
+        """(N, 4, 2) city-frame corners of each raster's window (``window_corners``)."""
         if "windows" not in self.shared:
-            self.shared["windows"] = windows_city(self.raster_from_city, self.spec.size_px)
+            self.shared["windows"] = window_corners(self.raster_from_city, self.spec.size_px)
         return self.shared["windows"]
 
 
@@ -159,19 +153,20 @@ class FillLayer(Layer):
     binary: ClassVar[bool] = True
 
     def draw_exact(self, batch: ExactBatch, channel: int) -> None:
-        agent_idx, geom_idx = query_pairs(batch.geometry.layer(self)[1], batch.windows)
-        segments = batch.geometry.segments(self)
+        pieces = batch.geometry.pieces(self)
+        agent_idx, piece_idx = pieces.meeting(batch.windows)
         inside = fill_polygons(
-            segments, agent_idx, geom_idx, batch.raster_from_city, batch.spec.size_px
+            pieces.segments, agent_idx, piece_idx, batch.raster_from_city, batch.spec.size_px
         )
         write_binary(batch.out[:, channel], inside)
 
     def draw_codes(
         self, geometry: MapGeometry, grid: NorthUpGrid, spec: LayerSpec, widen: int
     ) -> NDArray[np.uint8]:
-        idx = in_box(geometry.layer(self)[1], grid.box_city())
+        pieces = geometry.pieces(self)
+        idx = pieces.in_box(grid.box_city())
         inside = fill_polygons(
-            geometry.segments(self), np.zeros_like(idx), idx, grid.raster_from_city(), grid.shape
+            pieces.segments, np.zeros_like(idx), idx, grid.raster_from_city(), grid.shape
         )
         return inside.reshape(grid.shape).astype(np.uint8)
 
@@ -179,9 +174,10 @@ class FillLayer(Layer):
 def _line_cells(geometry: MapGeometry, layer: Layer, grid: NorthUpGrid) -> NDArray[np.bool_]:
     """(rows, cols) True on every grid cell a line layer's geometry touches."""
     lines = np.zeros((1, 1, *grid.shape), dtype=np.uint8)
-    idx = in_box(geometry.layer(layer)[1], grid.box_city())
+    pieces = geometry.pieces(layer)
+    idx = pieces.in_box(grid.box_city())
     raster_from_city = grid.raster_from_city()
-    burn_lines(lines, 0, 1, geometry.segments(layer), np.zeros_like(idx), idx, raster_from_city)
+    burn_lines(lines, 0, 1, pieces.segments, np.zeros_like(idx), idx, raster_from_city)
     return lines[0, 0].astype(bool)
 
 
@@ -204,10 +200,12 @@ class LineLayer(Layer):
     binary: ClassVar[bool] = True
 
     def draw_exact(self, batch: ExactBatch, channel: int) -> None:
-        agent_idx, geom_idx = query_pairs(batch.geometry.layer(self)[1], batch.windows)
+        pieces = batch.geometry.pieces(self)
+        agent_idx, piece_idx = pieces.meeting(batch.windows)
         on = 255 if batch.out.dtype == np.uint8 else 1.0
-        segments = batch.geometry.segments(self)
-        burn_lines(batch.out, channel, on, segments, agent_idx, geom_idx, batch.raster_from_city)
+        burn_lines(
+            batch.out, channel, on, pieces.segments, agent_idx, piece_idx, batch.raster_from_city
+        )
 
     def halo_cells(self, spec: LayerSpec, cell_m: float, widen: int) -> int:
         return widen + 1
@@ -250,14 +248,14 @@ class HeadingLayer(Layer):
     ) -> NDArray[np.uint8]:
         """Lane direction code per cell (1 + direction in ``HEADING_CODES`` bins, 0: no lane);
         later lanes on top, as in the exact mode."""
-        quads, tree = geometry.quads
-        idx = in_box(tree, grid.box_city())
+        quads, pieces = geometry.quads
+        idx = pieces.in_box(grid.box_city())
         codes = np.zeros(grid.shape, dtype=np.uint8)
         direction = np.rint(quads.heading[idx] / (2 * np.pi) * HEADING_CODES).astype(np.int64)
         values = (1 + direction % HEADING_CODES).astype(np.uint8)
         raster_from_city = grid.raster_from_city()
         paint_polygons(
-            codes[None], values, geometry.quad_segments, np.zeros_like(idx), idx, raster_from_city
+            codes[None], values, pieces.segments, np.zeros_like(idx), idx, raster_from_city
         )
         return codes
 
@@ -274,10 +272,10 @@ def _paint_quad_pairs(
     on top), and the pairs' agent and quad indices."""
     n, _, h, w = batch.out.shape
     codes = np.zeros((n, h, w), dtype=np.int32)
-    agent_idx, quad_idx = query_pairs(batch.geometry.quads[1], batch.windows)
+    pieces = batch.geometry.quads[1]
+    agent_idx, quad_idx = pieces.meeting(batch.windows)
     pair_code = np.arange(1, len(quad_idx) + 1, dtype=np.int32)
-    segments = batch.geometry.quad_segments
-    paint_polygons(codes, pair_code, segments, agent_idx, quad_idx, batch.raster_from_city)
+    paint_polygons(codes, pair_code, pieces.segments, agent_idx, quad_idx, batch.raster_from_city)
     return codes, agent_idx, quad_idx
 
 
@@ -302,10 +300,9 @@ class DistanceLayer(Layer):
         padded = shift @ batch.raster_from_city
         lines = np.zeros((n, 1, h + 2 * pad, w + 2 * pad), dtype=np.uint8)
         target = LAYERS[self.to]
-        windows = windows_city(padded, lines.shape[2:])
-        agent_idx, geom_idx = query_pairs(batch.geometry.layer(target)[1], windows)
-        segments = batch.geometry.segments(target)
-        burn_lines(lines, 0, 1, segments, agent_idx, geom_idx, padded)
+        pieces = batch.geometry.pieces(target)
+        agent_idx, piece_idx = pieces.meeting(window_corners(padded, lines.shape[2:]))
+        burn_lines(lines, 0, 1, pieces.segments, agent_idx, piece_idx, padded)
         if not lines.any():
             batch.out[:, channel] = self.codec.encode(np.ones((n, h, w)), batch.out.dtype)
             return

@@ -33,16 +33,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, DTypeLike, NDArray
-from shapely.strtree import STRtree
 
 from mapenc.errors import ConfigError, PoseError, RasterSizeError
 from mapenc.geometry import check_poses
 from mapenc.maps.types import Scenario, VectorMap
 from mapenc.raster.device_draw import MapTable, VectorDrawer
-from mapenc.raster.exact import paint_polygons, query_pairs, windows_city
+from mapenc.raster.exact import paint_polygons
 from mapenc.raster.fast import FastSettings, GlobalLayers
 from mapenc.raster.layers import LAYERS, ExactBatch
-from mapenc.raster.mapgeom import MapGeometry
+from mapenc.raster.mapgeom import MapGeometry, Pieces, window_corners
 from mapenc.raster.rgb import to_rgb
 from mapenc.raster.scene import scene_boxes
 from mapenc.raster.segments import Segments
@@ -412,7 +411,7 @@ class Rasterizer:
             raise ConfigError(f"{len(track_ids)} track_ids for {n} poses")
         index = {tr.id: k for k, tr in enumerate(self.scenario.tracks)}
         own = np.array([index[self.scenario.track(i).id] for i in track_ids or []], dtype=np.intp)
-        windows = windows_city(raster_from_city, (h, w))
+        windows = window_corners(raster_from_city, (h, w))
         for c, name in names:
             steps = self.spec.history_steps if name == "history" else 1
             boxes = scene_boxes(self.scenario, t, steps)
@@ -422,7 +421,7 @@ class Rasterizer:
                 agent_idx = np.arange(n)
                 box_idx = np.array([self._box_of(boxes.track, k, t) for k in own], dtype=np.intp)
             else:
-                agent_idx, box_idx = query_pairs(STRtree(boxes.geoms), windows)
+                agent_idx, box_idx = Pieces.of(Segments.of(boxes.geoms)).meeting(windows)
                 if name == "agents" and track_ids is not None:
                     others = boxes.track[box_idx] != own[agent_idx]
                     agent_idx, box_idx = agent_idx[others], box_idx[others]
