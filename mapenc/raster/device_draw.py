@@ -199,12 +199,14 @@ class MapTable:
         )
 
 
-def raster_from_city(raster_from_agent: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
+def raster_from_city(
+    raster_from_agent: torch.Tensor, poses: torch.Tensor, c: torch.Tensor, s: torch.Tensor
+) -> torch.Tensor:
     """(N, 3, 3) float64 city metres -> pixel coordinates of each agent's raster, for poses
-    (N, 3) float64 and ``RasterSpec.raster_from_agent()`` (3, 3) on the same device (the numpy
+    (N, 3) float64 with the cosines ``c`` and sines ``s`` (N,) of their headings and
+    ``RasterSpec.raster_from_agent()`` (3, 3) on the same device (the numpy
     ``RasterSpec.raster_from_city`` in torch, the same operations)."""
-    x, y, heading = poses.unbind(1)
-    c, s = torch.cos(heading), torch.sin(heading)
+    x, y = poses[:, 0], poses[:, 1]
     zero, one = torch.zeros_like(c), torch.ones_like(c)
     agent_from_city = torch.stack(
         [c, s, -(c * x + s * y), -s, c, s * x - c * y, zero, zero, one], dim=1
@@ -237,22 +239,23 @@ class VectorDrawer:
         h, w = spec.size_px
         self._raster_from_agent = torch.as_tensor(spec.raster_from_agent(), device=device)
         xmin, ymin, xmax, ymax = spec.extent_m
-        # The window (agent frame, metres): its centre and half sides, widened by a pixel against
-        # rounding at the bins' edges.
-        pad = spec.pixel_size_m
-        self._window_mid = torch.tensor(
-            [(xmin + xmax) / 2, (ymin + ymax) / 2], dtype=torch.float64, device=device
-        )
-        self._window_half = torch.tensor(
-            [(xmax - xmin) / 2 + pad, (ymax - ymin) / 2 + pad], dtype=torch.float64, device=device
-        )
+        # The window (agent frame, metres): (cos, sin) @ _window_mid is its centre's offset in
+        # the city frame, |(cos, sin)| @ _window_half the half sides of its bounding box there,
+        # widened by a pixel against rounding at the bins' edges.
+        pad, mx, my = spec.pixel_size_m, (xmin + xmax) / 2, (ymin + ymax) / 2
+        hx, hy = (xmax - xmin) / 2 + pad, (ymax - ymin) / 2 + pad
+        f64 = torch.float64
+        self._window_mid = torch.tensor([[mx, my], [-my, mx]], dtype=f64, device=device)
+        self._window_half = torch.tensor([[hx, hy], [hy, hx]], dtype=f64, device=device)
+        self._lower_upper = torch.tensor([[-1.0], [1.0]], dtype=f64, device=device)
         # The raster in pixels (u, v): its centre and half sides plus ``CULL_MARGIN_PX``.
         self._raster_mid = torch.tensor([w / 2, h / 2], dtype=torch.float64, device=device)
         self._raster_reach = torch.tensor(
             [w / 2 + CULL_MARGIN_PX, h / 2 + CULL_MARGIN_PX], dtype=torch.float64, device=device
         )
-        self._fill_channels = [spec.layers.index(n) for n in self.fill_layers]
         self._line_channels = [spec.layers.index(n) for n in self.line_layers]
+        fill_channels = [spec.layers.index(n) for n in self.fill_layers]
+        self._fill_channels = torch.tensor(fill_channels, dtype=torch.int64, device=device)
         # Plane of an item of layer l of agent a: a * plane_scale[l] + plane_base[l]; fills:
         # the agent's winding plane a * F + l, lines: the first pixel of the agent's channel.
         fills = len(self.fill_layers)
@@ -295,11 +298,15 @@ class VectorDrawer:
         if n == 0 or not self.layers:
             return True
         h, w = self.spec.size_px
-        if map_index is None:
-            map_index = torch.zeros(n, dtype=torch.int64, device=self.device)
-        matrices = raster_from_city(self._raster_from_agent, poses)  # (N, 3, 3) float64
+        cos, sin = torch.cos(poses[:, 2]), torch.sin(poses[:, 2])
+        matrices = raster_from_city(self._raster_from_agent, poses, cos, sin)  # (N, 3, 3)
+        grid = (  # (N, 6) ``MapTable.map_grid`` of each agent's map
+            table.map_grid[:1].expand(n, -1)
+            if map_index is None
+            else table.map_grid.index_select(0, map_index)
+        )
         # Stage 1: (agent, bin) cells on a fixed (2, N, K, K) grid, fill items' bins first.
-        cells = self._bins(table, poses, map_index)
+        cells = self._bins(table, poses, torch.stack([cos, sin], 1), grid)
         ends = torch.cumsum(cells.count, 0)
         totals = torch.stack([ends[-1], ends[len(ends) // 2 - 1]])
         if finite is not None:
@@ -353,7 +360,7 @@ class VectorDrawer:
             rule, k = ramp_tensor(cover.count, pixel_ends, pixel_total)
             row, col = supercover_at(cover, rule, k, w, h)
             line_plane = plane[fill_segments:].repeat(SUPERCOVER_RULES).index_select(0, rule)
-            flat = line_plane + row.to(torch.int64) * w + col.to(torch.int64)
+            flat = torch.add(col.to(torch.int64), row.to(torch.int64), alpha=w) + line_plane
             out.view(-1).index_put_((flat,), self._on[out.dtype])
         return True
 
@@ -361,19 +368,20 @@ class VectorDrawer:
         """0..count-1 (int64) on the device."""
         return torch.arange(count, device=self.device)
 
-    def _bins(self, table: MapTable, poses: torch.Tensor, map_index: torch.Tensor) -> _Cells:
+    def _bins(
+        self, table: MapTable, poses: torch.Tensor, cos_sin: torch.Tensor, grid: torch.Tensor
+    ) -> _Cells:
         """Stage 1: the (2, N, K, K) cells, fill items' bins then line items', under each
-        agent's window on its map (``_Cells``); bins off the window or the map count 0, as do
-        all bins of a pose that is not finite."""
+        agent's window on its map (``_Cells``), for poses (N, 3), the cosines and sines (N, 2) of
+        their headings and their maps' ``MapTable.map_grid`` rows (N, 6); bins off the window or
+        the map count 0, as do all bins of a pose that is not finite."""
         k = self.bins_per_axis(table)
         if k not in self._steps:
             self._steps[k] = torch.arange(k, dtype=torch.float64, device=self.device)
-        grid = table.map_grid.index_select(0, map_index)  # (N, 6)
-        c, s = torch.cos(poses[:, 2]), torch.sin(poses[:, 2])
-        rotation = torch.stack([c, -s, s, c], 1).view(-1, 2, 2)  # city from agent
-        centre = poses[:, :2] + rotation @ self._window_mid
-        reach = rotation.abs() @ self._window_half
-        box = torch.stack([centre - reach, centre + reach], 1)  # (N, 2 lo/hi, 2 x/y)
+        # The window's bounding box in the city frame: centre and half sides.
+        centre = torch.addmm(poses[:, :2], cos_sin, self._window_mid)
+        reach = cos_sin.abs() @ self._window_half
+        box = torch.addcmul(centre[:, None], reach[:, None], self._lower_upper)  # (N, 2, 2)
         bins = torch.floor((box - grid[:, None, :2]) / grid[:, None, 2:3])
         limit = grid[:, 3:5] - 1
         seen = ((bins[:, 1] >= 0) & (bins[:, 0] <= limit)).all(1)
@@ -449,11 +457,11 @@ class VectorDrawer:
         """
         n, _, h, w = out.shape
         count = len(self.fill_layers)
-        row, col = row.to(torch.int32), col.to(torch.int32)
+        row, col = row.to(torch.int64), col.to(torch.int64)
         if self.row_sums:
-            flat = (row * (n * count) + plane) * w + col
+            flat = torch.add(col, torch.add(plane, row, alpha=n * count), alpha=w)
         else:
-            flat = (plane * w + col) * (h + 1) + row
+            flat = torch.add(row, torch.add(col, plane, alpha=w), alpha=h + 1)
         winding = torch.zeros(n * count * w * (h + 1), dtype=torch.int8, device=self.device)
         winding.index_add_(0, flat, sign.to(torch.int8))
         if self.row_sums:
@@ -464,15 +472,8 @@ class VectorDrawer:
         else:
             columns = winding.view(n, count, w, h + 1).cumsum(3, dtype=torch.int8)
             summed = columns[..., :h].transpose(2, 3)
-        # Winding numbers copied straight into the channels, then made binary there: fewer
-        # passes over the pixels than a separate mask.
-        for k, channel in enumerate(self._fill_channels):
-            target = out[:, channel]
-            target.copy_(summed[:, k])
-            if out.dtype == torch.uint8:
-                target.clamp_(max=1).neg_()  # int8 cast to uint8 wraps: non-zero -> 1 -> 255
-            else:
-                target.ne_(0)
+        inside = torch.where(summed != 0, self._on[out.dtype], 0)
+        out.index_copy_(1, self._fill_channels, inside)
 
 
 @dataclass(frozen=True)

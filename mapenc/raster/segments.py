@@ -171,7 +171,7 @@ def clip_to_raster(points: torch.Tensor, w: int, h: int) -> tuple[torch.Tensor, 
     t0 = torch.where(p < 0, ratio, 0.0).amax(0)  # entering the box: the last entry
     t1 = torch.where(p > 0, ratio, 1.0).amin(0)  # leaving it: the first exit
     keep = ~(parallel & (q < 0)).any(0) & (t0 <= t1)
-    return torch.stack([start + t0 * d, start + t1 * d], 1), keep
+    return start[:, None] + torch.stack([t0, t1]) * d[:, None], keep
 
 
 # The four rules that make a supercover, in ``Supercover``'s order: its start pixel, its end
@@ -213,10 +213,11 @@ def supercover_counts(points: torch.Tensor, w: int, h: int) -> Supercover:
     # pixel the segment runs through.
     first_end = start + END_NUDGE * d
     last_end = end - END_NUDGE * d
-    # Crossings of vertical (u = k, row 0) and horizontal (v = k, row 1) grid lines.
-    first = torch.floor(torch.minimum(start, end)) + 1
-    last = torch.ceil(torch.maximum(start, end)) - 1
-    crossed = torch.where(keep, (last - first + 1).clamp_(min=0), 0)
+    # Crossings of vertical (u = k, row 0) and horizontal (v = k, row 1) grid lines: from the
+    # first line past the lower end to the last line before the upper end.
+    lower, upper = torch.aminmax(clipped, dim=1)
+    first = torch.floor(lower) + 1
+    crossed = torch.where(keep, (torch.ceil(upper) - first).clamp_(min=0), 0)
     zero = torch.zeros_like(d)
     return Supercover(
         keep=keep,
@@ -225,7 +226,7 @@ def supercover_counts(points: torch.Tensor, w: int, h: int) -> Supercover:
         along=torch.cat([zero, start]).view(-1),
         across=torch.cat([first_end[1], last_end[1], start[1], start[0]]),
         slope=torch.cat([zero, d.flip(0) / d]).view(-1),
-        shift=torch.cat([zero, torch.sign(d) * 0.5 - 0.5]).view(-1),
+        shift=torch.cat([zero, torch.where(d < 0, -1.0, 0.0)]).view(-1),
     )
 
 
