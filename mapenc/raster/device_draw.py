@@ -12,14 +12,15 @@ joins several maps' tables on the device with offsets, so a batch of poses on ma
 (AV2, Waymo) is drawn in one pass too.
 
 Per batch (``VectorDrawer.draw``), on the device, four stages:
-1. every agent's window -> the (agent, bin) pairs under its bounding box: a fixed
-   (N, K, K) grid, K bounded by the raster's size, so no size has to come back from the device;
-2. (agent, bin) -> (agent, item), keeping an item only in the first of its bins under the
-   window (so it is drawn once without a ``unique``), then -> its segment count;
-3. (agent, segment) -> pixel coordinates -> the number of column crossings (fills), of end
-   pixels and of grid-line crossings (lines);
-4. those four expansions: every crossing adds its direction to one int8 winding buffer of all
-   fill layers (a running sum down the rows gives the fills: non-zero winding is inside), every
+1. every agent's window -> the (agent, bin) cells under its bounding box: a fixed
+   (2, N, K, K) grid, fill items' bins then line items', K bounded by the raster's size, so no
+   size has to come back from the device;
+2. cells -> (agent, item), keeping an item only in the first of its bins under the window (so
+   it is drawn once without a ``unique``), then -> its segment count; fill items come first;
+3. (agent, segment) -> pixel coordinates, fill segments first -> the fills' column crossings
+   (``Crossings``) and the lines' supercovers (``Supercover``: four rules of pixels per segment);
+4. two expansions: every crossing adds its direction to one int8 winding buffer of all fill
+   layers (a running sum down the rows gives the fills: non-zero winding is inside), every
    touched line pixel is set in the output.
 Stages 2-4 need the totals of the previous stage's counts on the host, read in one copy per
 stage: three reads from the device per chunk (``HOST_READS_PER_CHUNK``), the first also saying
@@ -62,10 +63,6 @@ HOST_READS_PER_CHUNK = 3  # totals of stages 1-3 (see the module docstring)
 # What a total reads as on the meta device (shapes without data), where the drawing runs to check
 # that every tensor stays on the drawer's device with the dtypes and shapes the stages expect.
 META_TOTAL = 64
-# Pixels (on the raster's scale) by which the windows are widened when items are culled: far
-# more than any rounding of the float64 test, so that no item that touches a raster is dropped.
-CULL_MARGIN_PX = 2.0
-
 __all__ = ["BIN_M", "HOST_READS_PER_CHUNK", "MAX_BINS_AXIS", "MapTable", "VectorDrawer"]
 
 
@@ -81,7 +78,6 @@ class MapTable:
         item_first, item_count: (I,) int64 the segments of each item.
         item_layer: (I,) int64 index of its layer in ``VectorDrawer.layers``.
         item_lo: (I, 2) int64 (column, row) of the item's first bin.
-        item_circle: (I, 3) float64 city (x, y) and radius (metres) of a circle around the item.
         bin_start, bin_count: (B,) int64 bin b holds ``bin_item[bin_start[b]:][:bin_count[b]]``.
         bin_item: (E,) int64 item ids.
         map_grid: (M, 6) float64 per map: city corner (x, y) of its bin grid, bin edge (metres),
@@ -94,7 +90,6 @@ class MapTable:
     item_count: torch.Tensor
     item_layer: torch.Tensor
     item_lo: torch.Tensor
-    item_circle: torch.Tensor
     bin_start: torch.Tensor
     bin_count: torch.Tensor
     bin_item: torch.Tensor
@@ -147,7 +142,6 @@ class MapTable:
         order = np.argsort(key, kind="stable")
         in_bin = np.bincount(key, minlength=2 * rows * cols)
         start, end = np.concatenate(starts), np.concatenate(ends)
-        centre = (box[:, :2] + box[:, 2:]) / 2
 
         def put(array: ArrayLike, dtype: torch.dtype) -> torch.Tensor:
             return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=device)
@@ -159,10 +153,6 @@ class MapTable:
             item_count=put(np.concatenate(counts), i64),
             item_layer=put(np.concatenate(owners), i64),
             item_lo=put(lo.reshape(-1, 2), i64),
-            item_circle=put(
-                np.column_stack([centre, np.hypot(*(box[:, 2:] - centre).T)]).reshape(-1, 3),
-                f64,
-            ),
             bin_start=put(np.cumsum(in_bin) - in_bin, i64),
             bin_count=put(in_bin, i64),
             bin_item=put(item[order], i64),
@@ -190,7 +180,6 @@ class MapTable:
             item_count=torch.cat([t.item_count for t in tables]),
             item_layer=torch.cat([t.item_layer for t in tables]),
             item_lo=torch.cat([t.item_lo for t in tables]),
-            item_circle=torch.cat([t.item_circle for t in tables]),
             bin_start=torch.cat([t.bin_start + e for t, e in zip(tables, entry_base, strict=True)]),
             bin_count=torch.cat([t.bin_count for t in tables]),
             bin_item=torch.cat([t.bin_item + i for t, i in zip(tables, item_base, strict=True)]),
@@ -248,14 +237,8 @@ class VectorDrawer:
         self._window_mid = torch.tensor([[mx, my], [-my, mx]], dtype=f64, device=device)
         self._window_half = torch.tensor([[hx, hy], [hy, hx]], dtype=f64, device=device)
         self._lower_upper = torch.tensor([[-1.0], [1.0]], dtype=f64, device=device)
-        # The raster in pixels (u, v): its centre and half sides plus ``CULL_MARGIN_PX``.
-        self._raster_mid = torch.tensor([w / 2, h / 2], dtype=torch.float64, device=device)
-        self._raster_reach = torch.tensor(
-            [w / 2 + CULL_MARGIN_PX, h / 2 + CULL_MARGIN_PX], dtype=torch.float64, device=device
-        )
         self._line_channels = [spec.layers.index(n) for n in self.line_layers]
-        fill_channels = [spec.layers.index(n) for n in self.fill_layers]
-        self._fill_channels = torch.tensor(fill_channels, dtype=torch.int64, device=device)
+        self._fill_channels = [spec.layers.index(n) for n in self.fill_layers]
         # Plane of an item of layer l of agent a: a * plane_scale[l] + plane_base[l]; fills:
         # the agent's winding plane a * F + l, lines: the first pixel of the agent's channel.
         fills = len(self.fill_layers)
@@ -315,14 +298,13 @@ class VectorDrawer:
         if entries < 0:
             return False
         # Stage 2: (agent, item) pairs, each item once (in the first of its bins under the
-        # window) and only if it comes near the raster -> their segment counts.
+        # window) -> their segment counts.
         owner = torch.repeat_interleave(cells.count, output_size=entries)
         at = self._steps_to(entries) + (cells.start - ends + cells.count).index_select(0, owner)
         item = table.bin_item.index_select(0, at)
         agent = torch.div(owner, cells.per_agent, rounding_mode="floor") % n
         first = (table.item_lo.index_select(0, item) >= cells.need.index_select(0, owner)).all(1)
-        near = self._near(table.item_circle.index_select(0, item), matrices, agent)
-        seg_count = torch.where(first & near, table.item_count.index_select(0, item), 0)
+        seg_count = torch.where(first, table.item_count.index_select(0, item), 0)
         layer = table.item_layer.index_select(0, item)
         plane = agent * self._plane_scale.index_select(0, layer)
         plane += self._plane_base.index_select(0, layer)
@@ -410,18 +392,6 @@ class VectorDrawer:
             count=count, start=table.bin_start.index_select(0, key), need=need, per_agent=k * k
         )
 
-    def _near(
-        self, circle: torch.Tensor, matrices: torch.Tensor, agent: torch.Tensor
-    ) -> torch.Tensor:
-        """(E,) whether items' circles (E, 3) city (x, y, radius metres) of agents ``agent``
-        (E,) come within ``CULL_MARGIN_PX`` of their agent's raster (``matrices``: (N, 3, 3)
-        city -> pixels); items that do not light no pixel of it (an item wholly above a raster
-        adds to every column of a fill as much as it takes)."""
-        rows = matrices[:, :2].index_select(0, agent)  # (E, 2, 3)
-        uv = (rows[..., :2] * circle[:, None, :2]).sum(2) + rows[..., 2]
-        off = (uv - self._raster_mid).abs() - circle[:, 2:] / self.spec.pixel_size_m
-        return (off <= self._raster_reach).all(1)
-
     def _pixels(
         self, ends: torch.Tensor, matrices: torch.Tensor, poses: torch.Tensor, agent: torch.Tensor
     ) -> torch.Tensor:
@@ -446,7 +416,7 @@ class VectorDrawer:
         sign: torch.Tensor,
     ) -> None:
         """Add each crossing's sign (+-1) to one int8 winding buffer of all fill layers (plane:
-        ``agent * F + fill layer``, int32, per crossing); a
+        ``agent * F + fill layer``, int64, per crossing); a
         running sum down the rows, non-zero, is each fill's mask. int8 wraps at 256: a pixel
         reads outside only if a multiple of 256 pieces of one layer covered it.
 
@@ -472,8 +442,15 @@ class VectorDrawer:
         else:
             columns = winding.view(n, count, w, h + 1).cumsum(3, dtype=torch.int8)
             summed = columns[..., :h].transpose(2, 3)
-        inside = torch.where(summed != 0, self._on[out.dtype], 0)
-        out.index_copy_(1, self._fill_channels, inside)
+        # Winding numbers copied straight into the channels, then made binary there: fewer
+        # passes over the pixels than a separate mask.
+        for k, channel in enumerate(self._fill_channels):
+            target = out[:, channel]
+            target.copy_(summed[:, k])
+            if out.dtype == torch.uint8:
+                target.clamp_(max=1).neg_()  # int8 cast to uint8 wraps: non-zero -> 1 -> 255
+            else:
+                target.ne_(0)
 
 
 @dataclass(frozen=True)
