@@ -12,14 +12,15 @@ joins several maps' tables on the device with offsets, so a batch of poses on ma
 (AV2, Waymo) is drawn in one pass too.
 
 Per batch (``VectorDrawer.draw``), on the device, four stages:
-1. every agent's window -> the (agent, bin) pairs under its bounding box: a fixed
-   (N, K, K) grid, K bounded by the raster's size, so no size has to come back from the device;
-2. (agent, bin) -> (agent, item), keeping an item only in the first of its bins under the
-   window (so it is drawn once without a ``unique``), then -> its segment count;
-3. (agent, segment) -> pixel coordinates -> the number of column crossings (fills), of end
-   pixels and of grid-line crossings (lines);
-4. those four expansions: every crossing adds its direction to one int8 winding buffer of all
-   fill layers (a running sum down the rows gives the fills: non-zero winding is inside), every
+1. every agent's window -> the (agent, bin) cells under its bounding box: a fixed
+   (2, N, K, K) grid, fill items' bins then line items', K bounded by the raster's size, so no
+   size has to come back from the device;
+2. cells -> (agent, item), keeping an item only in the first of its bins under the window (so
+   it is drawn once without a ``unique``), then -> its segment count; fill items come first;
+3. (agent, segment) -> pixel coordinates, fill segments first -> the fills' column crossings
+   (``Crossings``) and the lines' supercovers (``Supercover``: four rules of pixels per segment);
+4. two expansions: every crossing adds its direction to one int8 winding buffer of all fill
+   layers (a running sum down the rows gives the fills: non-zero winding is inside), every
    touched line pixel is set in the output.
 Stages 2-4 need the totals of the previous stage's counts on the host, read in one copy per
 stage: three reads from the device per chunk (``HOST_READS_PER_CHUNK``), the first also saying
@@ -44,14 +45,14 @@ from numpy.typing import ArrayLike
 from mapenc.raster.layers import LAYERS
 from mapenc.raster.mapgeom import MapGeometry
 from mapenc.raster.segments import (
-    Pair,
+    SUPERCOVER_RULES,
     crossing_counts,
     crossings_at,
-    grid_crossings,
+    moved,
     ramp,
     ramp_tensor,
+    supercover_at,
     supercover_counts,
-    to_pixels,
 )
 from mapenc.raster.spec import RasterSpec
 
@@ -61,7 +62,6 @@ HOST_READS_PER_CHUNK = 3  # totals of stages 1-3 (see the module docstring)
 # What a total reads as on the meta device (shapes without data), where the drawing runs to check
 # that every tensor stays on the drawer's device with the dtypes and shapes the stages expect.
 META_TOTAL = 64
-
 __all__ = ["BIN_M", "HOST_READS_PER_CHUNK", "MAX_BINS_AXIS", "MapTable", "VectorDrawer"]
 
 
@@ -69,30 +69,30 @@ __all__ = ["BIN_M", "HOST_READS_PER_CHUNK", "MAX_BINS_AXIS", "MapTable", "Vector
 class MapTable:
     """One or more maps' drawn layers as items in bins, on a device.
 
+    Each map's bins come twice, fill items' bins then line items' bins, so that the (agent,
+    item) pairs of a batch, and then its (agent, segment) pairs, come out fill items first.
+
     Attributes:
-        start, end: (S, 2) float64 city-frame segment ends.
+        points: (4, S) float64 city-frame segment ends, rows x0, x1, y0, y1 (start, end).
         item_first, item_count: (I,) int64 the segments of each item.
         item_layer: (I,) int64 index of its layer in ``VectorDrawer.layers``.
         item_lo: (I, 2) int64 (column, row) of the item's first bin.
-        bin_first: (B + 1,) int64 CSR offsets: bin b holds ``bin_item[bin_first[b]:bin_first[b + 1]]``.
+        bin_start, bin_count: (B,) int64 bin b holds ``bin_item[bin_start[b]:][:bin_count[b]]``.
         bin_item: (E,) int64 item ids.
-        origin: (M, 2) float64 city corner of each map's bin grid; bin_m (M,) float64 its bin
-            edge; grid (M, 2) int64 its columns and rows; first_bin (M,) its first bin.
+        map_grid: (M, 6) float64 per map: city corner (x, y) of its bin grid, bin edge (metres),
+            columns, rows, and its first bin (its line items' bins follow its fill items').
         smallest_bin_m: the smallest bin edge (host), which bounds the bins under a window.
     """
 
-    start: torch.Tensor
-    end: torch.Tensor
+    points: torch.Tensor
     item_first: torch.Tensor
     item_count: torch.Tensor
     item_layer: torch.Tensor
     item_lo: torch.Tensor
-    bin_first: torch.Tensor
+    bin_start: torch.Tensor
+    bin_count: torch.Tensor
     bin_item: torch.Tensor
-    origin: torch.Tensor
-    bin_m: torch.Tensor
-    grid: torch.Tensor
-    first_bin: torch.Tensor
+    map_grid: torch.Tensor
     smallest_bin_m: float
 
     @classmethod
@@ -101,7 +101,7 @@ class MapTable:
     ) -> MapTable:
         """The table of one map's ``layers`` (fill or line layers, at least one), built on the
         host."""
-        starts, ends, firsts, counts, owners, boxes = [], [], [], [], [], []
+        starts, ends, firsts, counts, owners, boxes, kinds = [], [], [], [], [], [], []
         offset = 0
         for index, name in enumerate(layers):
             layer = LAYERS[name]
@@ -126,6 +126,7 @@ class MapTable:
             counts.append(count)
             owners.append(np.full(len(first), index))
             boxes.append(box)
+            kinds.append(np.full(len(first), 0 if layer.fills else 1))
             offset += len(segments.start)
         box = np.concatenate(boxes)
         xmin, ymin, xmax, ymax = geometry.map.bounds
@@ -137,26 +138,25 @@ class MapTable:
         span = hi - lo + 1
         item, k = ramp((span[:, 0] * span[:, 1]).astype(np.intp))
         key = (lo[item, 1] + k // span[item, 0]) * cols + lo[item, 0] + k % span[item, 0]
+        key += np.concatenate(kinds)[item] * (rows * cols)  # line items' bins after fills'
         order = np.argsort(key, kind="stable")
-        in_bin = np.bincount(key, minlength=rows * cols)
+        in_bin = np.bincount(key, minlength=2 * rows * cols)
+        start, end = np.concatenate(starts), np.concatenate(ends)
 
         def put(array: ArrayLike, dtype: torch.dtype) -> torch.Tensor:
             return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=device)
 
         f64, i64 = torch.float64, torch.int64
         return cls(
-            start=put(np.concatenate(starts), f64),
-            end=put(np.concatenate(ends), f64),
+            points=put([start[:, 0], end[:, 0], start[:, 1], end[:, 1]], f64),
             item_first=put(np.concatenate(firsts), i64),
             item_count=put(np.concatenate(counts), i64),
             item_layer=put(np.concatenate(owners), i64),
             item_lo=put(lo.reshape(-1, 2), i64),
-            bin_first=put(np.concatenate([[0], np.cumsum(in_bin)]), i64),
+            bin_start=put(np.cumsum(in_bin) - in_bin, i64),
+            bin_count=put(in_bin, i64),
             bin_item=put(item[order], i64),
-            origin=put([[xmin, ymin]], f64),
-            bin_m=put([bin_m], f64),
-            grid=put([[cols, rows]], i64),
-            first_bin=put([0], i64),
+            map_grid=put([[xmin, ymin, bin_m, cols, rows, 0]], f64),
             smallest_bin_m=bin_m,
         )
 
@@ -168,37 +168,34 @@ class MapTable:
         def bases(sizes: list[int]) -> list[int]:
             return [0, *np.cumsum(sizes)[:-1].tolist()]
 
-        seg_base = bases([len(t.start) for t in tables])
+        seg_base = bases([t.points.shape[1] for t in tables])
         item_base = bases([len(t.item_first) for t in tables])
         entry_base = bases([len(t.bin_item) for t in tables])
-        grid = torch.cat([t.grid for t in tables])
-        bins = grid[:, 0] * grid[:, 1]
+        grid = torch.cat([t.map_grid[:, :5] for t in tables])
+        bins = 2 * grid[:, 3] * grid[:, 4]
+        map_grid = torch.cat([grid, (torch.cumsum(bins, 0) - bins)[:, None]], 1)
         return cls(
-            start=torch.cat([t.start for t in tables]),
-            end=torch.cat([t.end for t in tables]),
+            points=torch.cat([t.points for t in tables], 1),
             item_first=torch.cat([t.item_first + s for t, s in zip(tables, seg_base, strict=True)]),
             item_count=torch.cat([t.item_count for t in tables]),
             item_layer=torch.cat([t.item_layer for t in tables]),
             item_lo=torch.cat([t.item_lo for t in tables]),
-            bin_first=torch.cat(
-                [tables[0].bin_first[:1]]
-                + [t.bin_first[1:] + e for t, e in zip(tables, entry_base, strict=True)]
-            ),
+            bin_start=torch.cat([t.bin_start + e for t, e in zip(tables, entry_base, strict=True)]),
+            bin_count=torch.cat([t.bin_count for t in tables]),
             bin_item=torch.cat([t.bin_item + i for t, i in zip(tables, item_base, strict=True)]),
-            origin=torch.cat([t.origin for t in tables]),
-            bin_m=torch.cat([t.bin_m for t in tables]),
-            grid=grid,
-            first_bin=torch.cumsum(bins, 0) - bins,
+            map_grid=map_grid,
             smallest_bin_m=min(t.smallest_bin_m for t in tables),
         )
 
 
-def raster_from_city(raster_from_agent: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
+def raster_from_city(
+    raster_from_agent: torch.Tensor, poses: torch.Tensor, c: torch.Tensor, s: torch.Tensor
+) -> torch.Tensor:
     """(N, 3, 3) float64 city metres -> pixel coordinates of each agent's raster, for poses
-    (N, 3) float64 and ``RasterSpec.raster_from_agent()`` (3, 3) on the same device (the numpy
+    (N, 3) float64 with the cosines ``c`` and sines ``s`` (N,) of their headings and
+    ``RasterSpec.raster_from_agent()`` (3, 3) on the same device (the numpy
     ``RasterSpec.raster_from_city`` in torch, the same operations)."""
-    x, y, heading = poses.unbind(1)
-    c, s = torch.cos(heading), torch.sin(heading)
+    x, y = poses[:, 0], poses[:, 1]
     zero, one = torch.zeros_like(c), torch.ones_like(c)
     agent_from_city = torch.stack(
         [c, s, -(c * x + s * y), -s, c, s * x - c * y, zero, zero, one], dim=1
@@ -228,14 +225,28 @@ class VectorDrawer:
         self.line_layers = tuple(n for n in layers if not LAYERS[n].fills)
         self.layers = self.fill_layers + self.line_layers  # ``MapTable.item_layer`` indexes these
         self.row_sums = device.type == "cpu"  # the fills' running sums (see ``_fill``)
+        h, w = spec.size_px
         self._raster_from_agent = torch.as_tensor(spec.raster_from_agent(), device=device)
         xmin, ymin, xmax, ymax = spec.extent_m
-        corners = [[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]]
-        self._corners = torch.tensor(corners, dtype=torch.float64, device=device)  # agent frame
-        self._fill_channels = [spec.layers.index(n) for n in self.fill_layers]
+        # The window (agent frame, metres): (cos, sin) @ _window_mid is its centre's offset in
+        # the city frame, |(cos, sin)| @ _window_half the half sides of its bounding box there,
+        # widened by a pixel against rounding at the bins' edges.
+        pad, mx, my = spec.pixel_size_m, (xmin + xmax) / 2, (ymin + ymax) / 2
+        hx, hy = (xmax - xmin) / 2 + pad, (ymax - ymin) / 2 + pad
+        f64 = torch.float64
+        self._window_mid = torch.tensor([[mx, my], [-my, mx]], dtype=f64, device=device)
+        self._window_half = torch.tensor([[hx, hy], [hy, hx]], dtype=f64, device=device)
+        self._lower_upper = torch.tensor([[-1.0], [1.0]], dtype=f64, device=device)
         self._line_channels = [spec.layers.index(n) for n in self.line_layers]
-        channel_of = [spec.layers.index(n) for n in self.layers]
-        self._channel_of = torch.tensor(channel_of, dtype=torch.int32, device=device)
+        self._fill_channels = [spec.layers.index(n) for n in self.fill_layers]
+        # Plane of an item of layer l of agent a: a * plane_scale[l] + plane_base[l]; fills:
+        # the agent's winding plane a * F + l, lines: the first pixel of the agent's channel.
+        fills = len(self.fill_layers)
+        scale = [fills] * fills + [spec.num_channels * h * w] * len(self.line_layers)
+        base = list(range(fills)) + [c * h * w for c in self._line_channels]
+        self._plane_scale = torch.tensor(scale, dtype=torch.int64, device=device)
+        self._plane_base = torch.tensor(base, dtype=torch.int64, device=device)
+        self._steps: dict[int, torch.Tensor] = {}
         # The value of a lit pixel in each output dtype, kept on the device.
         self._on = {
             dtype: torch.tensor(255 if dtype == torch.uint8 else 1, dtype=dtype, device=device)
@@ -270,140 +281,131 @@ class VectorDrawer:
         if n == 0 or not self.layers:
             return True
         h, w = self.spec.size_px
-        if map_index is None:
-            map_index = torch.zeros(n, dtype=torch.int64, device=self.device)
-        k = self.bins_per_axis(table)
-        # Stage 1: (agent, bin) pairs on a fixed (N, K, K) grid.
-        key, count, lo_bin = self._bins(table, poses, map_index, k)
-        ends = torch.cumsum(count, 0)
-        total = ends[-1]
+        cos, sin = torch.cos(poses[:, 2]), torch.sin(poses[:, 2])
+        matrices = raster_from_city(self._raster_from_agent, poses, cos, sin)  # (N, 3, 3)
+        grid = (  # (N, 6) ``MapTable.map_grid`` of each agent's map
+            table.map_grid[:1].expand(n, -1)
+            if map_index is None
+            else table.map_grid.index_select(0, map_index)
+        )
+        # Stage 1: (agent, bin) cells on a fixed (2, N, K, K) grid, fill items' bins first.
+        cells = self._bins(table, poses, torch.stack([cos, sin], 1), grid)
+        ends = torch.cumsum(cells.count, 0)
+        totals = torch.stack([ends[-1], ends[len(ends) // 2 - 1]])
         if finite is not None:
-            total = torch.where(finite, total, -1)
-        entries = _read_totals(total[None])[0]
+            totals = torch.where(finite, totals, -1)
+        entries, fill_entries = _read_totals(totals)
         if entries < 0:
             return False
-        # Stage 2: (agent, item) pairs, each item in the first of its bins under the window.
-        owner, j = ramp_tensor(count, ends, entries)
-        item = table.bin_item.index_select(
-            0, table.bin_first.index_select(0, key.index_select(0, owner)) + j
-        )
-        agent = torch.div(owner, k * k, rounding_mode="floor")
-        bin_col = lo_bin[:, 0].index_select(0, agent) + owner % k
-        bin_row = (
-            lo_bin[:, 1].index_select(0, agent) + torch.div(owner, k, rounding_mode="floor") % k
-        )
-        item_lo = table.item_lo.index_select(0, item)
-        first_bin_of_item = (
-            bin_col == torch.maximum(item_lo[:, 0], lo_bin[:, 0].index_select(0, agent))
-        ) & (bin_row == torch.maximum(item_lo[:, 1], lo_bin[:, 1].index_select(0, agent)))
-        seg_count = torch.where(first_bin_of_item, table.item_count.index_select(0, item), 0)
-        seg_ends = torch.cumsum(seg_count, 0)
-        segments = _read_totals(seg_ends[-1:])[0] if len(seg_ends) else 0
-        # Stage 3: (agent, segment) -> pixel coordinates -> crossings or touched pixels.
-        pair, j = ramp_tensor(seg_count, seg_ends, segments)
-        item = item.index_select(0, pair)
-        agent = agent.index_select(0, pair)
-        seg = table.item_first.index_select(0, item) + j
+        # Stage 2: (agent, item) pairs, each item once (in the first of its bins under the
+        # window) -> their segment counts.
+        owner = torch.repeat_interleave(cells.count, output_size=entries)
+        at = self._steps_to(entries) + (cells.start - ends + cells.count).index_select(0, owner)
+        item = table.bin_item.index_select(0, at)
+        agent = torch.div(owner, cells.per_agent, rounding_mode="floor") % n
+        first = (table.item_lo.index_select(0, item) >= cells.need.index_select(0, owner)).all(1)
+        seg_count = torch.where(first, table.item_count.index_select(0, item), 0)
         layer = table.item_layer.index_select(0, item)
-        p0, p1 = self._pixels(
-            poses, agent, table.start.index_select(0, seg), table.end.index_select(0, seg)
-        )
-        fills = layer < len(self.fill_layers)
-        col_lo, crossings = crossing_counts(p0, p1, w)
-        cover = supercover_counts(p0, p1, w, h)
-        # Expansions of stage 4: fills' column crossings, lines' end pixels (2 per kept
-        # segment), lines' crossings of vertical and of horizontal grid lines.
-        counts = [
-            torch.where(fills, crossings, 0),
-            torch.where(fills | ~cover.keep, 0, 2),
-            torch.where(fills, 0, cover.count[0]),
-            torch.where(fills, 0, cover.count[1]),
-        ]
-        count_ends = [torch.cumsum(c, 0) for c in counts]
-        totals = [0] * len(counts)
+        plane = agent * self._plane_scale.index_select(0, layer)
+        plane += self._plane_base.index_select(0, layer)
+        seg_ends = torch.cumsum(seg_count, 0)
+        segments, fill_segments = 0, 0
+        if entries:
+            segments, fill_segments = _read_totals(
+                torch.stack([seg_ends[-1], seg_ends[max(fill_entries - 1, 0)] * (fill_entries > 0)])
+            )
+        # Stage 3: (agent, segment) -> pixel coordinates (fills' segments first) -> the fills'
+        # column crossings, the lines' supercovers.
+        pair = torch.repeat_interleave(seg_count, output_size=segments)
+        start = table.item_first.index_select(0, item) - seg_ends + seg_count
+        seg = self._steps_to(segments) + start.index_select(0, pair)
+        agent = agent.index_select(0, pair)
+        plane = plane.index_select(0, pair)
+        points = self._pixels(table.points.index_select(1, seg), matrices, poses, agent)
+        fill_points, line_points = points[..., :fill_segments], points[..., fill_segments:]
+        crossings = crossing_counts(fill_points, w)
+        cover = supercover_counts(line_points, w, h)
+        crossing_ends = torch.cumsum(crossings.count, 0)
+        pixel_ends = torch.cumsum(cover.count, 0)
+        crossing_total, pixel_total = 0, 0
         if segments:
-            totals = _read_totals(torch.stack([e[-1] for e in count_ends]))
-        expanded = [
-            ramp_tensor(c, e, t) for c, e, t in zip(counts, count_ends, totals, strict=True)
-        ]
+            last = [e[-1] if len(e) else seg_ends[:0].sum() for e in (crossing_ends, pixel_ends)]
+            crossing_total, pixel_total = _read_totals(torch.stack(last))
         # Stage 4: crossings into the winding buffer, touched pixels straight into ``out``.
-        agent, layer = agent.to(torch.int32), layer.to(torch.int32)
         if self.fill_layers:
-            edge, j = expanded[0]
-            col, row, sign = crossings_at(p0, p1, col_lo, edge, j, h)
-            plane = agent * len(self.fill_layers) + layer  # fill layers come first
-            self._fill(out, plane.index_select(0, edge), row, col, sign)
+            edge, k = ramp_tensor(crossings.count, crossing_ends, crossing_total)
+            col, row, sign = crossings_at(crossings, edge, k, h)
+            self._fill(out, plane[:fill_segments].index_select(0, edge), row, col, sign)
         if self.line_layers:
             for channel in self._line_channels:
                 out[:, channel].zero_()
-            plane = (agent * out.shape[1] + self._channel_of.index_select(0, layer)) * h
-            seg, j = expanded[1]
-            end = j * len(cover.keep) + seg
-            rows = cover.end_rows.view(-1).index_select(0, end)
-            cols = cover.end_cols.view(-1).index_select(0, end)
-            self._lines(out, plane.index_select(0, seg), rows, cols)
-            for axis in (0, 1):
-                seg, j = expanded[axis + 2]
-                rows, cols = grid_crossings(cover, axis, seg, j, w, h)
-                self._lines(out, plane.index_select(0, seg), rows, cols)
+            rule, k = ramp_tensor(cover.count, pixel_ends, pixel_total)
+            row, col = supercover_at(cover, rule, k, w, h)
+            line_plane = plane[fill_segments:].repeat(SUPERCOVER_RULES).index_select(0, rule)
+            flat = torch.add(col.to(torch.int64), row.to(torch.int64), alpha=w) + line_plane
+            out.view(-1).index_put_((flat,), self._on[out.dtype])
         return True
 
+    def _steps_to(self, count: int) -> torch.Tensor:
+        """0..count-1 (int64) on the device."""
+        return torch.arange(count, device=self.device)
+
     def _bins(
-        self, table: MapTable, poses: torch.Tensor, map_index: torch.Tensor, k: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Stage 1: (key (N * K * K,) bin ids, count (N * K * K,) items in each, lo (N, 2) int64
-        first bin column and row) of the bins under each agent's window on its map; bins off
-        the window or the map count 0, as do all bins of a pose that is not finite."""
-        cos, sin = torch.cos(poses[:, 2:]), torch.sin(poses[:, 2:])
-        cx, cy = self._corners[:, 0], self._corners[:, 1]
-        # Window corners in the city frame, padded by a pixel against rounding at the bins' edges.
-        x = poses[:, :1] + cos * cx - sin * cy
-        y = poses[:, 1:2] + sin * cx + cos * cy
-        pad = self.spec.pixel_size_m
-        lo = torch.stack([x.amin(1), y.amin(1)], 1) - pad
-        hi = torch.stack([x.amax(1), y.amax(1)], 1) + pad
-        origin = table.origin.index_select(0, map_index)
-        bin_m = table.bin_m.index_select(0, map_index)[:, None]
-        grid = table.grid.index_select(0, map_index)
-        limit = grid - 1
-        lo_bin = torch.floor((lo - origin) / bin_m)
-        hi_bin = torch.floor((hi - origin) / bin_m)
-        seen = (hi_bin >= 0).all(1) & (lo_bin <= limit).all(1)
-        lo_bin = torch.minimum(torch.nan_to_num(lo_bin, nan=0.0).clamp(min=0), limit).long()
-        hi_bin = torch.minimum(torch.nan_to_num(hi_bin, nan=0.0).clamp(min=0), limit).long()
-        steps = torch.arange(k, device=self.device)
-        cols = lo_bin[:, :1] + steps  # (N, K)
-        rows = lo_bin[:, 1:] + steps
-        valid = (rows <= hi_bin[:, 1:])[:, :, None] & (cols <= hi_bin[:, :1])[:, None, :]
-        valid &= seen[:, None, None]
-        first = table.first_bin.index_select(0, map_index)[:, None, None]
-        key = first + rows[:, :, None] * grid[:, :1, None] + cols[:, None, :]
-        key = torch.where(valid, key, 0).view(-1)
-        count = table.bin_first.index_select(0, key + 1) - table.bin_first.index_select(0, key)
-        return key, torch.where(valid.view(-1), count, 0), lo_bin
+        self, table: MapTable, poses: torch.Tensor, cos_sin: torch.Tensor, grid: torch.Tensor
+    ) -> _Cells:
+        """Stage 1: the (2, N, K, K) cells, fill items' bins then line items', under each
+        agent's window on its map (``_Cells``), for poses (N, 3), the cosines and sines (N, 2) of
+        their headings and their maps' ``MapTable.map_grid`` rows (N, 6); bins off the window or
+        the map count 0, as do all bins of a pose that is not finite."""
+        k = self.bins_per_axis(table)
+        if k not in self._steps:
+            self._steps[k] = torch.arange(k, dtype=torch.float64, device=self.device)
+        # The window's bounding box in the city frame: centre and half sides.
+        centre = torch.addmm(poses[:, :2], cos_sin, self._window_mid)
+        reach = cos_sin.abs() @ self._window_half
+        box = torch.addcmul(centre[:, None], reach[:, None], self._lower_upper)  # (N, 2, 2)
+        bins = torch.floor((box - grid[:, None, :2]) / grid[:, None, 2:3])
+        limit = grid[:, 3:5] - 1
+        seen = ((bins[:, 1] >= 0) & (bins[:, 0] <= limit)).all(1)
+        bins = torch.minimum(bins.clamp(min=0), limit[:, None])
+        steps = bins[:, 0, :, None] + self._steps[k]  # (N, 2 x/y, K) columns and rows
+        valid = steps <= bins[:, 1, :, None]
+        valid = valid[:, 1, :, None] & valid[:, 0, None, :] & seen[:, None, None]  # (N, K, K)
+        fill_key = (steps[:, 1] * grid[:, 3:4] + grid[:, 5:6])[:, :, None] + steps[:, 0, None, :]
+        line_key = fill_key + (grid[:, 3] * grid[:, 4])[:, None, None]
+        key = torch.where(valid, torch.stack([fill_key, line_key]), 0).to(torch.int64).view(-1)
+        # A cell's bin is an item's first bin under the window when the item's first column
+        # and row are at least the cell's ``need``: its bin's column and row, but 0 in the
+        # window's first column and row (the item may start further out).
+        needs = steps * (self._steps[k] > 0)
+        need = torch.stack(
+            [
+                needs[None, :, 0, None, :].expand(2, -1, k, -1),
+                needs[None, :, 1, :, None].expand(2, -1, -1, k),
+            ],
+            4,
+        ).view(-1, 2)
+        count = torch.where(
+            valid.expand(2, -1, -1, -1).reshape(-1), table.bin_count.index_select(0, key), 0
+        )
+        return _Cells(
+            count=count, start=table.bin_start.index_select(0, key), need=need, per_agent=k * k
+        )
 
     def _pixels(
-        self, poses: torch.Tensor, agent: torch.Tensor, start: torch.Tensor, end: torch.Tensor
-    ) -> tuple[Pair, Pair]:
-        """Segments (S, 2) city metres of agents ``agent`` (S,) -> pixel coordinates, in
-        ``self.coordinates``."""
-        matrices = raster_from_city(self._raster_from_agent, poses)  # (N, 3, 3) float64
+        self, ends: torch.Tensor, matrices: torch.Tensor, poses: torch.Tensor, agent: torch.Tensor
+    ) -> torch.Tensor:
+        """Segments (4, S) city metres (rows x0, x1, y0, y1) of agents ``agent`` (S,) ->
+        ``Points`` (2, 2, S) in ``self.coordinates``."""
         if self.coordinates == torch.float64:
-            return to_pixels(matrices, agent, start, end)
+            rows = matrices[:, :2].reshape(-1, 6).T.contiguous()
+            return moved(rows.index_select(1, agent), ends[:2], ends[2:])
         linear = matrices[:, :2, :2]
-        at_px = (linear @ poses[:, :2, None])[..., 0] + matrices[:, :2, 2]  # the agent's pixel
-        rows = torch.cat([linear.reshape(-1, 4), at_px], 1).to(self.coordinates)
-        m = rows.index_select(0, agent).T  # (6, S)
-        xy = poses[:, :2].index_select(0, agent)
-
-        def move(point: torch.Tensor) -> Pair:
-            rel = (point - xy).to(self.coordinates)
-            return (
-                m[0] * rel[:, 0] + m[1] * rel[:, 1] + m[4],
-                m[2] * rel[:, 0] + m[3] * rel[:, 1] + m[5],
-            )
-
-        return move(start), move(end)
+        at_px = (linear @ poses[:, :2, None]) + matrices[:, :2, 2:]  # the agent's pixel
+        rows = torch.cat([linear, at_px], 2).reshape(-1, 6).T.to(self.coordinates)
+        at = poses[:, [0, 0, 1, 1]].T.index_select(1, agent)
+        rel = (ends - at).to(self.coordinates)
+        return moved(rows.contiguous().index_select(1, agent), rel[:2], rel[2:])
 
     def _fill(
         self,
@@ -414,7 +416,7 @@ class VectorDrawer:
         sign: torch.Tensor,
     ) -> None:
         """Add each crossing's sign (+-1) to one int8 winding buffer of all fill layers (plane:
-        ``agent * F + fill layer``, int32, per crossing); a
+        ``agent * F + fill layer``, int64, per crossing); a
         running sum down the rows, non-zero, is each fill's mask. int8 wraps at 256: a pixel
         reads outside only if a multiple of 256 pieces of one layer covered it.
 
@@ -425,11 +427,11 @@ class VectorDrawer:
         """
         n, _, h, w = out.shape
         count = len(self.fill_layers)
-        row, col = row.to(torch.int32), col.to(torch.int32)
+        row, col = row.to(torch.int64), col.to(torch.int64)
         if self.row_sums:
-            flat = (row * (n * count) + plane) * w + col
+            flat = torch.add(col, torch.add(plane, row, alpha=n * count), alpha=w)
         else:
-            flat = (plane * w + col) * (h + 1) + row
+            flat = torch.add(row, torch.add(col, plane, alpha=w), alpha=h + 1)
         winding = torch.zeros(n * count * w * (h + 1), dtype=torch.int8, device=self.device)
         winding.index_add_(0, flat, sign.to(torch.int8))
         if self.row_sums:
@@ -450,13 +452,21 @@ class VectorDrawer:
             else:
                 target.ne_(0)
 
-    def _lines(
-        self, out: torch.Tensor, plane: torch.Tensor, row: torch.Tensor, col: torch.Tensor
-    ) -> None:
-        """Set touched pixels of line layers in ``out`` (cleared): plane ``(agent * C +
-        channel) * H`` (int32), row and col (float) per pixel."""
-        flat = (plane + row.to(torch.int32)) * out.shape[3] + col.to(torch.int32)
-        out.view(-1).index_put_((flat,), self._on[out.dtype])
+
+@dataclass(frozen=True)
+class _Cells:
+    """Stage 1's (agent, bin) cells, flat (2 * N * K * K,): fill items' bins, then line items'.
+
+    Attributes:
+        count: items in the cell's bin (0 off the window or the map); start: its first entry in
+            ``MapTable.bin_item``; need: (2 * N * K * K, 2) float64 (column, row) an item's first
+            bin must reach for the cell to be its first under the window; per_agent: K * K.
+    """
+
+    count: torch.Tensor
+    start: torch.Tensor
+    need: torch.Tensor
+    per_agent: int
 
 
 def _read_totals(totals: torch.Tensor) -> list[int]:

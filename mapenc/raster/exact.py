@@ -27,9 +27,9 @@ from mapenc.raster.segments import (
     Segments,
     crossing_counts,
     crossings_at,
-    grid_crossings,
     ramp,
     ramp_tensor,
+    supercover_at,
     supercover_counts,
     to_pixels,
 )
@@ -58,10 +58,10 @@ def _column_crossings(
     The arithmetic is the torch mode's (``mapenc.raster.segments``).
     """
     h, w = size_px
-    seg_pair, p0, p1 = _pixel_segments(segments, agent_idx, geom_idx, raster_from_city)
-    col_lo, count = crossing_counts(p0, p1, w)
-    edge, k = ramp_tensor(count)
-    col, row, sign = crossings_at(p0, p1, col_lo, edge, k, h)
+    seg_pair, points = _pixel_segments(segments, agent_idx, geom_idx, raster_from_city)
+    crossings = crossing_counts(points, w)
+    edge, k = ramp_tensor(crossings.count)
+    col, row, sign = crossings_at(crossings, edge, k, h)
     return (
         seg_pair[edge.numpy()],
         col.long().numpy(),
@@ -75,17 +75,17 @@ def _pixel_segments(
     agent_idx: NDArray[np.intp],
     geom_idx: NDArray[np.intp],
     raster_from_city: NDArray[np.float64],
-) -> tuple[NDArray[np.intp], tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """(pair of each segment, start (u, v), end (u, v)) of every segment of every (agent,
-    geometry) pair, in that agent's pixel coordinates (float64 tensors on numpy's memory)."""
+) -> tuple[NDArray[np.intp], torch.Tensor]:
+    """(pair of each segment, ``Points`` (2, 2, S)) of every segment of every (agent, geometry)
+    pair, in that agent's pixel coordinates (float64 tensors on numpy's memory)."""
     seg_pair, seg = segments.for_pairs(agent_idx, geom_idx)
-    p0, p1 = to_pixels(
+    points = to_pixels(
         torch.from_numpy(np.ascontiguousarray(raster_from_city, dtype=np.float64)),
         torch.from_numpy(agent_idx[seg_pair]),
         torch.from_numpy(segments.start[seg]),
         torch.from_numpy(segments.end[seg]),
     )
-    return seg_pair, p0, p1
+    return seg_pair, points
 
 
 def paint_polygons(
@@ -166,19 +166,10 @@ def burn_lines(
     torch mode's (``mapenc.raster.segments``), run here on numpy's memory.
     """
     _, nc, h, w = out.shape
-    seg_pair, p0, p1 = _pixel_segments(segments, agent_idx, geom_idx, raster_from_city)
-    cover = supercover_counts(p0, p1, w, h)
-    agent = agent_idx[seg_pair]
-    keep = cover.keep.numpy()
-    owners = [agent[keep], agent[keep]]
-    rows = [cover.end_rows[:, keep].reshape(-1)]
-    cols = [cover.end_cols[:, keep].reshape(-1)]
-    for axis in (0, 1):
-        seg, k = ramp_tensor(cover.count[axis])
-        row, col = grid_crossings(cover, axis, seg, k, w, h)
-        owners.append(agent[seg.numpy()])
-        rows.append(row)
-        cols.append(col)
-    pixel_row, pixel_col = torch.cat(rows).long().numpy(), torch.cat(cols).long().numpy()
-    flat = ((np.concatenate(owners) * nc + channel) * h + pixel_row) * w + pixel_col
+    seg_pair, points = _pixel_segments(segments, agent_idx, geom_idx, raster_from_city)
+    cover = supercover_counts(points, w, h)
+    owner, k = ramp_tensor(cover.count)
+    row, col = supercover_at(cover, owner, k, w, h)
+    agent = agent_idx[seg_pair][owner.numpy() % len(seg_pair)]
+    flat = ((agent * nc + channel) * h + row.long().numpy()) * w + col.long().numpy()
     out.reshape(-1)[flat] = value

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 GeometryArray = NDArray[np.object_]
 Pair = tuple[torch.Tensor, torch.Tensor]
+# Segments in pixel coordinates ("Points"): a (2, 2, S) float tensor, [u or v][start or end][s].
 
 # shapely type ids of Polygon and MultiPolygon.
 POLYGON_TYPE_IDS = (3, 6)
@@ -94,120 +95,152 @@ class Segments:
 
 def to_pixels(
     raster_from_city: torch.Tensor, agent: torch.Tensor, start: torch.Tensor, end: torch.Tensor
-) -> tuple[Pair, Pair]:
-    """Segments (S, 2) city metres -> ((u0, v0), (u1, v1)) in their agent's pixel coordinates,
-    float64, through each agent's (N, 3, 3) ``raster_from_city``."""
-    m = raster_from_city.reshape(-1, 9).index_select(0, agent).T  # (9, S)
-    x0, y0, x1, y1 = start[:, 0], start[:, 1], end[:, 0], end[:, 1]
-    p0 = (m[0] * x0 + m[1] * y0 + m[2], m[3] * x0 + m[4] * y0 + m[5])
-    p1 = (m[0] * x1 + m[1] * y1 + m[2], m[3] * x1 + m[4] * y1 + m[5])
-    return p0, p1
+) -> torch.Tensor:
+    """Segments (S, 2) city metres -> (2, 2, S) float64 pixel coordinates of their agent's
+    raster (``Points``), through each agent's (N, 3, 3) ``raster_from_city``."""
+    rows = raster_from_city[:, :2].reshape(-1, 6).T.contiguous()  # (6, N)
+    x = torch.stack([start[:, 0], end[:, 0]])
+    y = torch.stack([start[:, 1], end[:, 1]])
+    return moved(rows.index_select(1, agent), x, y)
 
 
-def crossing_counts(p0: Pair, p1: Pair, w: int) -> Pair:
-    """(first column, count) of the pixel-column centre lines u = j + 0.5 each edge crosses
-    (half-open in u; columns 0..W-1; edges parallel to the columns cross none)."""
-    du = p1[0] - p0[0]
-    col_lo = torch.ceil(torch.minimum(p0[0], p1[0]) - 0.5).clamp(0, w)
-    col_hi = torch.ceil(torch.maximum(p0[0], p1[0]) - 0.5).clamp(0, w)
-    return col_lo, torch.where(du != 0, col_hi - col_lo, 0).to(torch.int64)
+def moved(rows: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Points x, y (2, S) (start, end) through per-segment affine rows (6, S) (``[a, b, c, d,
+    e, f]``: u = a x + b y + c, v = d x + e y + f) -> ``Points`` (2, 2, S)."""
+    m = rows.view(2, 3, 1, -1)
+    return m[:, 0] * x + m[:, 1] * y + m[:, 2]
+
+
+@dataclass(frozen=True)
+class Crossings:
+    """Where polygon edges (S,) cross the centre lines u = j + 0.5 of pixel columns (half-open in
+    u; columns 0..W-1; edges parallel to the columns cross none).
+
+    Attributes:
+        count: (S,) int64 columns crossed.
+        first_col, slope, v0, u0, sign: (S,) float the first column crossed, dv / du, the
+            start point and the direction in u (+1 / -1).
+    """
+
+    count: torch.Tensor
+    first_col: torch.Tensor
+    slope: torch.Tensor
+    v0: torch.Tensor
+    u0: torch.Tensor
+    sign: torch.Tensor
+
+
+def crossing_counts(points: torch.Tensor, w: int) -> Crossings:
+    """The ``Crossings`` of edges ``Points`` (2, 2, S)."""
+    u, v = points
+    du = u[1] - u[0]
+    cols = torch.ceil(torch.stack(torch.aminmax(u, dim=0)) - 0.5).clamp_(0, w)  # (2, S) lo, hi
+    moving = du != 0
+    return Crossings(
+        count=torch.where(moving, cols[1] - cols[0], 0).to(torch.int64),
+        first_col=cols[0],
+        slope=(v[1] - v[0]) / torch.where(moving, du, 1.0),
+        v0=v[0],
+        u0=u[0],
+        sign=torch.sign(du),
+    )
 
 
 def crossings_at(
-    p0: Pair, p1: Pair, col_lo: torch.Tensor, edge: torch.Tensor, k: torch.Tensor, h: int
+    crossings: Crossings, edge: torch.Tensor, k: torch.Tensor, h: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(column, row, sign) of crossing k of edge ``edge`` (``crossing_counts``): the column whose
-    centre line it crosses, the first row whose centre lies at or below the crossing (clipped to
-    0..H) and the edge's direction in u (+1 / -1), all float."""
-    du = p1[0] - p0[0]
-    col = col_lo.index_select(0, edge) + k
-    slope = ((p1[1] - p0[1]) / torch.where(du != 0, du, 1.0)).index_select(0, edge)
-    v = p0[1].index_select(0, edge) + (col + 0.5 - p0[0].index_select(0, edge)) * slope
-    row = torch.ceil(v - 0.5).clamp(0, h)
-    return col, row, torch.sign(du).index_select(0, edge)
+    """(column, row, sign) of crossing k of edge ``edge``: the column whose centre line it
+    crosses, the first row whose centre lies at or below the crossing (clipped to 0..H) and the
+    edge's direction in u (+1 / -1), all float."""
+    col = crossings.first_col.index_select(0, edge) + k
+    v = crossings.v0.index_select(0, edge) + (col + 0.5 - crossings.u0.index_select(0, edge)) * (
+        crossings.slope.index_select(0, edge)
+    )
+    row = torch.ceil(v - 0.5).clamp_(0, h)
+    return col, row, crossings.sign.index_select(0, edge)
 
 
-def clip_to_raster(p0: Pair, p1: Pair, w: int, h: int) -> tuple[Pair, Pair, torch.Tensor]:
-    """Segments (u, v columns) clipped to the box [0, w] x [0, h] (Liang-Barsky): (start, end,
-    keep), keep False for segments wholly outside (their ends are then meaningless). The four
-    box edges are handled as one stacked (4, S) array."""
-    d = (p1[0] - p0[0], p1[1] - p0[1])
-    p = torch.stack([-d[0], d[0], -d[1], d[1]])
-    q = torch.stack([p0[0], w - p0[0], p0[1], h - p0[1]])
+def clip_to_raster(points: torch.Tensor, w: int, h: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segments ``Points`` (2, 2, S) clipped to the box [0, w] x [0, h] (Liang-Barsky):
+    (``Points`` of the clipped segments, keep (S,)), keep False for segments wholly outside
+    (their points are then meaningless). The four box edges are handled as one (4, S) array."""
+    start = points[:, 0]  # (2, S) u, v
+    d = points[:, 1] - start
+    p = torch.cat([-d, d])  # -du, -dv, du, dv
+    q = torch.cat([start, (w - start[0])[None], (h - start[1])[None]])  # u0, v0, w - u0, h - v0
     parallel = p == 0
     ratio = q / torch.where(parallel, 1.0, p)
     t0 = torch.where(p < 0, ratio, 0.0).amax(0)  # entering the box: the last entry
     t1 = torch.where(p > 0, ratio, 1.0).amin(0)  # leaving it: the first exit
     keep = ~(parallel & (q < 0)).any(0) & (t0 <= t1)
-    start = (p0[0] + t0 * d[0], p0[1] + t0 * d[1])
-    end = (p0[0] + t1 * d[0], p0[1] + t1 * d[1])
-    return start, end, keep
+    return start[:, None] + torch.stack([t0, t1]) * d[:, None], keep
+
+
+# The four rules that make a supercover, in ``Supercover``'s order: its start pixel, its end
+# pixel, the pixels entered across vertical grid lines u = k, across horizontal lines v = k.
+SUPERCOVER_RULES = 4
 
 
 @dataclass(frozen=True)
 class Supercover:
-    """The pixels clipped segments touch, per segment (S,): its two end pixels, then per axis
-    a the grid lines it crosses (a = 0: vertical lines u = k, a = 1: horizontal lines v = k).
+    """The pixels clipped segments (S,) touch, as four rules (``SUPERCOVER_RULES``) of pixels
+    per segment: ``count`` (4 * S,) int64 pixels of rule r of segment s at ``r * S + s``, and
+    pixel k of each from the (4 * S,) float tables (``supercover_at``):
 
-    Attributes:
-        keep: (S,) bool, False for segments clipped away (they touch nothing).
-        end_rows, end_cols: (2, S) float pixel rows and columns of the start and end pixels.
-        lo: per axis (S,) float, the first grid line crossed; count: per axis (S,) int64 how
-            many (0 for segments clipped away).
-        along, across: per axis (S,) float, the start's coordinate along and across the axis;
-        slope: per axis (S,) d(across) / d(along); shift: per axis (S,) 0 or -1, from a grid
-            line to the pixel past it (0 going up the axis, -1 going down).
+        line = first + k; along the rule's axis: entered = line + shift; across it:
+        other = across + (line - along) * slope
+
+    The end pixels (rules 0, 1) are one pixel each: first = column, across = row, along =
+    slope = shift = 0. Grid-line rules step over the lines crossed from ``first``; along, across
+    are the clipped start's coordinates and shift is 0 or -1, from a grid line to the pixel past
+    it (0 going up the axis, -1 going down). Rules 0-2 step along columns (row = other), rule 3
+    along rows (col = other). Segments clipped away (keep False) count 0 in every rule.
     """
 
     keep: torch.Tensor
-    end_rows: torch.Tensor
-    end_cols: torch.Tensor
-    lo: Pair
-    count: Pair
-    along: Pair
-    across: Pair
-    slope: Pair
-    shift: Pair
+    count: torch.Tensor
+    first: torch.Tensor
+    along: torch.Tensor
+    across: torch.Tensor
+    slope: torch.Tensor
+    shift: torch.Tensor
 
 
-def supercover_counts(p0: Pair, p1: Pair, w: int, h: int) -> Supercover:
-    """Clip segments (pixel coordinates) to the raster and find the pixels each touches."""
-    start, end, keep = clip_to_raster(p0, p1, w, h)
-    d = (end[0] - start[0], end[1] - start[1])
+def supercover_counts(points: torch.Tensor, w: int, h: int) -> Supercover:
+    """Clip segments ``Points`` (2, 2, S) to the raster and find the pixels each touches."""
+    clipped, keep = clip_to_raster(points, w, h)
+    start, end = clipped[:, 0], clipped[:, 1]  # (2, S) u, v
+    d = end - start
     # End pixels are taken just inside the segment: an end point on a grid line belongs to the
     # pixel the segment runs through.
-    end_cols = torch.stack([start[0] + END_NUDGE * d[0], end[0] - END_NUDGE * d[0]])
-    end_rows = torch.stack([start[1] + END_NUDGE * d[1], end[1] - END_NUDGE * d[1]])
-    lo, count, slope, shift = [], [], [], []
-    for axis in (0, 1):  # crossings of vertical (u = k) then horizontal (v = k) grid lines
-        first = torch.floor(torch.minimum(start[axis], end[axis])) + 1
-        last = torch.ceil(torch.maximum(start[axis], end[axis])) - 1
-        lo.append(first)
-        count.append(torch.where(keep, (last - first + 1).clamp_(min=0), 0).to(torch.int64))
-        slope.append(d[1 - axis] / d[axis])
-        shift.append(torch.sign(d[axis]) * 0.5 - 0.5)
+    first_end = start + END_NUDGE * d
+    last_end = end - END_NUDGE * d
+    # Crossings of vertical (u = k, row 0) and horizontal (v = k, row 1) grid lines: from the
+    # first line past the lower end to the last line before the upper end.
+    lower, upper = torch.aminmax(clipped, dim=1)
+    first = torch.floor(lower) + 1
+    crossed = torch.where(keep, (torch.ceil(upper) - first).clamp_(min=0), 0)
+    zero = torch.zeros_like(d)
     return Supercover(
-        keep,
-        end_rows.clamp_(0, h - 1),
-        end_cols.clamp_(0, w - 1),
-        (lo[0], lo[1]),
-        (count[0], count[1]),
-        (start[0], start[1]),
-        (start[1], start[0]),
-        (slope[0], slope[1]),
-        (shift[0], shift[1]),
+        keep=keep,
+        count=torch.cat([keep.expand(2, -1).to(crossed.dtype), crossed]).to(torch.int64).view(-1),
+        first=torch.cat([first_end[0], last_end[0], first[0], first[1]]),
+        along=torch.cat([zero, start]).view(-1),
+        across=torch.cat([first_end[1], last_end[1], start[1], start[0]]),
+        slope=torch.cat([zero, d.flip(0) / d]).view(-1),
+        shift=torch.cat([zero, torch.where(d < 0, -1.0, 0.0)]).view(-1),
     )
 
 
-def grid_crossings(
-    cover: Supercover, axis: int, seg: torch.Tensor, k: torch.Tensor, w: int, h: int
-) -> Pair:
-    """(row, col) float pixel entered at the k-th crossing of segment ``seg`` with the grid
-    lines of ``axis`` (``Supercover``), clipped to the raster."""
-    line = cover.lo[axis].index_select(0, seg) + k
-    start_along = cover.along[axis].index_select(0, seg)
-    other = cover.across[axis].index_select(0, seg)
-    other = other + (line - start_along) * cover.slope[axis].index_select(0, seg)
-    entered = line + cover.shift[axis].index_select(0, seg)  # the pixel past the line
-    row, col = (other, entered) if axis == 0 else (entered, other)
-    return row.clamp_(0, h - 1), col.clamp_(0, w - 1)
+def supercover_at(cover: Supercover, owner: torch.Tensor, k: torch.Tensor, w: int, h: int) -> Pair:
+    """(row, col) float of pixel k of rule ``owner`` (an index into the (4 * S,) tables of
+    ``Supercover``), clipped to the raster."""
+    line = cover.first.index_select(0, owner) + k
+    other = cover.across.index_select(0, owner) + (line - cover.along.index_select(0, owner)) * (
+        cover.slope.index_select(0, owner)
+    )
+    entered = line + cover.shift.index_select(0, owner)
+    by_rows = owner >= (SUPERCOVER_RULES - 1) * len(cover.keep)  # rule 3 steps along rows
+    row = torch.where(by_rows, entered, other).clamp_(0, h - 1)
+    col = torch.where(by_rows, other, entered).clamp_(0, w - 1)
+    return row, col
