@@ -10,6 +10,7 @@ import pytest
 
 from mapenc.errors import MapencError, MapFormatError, PoseError
 from mapenc.maps.io import detect_format, read_bytes
+from mapenc.maps.tracks import TrackRows, build_tracks
 from mapenc.maps.types import (
     Lane,
     MarkType,
@@ -18,6 +19,7 @@ from mapenc.maps.types import (
     VectorMap,
     as_polyline,
     centerline_from_boundaries,
+    resample_polylines,
 )
 
 
@@ -118,3 +120,53 @@ def test_read_bytes_and_detect_format(tmp_path: Path) -> None:
     real_gz = tmp_path / "ok.xml.gz"
     real_gz.write_bytes(gzip.compress(b'<?xml version="1.0"?>\n<commonRoad timeStepSize="0.1">'))
     assert detect_format(real_gz) == "commonroad"
+
+
+def numpy_resample(points: np.ndarray, num: int) -> np.ndarray:
+    """One polyline resampled with numpy's own linspace and interp (the reference)."""
+    cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    if cum[-1] == 0.0:
+        return np.repeat(points[:1], num, axis=0)
+    s = np.linspace(0.0, cum[-1], num)
+    return np.stack([np.interp(s, cum, points[:, 0]), np.interp(s, cum, points[:, 1])], axis=1)
+
+
+def test_polylines_resampled_together_equal_numpy_bit_for_bit() -> None:
+    rng = np.random.default_rng(0)
+    polylines = []
+    for i in range(400):
+        size = int(rng.integers(1, 60)) if i % 40 else int(rng.integers(500, 3000))
+        points = rng.normal(size=(size, 2)).cumsum(axis=0) * rng.uniform(0.01, 100.0)
+        if i % 7 == 0 and size > 3:
+            points[1], points[-1] = points[0], points[-2]  # zero-length segments
+        if i % 11 == 0:
+            points[:] = points[0]  # no length at all
+        polylines.append(points)
+    nums = rng.integers(2, 400, len(polylines))
+    for points, num, got in zip(polylines, nums, resample_polylines(polylines, nums), strict=True):
+        np.testing.assert_array_equal(got, numpy_resample(points, int(num)))
+
+
+def test_tracks_from_rows_take_each_tracks_rows_and_median_size() -> None:
+    rng = np.random.default_rng(1)
+    ids = np.array(["b", "a", "c"])[rng.integers(0, 3, 200)]
+    steps = np.zeros(200, dtype=np.int64)
+    for track_id in "abc":  # distinct steps per track
+        mine = ids == track_id
+        steps[mine] = rng.permutation(100)[: mine.sum()]
+    rows = TrackRows(
+        track_id=ids,
+        step=steps,
+        xy=rng.normal(size=(200, 2)),
+        heading=rng.normal(size=200),
+        kind=np.array(["car"] * 200),
+        size=rng.uniform(1, 5, (200, 2)),
+    )
+    tracks = build_tracks(rows, 100)
+    assert [t.id for t in tracks] == list(dict.fromkeys(ids))  # order of first appearance
+    for track in tracks:
+        mine = ids == track.id
+        np.testing.assert_array_equal(track.xy[steps[mine]], rows.xy[mine])
+        np.testing.assert_array_equal(np.flatnonzero(track.valid), np.sort(steps[mine]))
+        assert np.isnan(track.heading[~track.valid]).all()
+        assert (track.length, track.width) == tuple(np.median(rows.size[mine], axis=0))

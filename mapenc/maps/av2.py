@@ -49,6 +49,7 @@ from mapenc.maps.types import (
     ring_polygons,
 )
 from mapenc.maps.types import centerline_from_boundaries as derive_centerline
+from mapenc.maps.types import centerlines_from_boundaries as derive_centerlines
 
 AV2_DT_S = 0.1
 
@@ -151,6 +152,17 @@ def _lane_polylines(segments: Mapping[str, Any]) -> list[LanePolylines] | None:
     ]
 
 
+def _with_centerlines(lanes: list[LanePolylines] | None) -> list[LanePolylines] | None:
+    """``lanes`` with the centerlines that are absent derived from the boundaries, all at once."""
+    if lanes is None:
+        return None
+    missing = [i for i, (_, _, given) in enumerate(lanes) if given is None]
+    derived = derive_centerlines([lanes[i][0] for i in missing], [lanes[i][1] for i in missing])
+    for i, centerline in zip(missing, derived, strict=True):
+        lanes[i] = (lanes[i][0], lanes[i][1], centerline)
+    return lanes
+
+
 def _lane(
     record: Mapping[str, Any], key: str, what: str, polylines: LanePolylines | None = None
 ) -> Lane:
@@ -194,7 +206,7 @@ def read_av2_map(path: Path) -> VectorMap:
     with format_errors(path):
         segments = require_dict(doc, "lane_segments", "map")
         converted: list[LanePolylines | None] = [None] * len(segments)
-        converted = list(_lane_polylines(segments) or converted)
+        converted = list(_with_centerlines(_lane_polylines(segments)) or converted)
         lanes = [
             _lane(seg, key, f"lane segment {key}", polylines)
             for (key, seg), polylines in zip(segments.items(), converted, strict=True)
@@ -363,13 +375,14 @@ def _sensor_log_rows(columns: Mapping[str, NDArray[Any]]) -> tuple[TrackRows, in
     times, step = np.unique(columns["timestamp_ns"].astype(np.int64), return_inverse=True)
     if len(times) < 2:
         raise MapencError("a sensor log needs at least 2 timestamps")
-    categories = columns["category"].astype(str)
+    categories, category_index = np.unique(columns["category"].astype(str), return_inverse=True)
+    kinds = np.array([_SENSOR_CATEGORY_KINDS.get(c, c.lower()) for c in categories])
     rows = TrackRows(
         track_id=columns["track_uuid"].astype(str),
         step=step.astype(np.int64),
         xy=_as_float(columns, "x_city_m", "y_city_m"),
         heading=_as_float(columns, "yaw_city_rad")[:, 0],
-        kind=np.array([_SENSOR_CATEGORY_KINDS.get(c, c.lower()) for c in categories]),
+        kind=kinds[category_index],
         size=_as_float(columns, "length_m", "width_m"),
     )
     return rows, len(times), float(np.median(np.diff(times))) * 1e-9

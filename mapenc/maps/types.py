@@ -90,18 +90,93 @@ def centerline_from_boundaries(left: FloatArray, right: FloatArray, num: int = 0
         num: number of output points; default max(K, L, 2).
     Returns: (num, 2) float64.
     """
-    n = num or max(len(left), len(right), 2)
-    return 0.5 * (resample_polyline(left, n) + resample_polyline(right, n))
+    return centerlines_from_boundaries([left], [right], [num])[0]
+
+
+def centerlines_from_boundaries(
+    lefts: Sequence[FloatArray], rights: Sequence[FloatArray], nums: Sequence[int] | None = None
+) -> list[FloatArray]:
+    """``centerline_from_boundaries`` of many lanes at once (the same values, bit for bit);
+    ``nums``: points per centerline (0 or None: max(K, L, 2))."""
+    counts = np.array(
+        [
+            num or max(len(left), len(right), 2)
+            for left, right, num in zip(lefts, rights, nums or [0] * len(lefts), strict=True)
+        ],
+        dtype=np.intp,
+    )
+    both = resample_polylines([*lefts, *rights], np.concatenate([counts, counts]))
+    pairs = zip(both[: len(lefts)], both[len(lefts) :], strict=True)
+    return [0.5 * (left + right) for left, right in pairs]
 
 
 def resample_polyline(points: FloatArray, num: int) -> FloatArray:
     """``num`` points at equal arc-length fractions along a (K, 2) polyline."""
+    return resample_polylines([points], np.array([num]))[0]
+
+
+def resample_polylines(polylines: Sequence[FloatArray], nums: NDArray[np.intp]) -> list[FloatArray]:
+    """``nums[i]`` (>= 2) points at equal arc-length fractions along each (K_i, 2) polyline
+    (K_i >= 1), for all polylines at once: ``np.linspace`` over each polyline's cumulative
+    length and ``np.interp`` at those lengths, with their arithmetic (the values are theirs,
+    bit for bit). A polyline of length 0 gives its first point ``nums[i]`` times."""
+    if not len(polylines):
+        return []
+    sizes = np.array([len(p) for p in polylines], dtype=np.intp)
+    points = np.concatenate(polylines).reshape(-1, 2)
+    knot_start = np.cumsum(sizes) - sizes
+    cum = _cumulative_lengths(points, sizes)  # (sum K,) per polyline, from 0
+    total = cum[knot_start + sizes - 1]
+    # The lengths to sample: np.linspace(0, total, num), row by row.
+    query_owner = np.repeat(np.arange(len(sizes)), nums)
+    k = np.arange(len(query_owner)) - np.repeat(np.cumsum(nums) - nums, nums)
+    s = k * (total / (nums - 1))[query_owner] + 0.0
+    last = np.cumsum(nums) - 1
+    s[last] = total
+    # Knot j of each sample: the last knot of its polyline at or before it (knots sort before
+    # samples of the same length).
+    knot_owner = np.repeat(np.arange(len(sizes)), sizes)
+    values = np.concatenate([cum, s])
+    owners = np.concatenate([knot_owner, query_owner])
+    is_sample = np.concatenate([np.zeros(len(cum), bool), np.ones(len(s), bool)])
+    order = np.lexsort((is_sample, values, owners))
+    knots_so_far = np.cumsum(~is_sample[order])
+    at_sample = np.empty(len(s), dtype=np.intp)
+    at_sample[order[is_sample[order]] - len(cum)] = knots_so_far[is_sample[order]]
+    j = at_sample - 1  # global index of the knot at or before each sample
+    first, end = knot_start[query_owner], knot_start[query_owner] + sizes[query_owner] - 1
+    j = np.clip(j, first, np.maximum(end - 1, first))
+    nxt = np.minimum(j + 1, end)
+    x0, x1 = cum[j], cum[nxt]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (points[nxt] - points[j]) / (x1 - x0)[:, None]
+        out = slope * (s - x0)[:, None] + points[j]
+    out = np.where((s == x0)[:, None], points[j], out)
+    at_end = s >= cum[end]
+    out[at_end] = points[end[at_end]]
+    return np.split(out, last[:-1] + 1)
+
+
+def _cumulative_lengths(points: FloatArray, sizes: NDArray[np.intp]) -> FloatArray:
+    """(sum K,) arc length from each polyline's first point to each of its points, as
+    ``np.concatenate([[0], np.cumsum(segment lengths)])`` polyline by polyline (``points``: the
+    polylines' (K_i, 2) points, concatenated). The sums run along the rows of 2-D arrays of
+    polylines of similar lengths (within a factor 2), padded with zeros after their ends:
+    numpy's cumsum adds in order, so each value is that polyline's own cumsum's."""
     seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
-    cum = np.concatenate([[0.0], np.cumsum(seg)])
-    if cum[-1] == 0.0:
-        return np.repeat(points[:1], num, axis=0)
-    s = np.linspace(0.0, cum[-1], num)
-    return np.stack([np.interp(s, cum, points[:, 0]), np.interp(s, cum, points[:, 1])], axis=1)
+    start = np.cumsum(sizes) - sizes
+    cum = np.zeros(len(points))
+    segments = sizes - 1
+    bucket = np.ceil(np.log2(np.maximum(segments, 1))).astype(np.intp)
+    for b in np.unique(bucket[segments > 0]):
+        rows = np.flatnonzero((bucket == b) & (segments > 0))
+        col = np.arange(segments[rows].max())
+        inside = col[None, :] < segments[rows][:, None]
+        at = (start[rows][:, None] + col[None, :])[inside]
+        padded = np.zeros(inside.shape)
+        padded[inside] = seg[at]
+        cum[at + 1] = np.cumsum(padded, axis=1)[inside]
+    return cum
 
 
 # Polygons with more vertices are simplified, then refused if still over: checking and repairing

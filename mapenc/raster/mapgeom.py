@@ -29,7 +29,7 @@ import shapely.errors
 from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
-from mapenc.maps.types import FloatArray, Lane, VectorMap, resample_polyline
+from mapenc.maps.types import FloatArray, Lane, VectorMap, resample_polylines
 from mapenc.raster.segments import GeometryArray, Segments
 
 # Polygons are split until a piece is at most this wide and tall (metres) or has at most
@@ -199,12 +199,17 @@ class LaneQuads:
 
 def lane_quads(lanes: list[Lane]) -> LaneQuads:
     """Cut every lane into quads between boundary samples taken at the same arc-length fractions."""
+    nums = np.array(
+        [max(len(a.left_boundary), len(a.right_boundary), len(a.centerline), 2) for a in lanes],
+        dtype=np.intp,
+    )
+    sides = resample_polylines(
+        [a.left_boundary for a in lanes] + [a.right_boundary for a in lanes],
+        np.concatenate([nums, nums]),
+    )
     quads: list[NDArray[np.float64]] = []
     headings: list[NDArray[np.float64]] = []
-    for lane in lanes:
-        n = max(len(lane.left_boundary), len(lane.right_boundary), len(lane.centerline), 2)
-        left = resample_polyline(lane.left_boundary, n)
-        right = resample_polyline(lane.right_boundary, n)
+    for left, right in zip(sides[: len(lanes)], sides[len(lanes) :], strict=True):
         rings = np.stack([left[:-1], left[1:], right[1:], right[:-1]], axis=1)
         direction = np.diff(0.5 * (left + right), axis=0)
         quads.append(rings)
