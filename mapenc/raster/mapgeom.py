@@ -67,17 +67,26 @@ def split_polygons(
     The pieces cover the same points, so filling them fills the same pixels; multi-part inputs
     come back as their parts. The work grows with the number of vertices, not with the area.
     """
-    todo = [part for g in polygons for part in shapely.get_parts(g)]
+
+    def polygon_parts(geoms: list[BaseGeometry]) -> NDArray[np.object_]:
+        parts = shapely.get_parts(np.asarray(geoms, dtype=object).reshape(-1))
+        return parts[
+            (shapely.get_type_id(parts) == shapely.GeometryType.POLYGON) & ~shapely.is_empty(parts)
+        ]
+
+    def settle(parts: NDArray[np.object_]) -> list[BaseGeometry]:
+        """Keep the parts small enough as pieces; return the others, to be cut."""
+        box = shapely.bounds(parts).reshape(-1, 4)
+        small = ((box[:, 2:] - box[:, :2]) <= tile_m).all(axis=1)
+        done = small | (shapely.get_num_coordinates(parts) <= max_vertices)
+        pieces.extend(parts[done])
+        return list(parts[~done])
+
     pieces: list[BaseGeometry] = []
+    todo = settle(polygon_parts(polygons))
     while todo:
         poly = todo.pop()
-        if poly.geom_type != "Polygon" or poly.is_empty:
-            continue
         xmin, ymin, xmax, ymax = poly.bounds
-        small = xmax - xmin <= tile_m and ymax - ymin <= tile_m
-        if small or shapely.get_num_coordinates(poly) <= max_vertices:
-            pieces.append(poly)
-            continue
         if xmax - xmin >= ymax - ymin:
             mid = 0.5 * (xmin + xmax)
             halves = [(xmin, ymin, mid, ymax), (mid, ymin, xmax, ymax)]
@@ -90,8 +99,7 @@ def split_polygons(
             # A ring GEOS cannot clip (e.g. a hole of 3 points in a repaired lanelet): kept whole.
             pieces.append(poly)
             continue
-        for clipped in halves_clipped:
-            todo += list(shapely.get_parts(clipped))
+        todo += settle(polygon_parts(halves_clipped))
     return pieces
 
 
