@@ -369,12 +369,6 @@ def _dashed(lane: Lane, side: str) -> bool:
     return mark.is_dashed
 
 
-def _polygons(geom: BaseGeometry | None) -> list[BaseGeometry]:
-    if geom is None or geom.is_empty:
-        return []
-    return [g for g in getattr(geom, "geoms", [geom]) if not g.is_empty]
-
-
 LAYERS: dict[str, Layer] = {
     layer.name: layer
     for layer in [
