@@ -11,7 +11,9 @@ reads). Per epoch:
   initialised, DataLoader worker from ``get_worker_info``): every scenario is read by exactly one
   reader, and the readers' scenarios together are all of them;
 - each reader reads its shards one scenario at a time, cuts the scenario's samples
-  (``extract_samples``), rasterizes them (one ``Rasterizer`` per scenario) and passes them through
+  (``extract_samples``), makes their items with the in-memory datasets on that one scenario
+  (``dataset_of``: a ``TrajectoryDataset`` by default, ``ContextSettings.dataset`` for what the
+  trajectory model trains on; rasters drawn into memory, no cache file) and passes them through
   a shuffle buffer of ``shuffle_buffer`` samples drawn from ``(seed, epoch, reader)``.
 
 Items are whole batches of ``batch_size`` samples (use ``DataLoader(dataset, batch_size=None,
@@ -23,30 +25,36 @@ to give; the turn-taking changes once a worker's shards are done). ``progress`` 
 scenarios and samples of the batches handed to ``mark_consumed`` (in the training process,
 whatever the number of workers).
 
-A batch is the dict of ``TrajectoryDataset`` items stacked (``past`` (B, P, 2), ``past_heading``,
-``velocity``, ``future``, ``raster`` (B, C, H, W)) plus ``scenario_key`` (B,) int64, a stable hash
-of each sample's scenario id or source (for checks that the ranks read disjoint scenarios).
+A batch is the dict of the dataset's items stacked (by default the ``TrajectoryDataset`` ones:
+``past`` (B, P, 2), ``past_heading``, ``velocity``, ``future``, ``raster`` (B, C, H, W)), each
+sample's item equal to the one of the same sample in the in-memory dataset, except that its
+``index`` (a position in a data set the stream never holds) is replaced by ``scenario_key`` (B,)
+int64, a stable hash of each sample's scenario id or source (for checks that the ranks read
+disjoint scenarios).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from mapenc.data.raster_cache import _rasterize_into as rasterize_into
-from mapenc.data.traj_dataset import uint8_decoding
-from mapenc.data.trajectory import TrajTask, extract_samples
+from mapenc.data.traj_dataset import TrajectoryDataset
+from mapenc.data.trajectory import TrajSamples, TrajTask, extract_samples
 from mapenc.errors import ConfigError
 from mapenc.maps import Scenario, iter_scenarios
 from mapenc.raster import RasterSpec
 from mapenc.raster.rasterizer import Mode
+
+
+# The dataset of one scenario's samples: (samples, [scenario]) -> items.
+ScenarioItems = Callable[[TrajSamples, Sequence[Scenario]], Dataset[dict[str, torch.Tensor]]]
 
 
 @dataclass
@@ -88,11 +96,14 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
     Args:
         shards: shard files (or any paths ``iter_scenarios`` reads), at least one.
         task: how samples are cut from a scenario.
-        spec: raster size and layers.
-        mode: Rasterizer mode ("exact", "fast" or "auto"; not "torch").
+        spec: raster size and layers of the default items.
+        mode: Rasterizer mode of the default items ("exact", "fast" or "auto"; not "torch").
         batch_size: samples per batch.
         seed: seed of the shard order and the shuffle buffers.
         shuffle_buffer: samples held for shuffling (1: the stream's own order).
+        dataset_of: the items of one scenario's samples (default: the ``TrajectoryDataset`` of
+            ``spec`` and ``mode``, rasters in memory); it must rasterize on the CPU and pickle
+            (DataLoader workers).
     """
 
     def __init__(
@@ -104,6 +115,7 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
         batch_size: int = 64,
         seed: int = 0,
         shuffle_buffer: int = 1024,
+        dataset_of: ScenarioItems | None = None,
     ) -> None:
         if not shards:
             raise ConfigError("StreamingSamples needs at least one shard")
@@ -123,7 +135,9 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
         self.epoch = 0
         self.consumed = 0  # batches of this epoch this rank has handed to training
         self.progress = StreamProgress()
-        self._scale, self._offset = uint8_decoding(spec)
+        self.dataset_of = dataset_of or functools.partial(
+            TrajectoryDataset, spec=spec, task=task, cache_dir=None, mode=mode, progress=False
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` (a new shard order and shuffle) from its beginning."""
@@ -203,18 +217,14 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
                 yield from self._scenario_items(scenario)
 
     def _scenario_items(self, scenario: Scenario) -> Iterator[dict[str, torch.Tensor]]:
+        """The items of the scenario's samples (none when it has no sample)."""
         samples = extract_samples(scenario, self.task)
         if not len(samples):
             return
-        rasters = np.empty((len(samples), self.spec.num_channels, *self.spec.size_px), np.uint8)
-        rasterize_into(rasters, samples, [scenario], self.spec, self.mode, progress=False)
+        dataset = self.dataset_of(samples, [scenario])
         key = torch.tensor(scenario_key(scenario), dtype=torch.int64)
         for i in range(len(samples)):
-            yield {
-                "past": torch.from_numpy(samples.past[i]),
-                "past_heading": torch.from_numpy(samples.past_heading[i]),
-                "velocity": torch.from_numpy(samples.velocity[i]),
-                "future": torch.from_numpy(samples.future[i]),
-                "raster": torch.from_numpy(rasters[i]).float() * self._scale + self._offset,
-                "scenario_key": key,
-            }
+            item = dataset[i]
+            del item["index"]
+            item["scenario_key"] = key
+            yield item

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mapenc.data.context import ContextDataset
-from mapenc.data.traj_dataset import TrajectoryDataset
+from mapenc.data.context import ContextDataset, ContextSettings
 from mapenc.data.traj_sources import load_scenarios, scene_names, split_scenarios
 from mapenc.data.trajectory import (
     AV2_TASK,
@@ -144,6 +143,20 @@ def polyline_spec(config: TrajExperimentConfig) -> PolylineSpec | None:
     return PolylineSpec(extent_m=config.raster.extent_m)
 
 
+def context_settings(config: TrajExperimentConfig) -> ContextSettings:
+    """How the run's samples become model items (rasters, anchors, neighbours, polylines)."""
+    return ContextSettings(
+        spec=config.raster,
+        task=config.task,
+        mode=config.raster_mode,  # type: ignore[arg-type]
+        modes=config.model.modes,
+        anchors="lane" if config.model.anchor_kind == "lane" else "kinematic",
+        max_neighbours=config.model.max_neighbours,
+        standing=config.model.standing_mode,
+        polylines=polyline_spec(config),
+    )
+
+
 @dataclass
 class SplitData:
     """The scenarios (and their names), samples and dataset (cached rasters, anchors, neighbours)
@@ -172,23 +185,6 @@ def load_split(
     if not scenarios:
         raise DataError(f"split {split!r} of {', '.join(paths)} holds no scenario")
     samples = samples_from_scenarios(scenarios, config.task)
-    rasters = TrajectoryDataset(
-        samples,
-        scenarios,
-        config.raster,
-        config.task,
-        config.cache_dir or default_cache_dir(),
-        mode=config.raster_mode,  # type: ignore[arg-type]
-        progress=progress,
-        polylines=polyline_spec(config),
-    )
-    dataset = ContextDataset(
-        rasters,
-        scenarios,
-        config.task,
-        config.model.modes,
-        "lane" if config.model.anchor_kind == "lane" else "kinematic",
-        config.model.max_neighbours,
-        config.model.standing_mode,
-    )
+    cache_dir = config.cache_dir or default_cache_dir()
+    dataset = context_settings(config).dataset(samples, scenarios, cache_dir, progress)
     return SplitData(scenarios, samples, dataset, scene_names(scenarios, paths), skipped)
