@@ -52,7 +52,6 @@ from mapenc.maps import Scenario, iter_scenarios
 from mapenc.raster import RasterSpec
 from mapenc.raster.rasterizer import Mode
 
-
 # The dataset of one scenario's samples: (samples, [scenario]) -> items.
 ScenarioItems = Callable[[TrajSamples, Sequence[Scenario]], Dataset[dict[str, torch.Tensor]]]
 
