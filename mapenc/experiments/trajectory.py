@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from mapenc.checks import check_memory
 from mapenc.data.context import ContextDataset
@@ -47,6 +47,7 @@ from mapenc.experiments.trajectory_data import (
     load_split,
     make_experiment_config,
     polyline_spec,
+    streamed_training_set,
 )
 from mapenc.metrics import score_forecasts
 from mapenc.safeio import write_bytes_atomic
@@ -99,7 +100,10 @@ def train(
     """Fit a TrajectoryCVAE on ``config.split`` into ``run_dir``; returns the run folder.
 
     ``run_dir/training.json`` holds ``train_samples``, ``params``, ``map_params``, ``steps``,
-    ``epochs``, ``train_seconds`` and ``stopped`` (why training ended). The run folder is claimed
+    ``epochs``, ``train_seconds`` and ``stopped`` (why training ended); a streamed run
+    (``config.stream``), whose number of samples is not known beforehand, holds ``streamed``
+    instead of ``train_samples``: ``shards``, the ``epoch`` it ended in and the
+    ``epoch_scenarios`` and ``epoch_samples`` consumed of it (since the last start or resume). The run folder is claimed
     (``mapenc.train.run_folder``: locked; a used one refused without ``resume``/``overwrite``)
     before any scene is read.
     """
@@ -111,44 +115,74 @@ def _train(config: TrajExperimentConfig, run_dir: Path, resume: bool) -> Path:
     """``train`` once the run folder is held."""
     check_model_fits(lambda: TrajectoryCVAE(config.model))
     torch.manual_seed(config.train.seed)
-    split = load_split(
-        config, config.split, progress=config.train.progress, skip_bad=config.skip_bad
-    )
-    model = TrajectoryCVAE(config.model)
-    model.map_rasters = split.dataset.base.device_rasters
-    keeper = None
-    if config.select_on_val and config.split == "train":
-        try:
-            val = load_split(
-                config, "val", progress=config.train.progress, skip_bad=config.skip_bad
-            )
-            keeper = BestOnVal(val.dataset, run_dir, resume)
-        except DataError:
-            keeper = None  # no val scene or sample to select on: the last weights are kept
+    facts: dict[str, Any] = {}
+    skipped: dict[str, str] | None = None
+    train_set: Dataset[Any]
+    if config.stream:
+        train_set = stream = streamed_training_set(config)
+        model = TrajectoryCVAE(config.model)
+    else:
+        split = load_split(
+            config, config.split, progress=config.train.progress, skip_bad=config.skip_bad
+        )
+        train_set, facts["train_samples"] = split.dataset, len(split.samples)
+        skipped = split.skipped
+        model = TrajectoryCVAE(config.model)
+        model.map_rasters = split.dataset.base.device_rasters
+    keeper = _selection_on_val(config, run_dir, resume)
     result = fit(
         model,
-        split.dataset,
+        train_set,
         config.train,
         run_dir,
         resume=resume,
         saved_configs={"experiment": config},
         evaluate=keeper,
     )
-    facts: dict[str, Any] = {
-        "train_samples": len(split.samples),
-        "params": count_parameters(model),
-        "map_params": count_parameters(model.map_encoder) if model.map_encoder else 0,
-        "steps": result.steps,
-        "epochs": result.epochs_completed,
-        "train_seconds": round(result.seconds, 1),
-        "stopped": result.stopped,
-    }
-    if split.skipped is not None:
-        facts["skipped"] = split.skipped
+    if config.stream:
+        facts["streamed"] = {
+            "shards": len(stream.shards),
+            "epoch": stream.epoch + 1,
+            "epoch_scenarios": stream.progress.scenarios,
+            "epoch_samples": stream.progress.samples,
+        }
+    facts.update(
+        {
+            "params": count_parameters(model),
+            "map_params": count_parameters(model.map_encoder) if model.map_encoder else 0,
+            "steps": result.steps,
+            "epochs": result.epochs_completed,
+            "train_seconds": round(result.seconds, 1),
+            "stopped": result.stopped,
+        }
+    )
+    if skipped is not None:
+        facts["skipped"] = skipped
     if keeper is not None and (run_dir / BEST_FACTS_NAME).is_file():  # an epoch was scored
         facts["best_val"] = read_json(run_dir / BEST_FACTS_NAME)
     write_json(Path(run_dir) / TRAINING_NAME, facts)
     return Path(run_dir)
+
+
+def _selection_on_val(
+    config: TrajExperimentConfig, run_dir: Path, resume: bool
+) -> BestOnVal | None:
+    """The per-epoch selection on held-out data: all of ``config.val_data`` when given, else the
+    val split of the training data (not when streaming: there is no split); None without
+    ``select_on_val`` or (for the val split) without val samples."""
+    if not config.select_on_val:
+        return None
+    progress, skip_bad = config.train.progress, config.skip_bad
+    if config.val_data:
+        val = load_split(config, "all", config.val_data, progress=progress, skip_bad=skip_bad)
+        return BestOnVal(val.dataset, run_dir, resume)
+    if config.stream or config.split != "train":
+        return None
+    try:
+        val = load_split(config, "val", progress=progress, skip_bad=skip_bad)
+    except DataError:
+        return None  # no val scene or sample to select on: the last weights are kept
+    return BestOnVal(val.dataset, run_dir, resume)
 
 
 class BestOnVal:
@@ -235,11 +269,16 @@ def predict(
 def default_split(config: TrajExperimentConfig, data: Sequence[str] | None) -> str:
     """ "test" when ``data`` is some of the data paths the run was trained on (or None), else
     "all" (zero-shot). Each data path is split on its own (``plan_for``), so one of them alone
-    has the same test part as in training."""
-    if not data:
-        return "test"
+    has the same test part as in training. A streamed run trained on all of its data paths:
+    ConfigError unless ``data`` is other data."""
     trained = {str(Path(p).resolve()) for p in config.data}
-    return "test" if {str(Path(p).resolve()) for p in data} <= trained else "all"
+    held_out = bool(data) and not {str(Path(p).resolve()) for p in data or ()} <= trained
+    if config.stream and not held_out:
+        raise ConfigError(
+            "this run streamed all of its data paths in training, none of them is held out: "
+            "give other data (e.g. the Waymo Open Motion validation or testing shards)"
+        )
+    return "all" if held_out else "test"
 
 
 @dataclass(frozen=True)
@@ -333,7 +372,8 @@ def evaluate(
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
     config, model = load_run(run_dir)
-    split = split or default_split(config, data)
+    default = default_split(config, data)
+    split = split or default
     part = load_split(config, split, data, progress=config.train.progress, skip_bad=skip_bad)
     samples, task = part.samples, config.task
     model.map_rasters = part.dataset.base.device_rasters
@@ -395,7 +435,7 @@ def evaluate(
         scenes=len(part.scenarios),
         k=k,
         split=split,
-        zero_shot=split == "all" and default_split(config, data) == "all",
+        zero_shot=split == "all" and default == "all",
         task=dataclasses.asdict(task),
         model=report["model"],
         baselines=report["baselines"],
