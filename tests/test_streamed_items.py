@@ -1,7 +1,7 @@
 """Streamed items are the in-memory ones: for every sample of the shards, ``StreamingSamples``
 (one worker, no shuffling) gives the ``ContextDataset`` item of that sample in the whole data set
 held in memory (rasters, anchors, neighbours, kind and polylines), under ``scenario_key`` instead
-of ``index``."""
+of ``index`` (and the worker that made it)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def assert_streamed_items_equal_in_memory(
     for index, batch in enumerate(streamed):
         want = in_memory[index]
         del want["index"]
-        assert set(batch) == {*want, "scenario_key"}
+        assert set(batch) == {*want, "scenario_key", "stream_worker"}
         for key, value in want.items():
             assert batch[key].dtype == value.dtype, key
             assert torch.equal(batch[key][0], value), (index, key)

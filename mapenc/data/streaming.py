@@ -17,11 +17,12 @@ reads). Per epoch:
   a shuffle buffer of ``shuffle_buffer`` samples drawn from ``(seed, epoch, reader)``.
 
 Items are whole batches of ``batch_size`` samples (use ``DataLoader(dataset, batch_size=None,
-num_workers=W)``): the DataLoader hands out its workers' batches in turn, so the stream of a rank
-is a fixed function of (seed, epoch, ranks, workers). ``state_dict()`` / ``load_state_dict()``
-carry the epoch and the batches the rank has consumed (``mark_consumed``), and a resumed stream
-skips exactly those, so a killed run resumes where it was (while every worker still has batches
-to give; the turn-taking changes once a worker's shards are done). ``progress`` counts the
+num_workers=W)``): the DataLoader hands out its workers' batches in turn (passing over workers
+that have none left), so the stream of a rank is a fixed function of (seed, epoch, ranks,
+workers). ``state_dict()`` / ``load_state_dict()`` carry the epoch, the batches the rank has
+consumed of each worker (``mark_consumed``; each batch names its worker) and the worker of the
+last one; a resumed stream (with the same number of workers) skips exactly those and takes up
+the turns after that worker, so a killed run resumes where it was. ``progress`` counts the
 scenarios and samples of the batches handed to ``mark_consumed`` (in the training process,
 whatever the number of workers).
 
@@ -30,7 +31,8 @@ A batch is the dict of the dataset's items stacked (by default the ``TrajectoryD
 sample's item equal to the one of the same sample in the in-memory dataset, except that its
 ``index`` (a position in a data set the stream never holds) is replaced by ``scenario_key`` (B,)
 int64, a stable hash of each sample's scenario id or source (for checks that the ranks read
-disjoint scenarios).
+disjoint scenarios); ``stream_worker`` (B,) int64 is the (logical) DataLoader worker that made
+the batch, for ``mark_consumed``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
@@ -133,6 +136,8 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
         self.shuffle_buffer = shuffle_buffer
         self.epoch = 0
         self.consumed = 0  # batches of this epoch this rank has handed to training
+        self.consumed_by_worker: list[int] = []  # of them, those of each (logical) worker
+        self.last_worker = -1  # the worker of the last one (-1: none yet)
         self.progress = StreamProgress()
         self.dataset_of = dataset_of or functools.partial(
             TrajectoryDataset, spec=spec, task=task, cache_dir=None, mode=mode, progress=False
@@ -140,20 +145,36 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` (a new shard order and shuffle) from its beginning."""
-        self.epoch, self.consumed, self.progress = epoch, 0, StreamProgress()
+        self.load_state_dict({"epoch": epoch, "consumed_by_worker": [], "last_worker": -1})
+        self.progress = StreamProgress()
 
-    def state_dict(self) -> dict[str, int]:
-        """Where the rank's stream is: ``epoch`` and ``consumed`` batches of that epoch."""
-        return {"epoch": self.epoch, "consumed": self.consumed}
+    def state_dict(self) -> dict[str, Any]:
+        """Where the rank's stream is: ``epoch``, the batches of that epoch ``consumed`` in all
+        and by each worker (``consumed_by_worker``), and the worker of the last (``last_worker``,
+        -1 before the first)."""
+        return {
+            "epoch": self.epoch,
+            "consumed": self.consumed,
+            "consumed_by_worker": list(self.consumed_by_worker),
+            "last_worker": self.last_worker,
+        }
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume at a ``state_dict()``: the next iteration skips the consumed batches."""
-        self.epoch, self.consumed = int(state["epoch"]), int(state["consumed"])
+        self.epoch = int(state["epoch"])
+        self.consumed_by_worker = [int(n) for n in state["consumed_by_worker"]]
+        self.consumed = sum(self.consumed_by_worker)
+        self.last_worker = int(state["last_worker"])
 
     def mark_consumed(self, batch: dict[str, torch.Tensor]) -> None:
         """Record that training used ``batch``, the next batch of this epoch (and count it in
         ``progress``)."""
+        worker = int(batch["stream_worker"][0])
+        missing = worker + 1 - len(self.consumed_by_worker)
+        self.consumed_by_worker.extend([0] * max(missing, 0))
+        self.consumed_by_worker[worker] += 1
         self.consumed += 1
+        self.last_worker = worker
         self.progress.add(batch)
 
     def shards_of(self, reader: int, readers: int) -> list[Path]:
@@ -164,17 +185,24 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         rank, ranks, worker, workers = _place()
-        # The DataLoader takes its workers' batches in turn from worker 0. After ``consumed``
-        # batches the next one is logical worker ``consumed % workers``'s: worker w plays the
-        # logical worker (w + consumed) % workers, whose share of the consumed batches is every
-        # workers-th one from its own position.
-        logical = (worker + self.consumed) % workers
-        skip = len(range(logical, self.consumed, workers))
+        if len(self.consumed_by_worker) > workers:
+            raise ConfigError(
+                f"the stream was consumed by {len(self.consumed_by_worker)} DataLoader workers "
+                f"or more; it cannot go on with {workers}"
+            )
+        # The DataLoader takes its workers' batches in turn from worker 0, passing over workers
+        # that have none left. The turn after the last consumed batch is the next worker's:
+        # worker w plays the logical worker (w + last_worker + 1) % workers and skips the
+        # batches of that worker already consumed.
+        logical = (worker + self.last_worker + 1) % workers
+        by_worker = self.consumed_by_worker
+        skip = by_worker[logical] if logical < len(by_worker) else 0
         reader, readers = rank * workers + logical, ranks * workers
         rng = random.Random(f"{self.seed}:{self.epoch}:{reader}")
         items = self._shuffled(self._items(reader, readers), rng, [])
         for index, batch in enumerate(self._batches(items)):
             if index >= skip:
+                batch["stream_worker"] = torch.full_like(batch["scenario_key"], logical)
                 yield batch
 
     def _batches(

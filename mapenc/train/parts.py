@@ -48,11 +48,11 @@ class SampleStream(Protocol):
         """Start epoch ``epoch`` from its beginning."""
         ...
 
-    def state_dict(self) -> dict[str, int]:
+    def state_dict(self) -> dict[str, Any]:
         """Where the stream is (saved in checkpoints)."""
         ...
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Go on from a ``state_dict()``."""
         ...
 
