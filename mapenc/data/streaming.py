@@ -160,7 +160,11 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume at a ``state_dict()``: the next iteration skips the consumed batches."""
+        """Resume at a ``state_dict()``: the next iteration skips the consumed batches.
+        Raises ConfigError for a state without the fields of ``state_dict()``."""
+        missing = sorted({"epoch", "consumed_by_worker", "last_worker"} - set(state))
+        if missing:
+            raise ConfigError(f"not a StreamingSamples state_dict(): no {', '.join(missing)}")
         self.epoch = int(state["epoch"])
         self.consumed_by_worker = [int(n) for n in state["consumed_by_worker"]]
         self.consumed = sum(self.consumed_by_worker)
