@@ -73,6 +73,23 @@ def test_a_stopped_and_resumed_streamed_run_ends_bit_identical(tmp_path: Path) -
         trajectory.evaluate(straight, figures=0)
 
 
+def test_streamed_evaluation_equals_the_in_memory_one(tmp_path: Path) -> None:
+    run = trajectory.train(
+        streamed_config(store_shards(tmp_path / "train", 2, 1), max_steps=3), tmp_path / "run"
+    )
+    held_out = [str(p) for p in store_shards(tmp_path / "held", 2, 2, seed=7)]
+    in_memory = trajectory.evaluate(run, held_out, figures=0).to_dict()
+    streamed = trajectory.evaluate(run, held_out, stream=True).to_dict()
+    assert streamed.keys() == in_memory.keys()
+    for name in ("n", "scenes", "split", "zero_shot", "resampling", "ground_truth", "baselines"):
+        assert streamed[name] == in_memory[name], name
+    for metric, value in in_memory["model"].items():
+        assert streamed["model"][metric] == pytest.approx(value, abs=2e-4), metric
+    assert streamed["by_kind"].keys() == in_memory["by_kind"].keys()
+    with pytest.raises(ConfigError, match="split 'test' with stream"):
+        trajectory.evaluate(run, held_out, split="test", stream=True)
+
+
 PEAK_RSS_WRAPPER = (
     "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"

@@ -19,7 +19,7 @@ import time
 import typing
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +30,16 @@ from torch.utils.data import DataLoader, Dataset
 
 from mapenc.checks import check_memory
 from mapenc.data.context import ContextDataset
-from mapenc.data.traj_sources import data_sets_of
-from mapenc.data.trajectory import resampling
+from mapenc.data.traj_sources import data_sets_of, scene_names, shard_files
+from mapenc.data.trajectory import TrajSamples, concat_samples, extract_samples, resampling
 from mapenc.errors import ConfigError, DataError
 from mapenc.evaluation.baselines import CONSTANT_VELOCITY, baseline_forecasts
-from mapenc.evaluation.report import evaluation_report, score_per_sample, write_predictions
+from mapenc.evaluation.report import (
+    PerSample,
+    evaluation_report,
+    score_per_sample,
+    write_predictions,
+)
 from mapenc.experiments.trajectory_data import (
     CACHE_ENV,
     NGSIM_RASTER,
@@ -43,13 +48,17 @@ from mapenc.experiments.trajectory_data import (
     TRAJ_TASKS,
     SplitData,
     TrajExperimentConfig,
+    context_settings,
     default_cache_dir,
     load_split,
     make_experiment_config,
     polyline_spec,
     streamed_training_set,
 )
+from mapenc.maps import iter_scenarios
+from mapenc.maps.types import Scenario
 from mapenc.metrics import score_forecasts
+from mapenc.progress import progress_bar
 from mapenc.safeio import write_bytes_atomic
 from mapenc.train import check_model_fits, config_from_dict, count_parameters, fit
 from mapenc.train.checkpoint import (
@@ -359,6 +368,7 @@ def evaluate(
     predictions: str | os.PathLike[str] | None = None,
     versus: str | os.PathLike[str] | None = None,
     skip_bad: bool = False,
+    stream: bool = False,
 ) -> TrajEvaluation:
     """Scores of a trained run on ``split`` of ``data`` (default: the run's own data paths)
     beside the baselines, and PNGs of ``figures`` cases in ``run_dir/eval_<split>/``.
@@ -367,27 +377,41 @@ def evaluate(
     (zero-shot). ``versus`` is a second run (e.g. the no-map twin) scored on the same samples
     and compared by paired bootstrap. ``predictions`` writes the forecasts
     (``mapenc.evaluation.report.write_predictions``). ``skip_bad`` leaves out (and lists)
-    unreadable scene files.
+    unreadable scene files. With ``stream``, all of ``data`` (split "all", no split planner) is
+    read and scored one scenario at a time (``_evaluate_streamed``): no scenario, raster or
+    forecast is kept beyond its own, only each sample's trajectories and scores; no figures, and
+    no ``predictions`` or ``skip_bad``.
     """
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
     config, model = load_run(run_dir)
     default = default_split(config, data)
     split = split or default
+    versus_run = None
+    if versus is not None:
+        versus_run = load_run(versus)
+        if versus_run[0].task != config.task:
+            raise ConfigError(f"{versus}: trained for another task than {run_dir}")
+    if stream:
+        if split != "all":
+            raise ConfigError(
+                f"split {split!r} with stream: a stream scores all of its data (the split "
+                "planner needs every scenario in memory); give held-out data with --data"
+            )
+        if predictions is not None or skip_bad:
+            raise ConfigError(
+                "stream keeps no forecasts and reads every scene: no predictions "
+                "file and no skip_bad"
+            )
+        return _evaluate_streamed(config, model, versus_run, data or config.data, k, seed, default)
     part = load_split(config, split, data, progress=config.train.progress, skip_bad=skip_bad)
     samples, task = part.samples, config.task
     model.map_rasters = part.dataset.base.device_rasters
     forecasts, probabilities = predict(model, part.dataset, k, seed)
-    scored = score_per_sample(forecasts, samples, part.scenarios)
     baseline_pred = baseline_forecasts(samples, part.scenarios, task, k)
-    baselines = {
-        name: score_per_sample(f, samples, part.scenarios) for name, f in baseline_pred.items()
-    }
-    other = None
-    if versus is not None:
-        versus_config, versus_model = load_run(versus)
-        if versus_config.task != config.task:
-            raise ConfigError(f"{versus}: trained for another task than {run_dir}")
+    versus_forecasts = None
+    if versus_run is not None:
+        versus_config, versus_model = versus_run
         versus_part = load_split(
             versus_config, split, data or config.data, versus_config.train.progress, skip_bad
         )
@@ -395,17 +419,7 @@ def evaluate(
             raise DataError(f"{versus}: its samples of this data differ from {run_dir}'s")
         versus_model.map_rasters = versus_part.dataset.base.device_rasters
         versus_forecasts = predict(versus_model, versus_part.dataset, k, seed)[0]
-        other = score_per_sample(versus_forecasts, samples, part.scenarios)
-    report = evaluation_report(
-        scored,
-        baselines,
-        samples,
-        part.names,
-        dt=task.dt,
-        versus=other,
-        scene_sources=data_sets_of(part.scenarios, data or config.data),
-        seed=seed,
-    )
+    scores = _scores(samples, part.scenarios, forecasts, baseline_pred, versus_forecasts)
     if predictions is not None:
         write_predictions(
             predictions,
@@ -428,15 +442,166 @@ def evaluate(
             sorted(int(i) for i in chosen),
             folder,
         )
-    cv = baselines[CONSTANT_VELOCITY].means()
+    scenes = ScenesScored(
+        part.names,
+        data_sets_of(part.scenarios, data or config.data),
+        [resampling(sc, task).describe() for sc in part.scenarios],
+    )
+    written = str(predictions) if predictions is not None else ""
+    return _evaluation(
+        config, split, default, k, seed, samples, scores, scenes, drawn, written, part.skipped
+    )
+
+
+@dataclass
+class SampleScores:
+    """Per-sample scores of some samples: the model's, each baseline's, the versus run's (or
+    None) and the off-road share of the true futures (N,)."""
+
+    model: PerSample
+    baselines: dict[str, PerSample]
+    versus: PerSample | None
+    truth_offroad: NDArray[np.float64]
+
+
+@dataclass
+class ScenesScored:
+    """Per scene scored (in scenario-index order): its name, its data set and how its steps
+    became the task's (``resampling(...).describe()``)."""
+
+    names: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    resampling: list[str] = field(default_factory=list)
+
+
+def _scores(
+    samples: TrajSamples,
+    scenarios: Sequence[Scenario],
+    forecasts: NDArray[np.float64],
+    baseline_pred: dict[str, NDArray[np.float64]],
+    versus_forecasts: NDArray[np.float64] | None,
+) -> SampleScores:
+    """The SampleScores of ``samples`` (cut from ``scenarios``) given the (N, K, F, 2)
+    forecasts of the model, of each baseline and of the versus run."""
     truth = samples.future.astype(np.float64)[:, None]
+    return SampleScores(
+        model=score_per_sample(forecasts, samples, scenarios),
+        baselines={
+            name: score_per_sample(f, samples, scenarios) for name, f in baseline_pred.items()
+        },
+        versus=None
+        if versus_forecasts is None
+        else score_per_sample(versus_forecasts, samples, scenarios),
+        truth_offroad=score_per_sample(truth, samples, scenarios).offroad,
+    )
+
+
+def _concat_scores(parts: Sequence[SampleScores]) -> SampleScores:
+    """One SampleScores holding ``parts`` in order."""
+
+    def joined(scores: Sequence[PerSample]) -> PerSample:
+        return PerSample(
+            *(np.concatenate([getattr(p, f.name) for p in scores]) for f in fields(PerSample))
+        )
+
+    versus = [p.versus for p in parts if p.versus is not None]
+    return SampleScores(
+        model=joined([p.model for p in parts]),
+        baselines={name: joined([p.baselines[name] for p in parts]) for name in parts[0].baselines},
+        versus=joined(versus) if versus else None,
+        truth_offroad=np.concatenate([p.truth_offroad for p in parts]),
+    )
+
+
+def _evaluate_streamed(
+    config: TrajExperimentConfig,
+    model: TrajectoryCVAE,
+    versus_run: tuple[TrajExperimentConfig, TrajectoryCVAE] | None,
+    data: Sequence[str],
+    k: int,
+    seed: int,
+    default: str,
+) -> TrajEvaluation:
+    """``evaluate`` on all of ``data``, one scenario at a time: its samples' items made as in
+    training (``context_settings``), forecast, scored beside the baselines; then the report over
+    all samples. Forecasts equal the in-memory ones up to float rounding of other batch sizes
+    (and, with ``k`` above the model's modes, other draws of the extra modes)."""
+    task, paths = config.task, tuple(data)
+    scenarios = (sc for shard in shard_files(paths) for sc in iter_scenarios(shard))
+    bar = progress_bar(scenarios, desc="scenarios", enabled=config.train.progress, leave=False)
+    kept_samples: list[TrajSamples] = []
+    kept_scores: list[SampleScores] = []
+    scenes = ScenesScored()
+    for index, scenario in enumerate(bar):
+        scenes.names += scene_names([scenario], paths)
+        scenes.sources += data_sets_of([scenario], paths)
+        scenes.resampling.append(resampling(scenario, task).describe())
+        samples = extract_samples(scenario, task)
+        if not len(samples):
+            continue
+        forecasts = _forecasts_of_scene(config, model, samples, scenario, k, seed)
+        versus_forecasts = None
+        if versus_run is not None:
+            versus_forecasts = _forecasts_of_scene(*versus_run, samples, scenario, k, seed)
+        baseline_pred = baseline_forecasts(samples, [scenario], task, k)
+        kept_scores.append(_scores(samples, [scenario], forecasts, baseline_pred, versus_forecasts))
+        kept_samples.append(
+            dataclasses.replace(samples, scenario_index=np.full(len(samples), index))
+        )
+    if not kept_samples:
+        raise DataError(f"no sample in the scenarios of {', '.join(paths)}")
+    samples, scores = concat_samples(kept_samples), _concat_scores(kept_scores)
+    return _evaluation(config, "all", default, k, seed, samples, scores, scenes, [])
+
+
+def _forecasts_of_scene(
+    config: TrajExperimentConfig,
+    model: TrajectoryCVAE,
+    samples: TrajSamples,
+    scenario: Scenario,
+    k: int,
+    seed: int,
+) -> NDArray[np.float64]:
+    """(N, k, F, 2) forecasts of the run (``config``, ``model``) for one scenario's samples."""
+    dataset = context_settings(config).dataset(samples, [scenario])
+    model.map_rasters = dataset.base.device_rasters
+    return predict(model, dataset, k, seed)[0]
+
+
+def _evaluation(
+    config: TrajExperimentConfig,
+    split: str,
+    default: str,
+    k: int,
+    seed: int,
+    samples: TrajSamples,
+    scores: SampleScores,
+    scenes: ScenesScored,
+    figures: list[str],
+    predictions: str = "",
+    skipped: dict[str, str] | None = None,
+) -> TrajEvaluation:
+    """The TrajEvaluation of ``scores`` of ``samples`` (their scenario indices into ``scenes``)
+    on ``split`` (``default``: the split that was the default), with the ``figures`` drawn, the
+    ``predictions`` file written ("" for none) and the scene files ``skipped``."""
+    report = evaluation_report(
+        scores.model,
+        scores.baselines,
+        samples,
+        scenes.names,
+        dt=config.task.dt,
+        versus=scores.versus,
+        scene_sources=scenes.sources,
+        seed=seed,
+    )
+    cv = scores.baselines[CONSTANT_VELOCITY].means()
     return TrajEvaluation(
         n=len(samples),
-        scenes=len(part.scenarios),
+        scenes=len(scenes.names),
         k=k,
         split=split,
         zero_shot=split == "all" and default == "all",
-        task=dataclasses.asdict(task),
+        task=dataclasses.asdict(config.task),
         model=report["model"],
         baselines=report["baselines"],
         model_minus_baseline=report["model_minus_baseline"],
@@ -445,7 +610,7 @@ def evaluate(
         by_motion=report["by_motion"],
         by_trajectory_type=report["by_trajectory_type"],
         by_source=report["by_source"],
-        resampling=dict(Counter(resampling(sc, task).describe() for sc in part.scenarios)),
+        resampling=dict(Counter(scenes.resampling)),
         constant_velocity={
             "variant": CONSTANT_VELOCITY,
             "ADE": cv["minADE"],
@@ -453,16 +618,12 @@ def evaluate(
             "miss_rate": cv["miss_rate"],
             "offroad_rate": cv["offroad_rate"],
         },
-        ground_truth={
-            "offroad_rate": round(
-                float(score_per_sample(truth, samples, part.scenarios).offroad.mean()), 4
-            )
-        },
+        ground_truth={"offroad_rate": round(float(scores.truth_offroad.mean()), 4)},
         versus=report.get("versus"),
         model_minus_versus=report.get("model_minus_versus"),
-        figures=drawn,
-        predictions=str(predictions) if predictions is not None else "",
-        skipped=part.skipped,
+        figures=figures,
+        predictions=predictions,
+        skipped=skipped,
     )
 
 
