@@ -121,41 +121,38 @@ def test_streamed_training_peak_memory_does_not_grow_with_the_number_of_shards(
     assert four <= 1.10 * one, (one, four)
 
 
-@pytest.mark.slow
-def test_two_torchrun_ranks_train_on_their_own_shards(tmp_path: Path) -> None:
-    shards = store_shards(tmp_path / "shards", 4, 1)
-    run = tmp_path / "run"
+def torchrun_train(shards: list[Path], run: Path, *flags: str) -> None:
+    """A streamed train-traj of ``shards`` into ``run`` under torchrun: two CPU ranks (gloo),
+    two DataLoader workers each."""
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    train = ["-m", "mapenc", "train-traj", "--data", *map(str, shards), "--stream"]
+    train += ["--num-workers", "2", "--batch-size", "16", "--raster-size", "48", "48"]
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "mapenc",
-            "train-traj",
-            "--data",
-            *map(str, shards),
-            "--stream",
-            "--epochs",
-            "1",
-            "--raster-size",
-            "48",
-            "48",
-            "--no-progress",
-            "--out",
-            str(run),
-        ],
+        [*launch, *train, "--no-progress", "--out", str(run), *flags],
         capture_output=True,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""},
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    streamed = json.loads((run / "training.json").read_text())["streamed"]
+
+
+@pytest.mark.slow
+def test_two_torchrun_ranks_train_on_their_own_shards_and_resume_exactly(tmp_path: Path) -> None:
+    shards = store_shards(tmp_path / "shards", 4, 1)
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    torchrun_train(shards, straight, "--epochs", "1")
+    streamed = json.loads((straight / "training.json").read_text())["streamed"]
     # Rank 0 (the one that writes) read scenarios of its own shards only: fewer than all.
     config = streamed_config(shards)
     own = StreamingSamples(shards, config.task, config.raster, seed=config.train.seed)
     own_scenarios = sum(1 for shard in own.shards_of(0, 2) for _ in iter_scenarios(shard))
     assert 0 < streamed["epoch_scenarios"] <= own_scenarios < len(shards)
+    # Stopped after 3 steps, resumed to the end of the epoch: rank 0's weights as uninterrupted.
+    torchrun_train(shards, split, "--epochs", "1", "--max-steps", "3")
+    torchrun_train(shards, split, "--epochs", "1", "--resume")
+    want = load_checkpoint(straight / "checkpoint.pt")
+    got = load_checkpoint(split / "checkpoint.pt")
+    assert got["step"] == want["step"] > 3
+    for name, value in want["model"].items():
+        assert torch.equal(got["model"][name], value), f"{name} differs after stop + resume"

@@ -15,7 +15,8 @@ out). Logs and the progress bar then also give the scenarios and samples of the 
 
 Files in ``out_dir`` (written by rank 0 only):
 - ``config.json``: the training config and every config passed in ``saved_configs``;
-- ``checkpoint.pt``: model and optimiser ``state_dict``, epoch, step, RNG state (the last one);
+- ``checkpoint.pt``: model and optimiser ``state_dict``, epoch, step, RNG state (the last one;
+  under torchrun every rank's, and a stream's position);
 - ``train_log.csv``: one row per ``log_every_steps`` steps (means over those steps);
 - ``epochs.csv``: one row per epoch (training means plus whatever ``evaluate`` returned).
 """
@@ -48,7 +49,13 @@ from mapenc.train.checkpoint import (
     write_json,
 )
 from mapenc.train.config import TrainConfig, config_to_dict
-from mapenc.train.distributed import DistContext, all_reduce_sum, barrier, init_distributed
+from mapenc.train.distributed import (
+    DistContext,
+    all_reduce_sum,
+    barrier,
+    gather_objects,
+    init_distributed,
+)
 from mapenc.train.logs import EPOCH_LOG_NAME, TRAIN_LOG_NAME, CsvLog, RunningMeans, TensorBoardLog
 from mapenc.train.parts import (  # the loop's pieces, importable from here as before
     CHECKPOINT_KEYS,
@@ -140,6 +147,7 @@ class Trainer:
         self.optimizer = build_optimizer(model.parameters(), config)
         self.epoch, self.samples_in_epoch, self.step, self.seconds_before = 0, 0, 0, 0.0
         self.saved_at_step = -1
+        self.random_state_resumed = False
         self.started = self.log_started = time.monotonic()
         self.samples_since_log = 0
         self.step_means, self.epoch_means = RunningMeans(), RunningMeans()
@@ -184,9 +192,21 @@ class Trainer:
                 "training set"
             )
         if self.stream is not None:
-            self.stream.load_state_dict(state["stream"])
-        if self.context.is_main:
+            positions = state["stream"]
+            if len(positions) != self.context.world_size:
+                raise TrainingError(
+                    f"{self.checkpoint_path}: holds the stream positions of {len(positions)} "
+                    f"ranks; this run has {self.context.world_size}"
+                )
+            self.stream.load_state_dict(positions[self.context.rank])
+        # Every rank's random state under torchrun (checkpoints of earlier versions: rank 0's).
+        by_rank = state.get("rng_by_rank")
+        if by_rank is not None and len(by_rank) == self.context.world_size:
+            set_rng_state(by_rank[self.context.rank])
+            self.random_state_resumed = True
+        elif self.context.is_main:
             set_rng_state(state["rng"])
+            self.random_state_resumed = True
         LOG.info(
             "resuming %s at epoch %d, step %d", self.checkpoint_path, self.epoch + 1, self.step
         )
@@ -205,8 +225,8 @@ class Trainer:
     def _run(self, resume: bool, saved_configs: Mapping[str, Any] | None) -> FitResult:
         """``run`` once the run folder is held."""
         resumed = resume and self.resume()
-        if not (resumed and self.context.is_main):
-            # A fresh run, or a rank whose RNG stream rank 0's checkpoint does not hold.
+        if not (resumed and self.random_state_resumed):
+            # A fresh run, or a rank whose RNG stream the checkpoint does not hold.
             torch.manual_seed(self.config.seed * 1_000_003 + 7_919 * self.context.rank + self.step)
         if self.context.is_main:
             if not resumed:
@@ -444,8 +464,16 @@ class Trainer:
         return means
 
     def _checkpoint(self) -> None:
-        """Write ``checkpoint.pt`` atomically (rank 0 only)."""
+        """Write ``checkpoint.pt`` atomically (rank 0 only; under torchrun every rank's random
+        state under ``rng_by_rank``, with a stream every rank's position under ``stream``, lists
+        by rank)."""
         self.saved_at_step = self.step
+        # Every rank's random state and stream position (their workers may run out of shards at
+        # different batches), so that each rank resumes as it was.
+        random_states = gather_objects(rng_state(), self.context)
+        positions = None
+        if self.stream is not None:
+            positions = gather_objects(self.stream.state_dict(), self.context)
         if not self.context.is_main:
             return
         state = {
@@ -455,12 +483,13 @@ class Trainer:
             "samples_in_epoch": self.samples_in_epoch,
             "step": self.step,
             "seconds": self.seconds(),
-            "rng": rng_state(),
+            "rng": random_states[0],
             "train_config": config_to_dict(self.config),
         }
-        if self.stream is not None:
-            # Every rank has consumed as many batches as rank 0: its position serves them all.
-            state["stream"] = self.stream.state_dict()
+        if self.context.distributed:
+            state["rng_by_rank"] = random_states
+        if positions is not None:
+            state["stream"] = positions
         save_checkpoint(self.checkpoint_path, state)
 
 
