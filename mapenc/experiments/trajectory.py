@@ -112,9 +112,9 @@ def train(
     ``epochs``, ``train_seconds`` and ``stopped`` (why training ended); a streamed run
     (``config.stream``), whose number of samples is not known beforehand, holds ``streamed``
     instead of ``train_samples``: ``shards``, the ``epoch`` it ended in and the
-    ``epoch_scenarios`` and ``epoch_samples`` consumed of it (since the last start or resume). The run folder is claimed
-    (``mapenc.train.run_folder``: locked; a used one refused without ``resume``/``overwrite``)
-    before any scene is read.
+    ``epoch_scenarios`` and ``epoch_samples`` consumed of it (since the last start or resume).
+    The run folder is claimed (``mapenc.train.run_folder``: locked; a used one refused without
+    ``resume``/``overwrite``) before any scene is read.
     """
     with claim_run_folder(run_dir, resume, overwrite):
         return _train(config, Path(run_dir), resume)

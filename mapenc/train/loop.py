@@ -186,10 +186,11 @@ class Trainer:
         self.step, self.seconds_before = int(state["step"]), float(state["seconds"])
         self.saved_at_step = self.step
         if (self.stream is None) != ("stream" not in state):
-            written, now = ("an indexed", "a stream") if self.stream else ("a streamed", "indexed")
+            kinds = ("an indexed", "a streamed")
+            written, now = kinds if self.stream is not None else kinds[::-1]
             raise TrainingError(
-                f"{self.checkpoint_path}: written by {written} run; this run reads {now} "
-                "training set"
+                f"{self.checkpoint_path}: written by a run on {written} training set; this run "
+                f"trains on {now} one"
             )
         if self.stream is not None:
             positions = state["stream"]
@@ -289,6 +290,7 @@ class Trainer:
         )
         self.model.train()
         stopped: StopReason | None = None
+        from_start = self.samples_in_epoch == 0
         for batch in bar:
             stopped = self._train_step(batch, size_of(batch))
             if self.stream is not None:
@@ -302,6 +304,8 @@ class Trainer:
             if stopped is not None:
                 break
         bar.close()
+        if from_start and self.samples_in_epoch == 0:
+            raise TrainingError(f"the training set gave no batch in epoch {self.epoch + 1}")
         return stopped
 
     def _loader_settings(self) -> dict[str, Any]:
@@ -419,9 +423,9 @@ class Trainer:
         completed). The epoch stays open and the random state is put back: a
         resumed run goes on from here as if this evaluation had not been made (the run's last
         checkpoint, written after this, holds the random state of its last step)."""
-        done = self.samples_in_epoch * self.context.world_size / max(self.num_samples, 1)
-        if self.stream is not None:
-            done = 0.0
+        done = 0.0
+        if self.stream is None:
+            done = self.samples_in_epoch * self.context.world_size / self.num_samples
         random_state = rng_state()
         metrics = self._evaluate_and_log(round(self.epoch + min(done, 1.0), 3))
         set_rng_state(random_state)
