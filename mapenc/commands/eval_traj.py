@@ -10,7 +10,8 @@ and turning agents: every method's scores and the differences with their interva
 defaults to test on the data the run was trained on and to all of any other data (zero-shot;
 ``"zero_shot": true`` in the JSON). The JSON goes to ``--out`` (default
 ``DIR/eval_<split>.json``), PNGs of sampled cases to ``DIR/eval_<split>/``, and with
-``--predictions`` the forecasts to an ``.npz`` for rescoring. A table of minFDE for all agents,
+``--predictions`` the forecasts to an ``.npz`` for rescoring. ``--stream`` scores all of the data
+one scenario at a time (memory bounded by a scenario, whatever the data's size). A table of minFDE for all agents,
 then the moving, turning and each type's, beside the kinematic baseline and the versus run, goes
 to stderr.
 """
@@ -51,6 +52,8 @@ class EvalTrajConfig:
         predictions: where to write the forecasts (.npz).
         out: where to write the JSON (default DIR/eval_<split>.json).
         skip_bad: leave out scene files that cannot be read, listed under "skipped" in the JSON.
+        stream: score all of the data one scenario at a time, never holding the data set (no
+            split planner: split all; no figures, predictions or skip_bad).
     """
 
     run_dir: Path
@@ -63,6 +66,7 @@ class EvalTrajConfig:
     predictions: Path | None = None
     out: Path | None = None
     skip_bad: bool = False
+    stream: bool = False
 
     def __post_init__(self) -> None:
         (
@@ -106,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         predictions=config.predictions,
         versus=config.versus,
         skip_bad=config.skip_bad,
+        stream=config.stream,
     )
     report = result.to_dict()
     text = json.dumps(report, indent=2)

@@ -2,7 +2,8 @@
 
 One flag per field of ``mapenc.experiments.trajectory.TrajExperimentConfig`` (saved as
 ``config.json`` beside the checkpoint); prints a JSON summary: samples, parameters, steps,
-seconds, why training stopped.
+seconds, why training stopped. With ``--stream`` the training data is read from its shards as
+training goes (all of it is trained on; ``--val-data`` gives the held-out data for selection).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ FLAGS = ConfigFlags(
     TrajExperimentConfig(),
     (
         Flag("data", required=True, metavar="PATH"),
+        Flag("val_data", metavar="PATH"),
         Flag("split", choices=(*SPLITS, "all")),
         Flag("task", presets=TRAJ_TASKS, help="ngsim: 1 s -> 3 s at 10 Hz; av2: 5 s -> 6 s"),
         Flag("raster.size_px", ("--raster-size",), metavar=("H", "W")),

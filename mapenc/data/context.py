@@ -12,12 +12,16 @@ and the anchors it predicts residuals around.
   rest (the model's standing mode) and the others are the first ``modes - 1`` of those.
 
 ``ContextDataset`` wraps a ``TrajectoryDataset`` and adds the items ``kind`` () int64,
-``neighbours`` (M, 5) float32 and ``anchors`` (K, F, 2) float32.
+``neighbours`` (M, 5) float32 and ``anchors`` (K, F, 2) float32. ``ContextSettings.dataset``
+builds both from samples and their scenarios: for a whole split in memory, or for one streamed
+scenario at a time (``mapenc.data.streaming``), the same way.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -36,7 +40,10 @@ from mapenc.data.traj_dataset import TrajectoryDataset
 from mapenc.data.trajectory import TrajSamples, TrajTask
 from mapenc.errors import ConfigError
 from mapenc.geometry import inverse_transform_points, rotate_vectors
+from mapenc.maps.polylines import PolylineSpec
 from mapenc.maps.types import Scenario
+from mapenc.raster import RasterSpec
+from mapenc.raster.rasterizer import Mode
 
 KIND_GROUPS: dict[str, tuple[str, ...]] = {
     "vehicle": ("vehicle", "car", "truck", "bus", "taxi"),
@@ -158,3 +165,58 @@ class ContextDataset(Dataset[dict[str, torch.Tensor]]):
         item["neighbours"] = self.neighbours[index]
         item["anchors"] = self.anchors[index]
         return item
+
+
+@dataclass(frozen=True)
+class ContextSettings:
+    """Everything that turns samples into ``ContextDataset`` items besides the samples and their
+    scenarios.
+
+    Attributes:
+        spec: raster size and layers.
+        task: the task the samples were cut for.
+        mode: Rasterizer mode (``TrajectoryDataset``).
+        modes: anchors per sample.
+        anchors: "lane" or "kinematic" (module docstring).
+        max_neighbours: neighbour rows per sample.
+        standing: mode 0 at rest.
+        polylines: also give each sample its map polylines, cut and windowed by this spec.
+    """
+
+    spec: RasterSpec
+    task: TrajTask
+    mode: Mode
+    modes: int
+    anchors: AnchorKind
+    max_neighbours: int
+    standing: bool = False
+    polylines: PolylineSpec | None = None
+
+    def dataset(
+        self,
+        samples: TrajSamples,
+        scenarios: Sequence[Scenario],
+        cache_dir: str | os.PathLike[str] | None = None,
+        progress: bool = False,
+    ) -> ContextDataset:
+        """The ContextDataset of ``samples`` (cut from ``scenarios``); rasters cached in
+        ``cache_dir``, or drawn into memory when it is None."""
+        base = TrajectoryDataset(
+            samples,
+            scenarios,
+            self.spec,
+            self.task,
+            cache_dir,
+            mode=self.mode,
+            progress=progress,
+            polylines=self.polylines,
+        )
+        return ContextDataset(
+            base,
+            scenarios,
+            self.task,
+            self.modes,
+            self.anchors,
+            self.max_neighbours,
+            self.standing,
+        )

@@ -11,42 +11,52 @@ reads). Per epoch:
   initialised, DataLoader worker from ``get_worker_info``): every scenario is read by exactly one
   reader, and the readers' scenarios together are all of them;
 - each reader reads its shards one scenario at a time, cuts the scenario's samples
-  (``extract_samples``), rasterizes them (one ``Rasterizer`` per scenario) and passes them through
+  (``extract_samples``), makes their items with the in-memory datasets on that one scenario
+  (``dataset_of``: a ``TrajectoryDataset`` by default, ``ContextSettings.dataset`` for what the
+  trajectory model trains on; rasters drawn into memory, no cache file) and passes them through
   a shuffle buffer of ``shuffle_buffer`` samples drawn from ``(seed, epoch, reader)``.
 
 Items are whole batches of ``batch_size`` samples (use ``DataLoader(dataset, batch_size=None,
-num_workers=W)``): the DataLoader hands out its workers' batches in turn, so the stream of a rank
-is a fixed function of (seed, epoch, ranks, workers). ``state_dict()`` / ``load_state_dict()``
-carry the epoch and the batches the rank has consumed (``mark_consumed``), and a resumed stream
-skips exactly those, so a killed run resumes where it was (while every worker still has batches
-to give; the turn-taking changes once a worker's shards are done). ``progress`` counts the
+num_workers=W)``): the DataLoader hands out its workers' batches in turn (passing over workers
+that have none left), so the stream of a rank is a fixed function of (seed, epoch, ranks,
+workers). ``state_dict()`` / ``load_state_dict()`` carry the epoch, the batches the rank has
+consumed of each worker (``mark_consumed``; each batch names its worker) and the worker of the
+last one; a resumed stream (with the same number of workers) skips exactly those and takes up
+the turns after that worker, so a killed run resumes where it was. ``progress`` counts the
 scenarios and samples of the batches handed to ``mark_consumed`` (in the training process,
 whatever the number of workers).
 
-A batch is the dict of ``TrajectoryDataset`` items stacked (``past`` (B, P, 2), ``past_heading``,
-``velocity``, ``future``, ``raster`` (B, C, H, W)) plus ``scenario_key`` (B,) int64, a stable hash
-of each sample's scenario id or source (for checks that the ranks read disjoint scenarios).
+A batch is the dict of the dataset's items stacked (by default the ``TrajectoryDataset`` ones:
+``past`` (B, P, 2), ``past_heading``, ``velocity``, ``future``, ``raster`` (B, C, H, W)), each
+sample's item equal to the one of the same sample in the in-memory dataset, except that its
+``index`` (a position in a data set the stream never holds) is replaced by ``scenario_key`` (B,)
+int64, a stable hash of each sample's scenario id or source (for checks that the ranks read
+disjoint scenarios); ``stream_worker`` (B,) int64 is the (logical) DataLoader worker that made
+the batch, for ``mark_consumed``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from mapenc.data.raster_cache import _rasterize_into as rasterize_into
-from mapenc.data.traj_dataset import uint8_decoding
-from mapenc.data.trajectory import TrajTask, extract_samples
+from mapenc.data.traj_dataset import TrajectoryDataset
+from mapenc.data.trajectory import TrajSamples, TrajTask, extract_samples
 from mapenc.errors import ConfigError
 from mapenc.maps import Scenario, iter_scenarios
 from mapenc.raster import RasterSpec
 from mapenc.raster.rasterizer import Mode
+
+# The dataset of one scenario's samples: (samples, [scenario]) -> items.
+ScenarioItems = Callable[[TrajSamples, Sequence[Scenario]], Dataset[dict[str, torch.Tensor]]]
 
 
 @dataclass
@@ -88,11 +98,14 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
     Args:
         shards: shard files (or any paths ``iter_scenarios`` reads), at least one.
         task: how samples are cut from a scenario.
-        spec: raster size and layers.
-        mode: Rasterizer mode ("exact", "fast" or "auto"; not "torch").
+        spec: raster size and layers of the default items.
+        mode: Rasterizer mode of the default items ("exact", "fast" or "auto"; not "torch").
         batch_size: samples per batch.
         seed: seed of the shard order and the shuffle buffers.
         shuffle_buffer: samples held for shuffling (1: the stream's own order).
+        dataset_of: the items of one scenario's samples (default: the ``TrajectoryDataset`` of
+            ``spec`` and ``mode``, rasters in memory); it must rasterize on the CPU and pickle
+            (DataLoader workers).
     """
 
     def __init__(
@@ -104,6 +117,7 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
         batch_size: int = 64,
         seed: int = 0,
         shuffle_buffer: int = 1024,
+        dataset_of: ScenarioItems | None = None,
     ) -> None:
         if not shards:
             raise ConfigError("StreamingSamples needs at least one shard")
@@ -122,25 +136,49 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
         self.shuffle_buffer = shuffle_buffer
         self.epoch = 0
         self.consumed = 0  # batches of this epoch this rank has handed to training
+        self.consumed_by_worker: list[int] = []  # of them, those of each (logical) worker
+        self.last_worker = -1  # the worker of the last one (-1: none yet)
         self.progress = StreamProgress()
-        self._scale, self._offset = uint8_decoding(spec)
+        self.dataset_of = dataset_of or functools.partial(
+            TrajectoryDataset, spec=spec, task=task, cache_dir=None, mode=mode, progress=False
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` (a new shard order and shuffle) from its beginning."""
-        self.epoch, self.consumed, self.progress = epoch, 0, StreamProgress()
+        self.load_state_dict({"epoch": epoch, "consumed_by_worker": [], "last_worker": -1})
+        self.progress = StreamProgress()
 
-    def state_dict(self) -> dict[str, int]:
-        """Where the rank's stream is: ``epoch`` and ``consumed`` batches of that epoch."""
-        return {"epoch": self.epoch, "consumed": self.consumed}
+    def state_dict(self) -> dict[str, Any]:
+        """Where the rank's stream is: ``epoch``, the batches of that epoch ``consumed`` in all
+        and by each worker (``consumed_by_worker``), and the worker of the last (``last_worker``,
+        -1 before the first)."""
+        return {
+            "epoch": self.epoch,
+            "consumed": self.consumed,
+            "consumed_by_worker": list(self.consumed_by_worker),
+            "last_worker": self.last_worker,
+        }
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Resume at a ``state_dict()``: the next iteration skips the consumed batches."""
-        self.epoch, self.consumed = int(state["epoch"]), int(state["consumed"])
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume at a ``state_dict()``: the next iteration skips the consumed batches.
+        Raises ConfigError for a state without the fields of ``state_dict()``."""
+        missing = sorted({"epoch", "consumed_by_worker", "last_worker"} - set(state))
+        if missing:
+            raise ConfigError(f"not a StreamingSamples state_dict(): no {', '.join(missing)}")
+        self.epoch = int(state["epoch"])
+        self.consumed_by_worker = [int(n) for n in state["consumed_by_worker"]]
+        self.consumed = sum(self.consumed_by_worker)
+        self.last_worker = int(state["last_worker"])
 
     def mark_consumed(self, batch: dict[str, torch.Tensor]) -> None:
         """Record that training used ``batch``, the next batch of this epoch (and count it in
         ``progress``)."""
+        worker = int(batch["stream_worker"][0])
+        missing = worker + 1 - len(self.consumed_by_worker)
+        self.consumed_by_worker.extend([0] * max(missing, 0))
+        self.consumed_by_worker[worker] += 1
         self.consumed += 1
+        self.last_worker = worker
         self.progress.add(batch)
 
     def shards_of(self, reader: int, readers: int) -> list[Path]:
@@ -151,17 +189,24 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         rank, ranks, worker, workers = _place()
-        # The DataLoader takes its workers' batches in turn from worker 0. After ``consumed``
-        # batches the next one is logical worker ``consumed % workers``'s: worker w plays the
-        # logical worker (w + consumed) % workers, whose share of the consumed batches is every
-        # workers-th one from its own position.
-        logical = (worker + self.consumed) % workers
-        skip = len(range(logical, self.consumed, workers))
+        if len(self.consumed_by_worker) > workers:
+            raise ConfigError(
+                f"the stream was consumed by {len(self.consumed_by_worker)} DataLoader workers "
+                f"or more; it cannot go on with {workers}"
+            )
+        # The DataLoader takes its workers' batches in turn from worker 0, passing over workers
+        # that have none left. The turn after the last consumed batch is the next worker's:
+        # worker w plays the logical worker (w + last_worker + 1) % workers and skips the
+        # batches of that worker already consumed.
+        logical = (worker + self.last_worker + 1) % workers
+        by_worker = self.consumed_by_worker
+        skip = by_worker[logical] if logical < len(by_worker) else 0
         reader, readers = rank * workers + logical, ranks * workers
         rng = random.Random(f"{self.seed}:{self.epoch}:{reader}")
         items = self._shuffled(self._items(reader, readers), rng, [])
         for index, batch in enumerate(self._batches(items)):
             if index >= skip:
+                batch["stream_worker"] = torch.full_like(batch["scenario_key"], logical)
                 yield batch
 
     def _batches(
@@ -203,18 +248,14 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
                 yield from self._scenario_items(scenario)
 
     def _scenario_items(self, scenario: Scenario) -> Iterator[dict[str, torch.Tensor]]:
+        """The items of the scenario's samples (none when it has no sample)."""
         samples = extract_samples(scenario, self.task)
         if not len(samples):
             return
-        rasters = np.empty((len(samples), self.spec.num_channels, *self.spec.size_px), np.uint8)
-        rasterize_into(rasters, samples, [scenario], self.spec, self.mode, progress=False)
+        dataset = self.dataset_of(samples, [scenario])
         key = torch.tensor(scenario_key(scenario), dtype=torch.int64)
         for i in range(len(samples)):
-            yield {
-                "past": torch.from_numpy(samples.past[i]),
-                "past_heading": torch.from_numpy(samples.past_heading[i]),
-                "velocity": torch.from_numpy(samples.velocity[i]),
-                "future": torch.from_numpy(samples.future[i]),
-                "raster": torch.from_numpy(rasters[i]).float() * self._scale + self._offset,
-                "scenario_key": key,
-            }
+            item = dataset[i]
+            del item["index"]
+            item["scenario_key"] = key
+            yield item

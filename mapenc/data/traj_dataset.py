@@ -3,6 +3,8 @@
 The rasters of every sample are drawn once into a verified cache file (``mapenc.data.raster_cache``:
 keyed by the content of the scenarios, the samples, the spec, the task and the Rasterizer mode),
 so a later run (or epoch, or worker) with the same data reads the file instead of rasterizing.
+Without a cache folder the rasters are drawn into memory instead (a streamed scenario's samples,
+used once).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from numpy.typing import NDArray
 from torch.utils.data import Dataset
 
 from mapenc.data.device_rasters import SceneRasterizers
+from mapenc.data.raster_cache import _rasterize_into as rasterize_into
 from mapenc.data.raster_cache import cached_rasters, raster_cache_key
 from mapenc.data.trajectory import TrajSamples, TrajTask
 from mapenc.errors import ConfigError, DataError
@@ -74,7 +77,8 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         scenarios: the scenarios ``samples.scenario_index`` points into (their maps are drawn).
         spec: raster size and layers.
         task: the task the samples were cut for (part of the cache key).
-        cache_dir: folder of the memmap cache (created when missing).
+        cache_dir: folder of the memmap cache (created when missing); None: the rasters are
+            drawn into memory, no file is written.
         mode: Rasterizer mode: "exact" or "fast" build the cache, "torch" draws per batch.
         progress: show a progress bar while rasterizing.
         polylines: also give each sample its map polylines, cut and windowed by this spec.
@@ -86,7 +90,7 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         scenarios: Sequence[Scenario],
         spec: RasterSpec,
         task: TrajTask,
-        cache_dir: str | os.PathLike[str],
+        cache_dir: str | os.PathLike[str] | None,
         mode: Mode = "fast",
         progress: bool = True,
         polylines: PolylineSpec | None = None,
@@ -99,18 +103,21 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
         self.mode = mode
         self.device_rasters: SceneRasterizers | None = None
         self.cache_path: Path | None = None
+        self._rasters: NDArray[np.uint8] | None = None
         if mode == "torch":
             if any(LAYERS[name].from_scenario for name in spec.layers):
                 raise ConfigError(
                     "raster mode 'torch' draws map layers only; drop the scene layers"
                 )
             self.device_rasters = SceneRasterizers(scenarios, spec)
+        elif cache_dir is None:
+            self._rasters = np.empty(self.shape, dtype=np.uint8)
+            rasterize_into(self._rasters, samples, scenarios, spec, mode, progress)
         else:
             self.cache_path = cached_rasters(
                 Path(cache_dir), samples, scenarios, spec, task, mode, progress
             )
         self._scale, self._offset = uint8_decoding(spec)
-        self._rasters: NDArray[np.uint8] | None = None
         self.polylines = agent_polylines(samples, scenarios, polylines) if polylines else None
 
     def __len__(self) -> int:
@@ -119,15 +126,17 @@ class TrajectoryDataset(Dataset[dict[str, torch.Tensor]]):
     def __getstate__(self) -> dict[str, Any]:
         # Workers reopen the memmap themselves instead of receiving a pickled copy of it.
         state = self.__dict__.copy()
-        state["_rasters"] = None
+        if self.cache_path is not None:
+            state["_rasters"] = None
         return state
 
     @property
     def rasters(self) -> NDArray[np.uint8]:
-        """(N, C, H, W) uint8, memory-mapped read-only (opened on first use in each process)."""
-        if self.cache_path is None:
-            raise ConfigError("raster mode 'torch' keeps no rasters; use uint8_raster(index)")
+        """(N, C, H, W) uint8: memory-mapped read-only (opened on first use in each process), or
+        in memory without a cache folder."""
         if self._rasters is None:
+            if self.cache_path is None:
+                raise ConfigError("raster mode 'torch' keeps no rasters; use uint8_raster(index)")
             self._rasters = np.memmap(self.cache_path, dtype=np.uint8, mode="r", shape=self.shape)
         return self._rasters
 

@@ -65,6 +65,10 @@ def _scene_files(path: Path, visited: set[Path] | None = None) -> Iterator[Path]
             yield child
 
 
+def _is_synthetic(spec: str) -> bool:
+    return spec == SYNTHETIC_PREFIX or spec.startswith(SYNTHETIC_PREFIX + ":")
+
+
 def _synthetic(spec: str) -> list[Scenario]:
     """``synthetic`` or ``synthetic:N`` -> N scenes of the embedded synthetic town (seed 0)."""
     from mapenc.maps.synthetic import make_scenarios
@@ -115,7 +119,7 @@ def load_scenarios(paths: Sequence[str], skipped: dict[str, str] | None = None) 
     """
     scenarios: list[Scenario] = []
     for spec in paths:
-        if spec == SYNTHETIC_PREFIX or spec.startswith(SYNTHETIC_PREFIX + ":"):
+        if _is_synthetic(spec):
             scenarios.extend(_synthetic(spec))
             continue
         path = Path(spec)
@@ -136,6 +140,27 @@ def load_scenarios(paths: Sequence[str], skipped: dict[str, str] | None = None) 
             )
         scenarios.extend(found)
     return scenarios
+
+
+def shard_files(paths: Sequence[str]) -> list[Path]:
+    """The scene files and folders under ``paths`` (folders searched as by ``load_scenarios``),
+    each one a shard of a stream (``mapenc.data.streaming``): a Waymo or scenario-store shard, a
+    scene file or folder. Raises ConfigError for synthetic data (nothing on disk to stream; write
+    it to a store shard), DataError for a missing path or one that holds no scene."""
+    shards: list[Path] = []
+    for spec in paths:
+        if _is_synthetic(spec):
+            raise ConfigError(
+                f"data path {spec!r}: synthetic scenes are made in memory and cannot be streamed"
+            )
+        path = Path(spec)
+        if not path.exists():
+            raise DataError(f"{path}: no such file or folder")
+        found = list(_scene_files(path))
+        if not found:
+            raise DataError(f"{path}: no scene file or shard to stream")
+        shards.extend(found)
+    return shards
 
 
 def scene_names(scenarios: Sequence[Scenario], paths: Sequence[str]) -> list[str]:

@@ -19,22 +19,27 @@ import time
 import typing
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from mapenc.checks import check_memory
 from mapenc.data.context import ContextDataset
-from mapenc.data.traj_sources import data_sets_of
-from mapenc.data.trajectory import resampling
+from mapenc.data.traj_sources import data_sets_of, scene_names, shard_files
+from mapenc.data.trajectory import TrajSamples, concat_samples, extract_samples, resampling
 from mapenc.errors import ConfigError, DataError
 from mapenc.evaluation.baselines import CONSTANT_VELOCITY, baseline_forecasts
-from mapenc.evaluation.report import evaluation_report, score_per_sample, write_predictions
+from mapenc.evaluation.report import (
+    PerSample,
+    evaluation_report,
+    score_per_sample,
+    write_predictions,
+)
 from mapenc.experiments.trajectory_data import (
     CACHE_ENV,
     NGSIM_RASTER,
@@ -43,12 +48,17 @@ from mapenc.experiments.trajectory_data import (
     TRAJ_TASKS,
     SplitData,
     TrajExperimentConfig,
+    context_settings,
     default_cache_dir,
     load_split,
     make_experiment_config,
     polyline_spec,
+    streamed_training_set,
 )
+from mapenc.maps import iter_scenarios
+from mapenc.maps.types import Scenario
 from mapenc.metrics import score_forecasts
+from mapenc.progress import progress_bar
 from mapenc.safeio import write_bytes_atomic
 from mapenc.train import check_model_fits, config_from_dict, count_parameters, fit
 from mapenc.train.checkpoint import (
@@ -99,9 +109,12 @@ def train(
     """Fit a TrajectoryCVAE on ``config.split`` into ``run_dir``; returns the run folder.
 
     ``run_dir/training.json`` holds ``train_samples``, ``params``, ``map_params``, ``steps``,
-    ``epochs``, ``train_seconds`` and ``stopped`` (why training ended). The run folder is claimed
-    (``mapenc.train.run_folder``: locked; a used one refused without ``resume``/``overwrite``)
-    before any scene is read.
+    ``epochs``, ``train_seconds`` and ``stopped`` (why training ended); a streamed run
+    (``config.stream``), whose number of samples is not known beforehand, holds ``streamed``
+    instead of ``train_samples``: ``shards``, the ``epoch`` it ended in and the
+    ``epoch_scenarios`` and ``epoch_samples`` consumed of it (since the last start or resume).
+    The run folder is claimed (``mapenc.train.run_folder``: locked; a used one refused without
+    ``resume``/``overwrite``) before any scene is read.
     """
     with claim_run_folder(run_dir, resume, overwrite):
         return _train(config, Path(run_dir), resume)
@@ -111,44 +124,74 @@ def _train(config: TrajExperimentConfig, run_dir: Path, resume: bool) -> Path:
     """``train`` once the run folder is held."""
     check_model_fits(lambda: TrajectoryCVAE(config.model))
     torch.manual_seed(config.train.seed)
-    split = load_split(
-        config, config.split, progress=config.train.progress, skip_bad=config.skip_bad
-    )
-    model = TrajectoryCVAE(config.model)
-    model.map_rasters = split.dataset.base.device_rasters
-    keeper = None
-    if config.select_on_val and config.split == "train":
-        try:
-            val = load_split(
-                config, "val", progress=config.train.progress, skip_bad=config.skip_bad
-            )
-            keeper = BestOnVal(val.dataset, run_dir, resume)
-        except DataError:
-            keeper = None  # no val scene or sample to select on: the last weights are kept
+    facts: dict[str, Any] = {}
+    skipped: dict[str, str] | None = None
+    train_set: Dataset[Any]
+    if config.stream:
+        train_set = stream = streamed_training_set(config)
+        model = TrajectoryCVAE(config.model)
+    else:
+        split = load_split(
+            config, config.split, progress=config.train.progress, skip_bad=config.skip_bad
+        )
+        train_set, facts["train_samples"] = split.dataset, len(split.samples)
+        skipped = split.skipped
+        model = TrajectoryCVAE(config.model)
+        model.map_rasters = split.dataset.base.device_rasters
+    keeper = _selection_on_val(config, run_dir, resume)
     result = fit(
         model,
-        split.dataset,
+        train_set,
         config.train,
         run_dir,
         resume=resume,
         saved_configs={"experiment": config},
         evaluate=keeper,
     )
-    facts: dict[str, Any] = {
-        "train_samples": len(split.samples),
-        "params": count_parameters(model),
-        "map_params": count_parameters(model.map_encoder) if model.map_encoder else 0,
-        "steps": result.steps,
-        "epochs": result.epochs_completed,
-        "train_seconds": round(result.seconds, 1),
-        "stopped": result.stopped,
-    }
-    if split.skipped is not None:
-        facts["skipped"] = split.skipped
+    if config.stream:
+        facts["streamed"] = {
+            "shards": len(stream.shards),
+            "epoch": stream.epoch + 1,
+            "epoch_scenarios": stream.progress.scenarios,
+            "epoch_samples": stream.progress.samples,
+        }
+    facts.update(
+        {
+            "params": count_parameters(model),
+            "map_params": count_parameters(model.map_encoder) if model.map_encoder else 0,
+            "steps": result.steps,
+            "epochs": result.epochs_completed,
+            "train_seconds": round(result.seconds, 1),
+            "stopped": result.stopped,
+        }
+    )
+    if skipped is not None:
+        facts["skipped"] = skipped
     if keeper is not None and (run_dir / BEST_FACTS_NAME).is_file():  # an epoch was scored
         facts["best_val"] = read_json(run_dir / BEST_FACTS_NAME)
     write_json(Path(run_dir) / TRAINING_NAME, facts)
     return Path(run_dir)
+
+
+def _selection_on_val(
+    config: TrajExperimentConfig, run_dir: Path, resume: bool
+) -> BestOnVal | None:
+    """The per-epoch selection on held-out data: all of ``config.val_data`` when given, else the
+    val split of the training data (not when streaming: there is no split); None without
+    ``select_on_val`` or (for the val split) without val samples."""
+    if not config.select_on_val:
+        return None
+    progress, skip_bad = config.train.progress, config.skip_bad
+    if config.val_data:
+        val = load_split(config, "all", config.val_data, progress=progress, skip_bad=skip_bad)
+        return BestOnVal(val.dataset, run_dir, resume)
+    if config.stream or config.split != "train":
+        return None
+    try:
+        val = load_split(config, "val", progress=progress, skip_bad=skip_bad)
+    except DataError:
+        return None  # no val scene or sample to select on: the last weights are kept
+    return BestOnVal(val.dataset, run_dir, resume)
 
 
 class BestOnVal:
@@ -235,11 +278,16 @@ def predict(
 def default_split(config: TrajExperimentConfig, data: Sequence[str] | None) -> str:
     """ "test" when ``data`` is some of the data paths the run was trained on (or None), else
     "all" (zero-shot). Each data path is split on its own (``plan_for``), so one of them alone
-    has the same test part as in training."""
-    if not data:
-        return "test"
+    has the same test part as in training. A streamed run trained on all of its data paths:
+    ConfigError unless ``data`` is other data."""
     trained = {str(Path(p).resolve()) for p in config.data}
-    return "test" if {str(Path(p).resolve()) for p in data} <= trained else "all"
+    held_out = bool(data) and not {str(Path(p).resolve()) for p in data or ()} <= trained
+    if config.stream and not held_out:
+        raise ConfigError(
+            "this run streamed all of its data paths in training, none of them is held out: "
+            "give other data (e.g. the Waymo Open Motion validation or testing shards)"
+        )
+    return "all" if held_out else "test"
 
 
 @dataclass(frozen=True)
@@ -320,6 +368,7 @@ def evaluate(
     predictions: str | os.PathLike[str] | None = None,
     versus: str | os.PathLike[str] | None = None,
     skip_bad: bool = False,
+    stream: bool = False,
 ) -> TrajEvaluation:
     """Scores of a trained run on ``split`` of ``data`` (default: the run's own data paths)
     beside the baselines, and PNGs of ``figures`` cases in ``run_dir/eval_<split>/``.
@@ -328,26 +377,41 @@ def evaluate(
     (zero-shot). ``versus`` is a second run (e.g. the no-map twin) scored on the same samples
     and compared by paired bootstrap. ``predictions`` writes the forecasts
     (``mapenc.evaluation.report.write_predictions``). ``skip_bad`` leaves out (and lists)
-    unreadable scene files.
+    unreadable scene files. With ``stream``, all of ``data`` (split "all", no split planner) is
+    read and scored one scenario at a time (``_evaluate_streamed``): no scenario, raster or
+    forecast is kept beyond its own, only each sample's trajectories and scores; no figures, and
+    no ``predictions`` or ``skip_bad``.
     """
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
     config, model = load_run(run_dir)
-    split = split or default_split(config, data)
+    default = default_split(config, data)
+    split = split or default
+    versus_run = None
+    if versus is not None:
+        versus_run = load_run(versus)
+        if versus_run[0].task != config.task:
+            raise ConfigError(f"{versus}: trained for another task than {run_dir}")
+    if stream:
+        if split != "all":
+            raise ConfigError(
+                f"split {split!r} with stream: a stream scores all of its data (the split "
+                "planner needs every scenario in memory); give held-out data with --data"
+            )
+        if predictions is not None or skip_bad:
+            raise ConfigError(
+                "stream keeps no forecasts and reads every scene: no predictions "
+                "file and no skip_bad"
+            )
+        return _evaluate_streamed(config, model, versus_run, data or config.data, k, seed, default)
     part = load_split(config, split, data, progress=config.train.progress, skip_bad=skip_bad)
     samples, task = part.samples, config.task
     model.map_rasters = part.dataset.base.device_rasters
     forecasts, probabilities = predict(model, part.dataset, k, seed)
-    scored = score_per_sample(forecasts, samples, part.scenarios)
     baseline_pred = baseline_forecasts(samples, part.scenarios, task, k)
-    baselines = {
-        name: score_per_sample(f, samples, part.scenarios) for name, f in baseline_pred.items()
-    }
-    other = None
-    if versus is not None:
-        versus_config, versus_model = load_run(versus)
-        if versus_config.task != config.task:
-            raise ConfigError(f"{versus}: trained for another task than {run_dir}")
+    versus_forecasts = None
+    if versus_run is not None:
+        versus_config, versus_model = versus_run
         versus_part = load_split(
             versus_config, split, data or config.data, versus_config.train.progress, skip_bad
         )
@@ -355,17 +419,7 @@ def evaluate(
             raise DataError(f"{versus}: its samples of this data differ from {run_dir}'s")
         versus_model.map_rasters = versus_part.dataset.base.device_rasters
         versus_forecasts = predict(versus_model, versus_part.dataset, k, seed)[0]
-        other = score_per_sample(versus_forecasts, samples, part.scenarios)
-    report = evaluation_report(
-        scored,
-        baselines,
-        samples,
-        part.names,
-        dt=task.dt,
-        versus=other,
-        scene_sources=data_sets_of(part.scenarios, data or config.data),
-        seed=seed,
-    )
+    scores = _scores(samples, part.scenarios, forecasts, baseline_pred, versus_forecasts)
     if predictions is not None:
         write_predictions(
             predictions,
@@ -388,15 +442,166 @@ def evaluate(
             sorted(int(i) for i in chosen),
             folder,
         )
-    cv = baselines[CONSTANT_VELOCITY].means()
+    scenes = ScenesScored(
+        part.names,
+        data_sets_of(part.scenarios, data or config.data),
+        [resampling(sc, task).describe() for sc in part.scenarios],
+    )
+    written = str(predictions) if predictions is not None else ""
+    return _evaluation(
+        config, split, default, k, seed, samples, scores, scenes, drawn, written, part.skipped
+    )
+
+
+@dataclass
+class SampleScores:
+    """Per-sample scores of some samples: the model's, each baseline's, the versus run's (or
+    None) and the off-road share of the true futures (N,)."""
+
+    model: PerSample
+    baselines: dict[str, PerSample]
+    versus: PerSample | None
+    truth_offroad: NDArray[np.float64]
+
+
+@dataclass
+class ScenesScored:
+    """Per scene scored (in scenario-index order): its name, its data set and how its steps
+    became the task's (``resampling(...).describe()``)."""
+
+    names: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    resampling: list[str] = field(default_factory=list)
+
+
+def _scores(
+    samples: TrajSamples,
+    scenarios: Sequence[Scenario],
+    forecasts: NDArray[np.float64],
+    baseline_pred: dict[str, NDArray[np.float64]],
+    versus_forecasts: NDArray[np.float64] | None,
+) -> SampleScores:
+    """The SampleScores of ``samples`` (cut from ``scenarios``) given the (N, K, F, 2)
+    forecasts of the model, of each baseline and of the versus run."""
     truth = samples.future.astype(np.float64)[:, None]
+    return SampleScores(
+        model=score_per_sample(forecasts, samples, scenarios),
+        baselines={
+            name: score_per_sample(f, samples, scenarios) for name, f in baseline_pred.items()
+        },
+        versus=None
+        if versus_forecasts is None
+        else score_per_sample(versus_forecasts, samples, scenarios),
+        truth_offroad=score_per_sample(truth, samples, scenarios).offroad,
+    )
+
+
+def _concat_scores(parts: Sequence[SampleScores]) -> SampleScores:
+    """One SampleScores holding ``parts`` in order."""
+
+    def joined(scores: Sequence[PerSample]) -> PerSample:
+        return PerSample(
+            *(np.concatenate([getattr(p, f.name) for p in scores]) for f in fields(PerSample))
+        )
+
+    versus = [p.versus for p in parts if p.versus is not None]
+    return SampleScores(
+        model=joined([p.model for p in parts]),
+        baselines={name: joined([p.baselines[name] for p in parts]) for name in parts[0].baselines},
+        versus=joined(versus) if versus else None,
+        truth_offroad=np.concatenate([p.truth_offroad for p in parts]),
+    )
+
+
+def _evaluate_streamed(
+    config: TrajExperimentConfig,
+    model: TrajectoryCVAE,
+    versus_run: tuple[TrajExperimentConfig, TrajectoryCVAE] | None,
+    data: Sequence[str],
+    k: int,
+    seed: int,
+    default: str,
+) -> TrajEvaluation:
+    """``evaluate`` on all of ``data``, one scenario at a time: its samples' items made as in
+    training (``context_settings``), forecast, scored beside the baselines; then the report over
+    all samples. Forecasts equal the in-memory ones up to float rounding of other batch sizes
+    (and, with ``k`` above the model's modes, other draws of the extra modes)."""
+    task, paths = config.task, tuple(data)
+    scenarios = (sc for shard in shard_files(paths) for sc in iter_scenarios(shard))
+    bar = progress_bar(scenarios, desc="scenarios", enabled=config.train.progress, leave=False)
+    kept_samples: list[TrajSamples] = []
+    kept_scores: list[SampleScores] = []
+    scenes = ScenesScored()
+    for index, scenario in enumerate(bar):
+        scenes.names += scene_names([scenario], paths)
+        scenes.sources += data_sets_of([scenario], paths)
+        scenes.resampling.append(resampling(scenario, task).describe())
+        samples = extract_samples(scenario, task)
+        if not len(samples):
+            continue
+        forecasts = _forecasts_of_scene(config, model, samples, scenario, k, seed)
+        versus_forecasts = None
+        if versus_run is not None:
+            versus_forecasts = _forecasts_of_scene(*versus_run, samples, scenario, k, seed)
+        baseline_pred = baseline_forecasts(samples, [scenario], task, k)
+        kept_scores.append(_scores(samples, [scenario], forecasts, baseline_pred, versus_forecasts))
+        kept_samples.append(
+            dataclasses.replace(samples, scenario_index=np.full(len(samples), index))
+        )
+    if not kept_samples:
+        raise DataError(f"no sample in the scenarios of {', '.join(paths)}")
+    samples, scores = concat_samples(kept_samples), _concat_scores(kept_scores)
+    return _evaluation(config, "all", default, k, seed, samples, scores, scenes, [])
+
+
+def _forecasts_of_scene(
+    config: TrajExperimentConfig,
+    model: TrajectoryCVAE,
+    samples: TrajSamples,
+    scenario: Scenario,
+    k: int,
+    seed: int,
+) -> NDArray[np.float64]:
+    """(N, k, F, 2) forecasts of the run (``config``, ``model``) for one scenario's samples."""
+    dataset = context_settings(config).dataset(samples, [scenario])
+    model.map_rasters = dataset.base.device_rasters
+    return predict(model, dataset, k, seed)[0]
+
+
+def _evaluation(
+    config: TrajExperimentConfig,
+    split: str,
+    default: str,
+    k: int,
+    seed: int,
+    samples: TrajSamples,
+    scores: SampleScores,
+    scenes: ScenesScored,
+    figures: list[str],
+    predictions: str = "",
+    skipped: dict[str, str] | None = None,
+) -> TrajEvaluation:
+    """The TrajEvaluation of ``scores`` of ``samples`` (their scenario indices into ``scenes``)
+    on ``split`` (``default``: the split that was the default), with the ``figures`` drawn, the
+    ``predictions`` file written ("" for none) and the scene files ``skipped``."""
+    report = evaluation_report(
+        scores.model,
+        scores.baselines,
+        samples,
+        scenes.names,
+        dt=config.task.dt,
+        versus=scores.versus,
+        scene_sources=scenes.sources,
+        seed=seed,
+    )
+    cv = scores.baselines[CONSTANT_VELOCITY].means()
     return TrajEvaluation(
         n=len(samples),
-        scenes=len(part.scenarios),
+        scenes=len(scenes.names),
         k=k,
         split=split,
-        zero_shot=split == "all" and default_split(config, data) == "all",
-        task=dataclasses.asdict(task),
+        zero_shot=split == "all" and default == "all",
+        task=dataclasses.asdict(config.task),
         model=report["model"],
         baselines=report["baselines"],
         model_minus_baseline=report["model_minus_baseline"],
@@ -405,7 +610,7 @@ def evaluate(
         by_motion=report["by_motion"],
         by_trajectory_type=report["by_trajectory_type"],
         by_source=report["by_source"],
-        resampling=dict(Counter(resampling(sc, task).describe() for sc in part.scenarios)),
+        resampling=dict(Counter(scenes.resampling)),
         constant_velocity={
             "variant": CONSTANT_VELOCITY,
             "ADE": cv["minADE"],
@@ -413,16 +618,12 @@ def evaluate(
             "miss_rate": cv["miss_rate"],
             "offroad_rate": cv["offroad_rate"],
         },
-        ground_truth={
-            "offroad_rate": round(
-                float(score_per_sample(truth, samples, part.scenarios).offroad.mean()), 4
-            )
-        },
+        ground_truth={"offroad_rate": round(float(scores.truth_offroad.mean()), 4)},
         versus=report.get("versus"),
         model_minus_versus=report.get("model_minus_versus"),
-        figures=drawn,
-        predictions=str(predictions) if predictions is not None else "",
-        skipped=part.skipped,
+        figures=figures,
+        predictions=predictions,
+        skipped=skipped,
     )
 
 

@@ -4,15 +4,16 @@ and the scenes, samples and dataset (cached rasters, anchors, neighbours) of one
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mapenc.data.context import ContextDataset
-from mapenc.data.traj_dataset import TrajectoryDataset
-from mapenc.data.traj_sources import load_scenarios, scene_names, split_scenarios
+from mapenc.data.context import ContextDataset, ContextSettings
+from mapenc.data.streaming import StreamingSamples
+from mapenc.data.traj_sources import load_scenarios, scene_names, shard_files, split_scenarios
 from mapenc.data.trajectory import (
     AV2_TASK,
     NGSIM_TASK,
@@ -62,9 +63,11 @@ class TrajExperimentConfig:
     ``raster_size``, ``history_steps``, ``future_steps`` and ``dt`` are filled in from them.
 
     Attributes:
-        data: data paths (``mapenc.data.traj_sources.load_scenarios``): CommonRoad files or
-            folders, AV2 or generic scene folders, synthetic[:N].
-        split: the split trained on ("train", "val", "test" or "all").
+        data: data paths (``mapenc.data.traj_sources.load_scenarios``): Waymo TFRecord shards,
+            scenario-store shards (mapenc prepare), CommonRoad files or folders, AV2 or generic
+            scene folders, synthetic[:N].
+        split: the split trained on ("train", "val", "test" or "all"); with stream, all of the
+            data is trained on ("train" or "all" only).
         task: history/future lengths and sampling.
         raster: the raster spec of the map branch (ignored without the map).
         model: the TrajectoryCVAE architecture.
@@ -75,9 +78,18 @@ class TrajExperimentConfig:
             the raster cache; "torch" draws each batch's rasters on the model's device inside its
             map branch (no cache, and no DataLoader workers: ``train.num_workers`` must be 0).
         skip_bad: leave out (and list) scene files that cannot be read, instead of failing.
-        select_on_val: when training on "train", score minFDE_6 on the val split after every
-            epoch and keep the best weights (``best_val.pt``), which ``load_run`` then loads
-            (without val samples, the last weights are used).
+        select_on_val: when training on "train", score minFDE_6 on the val split (or on
+            val_data) after every epoch and keep the best weights (``best_val.pt``), which
+            ``load_run`` then loads (without val samples, the last weights are used).
+        stream: stream the training data from its shards (``mapenc.data.streaming``) instead of
+            holding it in memory: every scenario of the data paths is trained on, read whole as
+            the training split (the official Waymo Open Motion training folder is one), since
+            the leak-free split planner needs all scenarios in memory; give held-out data with
+            val_data. Rasters are drawn on the fly (no cache; not raster_mode "torch").
+        val_data: data paths scored whole (split "all") for select_on_val, instead of the val
+            split of data (e.g. the official Waymo Open Motion validation folder); held in
+            memory.
+        shuffle_buffer: with stream, samples held for shuffling (per DataLoader worker).
     """
 
     data: tuple[str, ...] = ("synthetic",)
@@ -92,10 +104,23 @@ class TrajExperimentConfig:
     raster_mode: str = "auto"
     skip_bad: bool = False
     select_on_val: bool = True
+    stream: bool = False
+    val_data: tuple[str, ...] = ()
+    shuffle_buffer: int = 1024
 
     def __post_init__(self) -> None:
         if not self.data:
             raise ConfigError("TrajExperimentConfig.data is empty: give at least one data path")
+        if self.stream and self.split not in ("train", "all"):
+            raise ConfigError(
+                f"split={self.split!r} with stream: a streamed run trains on all of its data "
+                "(the split planner needs every scenario in memory); give held-out data with "
+                "val_data, and score test data with eval-traj"
+            )
+        if self.stream and self.raster_mode == "torch":
+            raise ConfigError(
+                "stream draws rasters in the data loader: raster_mode cannot be torch"
+            )
         if self.raster_mode not in RASTER_MODES:
             raise ConfigError(f"raster_mode={self.raster_mode!r}: expected one of {RASTER_MODES}")
         if self.raster_mode == "torch" and self.train.num_workers:
@@ -144,6 +169,35 @@ def polyline_spec(config: TrajExperimentConfig) -> PolylineSpec | None:
     return PolylineSpec(extent_m=config.raster.extent_m)
 
 
+def context_settings(config: TrajExperimentConfig) -> ContextSettings:
+    """How the run's samples become model items (rasters, anchors, neighbours, polylines)."""
+    return ContextSettings(
+        spec=config.raster,
+        task=config.task,
+        mode=config.raster_mode,  # type: ignore[arg-type]
+        modes=config.model.modes,
+        anchors="lane" if config.model.anchor_kind == "lane" else "kinematic",
+        max_neighbours=config.model.max_neighbours,
+        standing=config.model.standing_mode,
+        polylines=polyline_spec(config),
+    )
+
+
+def streamed_training_set(config: TrajExperimentConfig) -> StreamingSamples:
+    """Every sample of the shards under ``config.data``, streamed as batches of the items the
+    model trains on (``context_settings``), shuffled and ordered by the training seed."""
+    return StreamingSamples(
+        shard_files(config.data),
+        config.task,
+        config.raster,
+        mode=config.raster_mode,  # type: ignore[arg-type]
+        batch_size=config.train.batch_size,
+        seed=config.train.seed,
+        shuffle_buffer=config.shuffle_buffer,
+        dataset_of=functools.partial(context_settings(config).dataset, cache_dir=None),
+    )
+
+
 @dataclass
 class SplitData:
     """The scenarios (and their names), samples and dataset (cached rasters, anchors, neighbours)
@@ -172,23 +226,6 @@ def load_split(
     if not scenarios:
         raise DataError(f"split {split!r} of {', '.join(paths)} holds no scenario")
     samples = samples_from_scenarios(scenarios, config.task)
-    rasters = TrajectoryDataset(
-        samples,
-        scenarios,
-        config.raster,
-        config.task,
-        config.cache_dir or default_cache_dir(),
-        mode=config.raster_mode,  # type: ignore[arg-type]
-        progress=progress,
-        polylines=polyline_spec(config),
-    )
-    dataset = ContextDataset(
-        rasters,
-        scenarios,
-        config.task,
-        config.model.modes,
-        "lane" if config.model.anchor_kind == "lane" else "kinematic",
-        config.model.max_neighbours,
-        config.model.standing_mode,
-    )
+    cache_dir = config.cache_dir or default_cache_dir()
+    dataset = context_settings(config).dataset(samples, scenarios, cache_dir, progress)
     return SplitData(scenarios, samples, dataset, scene_names(scenarios, paths), skipped)

@@ -107,6 +107,16 @@ def broadcast_from_main(value: object) -> object:
     return holder[0]
 
 
+def gather_objects(value: object, context: DistContext) -> list[object]:
+    """Every rank's ``value`` (picklable), in rank order, on every rank; ``[value]`` in a single
+    process."""
+    if not context.distributed:
+        return [value]
+    gathered: list[object] = [None] * context.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def all_reduce_sum(tensor: torch.Tensor, context: DistContext) -> torch.Tensor:
     """Sum of ``tensor`` over all ranks (in place); the tensor itself in a single process."""
     if context.distributed:

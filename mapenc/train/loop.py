@@ -5,27 +5,37 @@ minimise and a dict of floats (or 0-d tensors) to log. ``fit`` owns the rest: de
 batching (a seeded shuffle per epoch, ``DistributedSampler`` under torchrun), optimiser, progress
 bar, CSV logs, atomic checkpoints, exact resumption, NaN checks and the time budget.
 
+The training set is either indexed (a map-style ``Dataset``) or a stream (an ``IterableDataset``
+that is a ``SampleStream``, e.g. ``mapenc.data.streaming.StreamingSamples``): its items are whole
+batches, an epoch is one pass over it (``set_epoch``), each checkpoint holds its ``state_dict()``
+so a resumed run reads on where it was, and under torchrun an epoch ends when the first rank's
+stream does (every step needs every rank; the other ranks' last batches of that epoch are left
+out). Logs and the progress bar then also give the scenarios and samples of the epoch consumed
+(this rank's).
+
 Files in ``out_dir`` (written by rank 0 only):
 - ``config.json``: the training config and every config passed in ``saved_configs``;
-- ``checkpoint.pt``: model and optimiser ``state_dict``, epoch, step, RNG state (the last one);
+- ``checkpoint.pt``: model and optimiser ``state_dict``, epoch, step, RNG state (the last one;
+  under torchrun every rank's, and a stream's position);
 - ``train_log.csv``: one row per ``log_every_steps`` steps (means over those steps);
 - ``epochs.csv``: one row per epoch (training means plus whatever ``evaluate`` returned).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from mapenc.errors import TrainingError
 from mapenc.progress import progress_bar
@@ -39,13 +49,20 @@ from mapenc.train.checkpoint import (
     write_json,
 )
 from mapenc.train.config import TrainConfig, config_to_dict
-from mapenc.train.distributed import DistContext, all_reduce_sum, barrier, init_distributed
+from mapenc.train.distributed import (
+    DistContext,
+    all_reduce_sum,
+    barrier,
+    gather_objects,
+    init_distributed,
+)
 from mapenc.train.logs import EPOCH_LOG_NAME, TRAIN_LOG_NAME, CsvLog, RunningMeans, TensorBoardLog
 from mapenc.train.parts import (  # the loop's pieces, importable from here as before
     CHECKPOINT_KEYS,
     FitResult,
     LossForward,
     LossModel,
+    SampleStream,
     StopReason,
     as_float,
     build_optimizer,
@@ -63,6 +80,7 @@ __all__ = [
     "CsvLog",
     "FitResult",
     "LossModel",
+    "SampleStream",
     "Trainer",
     "build_optimizer",
     "count_parameters",
@@ -72,8 +90,27 @@ __all__ = [
 ]
 PathType = str | PathLike[str]
 Evaluate = Callable[[nn.Module], Mapping[str, float]]
+STREAM_METHODS = ("set_epoch", "state_dict", "load_state_dict", "mark_consumed")
 
 LOG = logging.getLogger(__name__)
+
+
+def as_stream(train_set: Dataset[Any]) -> SampleStream | None:
+    """``train_set`` as a SampleStream when it is an ``IterableDataset``; None for an indexed one.
+    Raises TrainingError when an iterable one cannot be resumed (no SampleStream methods)."""
+    if not isinstance(train_set, IterableDataset):
+        return None
+    missing = [name for name in STREAM_METHODS if not callable(getattr(train_set, name, None))]
+    if missing or not hasattr(train_set, "progress"):
+        raise TrainingError(
+            f"an iterable training set must be a SampleStream; it has no {missing or 'progress'}"
+        )
+    return cast(SampleStream, train_set)
+
+
+def batch_length(batch: Any) -> int:
+    """Samples in a streamed batch: the length of its first entry (a dict of stacked tensors)."""
+    return len(next(iter(batch.values())) if isinstance(batch, Mapping) else batch[0])
 
 
 class Trainer:
@@ -95,8 +132,10 @@ class Trainer:
         context: DistContext | None = None,
     ) -> None:
         self.context = context or init_distributed(config.device)
-        self.num_samples = len(train_set)  # type: ignore[arg-type]
-        if self.num_samples == 0:
+        self.stream = as_stream(train_set)
+        # A stream's length is known only once read through; indexed sets must not be empty.
+        self.num_samples = 0 if self.stream is not None else len(train_set)  # type: ignore[arg-type]
+        if self.stream is None and self.num_samples == 0:
             raise TrainingError("the training set is empty")
         self.model = model.to(self.context.device)
         self.train_set = train_set
@@ -108,6 +147,7 @@ class Trainer:
         self.optimizer = build_optimizer(model.parameters(), config)
         self.epoch, self.samples_in_epoch, self.step, self.seconds_before = 0, 0, 0, 0.0
         self.saved_at_step = -1
+        self.random_state_resumed = False
         self.started = self.log_started = time.monotonic()
         self.samples_since_log = 0
         self.step_means, self.epoch_means = RunningMeans(), RunningMeans()
@@ -145,8 +185,29 @@ class Trainer:
         self.epoch, self.samples_in_epoch = int(state["epoch"]), int(state["samples_in_epoch"])
         self.step, self.seconds_before = int(state["step"]), float(state["seconds"])
         self.saved_at_step = self.step
-        if self.context.is_main:
+        if (self.stream is None) != ("stream" not in state):
+            kinds = ("an indexed", "a streamed")
+            written, now = kinds if self.stream is not None else kinds[::-1]
+            raise TrainingError(
+                f"{self.checkpoint_path}: written by a run on {written} training set; this run "
+                f"trains on {now} one"
+            )
+        if self.stream is not None:
+            positions = state["stream"]
+            if len(positions) != self.context.world_size:
+                raise TrainingError(
+                    f"{self.checkpoint_path}: holds the stream positions of {len(positions)} "
+                    f"ranks; this run has {self.context.world_size}"
+                )
+            self.stream.load_state_dict(positions[self.context.rank])
+        # Every rank's random state under torchrun (checkpoints of earlier versions: rank 0's).
+        by_rank = state.get("rng_by_rank")
+        if by_rank is not None and len(by_rank) == self.context.world_size:
+            set_rng_state(by_rank[self.context.rank])
+            self.random_state_resumed = True
+        elif self.context.is_main:
             set_rng_state(state["rng"])
+            self.random_state_resumed = True
         LOG.info(
             "resuming %s at epoch %d, step %d", self.checkpoint_path, self.epoch + 1, self.step
         )
@@ -165,8 +226,8 @@ class Trainer:
     def _run(self, resume: bool, saved_configs: Mapping[str, Any] | None) -> FitResult:
         """``run`` once the run folder is held."""
         resumed = resume and self.resume()
-        if not (resumed and self.context.is_main):
-            # A fresh run, or a rank whose RNG stream rank 0's checkpoint does not hold.
+        if not (resumed and self.random_state_resumed):
+            # A fresh run, or a rank whose RNG stream the checkpoint does not hold.
             torch.manual_seed(self.config.seed * 1_000_003 + 7_919 * self.context.rank + self.step)
         if self.context.is_main:
             if not resumed:
@@ -216,6 +277,51 @@ class Trainer:
 
     def _run_epoch(self) -> StopReason | None:
         """Train on the rest of the current epoch; the reason to stop early, if any."""
+        if self.stream is not None:
+            batches, size_of = self._stream_batches(self.stream)
+        else:
+            batches, size_of = self._indexed_batches()
+        bar = progress_bar(
+            batches,
+            desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+            enabled=self.config.progress and self.context.is_main,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        self.model.train()
+        stopped: StopReason | None = None
+        from_start = self.samples_in_epoch == 0
+        for batch in bar:
+            stopped = self._train_step(batch, size_of(batch))
+            if self.stream is not None:
+                self.stream.mark_consumed(batch)
+            if self.step % self.config.log_every_steps == 0:
+                shown = {"loss": f"{self._log_row()['loss']:.4g}", **self._stream_progress()}
+                bar.set_postfix(shown, refresh=False)
+            every = self.config.checkpoint_every_steps
+            if every and self.step % every == 0:
+                self._checkpoint()
+            if stopped is not None:
+                break
+        bar.close()
+        if from_start and self.samples_in_epoch == 0:
+            raise TrainingError(f"the training set gave no batch in epoch {self.epoch + 1}")
+        return stopped
+
+    def _loader_settings(self) -> dict[str, Any]:
+        """DataLoader settings shared by indexed and streamed training sets."""
+        return {
+            "num_workers": self.config.num_workers,
+            "pin_memory": self.context.device.type == "cuda",
+            # Its own generator, seeded by (seed, epoch, rank): creating the loader's iterator
+            # then draws nothing from the global RNG, so a resumed run draws what the
+            # uninterrupted run drew (worker seeds come from it too).
+            "generator": loader_generator(self.config.seed, self.epoch, self.context.rank),
+        }
+
+    def _indexed_batches(self) -> tuple[Iterable[Any], Callable[[Any], int]]:
+        """The rest of this epoch's batches of an indexed training set (this rank's part of a
+        seeded permutation), and the number of samples of each."""
         set_epoch = getattr(self.train_set, "set_epoch", None)
         if callable(set_epoch):
             set_epoch(self.epoch)
@@ -227,36 +333,43 @@ class Trainer:
             batch_size=self.config.batch_size,
             sampler=indices[self.samples_in_epoch :],
             collate_fn=self.collate_fn,
-            num_workers=self.config.num_workers,
-            pin_memory=self.context.device.type == "cuda",
-            # Its own generator, seeded by (seed, epoch, rank): creating the loader's iterator
-            # then draws nothing from the global RNG, so a resumed run draws what the
-            # uninterrupted run drew (worker seeds come from it too).
-            generator=loader_generator(self.config.seed, self.epoch, self.context.rank),
+            **self._loader_settings(),
         )
-        bar = progress_bar(
-            loader,
-            desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-            enabled=self.config.progress and self.context.is_main,
-            leave=False,
-            dynamic_ncols=True,
+
+        def size_of(_batch: Any) -> int:
+            start = self.samples_in_epoch
+            return len(indices[start : start + self.config.batch_size])
+
+        return loader, size_of
+
+    def _stream_batches(self, stream: SampleStream) -> tuple[Iterable[Any], Callable[[Any], int]]:
+        """The rest of this epoch's batches of the stream (from its start unless a checkpoint
+        put the stream mid-epoch) while every rank has one, and the number of samples of each."""
+        if self.samples_in_epoch == 0:
+            stream.set_epoch(self.epoch)
+        loader = DataLoader(
+            cast(IterableDataset[Any], stream), batch_size=None, **self._loader_settings()
         )
-        self.model.train()
-        stopped: StopReason | None = None
-        for batch in bar:
-            batch_size = len(
-                indices[self.samples_in_epoch : self.samples_in_epoch + self.config.batch_size]
-            )
-            stopped = self._train_step(batch, batch_size)
-            if self.step % self.config.log_every_steps == 0:
-                bar.set_postfix(loss=f"{self._log_row()['loss']:.4g}", refresh=False)
-            every = self.config.checkpoint_every_steps
-            if every and self.step % every == 0:
-                self._checkpoint()
-            if stopped is not None:
-                break
-        bar.close()
-        return stopped
+        return self._while_every_rank_has_one(loader), batch_length
+
+    def _while_every_rank_has_one(self, batches: Iterable[Any]) -> Iterator[Any]:
+        """``batches`` until a rank has none left (each step needs all ranks); all of them in a
+        single process."""
+        if not self.context.distributed:
+            yield from batches
+            return
+        for batch in itertools.chain(batches, [None]):
+            ended = torch.tensor([float(batch is None)], device=self.context.device)
+            if float(all_reduce_sum(ended, self.context)[0]) > 0:
+                return
+            yield batch
+
+    def _stream_progress(self) -> dict[str, int]:
+        """Scenarios and samples of the epoch this rank has consumed (nothing when indexed)."""
+        if self.stream is None:
+            return {}
+        progress = self.stream.progress
+        return {"scenarios": progress.scenarios, "samples": progress.samples}
 
     def _train_step(self, batch: Any, batch_size: int) -> StopReason | None:
         """One optimiser step on ``batch`` (``batch_size`` samples on this rank); the reason to
@@ -306,10 +419,13 @@ class Trainer:
     def _score_last_weights(self) -> dict[str, float]:
         """Evaluate the weights a budget stopped on in the middle of an epoch, as at the end of
         an epoch (so a selection on held-out data sees the last weights too); ``epochs.csv``
-        gives the epoch as a fraction. The epoch stays open and the random state is put back: a
+        gives the epoch as a fraction (for a stream, whose length is unknown, the epochs
+        completed). The epoch stays open and the random state is put back: a
         resumed run goes on from here as if this evaluation had not been made (the run's last
         checkpoint, written after this, holds the random state of its last step)."""
-        done = self.samples_in_epoch * self.context.world_size / max(self.num_samples, 1)
+        done = 0.0
+        if self.stream is None:
+            done = self.samples_in_epoch * self.context.world_size / self.num_samples
         random_state = rng_state()
         metrics = self._evaluate_and_log(round(self.epoch + min(done, 1.0), 3))
         set_rng_state(random_state)
@@ -341,6 +457,7 @@ class Trainer:
             "epoch": self.epoch + 1,
             "seconds": round(self.seconds(), 3),
             "samples_per_s": round(rate, 1),
+            **self._stream_progress(),
             **means,
         }
         self.log_started, self.samples_since_log = now, 0
@@ -351,23 +468,33 @@ class Trainer:
         return means
 
     def _checkpoint(self) -> None:
-        """Write ``checkpoint.pt`` atomically (rank 0 only)."""
+        """Write ``checkpoint.pt`` atomically (rank 0 only; under torchrun every rank's random
+        state under ``rng_by_rank``, with a stream every rank's position under ``stream``, lists
+        by rank)."""
         self.saved_at_step = self.step
+        # Every rank's random state and stream position (their workers may run out of shards at
+        # different batches), so that each rank resumes as it was.
+        random_states = gather_objects(rng_state(), self.context)
+        positions = None
+        if self.stream is not None:
+            positions = gather_objects(self.stream.state_dict(), self.context)
         if not self.context.is_main:
             return
-        save_checkpoint(
-            self.checkpoint_path,
-            {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "epoch": self.epoch,
-                "samples_in_epoch": self.samples_in_epoch,
-                "step": self.step,
-                "seconds": self.seconds(),
-                "rng": rng_state(),
-                "train_config": config_to_dict(self.config),
-            },
-        )
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "samples_in_epoch": self.samples_in_epoch,
+            "step": self.step,
+            "seconds": self.seconds(),
+            "rng": random_states[0],
+            "train_config": config_to_dict(self.config),
+        }
+        if self.context.distributed:
+            state["rng_by_rank"] = random_states
+        if positions is not None:
+            state["stream"] = positions
+        save_checkpoint(self.checkpoint_path, state)
 
 
 def fit(

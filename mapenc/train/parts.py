@@ -31,6 +31,36 @@ class LossModel(Protocol):
         ...
 
 
+class StreamProgress(Protocol):
+    """What training has consumed of a stream this epoch: scenarios and samples."""
+
+    scenarios: int
+    samples: int
+
+
+class SampleStream(Protocol):
+    """A training set read as a stream of whole batches, in an order fixed by its seed and epoch
+    (``mapenc.data.streaming.StreamingSamples``), instead of indexed samples."""
+
+    progress: StreamProgress
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch`` from its beginning."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the stream is (saved in checkpoints)."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Go on from a ``state_dict()``."""
+        ...
+
+    def mark_consumed(self, batch: Any) -> None:
+        """Record that training used ``batch``, the next one of the epoch."""
+        ...
+
+
 @dataclass(frozen=True)
 class FitResult:
     """What a call to ``fit`` did: steps and epochs done in total (resumed runs included)."""
