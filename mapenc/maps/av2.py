@@ -37,7 +37,7 @@ from mapenc.maps.jsonparse import (
     require_dict,
     require_list,
 )
-from mapenc.maps.tracks import TrackRows, as_time_steps, build_tracks
+from mapenc.maps.tracks import TrackRows, as_time_steps, build_tracks, factorize
 from mapenc.maps.types import (
     FloatArray,
     Lane,
@@ -375,7 +375,7 @@ def _sensor_log_rows(columns: Mapping[str, NDArray[Any]]) -> tuple[TrackRows, in
     times, step = np.unique(columns["timestamp_ns"].astype(np.int64), return_inverse=True)
     if len(times) < 2:
         raise MapencError("a sensor log needs at least 2 timestamps")
-    categories, category_index = np.unique(columns["category"].astype(str), return_inverse=True)
+    categories, category_index = factorize(columns["category"].astype(str))
     kinds = np.array([_SENSOR_CATEGORY_KINDS.get(c, c.lower()) for c in categories])
     rows = TrackRows(
         track_id=columns["track_uuid"].astype(str),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -118,7 +119,7 @@ def build_tracks(rows: TrackRows, num_steps: int | None = None) -> list[Track]:
     if rows.step.max() >= steps:
         raise MapencError(f"time step {int(rows.step.max())} beyond the {steps} steps expected")
 
-    ids, first_row, track_index = np.unique(rows.track_id, return_index=True, return_inverse=True)
+    ids, track_index = factorize(rows.track_id)
     check_track_table_size(len(ids), steps)
     flat = track_index * steps + rows.step
     unique_flat, counts = np.unique(flat, return_counts=True)
@@ -136,9 +137,9 @@ def build_tracks(rows: TrackRows, num_steps: int | None = None) -> list[Track]:
     if rows.velocity is not None:
         velocity = _dense(rows.velocity, flat, len(ids) * steps).reshape(len(ids), steps, 2)
     sizes = None if rows.size is None else _group_medians(rows.size, track_index, len(ids))
+    first_row = np.unique(track_index, return_index=True)[1]
     tracks = []
-    for k in np.argsort(first_row):
-        first = first_row[k]
+    for k, first in enumerate(first_row):  # ids come in order of first appearance
         kind = str(rows.kind[first])
         length, width = default_box_size(kind) if sizes is None else map(float, sizes[k])
         tracks.append(
@@ -155,6 +156,17 @@ def build_tracks(rows: TrackRows, num_steps: int | None = None) -> list[Track]:
             )
         )
     return tracks
+
+
+def factorize(values: NDArray[Any]) -> tuple[NDArray[Any], NDArray[np.intp]]:
+    """(distinct values in order of first appearance, (N,) index of each value among them) of
+    ``values`` (N,) (strings, ints): one dict lookup per value, about twice as fast as
+    ``np.unique`` on strings and without its sort."""
+    codes: dict[Any, int] = {}
+    index = np.fromiter(
+        (codes.setdefault(v, len(codes)) for v in values.tolist()), dtype=np.intp, count=len(values)
+    )
+    return np.array(list(codes), dtype=values.dtype), index
 
 
 def _dense(values: FloatArray, slots: NDArray[np.int64], size: int) -> FloatArray:
