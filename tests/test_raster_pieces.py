@@ -52,7 +52,11 @@ def test_line_runs_keep_every_segment_in_order(max_segments: int) -> None:
     assert len(line_runs([shapely.LineString()], max_segments).start) == 0
 
 
-def test_pieces_meeting_a_window_are_those_whose_box_intersects_it() -> None:
+@pytest.mark.parametrize("tests_per_block", [mapgeom.MEETING_TESTS, 500])
+def test_pieces_meeting_a_window_are_those_whose_box_intersects_it(
+    tests_per_block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mapgeom, "MEETING_TESTS", tests_per_block)  # 500: blocks of one agent
     rng = np.random.default_rng(0)
     low = rng.uniform(-100, 100, (300, 2))
     box = np.concatenate([low, low + rng.uniform(0.1, 30, (300, 2))], axis=1)
@@ -67,7 +71,9 @@ def test_pieces_meeting_a_window_are_those_whose_box_intersects_it() -> None:
     got = np.zeros_like(expected)
     got[agent_idx, piece_idx] = True
     np.testing.assert_array_equal(got, expected)
-    assert (np.diff(piece_idx) >= 0).all() and 0 < got.sum() < got.size
+    order = np.lexsort((agent_idx, piece_idx))
+    np.testing.assert_array_equal(order, np.arange(len(order)))  # by piece, then agent
+    assert 0 < got.sum() < got.size
 
 
 @pytest.mark.parametrize("mode", RASTER_MODES)

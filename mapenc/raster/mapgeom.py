@@ -132,6 +132,8 @@ def window_corners(raster_from_city: NDArray[np.float64], size_px: tuple[int, in
 
 # Margin (metres) of the box tests: rounding never drops a piece that touches a window.
 BOX_MARGIN_M = 1e-6
+# (agent, piece) box tests per block of ``Pieces.meeting`` (a few arrays of this many floats).
+MEETING_TESTS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -166,22 +168,37 @@ class Pieces:
 
     def meeting(self, corners: FloatArray) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         """(agent index, piece index) of every piece whose box meets an agent's window (corners
-        (N, 4, 2) from ``window_corners``), sorted by piece so that drawing keeps the pieces'
-        order (later ones on top).
+        (N, 4, 2) from ``window_corners``), sorted by piece, then agent, so that drawing keeps
+        the pieces' order (later ones on top).
 
         A box and a window are convex: they meet unless their projections are apart on an axis
-        of the box (x, y) or along one of the window's two edge directions."""
+        of the box (x, y) or along one of the window's two edge directions. Agents are tested in
+        blocks of at most ``MEETING_TESTS`` (agent, piece) pairs, so memory stays bounded on
+        maps of many pieces."""
+        block = max(1, MEETING_TESTS // max(len(self), 1))
+        found = [
+            self._meeting_block(corners[s : s + block], s) for s in range(0, len(corners), block)
+        ]
+        agent_idx = np.concatenate([a for a, _ in found]) if found else np.empty(0, np.intp)
+        piece_idx = np.concatenate([p for _, p in found]) if found else np.empty(0, np.intp)
+        order = np.lexsort((agent_idx, piece_idx))
+        return agent_idx[order], piece_idx[order]
+
+    def _meeting_block(
+        self, corners: FloatArray, first_agent: int
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """``meeting`` for the windows ``corners`` (n, 4, 2) of agents ``first_agent`` onwards."""
         lo, hi = self.box[:, :2] - BOX_MARGIN_M, self.box[:, 2:] + BOX_MARGIN_M  # (P, 2)
-        window_lo, window_hi = corners.min(axis=1), corners.max(axis=1)  # (N, 2)
+        window_lo, window_hi = corners.min(axis=1), corners.max(axis=1)  # (n, 2)
         meet = ((lo[None] <= window_hi[:, None]) & (hi[None] >= window_lo[:, None])).all(axis=2)
         centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-        for edge in (corners[:, 1] - corners[:, 0], corners[:, 3] - corners[:, 0]):  # (N, 2)
+        for edge in (corners[:, 1] - corners[:, 0], corners[:, 3] - corners[:, 0]):  # (n, 2)
             start = np.einsum("nk,nk->n", corners[:, 0], edge)[:, None]
             end = start + np.einsum("nk,nk->n", edge, edge)[:, None]
-            box_centre, box_half = edge @ centre.T, np.abs(edge) @ half.T  # (N, P)
+            box_centre, box_half = edge @ centre.T, np.abs(edge) @ half.T  # (n, P)
             meet &= (box_centre + box_half >= start) & (box_centre - box_half <= end)
-        piece_idx, agent_idx = np.nonzero(meet.T)  # row by row over pieces: sorted by piece
-        return agent_idx.astype(np.intp), piece_idx.astype(np.intp)
+        agent_idx, piece_idx = np.nonzero(meet)
+        return (agent_idx + first_agent).astype(np.intp), piece_idx.astype(np.intp)
 
     def in_box(self, box: tuple[float, float, float, float]) -> NDArray[np.intp]:
         """Sorted indices of the pieces whose box meets the city-frame box (xmin, ymin, xmax,
