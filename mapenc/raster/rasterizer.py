@@ -47,7 +47,7 @@ from mapenc.raster.scene import scene_boxes
 from mapenc.raster.segments import Segments
 from mapenc.raster.spec import FloatArray, RasterSpec
 from mapenc.raster.tiles import DeviceTiles, TorchSettings, resolve_device
-from mapenc.raster.values import numpy_dtype, torch_dtype
+from mapenc.raster.values import empty_tensor, numpy_dtype, torch_dtype
 
 Mode = Literal["exact", "fast", "torch", "auto"]
 RASTER_MODES: tuple[str, ...] = ("exact", "fast", "torch", "auto")
@@ -308,7 +308,7 @@ class Rasterizer:
         n, (h, w), nc = len(poses), self.spec.size_px, self.spec.num_channels
         chunk = device_chunk(self.spec, self.device, n, dtype)
         p = poses.to(device=self.device, dtype=torch.float64)
-        out = torch.empty((n, nc, h, w), dtype=dtype, device=self.device)
+        out = empty_tensor((n, nc, h, w), dtype, self.device)
         self._draw_tensor(p, out, chunk, t, track_ids)
         return out
 
