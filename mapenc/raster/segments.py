@@ -137,9 +137,11 @@ class PixelRules:
 
     @classmethod
     def joined(cls, parts: list[PixelRules]) -> PixelRules:
-        """One table of ``parts`` in order (each part's fields flattened), counts as int64."""
+        """One table of ``parts`` in order, counts as int64 (one part: its own tensors)."""
         fields = [
-            torch.cat([getattr(p, name).reshape(-1) for p in parts])
+            torch.cat([getattr(p, name) for p in parts])
+            if len(parts) > 1
+            else getattr(parts[0], name)
             for name in ("count", "first", "along", "across", "slope", "shift")
         ]
         return cls(fields[0].to(torch.int64), *fields[1:])
@@ -219,8 +221,8 @@ SUPERCOVER_RULES = 4
 @dataclass(frozen=True)
 class Supercover:
     """The pixels clipped segments (S,) touch, as four rules (``SUPERCOVER_RULES``) of pixels
-    per segment (``PixelRules``), rule r of segment s at ``r * S + s`` once the two parts are
-    joined: ``end_pixels`` (rules 0, 1: (2, S) fields) and ``grid_lines`` (rules 2, 3).
+    per segment (``PixelRules``, one part per rule: ``parts``), rule r of segment s at
+    ``r * S + s`` once joined.
 
     The end pixels are one pixel each: first = column, across = row, along = slope = shift = 0.
     Grid-line rules step over the lines crossed from ``first``; along, across are the clipped
@@ -231,13 +233,7 @@ class Supercover:
     """
 
     keep: torch.Tensor
-    end_pixels: PixelRules
-    grid_lines: PixelRules
-
-    @property
-    def parts(self) -> list[PixelRules]:
-        """The rules in order, for ``PixelRules.joined``."""
-        return [self.end_pixels, self.grid_lines]
+    parts: list[PixelRules]
 
     @property
     def row_rules_start(self) -> int:
@@ -258,24 +254,20 @@ def supercover_counts(points: torch.Tensor, w: int, h: int) -> Supercover:
     # first line past the lower end to the last line before the upper end.
     lower, upper = torch.aminmax(clipped, dim=1)
     first = torch.floor(lower) + 1
-    zero = torch.zeros_like(d)
-    end_pixels = PixelRules(
-        count=keep.expand(2, -1),
-        first=torch.stack([first_end[0], last_end[0]]),
-        along=zero,
-        across=torch.stack([first_end[1], last_end[1]]),
-        slope=zero,
-        shift=zero,
-    )
-    grid_lines = PixelRules(
-        count=torch.where(keep, (torch.ceil(upper) - first).clamp_(min=0), 0),
-        first=first,
-        along=start,
-        across=start.flip(0),
-        slope=d.flip(0) / d,
-        shift=torch.where(d < 0, -1.0, 0.0),
-    )
-    return Supercover(keep=keep, end_pixels=end_pixels, grid_lines=grid_lines)
+    crossed = torch.where(keep, (torch.ceil(upper) - first).clamp_(min=0), 0)
+    slope = d.flip(0) / d
+    shift = torch.where(d < 0, -1.0, 0.0)
+    zero = torch.zeros_like(d[0])
+    parts = [
+        PixelRules(keep, first_end[0], zero, first_end[1], zero, zero),
+        PixelRules(keep, last_end[0], zero, last_end[1], zero, zero),
+    ] + [
+        PixelRules(
+            crossed[axis], first[axis], start[axis], start[1 - axis], slope[axis], shift[axis]
+        )
+        for axis in (0, 1)
+    ]
+    return Supercover(keep=keep, parts=parts)
 
 
 def supercover_cells(
