@@ -347,41 +347,53 @@ class VectorDrawer:
         crossings = crossing_counts(points[..., :fill_segments], w)
         cover = supercover_counts(points[..., fill_segments:], w, h)
         rules = PixelRules.joined([crossings.rules, *cover.parts])
-        rule_ends = torch.cumsum(rules.count, 0)
-        # Rules: the fill segments' crossings, then four rules per line segment.
-        rule_plane = torch.cat([plane, *[plane[fill_segments:]] * (SUPERCOVER_RULES - 1)])
-        blocks = self._blocks(rule_ends, fill_segments, len(rules.count))
+        table_of_rules = _RuleTable(
+            rules=rules,
+            ends=torch.cumsum(rules.count, 0),
+            # The fill segments' crossings, then four rules per line segment.
+            plane=torch.cat([plane, *[plane[fill_segments:]] * (SUPERCOVER_RULES - 1)]),
+            sign=crossings.sign,
+            row_rules_start=fill_segments + cover.row_rules_start,
+        )
+        blocks = self._blocks(table_of_rules.ends, fill_segments, len(rules.count))
         # Stage 4: crossings into the winding buffer, touched pixels straight into ``out``.
         winding = self._winding(n) if self.fill_layers else None
         for run_start, run_stop in self._line_channel_runs:
             out[:, run_start:run_stop].zero_()
         for block in blocks:
-            block_ends = rule_ends[block.rules]
-            if block.elements.start:
-                block_ends = block_ends - block.elements.start
-            owner, k = ramp_tensor(
-                rules.count[block.rules], block_ends, block.elements.stop - block.elements.start
-            )
-            if block.rules.start:
-                owner += block.rules.start
-            entered, other = stepped_at(rules, owner, k)
-            target = rule_plane.index_select(0, owner)
-            if block.fills and winding is not None:
-                crossing = slice(block.fill_elements)
-                col, row = crossing_cells(entered[crossing], other[crossing], h)
-                sign = crossings.sign.index_select(0, owner[crossing])
-                self._add_crossings(winding, n, target[crossing], row, col, sign)
-            if block.lines:
-                pixel = slice(block.fill_elements, None)
-                row_rule = owner[pixel] >= fill_segments + cover.row_rules_start
-                row, col = supercover_cells(entered[pixel], other[pixel], row_rule, w, h)
-                # Each cast floors its coordinate (both are >= 0) to the pixel's column, row.
-                flat = torch.add(col.to(torch.int64), row.to(torch.int64), alpha=w)
-                flat += target[pixel]
-                out.view(-1).index_fill_(0, flat, 255 if out.dtype == torch.uint8 else 1)
+            self._expand(table_of_rules, block, out, winding)
         if winding is not None:
             self._write_fills(out, winding)
         return True
+
+    def _expand(
+        self, table: _RuleTable, block: _Block, out: torch.Tensor, winding: torch.Tensor | None
+    ) -> None:
+        """Stage 4 for one block of rules: its crossings into the winding buffer (when drawing
+        fills), its line pixels into ``out`` (N, C, H, W)."""
+        h, w = self.spec.size_px
+        ends = table.ends[block.rules]
+        if block.elements.start:
+            ends = ends - block.elements.start
+        size = block.elements.stop - block.elements.start
+        owner, k = ramp_tensor(table.rules.count[block.rules], ends, size)
+        if block.rules.start:
+            owner += block.rules.start
+        entered, other = stepped_at(table.rules, owner, k)
+        target = table.plane.index_select(0, owner)
+        if block.fills and winding is not None:
+            crossing = slice(block.fill_elements)
+            col, row = crossing_cells(entered[crossing], other[crossing], h)
+            sign = table.sign.index_select(0, owner[crossing])
+            self._add_crossings(winding, len(out), target[crossing], row, col, sign)
+        if block.lines:
+            pixel = slice(block.fill_elements, None)
+            row_rule = owner[pixel] >= table.row_rules_start
+            row, col = supercover_cells(entered[pixel], other[pixel], row_rule, w, h)
+            # Each cast floors its coordinate (both are >= 0) to the pixel's column, row.
+            flat = torch.add(col.to(torch.int64), row.to(torch.int64), alpha=w)
+            flat += target[pixel]
+            out.view(-1).index_fill_(0, flat, 255 if out.dtype == torch.uint8 else 1)
 
     def _blocks(self, rule_ends: torch.Tensor, fill_rules: int, rules: int) -> list[_Block]:
         """Stage 3's totals on the host (the third read) as the blocks of rules stage 4 expands:
@@ -544,6 +556,25 @@ class VectorDrawer:
                 torch.neg(inside[:, k], out=out[:, channel].view(torch.int8))
             else:
                 out[:, channel].copy_(inside[:, k])
+
+
+@dataclass(frozen=True)
+class _RuleTable:
+    """Stage 3's rules of pixels (R,) of a chunk: the fills' crossings, then the lines'
+    supercovers.
+
+    Attributes:
+        rules: the joined ``PixelRules``; ends: (R,) int64 their counts' running totals.
+        plane: (R,) int64 each rule's plane offset (``VectorDrawer._plane_tables``).
+        sign: (F,) int8 direction in u of the fill rules' edges.
+        row_rules_start: the first rule stepping along rows (lines' rule 3).
+    """
+
+    rules: PixelRules
+    ends: torch.Tensor
+    plane: torch.Tensor
+    sign: torch.Tensor
+    row_rules_start: int
 
 
 @dataclass(frozen=True)
