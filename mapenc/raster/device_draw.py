@@ -22,9 +22,9 @@ Per batch (``VectorDrawer.draw``), on the device, four stages:
    lines' supercovers (``Supercover``: four rules per segment);
 4. one expansion of every rule's elements: every crossing adds its direction to one int8
    winding buffer of all fill layers (a running sum down the rows gives the fills: non-zero
-   winding is inside), every touched line pixel is set in the output. On the CPU the rules are
-   expanded in blocks of about ``CPU_BLOCK_ELEMENTS`` elements, so a block's arrays stay in
-   cache.
+   winding is inside), every touched line pixel is set in the output. On the CPU each part of
+   the table (the crossings, each supercover rule) is expanded as it is, without joining, in
+   blocks of about ``CPU_BLOCK_ELEMENTS`` elements, so a block's arrays stay in cache.
 Stages 2-4 need the totals of the previous stage's counts on the host, read in one copy per
 stage: three reads from the device per chunk (``HOST_READS_PER_CHUNK``), the first also saying
 whether every pose is finite, the third on the CPU also giving the blocks' bounds.
@@ -49,7 +49,9 @@ from mapenc.raster.layers import LAYERS
 from mapenc.raster.mapgeom import MapGeometry
 from mapenc.raster.segments import (
     SUPERCOVER_RULES,
+    Crossings,
     PixelRules,
+    Supercover,
     crossing_cells,
     crossing_counts,
     moved,
@@ -346,25 +348,54 @@ class VectorDrawer:
         points = self._pixels(table.points.index_select(1, seg), matrices, poses, agent)
         crossings = crossing_counts(points[..., :fill_segments], w)
         cover = supercover_counts(points[..., fill_segments:], w, h)
-        rules = PixelRules.joined([crossings.rules, *cover.parts])
-        table_of_rules = _RuleTable(
-            rules=rules,
-            ends=torch.cumsum(rules.count, 0),
-            # The fill segments' crossings, then four rules per line segment.
-            plane=torch.cat([plane, *[plane[fill_segments:]] * (SUPERCOVER_RULES - 1)]),
-            sign=crossings.sign,
-            row_rules_start=fill_segments + cover.row_rules_start,
-        )
-        blocks = self._blocks(table_of_rules.ends, fill_segments, len(rules.count))
+        tables = self._rule_tables(crossings, cover, plane, fill_segments)
+        blocks = self._blocks(tables)
         # Stage 4: crossings into the winding buffer, touched pixels straight into ``out``.
         winding = self._winding(n) if self.fill_layers else None
         for run_start, run_stop in self._line_channel_runs:
             out[:, run_start:run_stop].zero_()
-        for block in blocks:
-            self._expand(table_of_rules, block, out, winding)
+        for table_index, block in blocks:
+            self._expand(tables[table_index], block, out, winding)
         if winding is not None:
             self._write_fills(out, winding)
         return True
+
+    def _rule_tables(
+        self, crossings: Crossings, cover: Supercover, plane: torch.Tensor, fill_segments: int
+    ) -> list[_RuleTable]:
+        """Stage 3's rules as the tables stage 4 expands, for the fill segments' ``crossings``
+        and the line segments' ``cover``, with the segments' planes (S,): on accelerators one
+        table of all rules (one expansion); on the CPU one per part (the fills' crossings, then
+        each supercover rule), each used as it is, without the copies joining them takes."""
+        parts = [crossings.rules, *cover.parts]
+        planes = [plane[:fill_segments]] + [plane[fill_segments:]] * SUPERCOVER_RULES
+        if self.device.type != "cpu":
+            rules = PixelRules.joined(parts)
+            return [
+                _RuleTable(
+                    rules=rules,
+                    ends=torch.cumsum(rules.count, 0),
+                    plane=torch.cat(planes),
+                    sign=crossings.sign,
+                    fill_rules=fill_segments,
+                    row_rules_start=fill_segments + cover.row_rules_start,
+                )
+            ]
+        tables = []
+        for index, (part, part_plane) in enumerate(zip(parts, planes, strict=True)):
+            rules = PixelRules.joined([part])
+            if len(rules.count):
+                tables.append(
+                    _RuleTable(
+                        rules=rules,
+                        ends=torch.cumsum(rules.count, 0),
+                        plane=part_plane,
+                        sign=crossings.sign,
+                        fill_rules=len(rules.count) if index == 0 else 0,
+                        row_rules_start=0 if index == SUPERCOVER_RULES else len(rules.count),
+                    )
+                )
+        return tables
 
     def _expand(
         self, table: _RuleTable, block: _Block, out: torch.Tensor, winding: torch.Tensor | None
@@ -395,47 +426,50 @@ class VectorDrawer:
             flat += target[pixel]
             out.view(-1).index_fill_(0, flat, 255 if out.dtype == torch.uint8 else 1)
 
-    def _blocks(self, rule_ends: torch.Tensor, fill_rules: int, rules: int) -> list[_Block]:
-        """Stage 3's totals on the host (the third read) as the blocks of rules stage 4 expands:
-        one block on accelerators; on the CPU blocks of about ``CPU_BLOCK_ELEMENTS`` elements,
-        fill rules and line rules apart, so that each block's arrays stay in cache (their
-        bounds are ``rule_ends`` every ``CPU_BLOCK_RULES`` rules, read in the same copy)."""
-        if not rules:
+    def _blocks(self, tables: list[_RuleTable]) -> list[tuple[int, _Block]]:
+        """Stage 3's totals on the host (the third read) as the blocks of rules stage 4 expands,
+        each with the index of its table: one block on accelerators; on the CPU blocks of about
+        ``CPU_BLOCK_ELEMENTS`` elements, so that each block's arrays stay in cache (their
+        bounds are each table's ``ends`` every ``CPU_BLOCK_RULES`` rules, read in the same
+        copy)."""
+        if not tables:
             return []
-        totals = _split_view(rule_ends, fill_rules)
         if self.device.type != "cpu":
-            crossings, elements = _split_totals(_read_totals(totals), fill_rules)
-            return [
-                _Block(
-                    slice(0, rules),
-                    slice(0, elements),
-                    crossings,
-                    bool(self.fill_layers),
-                    bool(self.line_layers),
-                )
-            ]
-        marks = _read_totals(torch.cat([totals, rule_ends[CPU_BLOCK_RULES - 1 :: CPU_BLOCK_RULES]]))
-        crossings, elements = _split_totals(marks[: len(totals)], fill_rules)
-        ends = {fill_rules: crossings, rules: elements}  # rules -> elements before them
-        ends.update((CPU_BLOCK_RULES * (i + 1), e) for i, e in enumerate(marks[len(totals) :]))
-        blocks, first, before = [], 0, 0
-        for rule in sorted(ends):
-            elements = ends[rule]
-            if rule > first and (
-                elements - before >= CPU_BLOCK_ELEMENTS or rule in (fill_rules, rules)
-            ):
-                fills = first < fill_rules
-                count = elements - before
-                blocks.append(
-                    _Block(
+            (table,) = tables
+            totals = _read_totals(_split_view(table.ends, table.fill_rules))
+            crossings, elements = _split_totals(totals, table.fill_rules)
+            block = _Block(
+                slice(0, len(table.ends)),
+                slice(0, elements),
+                crossings,
+                bool(self.fill_layers),
+                bool(self.line_layers),
+            )
+            return [(0, block)]
+        marks = [t.ends[CPU_BLOCK_RULES - 1 :: CPU_BLOCK_RULES] for t in tables]
+        read = _read_totals(torch.cat(marks + [t.ends[-1:] for t in tables]))
+        totals = read[-len(tables) :]
+        blocks = []
+        for index, table in enumerate(tables):
+            fills = table.fill_rules > 0
+            # Rules -> elements before them, at every CPU_BLOCK_RULES-th rule and at the end.
+            ends = {CPU_BLOCK_RULES * (i + 1): e for i, e in enumerate(read[: len(marks[index])])}
+            read = read[len(marks[index]) :]
+            ends[len(table.ends)] = totals[index]
+            first, before = 0, 0
+            for rule in sorted(ends):
+                elements = ends[rule]
+                if elements - before >= CPU_BLOCK_ELEMENTS or rule == len(table.ends):
+                    count = elements - before
+                    block = _Block(
                         slice(first, rule),
                         slice(before, elements),
                         count if fills else 0,
                         fills,
                         not fills,
                     )
-                )
-                first, before = rule, elements
+                    blocks.append((index, block))
+                    first, before = rule, elements
         return blocks
 
     def _steps_to(self, count: int) -> torch.Tensor:
@@ -560,20 +594,22 @@ class VectorDrawer:
 
 @dataclass(frozen=True)
 class _RuleTable:
-    """Stage 3's rules of pixels (R,) of a chunk: the fills' crossings, then the lines'
-    supercovers.
+    """Rules of pixels (R,) of a chunk expanded together (``VectorDrawer._rule_tables``): all of
+    them (the fills' crossings, then the lines' supercovers), or one part.
 
     Attributes:
-        rules: the joined ``PixelRules``; ends: (R,) int64 their counts' running totals.
+        rules: the ``PixelRules``; ends: (R,) int64 their counts' running totals.
         plane: (R,) int64 each rule's plane offset (``VectorDrawer._plane_tables``).
-        sign: (F,) int8 direction in u of the fill rules' edges.
-        row_rules_start: the first rule stepping along rows (lines' rule 3).
+        sign: (F,) int8 direction in u of the fill segments' edges.
+        fill_rules: the first ``fill_rules`` rules are crossings (their edges' index).
+        row_rules_start: the first rule stepping along rows (lines' rule 3; R if none).
     """
 
     rules: PixelRules
     ends: torch.Tensor
     plane: torch.Tensor
     sign: torch.Tensor
+    fill_rules: int
     row_rules_start: int
 
 
