@@ -28,6 +28,7 @@ from mapenc.raster import LAYERS, Rasterizer, RasterSpec
 from mapenc.raster.device_draw import MapTable, VectorDrawer
 from mapenc.raster.mapgeom import MapGeometry
 from mapenc.raster.rasterizer import device_chunk
+from mapenc.raster.values import empty_tensor
 
 _T = TypeVar("_T")
 # Maps kept on each device (their segment tables or rasterizers), least recently used out first:
@@ -104,7 +105,8 @@ class SceneRasterizers:
         """(N, C, H, W) float32 rasters on ``pose.device`` for city poses (N, 3) of scenarios (N,)."""
         device = pose.device
         maps = self.map_of.to(device)[scenario]
-        out = torch.empty((len(pose), self.spec.num_channels, *self.spec.size_px), device=device)
+        shape = (len(pose), self.spec.num_channels, *self.spec.size_px)
+        out = empty_tensor(shape, torch.float32, device)
         distinct, map_index = torch.unique(maps, return_inverse=True)
         in_batch = distinct.tolist()  # the batch's one read of map ids
         if not self.one_pass:

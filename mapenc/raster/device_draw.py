@@ -17,14 +17,17 @@ Per batch (``VectorDrawer.draw``), on the device, four stages:
    size has to come back from the device;
 2. cells -> (agent, item), keeping an item only in the first of its bins under the window (so
    it is drawn once without a ``unique``), then -> its segment count; fill items come first;
-3. (agent, segment) -> pixel coordinates, fill segments first -> the fills' column crossings
-   (``Crossings``) and the lines' supercovers (``Supercover``: four rules of pixels per segment);
-4. two expansions: every crossing adds its direction to one int8 winding buffer of all fill
-   layers (a running sum down the rows gives the fills: non-zero winding is inside), every
-   touched line pixel is set in the output.
+3. (agent, segment) -> pixel coordinates, fill segments first -> one table of rules of pixels
+   (``PixelRules``): the fills' column crossings (``Crossings``: one rule per edge), then the
+   lines' supercovers (``Supercover``: four rules per segment);
+4. one expansion of every rule's elements: every crossing adds its direction to one int8
+   winding buffer of all fill layers (a running sum down the rows gives the fills: non-zero
+   winding is inside), every touched line pixel is set in the output. On the CPU each part of
+   the table (the crossings, each supercover rule) is expanded as it is, without joining, in
+   blocks of about ``CPU_BLOCK_ELEMENTS`` elements, so a block's arrays stay in cache.
 Stages 2-4 need the totals of the previous stage's counts on the host, read in one copy per
 stage: three reads from the device per chunk (``HOST_READS_PER_CHUNK``), the first also saying
-whether every pose is finite.
+whether every pose is finite, the third on the CPU also giving the blocks' bounds.
 Everything else stays on the device: no ``unique``, ``nonzero``, boolean indexing or tensors
 made from Python values per call.
 
@@ -46,18 +49,27 @@ from mapenc.raster.layers import LAYERS
 from mapenc.raster.mapgeom import MapGeometry
 from mapenc.raster.segments import (
     SUPERCOVER_RULES,
+    Crossings,
+    PixelRules,
+    Supercover,
+    crossing_cells,
     crossing_counts,
-    crossings_at,
     moved,
     ramp,
     ramp_tensor,
-    supercover_at,
+    stepped_at,
+    supercover_cells,
     supercover_counts,
 )
 from mapenc.raster.spec import RasterSpec
+from mapenc.raster.values import empty_tensor
 
 BIN_M = 16.0  # bin edge (metres), raised for huge maps so the grid keeps at most MAX_BINS_AXIS
 MAX_BINS_AXIS = 1024
+# Stage 4 on the CPU: rules expanded in blocks of about this many elements, so that a block's
+# arrays stay in cache; the blocks' bounds are read every CPU_BLOCK_RULES rules.
+CPU_BLOCK_ELEMENTS = 32768
+CPU_BLOCK_RULES = 1024
 HOST_READS_PER_CHUNK = 3  # totals of stages 1-3 (see the module docstring)
 # What a total reads as on the meta device (shapes without data), where the drawing runs to check
 # that every tensor stays on the drawer's device with the dtypes and shapes the stages expect.
@@ -77,7 +89,8 @@ class MapTable:
         item_first, item_count: (I,) int64 the segments of each item.
         item_layer: (I,) int64 index of its layer in ``VectorDrawer.layers``.
         item_lo: (I, 2) int64 (column, row) of the item's first bin.
-        bin_start, bin_count: (B,) int64 bin b holds ``bin_item[bin_start[b]:][:bin_count[b]]``.
+        bin_start, bin_count: (B + 1,) int64 bin b holds ``bin_item[bin_start[b]:][:bin_count[b]]``;
+            the last bin is empty, read by cells off the window.
         bin_item: (E,) int64 item ids.
         map_grid: (M, 6) float64 per map: city corner (x, y) of its bin grid, bin edge (metres),
             columns, rows, and its first bin (its line items' bins follow its fill items').
@@ -153,8 +166,8 @@ class MapTable:
             item_count=put(np.concatenate(counts), i64),
             item_layer=put(np.concatenate(owners), i64),
             item_lo=put(lo.reshape(-1, 2), i64),
-            bin_start=put(np.cumsum(in_bin) - in_bin, i64),
-            bin_count=put(in_bin, i64),
+            bin_start=put(np.append(np.cumsum(in_bin) - in_bin, 0), i64),
+            bin_count=put(np.append(in_bin, 0), i64),
             bin_item=put(item[order], i64),
             map_grid=put([[xmin, ymin, bin_m, cols, rows, 0]], f64),
             smallest_bin_m=bin_m,
@@ -180,8 +193,11 @@ class MapTable:
             item_count=torch.cat([t.item_count for t in tables]),
             item_layer=torch.cat([t.item_layer for t in tables]),
             item_lo=torch.cat([t.item_lo for t in tables]),
-            bin_start=torch.cat([t.bin_start + e for t, e in zip(tables, entry_base, strict=True)]),
-            bin_count=torch.cat([t.bin_count for t in tables]),
+            bin_start=torch.cat(
+                [t.bin_start[:-1] + e for t, e in zip(tables, entry_base, strict=True)]
+                + [tables[0].bin_start[-1:]]
+            ),
+            bin_count=torch.cat([t.bin_count[:-1] for t in tables] + [tables[0].bin_count[-1:]]),
             bin_item=torch.cat([t.bin_item + i for t, i in zip(tables, item_base, strict=True)]),
             map_grid=map_grid,
             smallest_bin_m=min(t.smallest_bin_m for t in tables),
@@ -238,20 +254,29 @@ class VectorDrawer:
         self._window_half = torch.tensor([[hx, hy], [hy, hx]], dtype=f64, device=device)
         self._lower_upper = torch.tensor([[-1.0], [1.0]], dtype=f64, device=device)
         self._line_channels = [spec.layers.index(n) for n in self.line_layers]
+        # Line channels as runs of consecutive channels [first, stop), each cleared at once.
+        self._line_channel_runs: list[tuple[int, int]] = []
+        for channel in sorted(self._line_channels):
+            if self._line_channel_runs and self._line_channel_runs[-1][1] == channel:
+                self._line_channel_runs[-1] = (self._line_channel_runs[-1][0], channel + 1)
+            else:
+                self._line_channel_runs.append((channel, channel + 1))
         self._fill_channels = [spec.layers.index(n) for n in self.fill_layers]
-        # Plane of an item of layer l of agent a: a * plane_scale[l] + plane_base[l]; fills:
-        # the agent's winding plane a * F + l, lines: the first pixel of the agent's channel.
+        # Plane of an item of layer l of agent a: a * table[l, 0] + table[l, 1], per layout of
+        # the winding buffer (``row_sums``): lines: the first pixel of the agent's channel in
+        # ``out``; fills: the offset of the agent's plane a * F + l in the winding buffer,
+        # (a * F + l) * W with rows outermost, (a * F + l) * W * (H + 1) with columns.
         fills = len(self.fill_layers)
-        scale = [fills] * fills + [spec.num_channels * h * w] * len(self.line_layers)
-        base = list(range(fills)) + [c * h * w for c in self._line_channels]
-        self._plane_scale = torch.tensor(scale, dtype=torch.int64, device=device)
-        self._plane_base = torch.tensor(base, dtype=torch.int64, device=device)
-        self._steps: dict[int, torch.Tensor] = {}
-        # The value of a lit pixel in each output dtype, kept on the device.
-        self._on = {
-            dtype: torch.tensor(255 if dtype == torch.uint8 else 1, dtype=dtype, device=device)
-            for dtype in (torch.uint8, torch.float32, torch.float64)
+        lines = [[spec.num_channels * h * w, c * h * w] for c in self._line_channels]
+        self._plane_tables = {
+            row_sums: torch.tensor(
+                [[fills * size, layer * size] for layer in range(fills)] + lines,
+                dtype=torch.int64,
+                device=device,
+            )
+            for row_sums, size in ((True, w), (False, w * (h + 1)))
         }
+        self._steps: dict[int, torch.Tensor] = {}  # K -> (2, K) 0..K-1 and whether > 0
 
     def table(self, geometry: MapGeometry) -> MapTable:
         """The ``MapTable`` of one map's drawn layers, on this drawer's device."""
@@ -291,10 +316,10 @@ class VectorDrawer:
         # Stage 1: (agent, bin) cells on a fixed (2, N, K, K) grid, fill items' bins first.
         cells = self._bins(table, poses, torch.stack([cos, sin], 1), grid)
         ends = torch.cumsum(cells.count, 0)
-        totals = torch.stack([ends[-1], ends[len(ends) // 2 - 1]])
+        totals = _split_view(ends, len(ends) // 2)
         if finite is not None:
             totals = torch.where(finite, totals, -1)
-        entries, fill_entries = _read_totals(totals)
+        fill_entries, entries = _split_totals(_read_totals(totals), len(ends) // 2)
         if entries < 0:
             return False
         # Stage 2: (agent, item) pairs, each item once (in the first of its bins under the
@@ -306,45 +331,146 @@ class VectorDrawer:
         first = (table.item_lo.index_select(0, item) >= cells.need.index_select(0, owner)).all(1)
         seg_count = torch.where(first, table.item_count.index_select(0, item), 0)
         layer = table.item_layer.index_select(0, item)
-        plane = agent * self._plane_scale.index_select(0, layer)
-        plane += self._plane_base.index_select(0, layer)
+        scale_base = self._plane_tables[self.row_sums].index_select(0, layer)
+        plane = torch.addcmul(scale_base[:, 1], agent, scale_base[:, 0])
         seg_ends = torch.cumsum(seg_count, 0)
         segments, fill_segments = 0, 0
         if entries:
-            segments, fill_segments = _read_totals(
-                torch.stack([seg_ends[-1], seg_ends[max(fill_entries - 1, 0)] * (fill_entries > 0)])
-            )
-        # Stage 3: (agent, segment) -> pixel coordinates (fills' segments first) -> the fills'
-        # column crossings, the lines' supercovers.
+            read = _read_totals(_split_view(seg_ends, fill_entries))
+            fill_segments, segments = _split_totals(read, fill_entries)
+        # Stage 3: (agent, segment) -> pixel coordinates (fills' segments first) -> one table of
+        # rules of pixels: the fills' column crossings, then the lines' supercovers.
         pair = torch.repeat_interleave(seg_count, output_size=segments)
         start = table.item_first.index_select(0, item) - seg_ends + seg_count
         seg = self._steps_to(segments) + start.index_select(0, pair)
         agent = agent.index_select(0, pair)
         plane = plane.index_select(0, pair)
         points = self._pixels(table.points.index_select(1, seg), matrices, poses, agent)
-        fill_points, line_points = points[..., :fill_segments], points[..., fill_segments:]
-        crossings = crossing_counts(fill_points, w)
-        cover = supercover_counts(line_points, w, h)
-        crossing_ends = torch.cumsum(crossings.count, 0)
-        pixel_ends = torch.cumsum(cover.count, 0)
-        crossing_total, pixel_total = 0, 0
-        if segments:
-            last = [e[-1] if len(e) else seg_ends[:0].sum() for e in (crossing_ends, pixel_ends)]
-            crossing_total, pixel_total = _read_totals(torch.stack(last))
+        crossings = crossing_counts(points[..., :fill_segments], w)
+        cover = supercover_counts(points[..., fill_segments:], w, h)
+        tables = self._rule_tables(crossings, cover, plane, fill_segments)
+        blocks = self._blocks(tables)
         # Stage 4: crossings into the winding buffer, touched pixels straight into ``out``.
-        if self.fill_layers:
-            edge, k = ramp_tensor(crossings.count, crossing_ends, crossing_total)
-            col, row, sign = crossings_at(crossings, edge, k, h)
-            self._fill(out, plane[:fill_segments].index_select(0, edge), row, col, sign)
-        if self.line_layers:
-            for channel in self._line_channels:
-                out[:, channel].zero_()
-            rule, k = ramp_tensor(cover.count, pixel_ends, pixel_total)
-            row, col = supercover_at(cover, rule, k, w, h)
-            line_plane = plane[fill_segments:].repeat(SUPERCOVER_RULES).index_select(0, rule)
-            flat = torch.add(col.to(torch.int64), row.to(torch.int64), alpha=w) + line_plane
-            out.view(-1).index_put_((flat,), self._on[out.dtype])
+        winding = self._winding(n) if self.fill_layers else None
+        for run_start, run_stop in self._line_channel_runs:
+            out[:, run_start:run_stop].zero_()
+        for table_index, block in blocks:
+            self._expand(tables[table_index], block, out, winding)
+        if winding is not None:
+            self._write_fills(out, winding)
         return True
+
+    def _rule_tables(
+        self, crossings: Crossings, cover: Supercover, plane: torch.Tensor, fill_segments: int
+    ) -> list[_RuleTable]:
+        """Stage 3's rules as the tables stage 4 expands, for the fill segments' ``crossings``
+        and the line segments' ``cover``, with the segments' planes (S,): on accelerators one
+        table of all rules (one expansion); on the CPU one per part (the fills' crossings, then
+        each supercover rule), each used as it is, without the copies joining them takes."""
+        parts = [crossings.rules, *cover.parts]
+        planes = [plane[:fill_segments]] + [plane[fill_segments:]] * SUPERCOVER_RULES
+        if self.device.type != "cpu":
+            rules = PixelRules.joined(parts)
+            return [
+                _RuleTable(
+                    rules=rules,
+                    ends=torch.cumsum(rules.count, 0),
+                    plane=torch.cat(planes),
+                    sign=crossings.sign,
+                    fill_rules=fill_segments,
+                    row_rules_start=fill_segments + cover.row_rules_start,
+                )
+            ]
+        tables = []
+        for index, (part, part_plane) in enumerate(zip(parts, planes, strict=True)):
+            rules = PixelRules.joined([part])
+            if len(rules.count):
+                tables.append(
+                    _RuleTable(
+                        rules=rules,
+                        ends=torch.cumsum(rules.count, 0),
+                        plane=part_plane,
+                        sign=crossings.sign,
+                        fill_rules=len(rules.count) if index == 0 else 0,
+                        row_rules_start=0 if index == SUPERCOVER_RULES else len(rules.count),
+                    )
+                )
+        return tables
+
+    def _expand(
+        self, table: _RuleTable, block: _Block, out: torch.Tensor, winding: torch.Tensor | None
+    ) -> None:
+        """Stage 4 for one block of rules: its crossings into the winding buffer (when drawing
+        fills), its line pixels into ``out`` (N, C, H, W)."""
+        h, w = self.spec.size_px
+        ends = table.ends[block.rules]
+        if block.elements.start:
+            ends = ends - block.elements.start
+        size = block.elements.stop - block.elements.start
+        owner, k = ramp_tensor(table.rules.count[block.rules], ends, size)
+        if block.rules.start:
+            owner += block.rules.start
+        entered, other = stepped_at(table.rules, owner, k)
+        target = table.plane.index_select(0, owner)
+        if block.fills and winding is not None:
+            crossing = slice(block.fill_elements)
+            col, row = crossing_cells(entered[crossing], other[crossing], h)
+            sign = table.sign.index_select(0, owner[crossing])
+            self._add_crossings(winding, len(out), target[crossing], row, col, sign)
+        if block.lines:
+            pixel = slice(block.fill_elements, None)
+            row_rule = owner[pixel] >= table.row_rules_start
+            row, col = supercover_cells(entered[pixel], other[pixel], row_rule, w, h)
+            # Each cast floors its coordinate (both are >= 0) to the pixel's column, row.
+            flat = torch.add(col.to(torch.int64), row.to(torch.int64), alpha=w)
+            flat += target[pixel]
+            out.view(-1).index_fill_(0, flat, 255 if out.dtype == torch.uint8 else 1)
+
+    def _blocks(self, tables: list[_RuleTable]) -> list[tuple[int, _Block]]:
+        """Stage 3's totals on the host (the third read) as the blocks of rules stage 4 expands,
+        each with the index of its table: one block on accelerators; on the CPU blocks of about
+        ``CPU_BLOCK_ELEMENTS`` elements, so that each block's arrays stay in cache (their
+        bounds are each table's ``ends`` every ``CPU_BLOCK_RULES`` rules, read in the same
+        copy)."""
+        if not tables:
+            return []
+        if self.device.type != "cpu":
+            (table,) = tables
+            totals = _read_totals(_split_view(table.ends, table.fill_rules))
+            crossings, elements = _split_totals(totals, table.fill_rules)
+            block = _Block(
+                slice(0, len(table.ends)),
+                slice(0, elements),
+                crossings,
+                bool(self.fill_layers),
+                bool(self.line_layers),
+            )
+            return [(0, block)]
+        marks = [t.ends[CPU_BLOCK_RULES - 1 :: CPU_BLOCK_RULES] for t in tables]
+        read = _read_totals(torch.cat(marks + [t.ends[-1:] for t in tables]))
+        totals = read[-len(tables) :]
+        blocks = []
+        for index, table in enumerate(tables):
+            fills = table.fill_rules > 0
+            # Rules -> elements before them, at every CPU_BLOCK_RULES-th rule and at the end.
+            ends = {CPU_BLOCK_RULES * (i + 1): e for i, e in enumerate(read[: len(marks[index])])}
+            read = read[len(marks[index]) :]
+            ends[len(table.ends)] = totals[index]
+            first, before = 0, 0
+            for rule in sorted(ends):
+                elements = ends[rule]
+                if elements - before >= CPU_BLOCK_ELEMENTS or rule == len(table.ends):
+                    count = elements - before
+                    block = _Block(
+                        slice(first, rule),
+                        slice(before, elements),
+                        count if fills else 0,
+                        fills,
+                        not fills,
+                    )
+                    blocks.append((index, block))
+                    first, before = rule, elements
+        return blocks
 
     def _steps_to(self, count: int) -> torch.Tensor:
         """0..count-1 (int64) on the device."""
@@ -355,29 +481,32 @@ class VectorDrawer:
     ) -> _Cells:
         """Stage 1: the (2, N, K, K) cells, fill items' bins then line items', under each
         agent's window on its map (``_Cells``), for poses (N, 3), the cosines and sines (N, 2) of
-        their headings and their maps' ``MapTable.map_grid`` rows (N, 6); bins off the window or
-        the map count 0, as do all bins of a pose that is not finite."""
+        their headings and their maps' ``MapTable.map_grid`` rows (N, 6); cells off the window
+        read the empty bin, as do all cells of a pose that is not finite."""
         k = self.bins_per_axis(table)
         if k not in self._steps:
-            self._steps[k] = torch.arange(k, dtype=torch.float64, device=self.device)
+            steps = torch.arange(k, dtype=torch.float64, device=self.device)
+            self._steps[k] = torch.stack([steps, (steps > 0).to(steps.dtype)])
+        step, inner = self._steps[k]  # 0..K-1, and 0 for the window's first column or row
         # The window's bounding box in the city frame: centre and half sides.
         centre = torch.addmm(poses[:, :2], cos_sin, self._window_mid)
         reach = cos_sin.abs() @ self._window_half
         box = torch.addcmul(centre[:, None], reach[:, None], self._lower_upper)  # (N, 2, 2)
+        # A window off the map reads its edge bins (segments outside the raster: no pixels).
         bins = torch.floor((box - grid[:, None, :2]) / grid[:, None, 2:3])
-        limit = grid[:, 3:5] - 1
-        seen = ((bins[:, 1] >= 0) & (bins[:, 0] <= limit)).all(1)
-        bins = torch.minimum(bins.clamp(min=0), limit[:, None])
-        steps = bins[:, 0, :, None] + self._steps[k]  # (N, 2 x/y, K) columns and rows
+        bins = torch.minimum(bins.clamp(min=0), grid[:, None, 3:5] - 1)
+        steps = bins[:, 0, :, None] + step  # (N, 2 x/y, K) columns and rows
         valid = steps <= bins[:, 1, :, None]
-        valid = valid[:, 1, :, None] & valid[:, 0, None, :] & seen[:, None, None]  # (N, K, K)
+        valid = valid[:, 1, :, None] & valid[:, 0, None, :]  # (N, K, K)
         fill_key = (steps[:, 1] * grid[:, 3:4] + grid[:, 5:6])[:, :, None] + steps[:, 0, None, :]
         line_key = fill_key + (grid[:, 3] * grid[:, 4])[:, None, None]
-        key = torch.where(valid, torch.stack([fill_key, line_key]), 0).to(torch.int64).view(-1)
+        empty_bin = len(table.bin_count) - 1
+        keys = torch.where(valid, torch.stack([fill_key, line_key]), empty_bin)
+        key = keys.to(torch.int64).view(-1)
         # A cell's bin is an item's first bin under the window when the item's first column
         # and row are at least the cell's ``need``: its bin's column and row, but 0 in the
         # window's first column and row (the item may start further out).
-        needs = steps * (self._steps[k] > 0)
+        needs = steps * inner
         need = torch.stack(
             [
                 needs[None, :, 0, None, :].expand(2, -1, k, -1),
@@ -385,11 +514,11 @@ class VectorDrawer:
             ],
             4,
         ).view(-1, 2)
-        count = torch.where(
-            valid.expand(2, -1, -1, -1).reshape(-1), table.bin_count.index_select(0, key), 0
-        )
         return _Cells(
-            count=count, start=table.bin_start.index_select(0, key), need=need, per_agent=k * k
+            count=table.bin_count.index_select(0, key),
+            start=table.bin_start.index_select(0, key),
+            need=need,
+            per_agent=k * k,
         )
 
     def _pixels(
@@ -402,23 +531,42 @@ class VectorDrawer:
             return moved(rows.index_select(1, agent), ends[:2], ends[2:])
         linear = matrices[:, :2, :2]
         at_px = (linear @ poses[:, :2, None]) + matrices[:, :2, 2:]  # the agent's pixel
-        rows = torch.cat([linear, at_px], 2).reshape(-1, 6).T.to(self.coordinates)
-        at = poses[:, [0, 0, 1, 1]].T.index_select(1, agent)
-        rel = (ends - at).to(self.coordinates)
-        return moved(rows.contiguous().index_select(1, agent), rel[:2], rel[2:])
+        rows = torch.cat([linear, at_px], 2).reshape(-1, 6).T
+        rows = rows.to(self.coordinates, memory_format=torch.contiguous_format)
+        at = poses[:, :2].T.index_select(1, agent)  # (2, S) the agent's x, y
+        rel = (ends.view(2, 2, -1) - at[:, None]).to(self.coordinates)
+        return moved(rows.index_select(1, agent), rel[0], rel[1])
 
-    def _fill(
+    def _winding(self, n: int) -> torch.Tensor:
+        """The int8 winding buffer of all fill layers of ``n`` agents, zeroed (layout: see
+        ``_write_fills``)."""
+        h, w = self.spec.size_px
+        count = n * len(self.fill_layers) * w * (h + 1)
+        return empty_tensor((count,), torch.int8, self.device, zeroed=True)
+
+    def _add_crossings(
         self,
-        out: torch.Tensor,
+        winding: torch.Tensor,
+        n: int,
         plane: torch.Tensor,
         row: torch.Tensor,
         col: torch.Tensor,
         sign: torch.Tensor,
     ) -> None:
-        """Add each crossing's sign (+-1) to one int8 winding buffer of all fill layers (plane:
-        ``agent * F + fill layer``, int64, per crossing); a
-        running sum down the rows, non-zero, is each fill's mask. int8 wraps at 256: a pixel
-        reads outside only if a multiple of 256 pieces of one layer covered it.
+        """Add each crossing's sign (int8 +-1) to the winding buffer of ``n`` agents at its row
+        and column (float, whole numbers) of its plane (int64 offset of ``agent * F + fill
+        layer``). Row and column are combined in float (float64 with rows outermost; exact)."""
+        h, w = self.spec.size_px
+        if self.row_sums:  # (H + 1, N, F, W), rows N * F * W apart: in float64
+            in_plane = torch.add(col.to(torch.float64), row, alpha=n * len(self.fill_layers) * w)
+        else:  # (N, F, W, H + 1)
+            in_plane = torch.add(row, col, alpha=h + 1)
+        winding.index_add_(0, in_plane.to(torch.int64).add_(plane), sign)
+
+    def _write_fills(self, out: torch.Tensor, winding: torch.Tensor) -> None:
+        """Each fill's mask from the winding buffer: a running sum down the rows, non-zero, into
+        its channel of ``out`` (N, C, H, W). int8 wraps at 256: a pixel reads outside only if a
+        multiple of 256 pieces of one layer covered it.
 
         Layout: with ``row_sums`` (the CPU) rows outermost, (H + 1, N, F, W): the sum is one
         vector add per row and the channels are written row by row (torch's cumsum along an
@@ -427,13 +575,6 @@ class VectorDrawer:
         """
         n, _, h, w = out.shape
         count = len(self.fill_layers)
-        row, col = row.to(torch.int64), col.to(torch.int64)
-        if self.row_sums:
-            flat = torch.add(col, torch.add(plane, row, alpha=n * count), alpha=w)
-        else:
-            flat = torch.add(row, torch.add(col, plane, alpha=w), alpha=h + 1)
-        winding = torch.zeros(n * count * w * (h + 1), dtype=torch.int8, device=self.device)
-        winding.index_add_(0, flat, sign.to(torch.int8))
         if self.row_sums:
             rows = winding.view(h + 1, n, count, w)
             for i in range(1, h):
@@ -442,15 +583,47 @@ class VectorDrawer:
         else:
             columns = winding.view(n, count, w, h + 1).cumsum(3, dtype=torch.int8)
             summed = columns[..., :h].transpose(2, 3)
-        # Winding numbers copied straight into the channels, then made binary there: fewer
-        # passes over the pixels than a separate mask.
+        inside = summed.ne_(0)  # (N, F, H, W) int8 1 inside, in place
         for k, channel in enumerate(self._fill_channels):
-            target = out[:, channel]
-            target.copy_(summed[:, k])
             if out.dtype == torch.uint8:
-                target.clamp_(max=1).neg_()  # int8 cast to uint8 wraps: non-zero -> 1 -> 255
+                # -1 written into the channel's bytes as int8 is 255 as uint8.
+                torch.neg(inside[:, k], out=out[:, channel].view(torch.int8))
             else:
-                target.ne_(0)
+                out[:, channel].copy_(inside[:, k])
+
+
+@dataclass(frozen=True)
+class _RuleTable:
+    """Rules of pixels (R,) of a chunk expanded together (``VectorDrawer._rule_tables``): all of
+    them (the fills' crossings, then the lines' supercovers), or one part.
+
+    Attributes:
+        rules: the ``PixelRules``; ends: (R,) int64 their counts' running totals.
+        plane: (R,) int64 each rule's plane offset (``VectorDrawer._plane_tables``).
+        sign: (F,) int8 direction in u of the fill segments' edges.
+        fill_rules: the first ``fill_rules`` rules are crossings (their edges' index).
+        row_rules_start: the first rule stepping along rows (lines' rule 3; R if none).
+    """
+
+    rules: PixelRules
+    ends: torch.Tensor
+    plane: torch.Tensor
+    sign: torch.Tensor
+    fill_rules: int
+    row_rules_start: int
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Rules of stage 4 expanded together: ``rules`` (indices into the rule table), their
+    ``elements`` (indices into the expansion), the first ``fill_elements`` of which are
+    crossings; ``fills``, ``lines``: whether the block holds fill rules, line rules."""
+
+    rules: slice
+    elements: slice
+    fill_elements: int
+    fills: bool
+    lines: bool
 
 
 @dataclass(frozen=True)
@@ -458,7 +631,7 @@ class _Cells:
     """Stage 1's (agent, bin) cells, flat (2 * N * K * K,): fill items' bins, then line items'.
 
     Attributes:
-        count: items in the cell's bin (0 off the window or the map); start: its first entry in
+        count: items in the cell's bin (0 off the window); start: its first entry in
             ``MapTable.bin_item``; need: (2 * N * K * K, 2) float64 (column, row) an item's first
             bin must reach for the cell to be its first under the window; per_agent: K * K.
     """
@@ -467,6 +640,23 @@ class _Cells:
     start: torch.Tensor
     need: torch.Tensor
     per_agent: int
+
+
+def _split_view(ends: torch.Tensor, split: int) -> torch.Tensor:
+    """A view (no kernel) of running totals ``ends`` (L,) at ``split`` and at the end:
+    ``ends[split - 1]`` and ``ends[-1]``, or ``ends[-1]`` alone when ``split`` is 0 or L
+    (``_split_totals`` reads either)."""
+    last = len(ends) - 1
+    if 0 < split <= last:
+        return ends[split - 1 :: last - split + 1]
+    return ends[last:]
+
+
+def _split_totals(values: list[int], split: int) -> tuple[int, int]:
+    """(total of the first ``split`` counts, total of all) from the values of ``_split_view``."""
+    if len(values) == 2:
+        return values[0], values[1]
+    return (0 if split == 0 else values[0]), values[0]
 
 
 def _read_totals(totals: torch.Tensor) -> list[int]:

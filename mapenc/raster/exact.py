@@ -24,12 +24,14 @@ import torch
 from numpy.typing import NDArray
 
 from mapenc.raster.segments import (
+    PixelRules,
     Segments,
+    crossing_cells,
     crossing_counts,
-    crossings_at,
     ramp,
     ramp_tensor,
-    supercover_at,
+    stepped_at,
+    supercover_cells,
     supercover_counts,
     to_pixels,
 )
@@ -60,13 +62,14 @@ def _column_crossings(
     h, w = size_px
     seg_pair, points = _pixel_segments(segments, agent_idx, geom_idx, raster_from_city)
     crossings = crossing_counts(points, w)
-    edge, k = ramp_tensor(crossings.count)
-    col, row, sign = crossings_at(crossings, edge, k, h)
+    rules = PixelRules.joined([crossings.rules])
+    edge, k = ramp_tensor(rules.count)
+    col, row = crossing_cells(*stepped_at(rules, edge, k), h)
     return (
         seg_pair[edge.numpy()],
         col.long().numpy(),
         row.long().numpy(),
-        sign.numpy().astype(np.int16),
+        crossings.sign.index_select(0, edge).numpy().astype(np.int16),
     )
 
 
@@ -168,8 +171,10 @@ def burn_lines(
     _, nc, h, w = out.shape
     seg_pair, points = _pixel_segments(segments, agent_idx, geom_idx, raster_from_city)
     cover = supercover_counts(points, w, h)
-    owner, k = ramp_tensor(cover.count)
-    row, col = supercover_at(cover, owner, k, w, h)
+    rules = PixelRules.joined(cover.parts)
+    owner, k = ramp_tensor(rules.count)
+    entered, other = stepped_at(rules, owner, k)
+    row, col = supercover_cells(entered, other, owner >= cover.row_rules_start, w, h)
     agent = agent_idx[seg_pair][owner.numpy() % len(seg_pair)]
     flat = ((agent * nc + channel) * h + row.long().numpy()) * w + col.long().numpy()
     out.reshape(-1)[flat] = value

@@ -5,9 +5,10 @@
 - fills: where each polygon edge crosses the centre line of a pixel column (the winding
   numbers of the fills are running sums of those crossings down the rows).
 
-Both rules come in two steps so that a whole batch expands once: a count per segment
-(``crossing_counts``, ``supercover_counts``), then element k of segment s (``crossings_at``,
-``supercover_at``). The exact mode runs them on numpy's memory (``mapenc.raster.exact``), the
+Both come in two steps so that a whole batch expands once: rules of pixels per segment with
+their counts (``crossing_counts``, ``supercover_counts``: ``PixelRules``, one form for both),
+then element k of each rule (``stepped_at``, then ``crossing_cells`` or ``supercover_cells``).
+The exact mode runs them on numpy's memory (``mapenc.raster.exact``), the
 torch mode on its device for all layers at once (``mapenc.raster.device_draw``): the same
 operations in the same order, so on the CPU in float64 both modes light the same pixels.
 """
@@ -112,21 +113,63 @@ def moved(rows: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class PixelRules:
+    """Rules (R,) that each step over pixels along one grid axis: rule r gives ``count[r]``
+    elements, and element k of rule r, from its float tables (R,) (``stepped_at``):
+
+        line = first + k; along the rule's axis: entered = line + shift; across it:
+        other = across + (line - along) * slope
+
+    Fills (``crossing_counts``) and lines (``supercover_counts``) are rules of this one form,
+    so one expansion serves every layer. A table of several parts is ``PixelRules.joined``.
+
+    Attributes:
+        count: (R,) elements of each rule (any real dtype in a part; int64 once joined).
+        first, along, across, slope, shift: (R,) float.
+    """
+
+    count: torch.Tensor
+    first: torch.Tensor
+    along: torch.Tensor
+    across: torch.Tensor
+    slope: torch.Tensor
+    shift: torch.Tensor
+
+    @classmethod
+    def joined(cls, parts: list[PixelRules]) -> PixelRules:
+        """One table of ``parts`` in order, counts as int64 (one part: its own tensors)."""
+        fields = [
+            torch.cat([getattr(p, name) for p in parts])
+            if len(parts) > 1
+            else getattr(parts[0], name)
+            for name in ("count", "first", "along", "across", "slope", "shift")
+        ]
+        return cls(fields[0].to(torch.int64), *fields[1:])
+
+
+def stepped_at(rules: PixelRules, owner: torch.Tensor, k: torch.Tensor) -> Pair:
+    """(entered, other) float of element k of rule ``owner`` (see ``PixelRules``)."""
+    line = rules.first.index_select(0, owner) + k
+    other = rules.across.index_select(0, owner) + (line - rules.along.index_select(0, owner)) * (
+        rules.slope.index_select(0, owner)
+    )
+    return line + rules.shift.index_select(0, owner), other
+
+
+@dataclass(frozen=True)
 class Crossings:
     """Where polygon edges (S,) cross the centre lines u = j + 0.5 of pixel columns (half-open in
     u; columns 0..W-1; edges parallel to the columns cross none).
 
     Attributes:
-        count: (S,) int64 columns crossed.
-        first_col, slope, v0, u0, sign: (S,) float the first column crossed, dv / du, the
-            start point and the direction in u (+1 / -1).
+        rules: one rule per edge stepping over the columns crossed (``PixelRules``): first =
+            the first column's centre line, along, across = the start point (u0, v0), slope =
+            dv / du and shift = -0.5, so entered is the column and other the crossing's v
+            (first + k is the column + 0.5 exactly: whole and half numbers).
+        sign: (S,) int8 the edge's direction in u (+1 / -1).
     """
 
-    count: torch.Tensor
-    first_col: torch.Tensor
-    slope: torch.Tensor
-    v0: torch.Tensor
-    u0: torch.Tensor
+    rules: PixelRules
     sign: torch.Tensor
 
 
@@ -136,28 +179,22 @@ def crossing_counts(points: torch.Tensor, w: int) -> Crossings:
     du = u[1] - u[0]
     cols = torch.ceil(torch.stack(torch.aminmax(u, dim=0)) - 0.5).clamp_(0, w)  # (2, S) lo, hi
     moving = du != 0
-    return Crossings(
-        count=torch.where(moving, cols[1] - cols[0], 0).to(torch.int64),
-        first_col=cols[0],
+    rules = PixelRules(
+        count=torch.where(moving, cols[1] - cols[0], 0),
+        first=cols[0] + 0.5,
+        along=u[0],
+        across=v[0],
         slope=(v[1] - v[0]) / torch.where(moving, du, 1.0),
-        v0=v[0],
-        u0=u[0],
-        sign=torch.sign(du),
+        shift=torch.full_like(du, -0.5),
     )
+    return Crossings(rules=rules, sign=torch.sign(du).to(torch.int8))
 
 
-def crossings_at(
-    crossings: Crossings, edge: torch.Tensor, k: torch.Tensor, h: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(column, row, sign) of crossing k of edge ``edge``: the column whose centre line it
-    crosses, the first row whose centre lies at or below the crossing (clipped to 0..H) and the
-    edge's direction in u (+1 / -1), all float."""
-    col = crossings.first_col.index_select(0, edge) + k
-    v = crossings.v0.index_select(0, edge) + (col + 0.5 - crossings.u0.index_select(0, edge)) * (
-        crossings.slope.index_select(0, edge)
-    )
-    row = torch.ceil(v - 0.5).clamp_(0, h)
-    return col, row, crossings.sign.index_select(0, edge)
+def crossing_cells(entered: torch.Tensor, other: torch.Tensor, h: int) -> Pair:
+    """(column, row) float of crossings from ``stepped_at`` on ``Crossings.rules``: the column
+    whose centre line the edge crosses and the first row whose centre lies at or below the
+    crossing (clipped to 0..H)."""
+    return entered, torch.ceil(other - 0.5).clamp_(0, h)
 
 
 def clip_to_raster(points: torch.Tensor, w: int, h: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,26 +221,24 @@ SUPERCOVER_RULES = 4
 @dataclass(frozen=True)
 class Supercover:
     """The pixels clipped segments (S,) touch, as four rules (``SUPERCOVER_RULES``) of pixels
-    per segment: ``count`` (4 * S,) int64 pixels of rule r of segment s at ``r * S + s``, and
-    pixel k of each from the (4 * S,) float tables (``supercover_at``):
+    per segment (``PixelRules``, one part per rule: ``parts``), rule r of segment s at
+    ``r * S + s`` once joined.
 
-        line = first + k; along the rule's axis: entered = line + shift; across it:
-        other = across + (line - along) * slope
-
-    The end pixels (rules 0, 1) are one pixel each: first = column, across = row, along =
-    slope = shift = 0. Grid-line rules step over the lines crossed from ``first``; along, across
-    are the clipped start's coordinates and shift is 0 or -1, from a grid line to the pixel past
-    it (0 going up the axis, -1 going down). Rules 0-2 step along columns (row = other), rule 3
-    along rows (col = other). Segments clipped away (keep False) count 0 in every rule.
+    The end pixels are one pixel each: first = column, across = row, along = slope = shift = 0.
+    Grid-line rules step over the lines crossed from ``first``; along, across are the clipped
+    start's coordinates and shift is 0 or -1, from a grid line to the pixel past it (0 going up
+    the axis, -1 going down). Rules 0-2 step along columns (row = other), rule 3 along rows
+    (col = other; ``supercover_cells``). Segments clipped away (keep False) count 0 in every
+    rule.
     """
 
     keep: torch.Tensor
-    count: torch.Tensor
-    first: torch.Tensor
-    along: torch.Tensor
-    across: torch.Tensor
-    slope: torch.Tensor
-    shift: torch.Tensor
+    parts: list[PixelRules]
+
+    @property
+    def row_rules_start(self) -> int:
+        """Index of the first rule stepping along rows (rule 3) in the joined parts."""
+        return (SUPERCOVER_RULES - 1) * len(self.keep)
 
 
 def supercover_counts(points: torch.Tensor, w: int, h: int) -> Supercover:
@@ -213,34 +248,33 @@ def supercover_counts(points: torch.Tensor, w: int, h: int) -> Supercover:
     d = end - start
     # End pixels are taken just inside the segment: an end point on a grid line belongs to the
     # pixel the segment runs through.
-    first_end = start + END_NUDGE * d
-    last_end = end - END_NUDGE * d
+    nudge = END_NUDGE * d
+    first_end, last_end = start + nudge, end - nudge
     # Crossings of vertical (u = k, row 0) and horizontal (v = k, row 1) grid lines: from the
     # first line past the lower end to the last line before the upper end.
     lower, upper = torch.aminmax(clipped, dim=1)
     first = torch.floor(lower) + 1
     crossed = torch.where(keep, (torch.ceil(upper) - first).clamp_(min=0), 0)
-    zero = torch.zeros_like(d)
-    return Supercover(
-        keep=keep,
-        count=torch.cat([keep.expand(2, -1).to(crossed.dtype), crossed]).to(torch.int64).view(-1),
-        first=torch.cat([first_end[0], last_end[0], first[0], first[1]]),
-        along=torch.cat([zero, start]).view(-1),
-        across=torch.cat([first_end[1], last_end[1], start[1], start[0]]),
-        slope=torch.cat([zero, d.flip(0) / d]).view(-1),
-        shift=torch.cat([zero, torch.where(d < 0, -1.0, 0.0)]).view(-1),
-    )
+    slope = d.flip(0) / d
+    shift = torch.where(d < 0, -1.0, 0.0)
+    zero = torch.zeros_like(d[0])
+    parts = [
+        PixelRules(keep, first_end[0], zero, first_end[1], zero, zero),
+        PixelRules(keep, last_end[0], zero, last_end[1], zero, zero),
+    ] + [
+        PixelRules(
+            crossed[axis], first[axis], start[axis], start[1 - axis], slope[axis], shift[axis]
+        )
+        for axis in (0, 1)
+    ]
+    return Supercover(keep=keep, parts=parts)
 
 
-def supercover_at(cover: Supercover, owner: torch.Tensor, k: torch.Tensor, w: int, h: int) -> Pair:
-    """(row, col) float of pixel k of rule ``owner`` (an index into the (4 * S,) tables of
-    ``Supercover``), clipped to the raster."""
-    line = cover.first.index_select(0, owner) + k
-    other = cover.across.index_select(0, owner) + (line - cover.along.index_select(0, owner)) * (
-        cover.slope.index_select(0, owner)
-    )
-    entered = line + cover.shift.index_select(0, owner)
-    by_rows = owner >= (SUPERCOVER_RULES - 1) * len(cover.keep)  # rule 3 steps along rows
-    row = torch.where(by_rows, entered, other).clamp_(0, h - 1)
-    col = torch.where(by_rows, other, entered).clamp_(0, w - 1)
+def supercover_cells(
+    entered: torch.Tensor, other: torch.Tensor, row_rule: torch.Tensor, w: int, h: int
+) -> Pair:
+    """(row, col) float of pixels from ``stepped_at`` on a ``Supercover``'s rules (``row_rule``:
+    whether the pixel's rule steps along rows), clipped to the raster."""
+    row = torch.where(row_rule, entered, other).clamp_(0, h - 1)
+    col = torch.where(row_rule, other, entered).clamp_(0, w - 1)
     return row, col

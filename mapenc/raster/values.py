@@ -61,5 +61,21 @@ def torch_dtype(dtype: np.dtype[Any]) -> torch.dtype:
 
 
 def numpy_dtype(dtype: torch.dtype) -> np.dtype[Any]:
-    """The numpy dtype of a torch output dtype (uint8, float32 or float64)."""
+    """The numpy dtype of a torch dtype (uint8, int8, float32, float64: outputs and buffers)."""
     return np.dtype(str(dtype).removeprefix("torch."))
+
+
+def empty_tensor(
+    shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, zeroed: bool = False
+) -> torch.Tensor:
+    """A new tensor (zeros when ``zeroed``) for rasters or their working buffers. On the CPU it
+    lives in numpy's memory, which numpy asks the kernel to back with huge pages (2 MiB) from
+    4 MiB on: a fresh torch tensor of a chunk's size (tens of MiB) costs a page fault per 4 KiB
+    on its first write, more time than drawing into it."""
+    count = int(np.prod(shape))
+    if device.type != "cpu" or count == 0:
+        make = torch.zeros if zeroed else torch.empty
+        return make(shape, dtype=dtype, device=device)
+    array = (np.zeros if zeroed else np.empty)(count, dtype=numpy_dtype(dtype))
+    # Wraps the array's memory (no copy, and no host-to-device copy to count: CPU only).
+    return torch.frombuffer(array, dtype=dtype).view(shape)
