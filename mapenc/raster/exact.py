@@ -24,6 +24,7 @@ import torch
 from numpy.typing import NDArray
 
 from mapenc.raster.segments import (
+    SUPERCOVER_RULES,
     PixelRules,
     Segments,
     crossing_cells,
@@ -171,10 +172,14 @@ def burn_lines(
     _, nc, h, w = out.shape
     seg_pair, points = _pixel_segments(segments, agent_idx, geom_idx, raster_from_city)
     cover = supercover_counts(points, w, h)
-    rules = PixelRules.joined(cover.parts)
-    owner, k = ramp_tensor(rules.count)
-    entered, other = stepped_at(rules, owner, k)
-    row, col = supercover_cells(entered, other, owner >= cover.row_rules_start, w, h)
-    agent = agent_idx[seg_pair][owner.numpy() % len(seg_pair)]
-    flat = ((agent * nc + channel) * h + row.long().numpy()) * w + col.long().numpy()
-    out.reshape(-1)[flat] = value
+    agent = agent_idx[seg_pair]
+    # Rule by rule (each expanded as it is): joining them into one table first costs copies
+    # and a per-pixel choice of axis that take longer than the pixels themselves.
+    for rule, part in enumerate(cover.parts):
+        rules = PixelRules.joined([part])
+        owner, k = ramp_tensor(rules.count)
+        entered, other = stepped_at(rules, owner, k)
+        steps_rows = torch.tensor(rule == SUPERCOVER_RULES - 1)
+        row, col = supercover_cells(entered, other, steps_rows, w, h)
+        flat = ((agent[owner.numpy()] * nc + channel) * h + row.long().numpy()) * w
+        out.reshape(-1)[flat + col.long().numpy()] = value
