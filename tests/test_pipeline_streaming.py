@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 from torch.utils.data import DataLoader
+from traj_scenes import store_shards
 
 from mapenc.data.streaming import StreamingSamples, scenario_key
 from mapenc.data.trajectory import TrajTask, extract_samples
 from mapenc.maps import iter_scenarios
-from mapenc.maps.store import write_store_shard
-from mapenc.maps.synthetic import make_scenarios
 from mapenc.raster import RasterSpec
 
 TASK = TrajTask(stride_steps=40)
@@ -29,14 +28,7 @@ PER_SHARD = 2
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """SHARDS store shards of PER_SHARD synthetic scenes each."""
-    folder = tmp_path_factory.mktemp("shards")
-    scenes = list(make_scenarios(SHARDS * PER_SHARD, seed=5))
-    paths = []
-    for k in range(SHARDS):
-        path = folder / f"s{k}.scenarios"
-        write_store_shard(scenes[k * PER_SHARD : (k + 1) * PER_SHARD], path, f"s{k}")
-        paths.append(path)
-    return paths
+    return store_shards(tmp_path_factory.mktemp("shards"), SHARDS, PER_SHARD)
 
 
 def _all_keys(shards: list[Path]) -> set[int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from traj_scenes import store_shards
 
 from mapenc.data.streaming import StreamingSamples
 from mapenc.data.trajectory import NGSIM_TASK
@@ -21,24 +22,10 @@ from mapenc.errors import ConfigError
 from mapenc.experiments import trajectory
 from mapenc.experiments.trajectory import SYNTHETIC_RASTER, make_experiment_config
 from mapenc.maps import iter_scenarios
-from mapenc.maps.store import write_store_shard
-from mapenc.maps.synthetic import make_scenarios
 from mapenc.train import TrainConfig
 from mapenc.train.checkpoint import load_checkpoint
 
 TASK = dataclasses.replace(NGSIM_TASK, stride_steps=40)
-
-
-def store_shards(folder: Path, shards: int, per_shard: int, seed: int = 5) -> list[Path]:
-    """``shards`` store shards of ``per_shard`` synthetic scenes each."""
-    folder.mkdir(parents=True, exist_ok=True)
-    scenes = list(make_scenarios(shards * per_shard, seed=seed))
-    paths = []
-    for k in range(shards):
-        path = folder / f"s{k}.scenarios"
-        write_store_shard(scenes[k * per_shard : (k + 1) * per_shard], path, f"s{k}")
-        paths.append(path)
-    return paths
 
 
 def streamed_config(shards: list[Path], **train: object) -> trajectory.TrajExperimentConfig:

@@ -1,9 +1,14 @@
-"""Hand-made scenes for the trajectory tests: a straight road and constant-speed tracks."""
+"""Hand-made scenes for the trajectory tests: a straight road and constant-speed tracks, and
+store shards of synthetic scenes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from mapenc.maps.store import write_store_shard
+from mapenc.maps.synthetic import make_scenarios
 from mapenc.maps.types import Lane, Scenario, Track, VectorMap
 
 DT = 0.1
@@ -61,3 +66,15 @@ def scenario_of(*tracks: Track, source: str = "") -> Scenario:
             )
         )
     return Scenario(map=straight_road_map(), dt=DT, tracks=padded, source=source)
+
+
+def store_shards(folder: Path, shards: int, per_shard: int, seed: int = 5) -> list[Path]:
+    """``shards`` store shards of ``per_shard`` synthetic scenes each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    scenes = list(make_scenarios(shards * per_shard, seed=seed))
+    paths = []
+    for k in range(shards):
+        path = folder / f"s{k}.scenarios"
+        write_store_shard(scenes[k * per_shard : (k + 1) * per_shard], path, f"s{k}")
+        paths.append(path)
+    return paths
