@@ -416,16 +416,25 @@ class StoreShard:
         first = self.arrays[name]
         return range(int(first[index]), int(first[index + 1]))
 
+    def _bounds(self, column: str, index_range: range) -> tuple[list[int], int]:
+        """Item bounds of items ``index_range`` of a ragged column, as Python ints from the
+        first item's start (slicing with them is faster than with numpy scalars), and that
+        start."""
+        first = self.arrays[f"{column}_first"][index_range.start : index_range.stop + 1]
+        start = int(first[0]) if len(first) else 0
+        return (first - start).tolist(), start
+
     def _split(self, points: str, index_range: range) -> list[FloatArray]:
         """The (K, 2) point arrays of items ``index_range`` of a ragged point column."""
-        first = self.arrays[f"{points}_first"]
-        flat = self.arrays[points]
-        return [flat[first[i] : first[i + 1]] for i in index_range]
+        bounds, start = self._bounds(points, index_range)
+        flat = self.arrays[points][start:]
+        return [flat[a:b] for a, b in pairwise(bounds)]
 
     def _strings(self, name: str, index_range: range) -> list[tuple[str, ...]]:
-        first = self.arrays[f"{name}_first"]
-        flat = self.arrays[name].tolist()
-        return [tuple(flat[first[i] : first[i + 1]]) for i in index_range]
+        """The string tuples of items ``index_range`` of a ragged string column."""
+        bounds, start = self._bounds(name, index_range)
+        flat = self.arrays[name][start : start + (bounds[-1] if bounds else 0)].tolist()
+        return [tuple(flat[a:b]) for a, b in pairwise(bounds)]
 
     def scenario(self, index: int) -> Scenario:
         """The scenario at ``index`` (0..len - 1), as it was written, except its ``source``: the
@@ -536,6 +545,7 @@ class StoreShard:
 
 
 _FIELDS = {cls: frozenset(f.name for f in fields(cls)) for cls in (Lane, Track)}
+_CHECKED: set[type] = set()
 T = TypeVar("T", Lane, Track)
 
 
@@ -543,7 +553,9 @@ def _stored(cls: type[T], **values: Any) -> T:
     """A Lane or Track made from stored values, without its generated ``__init__``: a frozen
     dataclass sets every field through ``object.__setattr__``, three times slower than filling
     the instance dict, and these values came from a valid object when the store was written."""
-    assert values.keys() == _FIELDS[cls], f"{cls.__name__} fields changed: update the store"
+    if cls not in _CHECKED:  # once per class and process
+        assert values.keys() == _FIELDS[cls], f"{cls.__name__} fields changed: update the store"
+        _CHECKED.add(cls)
     made = object.__new__(cls)
     made.__dict__.update(values)
     return made
