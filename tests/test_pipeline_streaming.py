@@ -16,6 +16,7 @@ from traj_scenes import store_shards
 
 from mapenc.data.streaming import StreamingSamples, scenario_key
 from mapenc.data.trajectory import TrajTask, extract_samples
+from mapenc.errors import ConfigError
 from mapenc.maps import iter_scenarios
 from mapenc.raster import RasterSpec
 
@@ -98,6 +99,9 @@ def test_resumed_stream_continues_bit_identically(shards: list[Path], workers: i
         for got, want in zip(rest, full[done:], strict=True):
             for key in want:
                 assert torch.equal(got[key], want[key]), key
+    for other in (workers - 1, workers + 1):  # fewer or more workers than made the batches
+        with pytest.raises(ConfigError, match=f"{workers} DataLoader worker"):
+            _epoch(resumed, other)
     other_epoch = StreamingSamples(shards, TASK, SPEC, batch_size=8, seed=1)
     other_epoch.set_epoch(1)
     assert not torch.equal(_epoch(other_epoch, workers)[0]["future"], full[0]["future"])

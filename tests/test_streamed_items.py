@@ -59,7 +59,7 @@ def assert_streamed_items_equal_in_memory(
     for index, batch in enumerate(streamed):
         want = in_memory[index]
         del want["index"]
-        assert set(batch) == {*want, "scenario_key", "stream_worker"}
+        assert set(batch) == {*want, "scenario_key", "stream_worker", "stream_workers"}
         for key, value in want.items():
             assert batch[key].dtype == value.dtype, key
             assert torch.equal(batch[key][0], value), (index, key)

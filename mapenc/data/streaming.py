@@ -32,7 +32,7 @@ sample's item equal to the one of the same sample in the in-memory dataset, exce
 ``index`` (a position in a data set the stream never holds) is replaced by ``scenario_key`` (B,)
 int64, a stable hash of each sample's scenario id or source (for checks that the ranks read
 disjoint scenarios); ``stream_worker`` (B,) int64 is the (logical) DataLoader worker that made
-the batch, for ``mark_consumed``.
+the batch and ``stream_workers`` (B,) int64 how many workers there were, for ``mark_consumed``.
 """
 
 from __future__ import annotations
@@ -138,6 +138,7 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
         self.consumed = 0  # batches of this epoch this rank has handed to training
         self.consumed_by_worker: list[int] = []  # of them, those of each (logical) worker
         self.last_worker = -1  # the worker of the last one (-1: none yet)
+        self.workers = 0  # DataLoader workers of the batches consumed (0: none consumed yet)
         self.progress = StreamProgress()
         self.dataset_of = dataset_of or functools.partial(
             TrajectoryDataset, spec=spec, task=task, cache_dir=None, mode=mode, progress=False
@@ -145,30 +146,35 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` (a new shard order and shuffle) from its beginning."""
-        self.load_state_dict({"epoch": epoch, "consumed_by_worker": [], "last_worker": -1})
+        self.load_state_dict(
+            {"epoch": epoch, "consumed_by_worker": [], "last_worker": -1, "workers": 0}
+        )
         self.progress = StreamProgress()
 
     def state_dict(self) -> dict[str, Any]:
         """Where the rank's stream is: ``epoch``, the batches of that epoch ``consumed`` in all
-        and by each worker (``consumed_by_worker``), and the worker of the last (``last_worker``,
-        -1 before the first)."""
+        and by each worker (``consumed_by_worker``), the worker of the last (``last_worker``, -1
+        before the first) and the number of DataLoader workers that made them (``workers``, 0
+        before the first; the stream goes on only with as many)."""
         return {
             "epoch": self.epoch,
             "consumed": self.consumed,
             "consumed_by_worker": list(self.consumed_by_worker),
             "last_worker": self.last_worker,
+            "workers": self.workers,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume at a ``state_dict()``: the next iteration skips the consumed batches.
         Raises ConfigError for a state without the fields of ``state_dict()``."""
-        missing = sorted({"epoch", "consumed_by_worker", "last_worker"} - set(state))
+        missing = sorted({"epoch", "consumed_by_worker", "last_worker", "workers"} - set(state))
         if missing:
             raise ConfigError(f"not a StreamingSamples state_dict(): no {', '.join(missing)}")
         self.epoch = int(state["epoch"])
         self.consumed_by_worker = [int(n) for n in state["consumed_by_worker"]]
         self.consumed = sum(self.consumed_by_worker)
         self.last_worker = int(state["last_worker"])
+        self.workers = int(state["workers"])
 
     def mark_consumed(self, batch: dict[str, torch.Tensor]) -> None:
         """Record that training used ``batch``, the next batch of this epoch (and count it in
@@ -179,6 +185,7 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
         self.consumed_by_worker[worker] += 1
         self.consumed += 1
         self.last_worker = worker
+        self.workers = int(batch["stream_workers"][0])
         self.progress.add(batch)
 
     def shards_of(self, reader: int, readers: int) -> list[Path]:
@@ -189,10 +196,10 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         rank, ranks, worker, workers = _place()
-        if len(self.consumed_by_worker) > workers:
+        if self.workers and self.workers != workers and self.consumed:
             raise ConfigError(
-                f"the stream was consumed by {len(self.consumed_by_worker)} DataLoader workers "
-                f"or more; it cannot go on with {workers}"
+                f"the stream's batches so far came from {self.workers} DataLoader worker(s); it "
+                f"goes on only with as many, not {workers}"
             )
         # The DataLoader takes its workers' batches in turn from worker 0, passing over workers
         # that have none left. The turn after the last consumed batch is the next worker's:
@@ -207,6 +214,7 @@ class StreamingSamples(IterableDataset[dict[str, torch.Tensor]]):
         for index, batch in enumerate(self._batches(items)):
             if index >= skip:
                 batch["stream_worker"] = torch.full_like(batch["scenario_key"], logical)
+                batch["stream_workers"] = torch.full_like(batch["scenario_key"], workers)
                 yield batch
 
     def _batches(
