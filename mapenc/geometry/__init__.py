@@ -1,4 +1,5 @@
-"""Rigid transforms of the plane, named by the frames they map between."""
+"""Rigid transforms of the plane, named by the frames they map between (``se2``), and the index
+arithmetic of ragged arrays (``ragged``)."""
 
 from mapenc.geometry.se2 import (
     SE2,

@@ -20,6 +20,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.strtree import STRtree
 
 from mapenc.errors import MapencError, MapFormatError, PoseError
+from mapenc.geometry.ragged import ramp
 from mapenc.safeio import limit_setting
 
 FloatArray = NDArray[np.float64]
@@ -105,9 +106,16 @@ def centerlines_from_boundaries(
         ],
         dtype=np.intp,
     )
-    both = resample_polylines([*lefts, *rights], np.concatenate([counts, counts]))
-    pairs = zip(both[: len(lefts)], both[len(lefts) :], strict=True)
-    return [0.5 * (left + right) for left, right in pairs]
+    return [0.5 * (left + right) for left, right in resampled_sides(lefts, rights, counts)]
+
+
+def resampled_sides(
+    lefts: Sequence[FloatArray], rights: Sequence[FloatArray], nums: NDArray[np.intp]
+) -> list[tuple[FloatArray, FloatArray]]:
+    """Each lane's (left, right) boundaries, both resampled at the same ``nums[i]`` arc-length
+    fractions (``resample_polylines``), all lanes in one call."""
+    both = resample_polylines([*lefts, *rights], np.concatenate([nums, nums]))
+    return list(zip(both[: len(lefts)], both[len(lefts) :], strict=True))
 
 
 def resample_polyline(points: FloatArray, num: int) -> FloatArray:
@@ -128,14 +136,13 @@ def resample_polylines(polylines: Sequence[FloatArray], nums: NDArray[np.intp]) 
     cum = _cumulative_lengths(points, sizes)  # (sum K,) per polyline, from 0
     total = cum[knot_start + sizes - 1]
     # The lengths to sample: np.linspace(0, total, num), row by row.
-    query_owner = np.repeat(np.arange(len(sizes)), nums)
-    k = np.arange(len(query_owner)) - np.repeat(np.cumsum(nums) - nums, nums)
+    query_owner, k = ramp(nums)
     s = k * (total / (nums - 1))[query_owner] + 0.0
     last = np.cumsum(nums) - 1
     s[last] = total
     # Knot j of each sample: the last knot of its polyline at or before it (knots sort before
     # samples of the same length).
-    knot_owner = np.repeat(np.arange(len(sizes)), sizes)
+    knot_owner = ramp(sizes)[0]
     values = np.concatenate([cum, s])
     owners = np.concatenate([knot_owner, query_owner])
     is_sample = np.concatenate([np.zeros(len(cum), bool), np.ones(len(s), bool)])

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
+from mapenc.geometry.ragged import ramp
 from mapenc.raster.layers import LAYERS
 from mapenc.raster.mapgeom import MapGeometry
 from mapenc.raster.segments import (
@@ -55,7 +56,6 @@ from mapenc.raster.segments import (
     crossing_cells,
     crossing_counts,
     moved,
-    ramp,
     ramp_tensor,
     stepped_at,
     supercover_cells,

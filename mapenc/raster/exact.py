@@ -1,8 +1,8 @@
 """Exact rasterization: every agent's raster drawn from the vector geometry, in numpy.
 
 All agents of a batch are drawn together: per layer the pieces meeting each agent's window are
-found once for all agents (``mapenc.raster.mapgeom.Pieces.meeting``), every segment of every (agent, geometry) pair is moved into that agent's pixel
-coordinates in float64, and then:
+found once for all agents (``mapenc.raster.mapgeom.Pieces.meeting``), every segment of every
+(agent, geometry) pair is moved into that agent's pixel coordinates in float64, and then:
 
 - binary fill layers (``fill_polygons``): a pixel is on when its centre lies inside a polygon
   (non-zero winding over the map's oriented polygons, half-open at edges);
@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from mapenc.geometry.ragged import ramp
 from mapenc.raster.segments import (
     SUPERCOVER_RULES,
     PixelRules,
     Segments,
     crossing_cells,
     crossing_counts,
-    ramp,
     ramp_tensor,
     stepped_at,
     supercover_cells,

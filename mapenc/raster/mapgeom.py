@@ -29,7 +29,8 @@ import shapely.errors
 from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
-from mapenc.maps.types import FloatArray, Lane, VectorMap, resample_polylines
+from mapenc.geometry.ragged import ramp
+from mapenc.maps.types import FloatArray, Lane, VectorMap, resampled_sides
 from mapenc.raster.segments import GeometryArray, Segments
 
 # Polygons are split until a piece is at most this wide and tall (metres) or has at most
@@ -114,8 +115,7 @@ def line_runs(lines: list[BaseGeometry], max_segments: int = LINE_PIECE_SEGMENTS
     per_part = np.bincount(segment_part, minlength=len(parts))
     runs = -(-per_part // max_segments)  # ceil
     # Run r of a part holds its segments from r * max_segments on, up to max_segments of them.
-    run_part = np.repeat(np.arange(len(parts)), runs)
-    run = np.arange(len(run_part)) - np.repeat(np.cumsum(runs) - runs, runs)
+    run_part, run = ramp(runs)
     part_first = np.cumsum(per_part) - per_part
     first = np.append(part_first[run_part] + run * max_segments, len(segment_part))
     return Segments(coords[:-1][same_part], coords[1:][same_part], first.astype(np.intp))
@@ -228,13 +228,12 @@ def lane_quads(lanes: list[Lane]) -> LaneQuads:
         [max(len(a.left_boundary), len(a.right_boundary), len(a.centerline), 2) for a in lanes],
         dtype=np.intp,
     )
-    sides = resample_polylines(
-        [a.left_boundary for a in lanes] + [a.right_boundary for a in lanes],
-        np.concatenate([nums, nums]),
+    sides = resampled_sides(
+        [a.left_boundary for a in lanes], [a.right_boundary for a in lanes], nums
     )
     quads: list[NDArray[np.float64]] = []
     headings: list[NDArray[np.float64]] = []
-    for left, right in zip(sides[: len(lanes)], sides[len(lanes) :], strict=True):
+    for left, right in sides:
         rings = np.stack([left[:-1], left[1:], right[1:], right[:-1]], axis=1)
         direction = np.diff(0.5 * (left + right), axis=0)
         quads.append(rings)

@@ -22,6 +22,8 @@ import shapely
 import torch
 from numpy.typing import NDArray
 
+from mapenc.geometry.ragged import ramp
+
 GeometryArray = NDArray[np.object_]
 Pair = tuple[torch.Tensor, torch.Tensor]
 # Segments in pixel coordinates ("Points"): a (2, 2, S) float tensor, [u or v][start or end][s].
@@ -32,17 +34,10 @@ POLYGON_TYPE_IDS = (3, 6)
 END_NUDGE = 1e-9
 
 
-def ramp(counts: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """For counts (M,): (owner, k) with owner repeated counts[m] times and k = 0..counts[m]-1."""
-    owner = np.repeat(np.arange(len(counts)), counts)
-    k = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
-    return owner, k
-
-
 def ramp_tensor(
     counts: torch.Tensor, ends: torch.Tensor | None = None, total: int | None = None
 ) -> Pair:
-    """``ramp`` in torch: (owner, k) for counts (M,) int.
+    """``mapenc.geometry.ragged.ramp`` in torch: (owner, k) for counts (M,) int.
 
     ``ends`` (``cumsum(counts)``) and ``total`` (its last value, on the host) save recomputing
     them; with ``total`` given, nothing waits for the device (``repeat_interleave`` is told its
