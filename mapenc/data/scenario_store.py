@@ -22,7 +22,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_complet
 from dataclasses import dataclass
 from pathlib import Path
 
-from mapenc.data.traj_sources import _scene_files as scene_files
+from mapenc.data.traj_sources import scene_files_under
 from mapenc.errors import ConfigError, DataError, MapencError
 from mapenc.maps import iter_scenarios
 from mapenc.maps.interaction import map_path_for, pedestrian_path_for
@@ -95,9 +95,7 @@ def store_sources(paths: Sequence[str | Path]) -> list[Path]:
     sources: list[Path] = []
     for spec in paths:
         path = Path(spec)
-        if not path.exists():
-            raise DataError(f"{path}: no such file or folder")
-        found = [p for p in scene_files(path) if not is_store_shard(p)]
+        found = [p for p in scene_files_under(path) if not is_store_shard(p)]
         if not found:
             raise DataError(f"{path}: no CommonRoad, AV2, Waymo, INTERACTION or generic scene")
         sources.extend(found)

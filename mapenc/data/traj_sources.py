@@ -65,6 +65,14 @@ def _scene_files(path: Path, visited: set[Path] | None = None) -> Iterator[Path]
             yield child
 
 
+def scene_files_under(path: Path) -> list[Path]:
+    """The scene files and folders under a data path (``_scene_files``); DataError when the
+    path does not exist."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    return list(_scene_files(path))
+
+
 def _is_synthetic(spec: str) -> bool:
     return spec == SYNTHETIC_PREFIX or spec.startswith(SYNTHETIC_PREFIX + ":")
 
@@ -123,10 +131,8 @@ def load_scenarios(paths: Sequence[str], skipped: dict[str, str] | None = None) 
             scenarios.extend(_synthetic(spec))
             continue
         path = Path(spec)
-        if not path.exists():
-            raise DataError(f"{path}: no such file or folder")
         found: list[Scenario] = []
-        for scene_path in _scene_files(path):
+        for scene_path in scene_files_under(path):
             try:
                 found.extend(_load_scenes(scene_path, _file_stamp(scene_path)))
             except MapencError as err:
@@ -154,9 +160,7 @@ def shard_files(paths: Sequence[str]) -> list[Path]:
                 f"data path {spec!r}: synthetic scenes are made in memory and cannot be streamed"
             )
         path = Path(spec)
-        if not path.exists():
-            raise DataError(f"{path}: no such file or folder")
-        found = list(_scene_files(path))
+        found = scene_files_under(path)
         if not found:
             raise DataError(f"{path}: no scene file or shard to stream")
         shards.extend(found)

@@ -62,6 +62,16 @@ class PerSample:
             self.min_ade[rows], self.min_fde[rows], self.miss[rows], self.offroad[rows]
         )
 
+    @classmethod
+    def concat(cls, parts: Sequence[PerSample]) -> PerSample:
+        """The scores of ``parts`` (at least one), one after another."""
+        return cls(
+            np.concatenate([p.min_ade for p in parts]),
+            np.concatenate([p.min_fde for p in parts]),
+            np.concatenate([p.miss for p in parts]),
+            np.concatenate([p.offroad for p in parts]),
+        )
+
     def means(self, rows: NDArray[np.bool_] | None = None) -> dict[str, float]:
         """Mean of every metric over ``rows`` (default all), rounded to 4 decimals."""
         pick = slice(None) if rows is None else rows

@@ -19,7 +19,7 @@ import time
 import typing
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -498,17 +498,14 @@ def _scores(
 
 def _concat_scores(parts: Sequence[SampleScores]) -> SampleScores:
     """One SampleScores holding ``parts`` in order."""
-
-    def joined(scores: Sequence[PerSample]) -> PerSample:
-        return PerSample(
-            *(np.concatenate([getattr(p, f.name) for p in scores]) for f in fields(PerSample))
-        )
-
     versus = [p.versus for p in parts if p.versus is not None]
     return SampleScores(
-        model=joined([p.model for p in parts]),
-        baselines={name: joined([p.baselines[name] for p in parts]) for name in parts[0].baselines},
-        versus=joined(versus) if versus else None,
+        model=PerSample.concat([p.model for p in parts]),
+        baselines={
+            name: PerSample.concat([p.baselines[name] for p in parts])
+            for name in parts[0].baselines
+        },
+        versus=PerSample.concat(versus) if versus else None,
         truth_offroad=np.concatenate([p.truth_offroad for p in parts]),
     )
 
