@@ -1,14 +1,17 @@
-"""The exact mode's numpy scan-line primitives against rasterio on random shapes."""
+"""The exact mode's numpy scan-line primitives against rasterio on random shapes, and the
+shared segment arithmetic's CPU helpers against the torch operations they stand for."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import shapely
+import torch
 from affine import Affine
 from rasterio.features import rasterize
 
 from mapenc.raster.exact import Segments, burn_lines, fill_polygons, paint_polygons
+from mapenc.raster.segments import columns_at, selected
 
 SIZE = (40, 56)
 
@@ -62,3 +65,26 @@ def test_lines_match_rasterio_all_touched(seed: int) -> None:
     expected = reference(lines, all_touched=True) > 0
     assert expected.sum() > 50
     assert (out[0, 0].astype(bool) != expected).mean() <= 2e-3
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("otherwise", [0.0, 1.0, -1.0, -0.0, float("inf")])
+def test_selected_has_the_bits_of_torch_where(dtype: torch.dtype, otherwise: float) -> None:
+    """The CPU's bit blend picks the same bits as ``torch.where``: signed zeros, infinities and
+    NaN included, with the condition broadcast over the values."""
+    rng = np.random.default_rng(0)
+    values = torch.from_numpy(rng.normal(size=(2, 300))).to(dtype)
+    values[0, :4] = torch.tensor([0.0, -0.0, float("inf"), float("nan")], dtype=dtype)
+    for condition in (values > 0, torch.from_numpy(rng.random(300) < 0.5)):
+        got = selected(condition, values, otherwise)
+        expected = torch.where(condition, values, otherwise)
+        assert got.dtype == dtype == expected.dtype
+        bits = {torch.float64: torch.int64, torch.float32: torch.int32}[dtype]
+        assert torch.equal(got.view(bits), expected.view(bits))
+
+
+def test_columns_at_gathers_like_index_select() -> None:
+    table = torch.arange(24.0, dtype=torch.float64).reshape(4, 6)
+    index = torch.tensor([5, 0, 0, 3, 2])
+    assert torch.equal(columns_at(table, index), table.index_select(1, index))
+    assert columns_at(table, index[:0]).shape == (4, 0)

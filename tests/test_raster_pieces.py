@@ -38,18 +38,21 @@ def poses_on_lanes(m: VectorMap, count: int) -> np.ndarray:
 
 @pytest.mark.parametrize("max_segments", [1, 3, 16])
 def test_line_runs_keep_every_segment_in_order(max_segments: int) -> None:
+    """The runs hold the segments shapely finds in the same lines, in order, at most
+    ``max_segments`` each and each within one line; lines of 0 or 1 point add none."""
     rng = np.random.default_rng(max_segments)
-    lines = [shapely.LineString(rng.uniform(-50, 50, (n, 2))) for n in (2, 3, 17, 40)]
-    lines.append(shapely.MultiLineString([rng.uniform(0, 9, (5, 2)), rng.uniform(0, 9, (2, 2))]))
+    lines = [rng.uniform(-50, 50, (n, 2)) for n in (2, 3, 17, 40, 1, 0, 5)]
     runs = line_runs(lines, max_segments)
-    whole = Segments.of(shapely.get_parts(np.array(lines, dtype=object)))
+    drawn = [shapely.LineString(line) for line in lines if len(line) >= 2]
+    whole = Segments.of(np.array(drawn, dtype=object))
     np.testing.assert_array_equal(runs.start, whole.start)
     np.testing.assert_array_equal(runs.end, whole.end)
     size = np.diff(runs.first)
     assert (size >= 1).all() and (size <= max_segments).all()
-    for first, last in zip(runs.first[:-1], runs.first[1:], strict=True):  # one part per run
+    for first, last in zip(runs.first[:-1], runs.first[1:], strict=True):  # one line per run
         np.testing.assert_array_equal(runs.start[first + 1 : last], runs.end[first : last - 1])
-    assert len(line_runs([shapely.LineString()], max_segments).start) == 0
+    assert len(line_runs([], max_segments).start) == 0
+    assert len(line_runs([np.zeros((1, 2))], max_segments).first) == 1
 
 
 @pytest.mark.parametrize("tests_per_block", [mapgeom.MEETING_TESTS, 500])

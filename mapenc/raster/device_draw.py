@@ -53,6 +53,7 @@ from mapenc.raster.segments import (
     Crossings,
     PixelRules,
     Supercover,
+    columns_at,
     crossing_cells,
     crossing_counts,
     moved,
@@ -345,7 +346,7 @@ class VectorDrawer:
         seg = self._steps_to(segments) + start.index_select(0, pair)
         agent = agent.index_select(0, pair)
         plane = plane.index_select(0, pair)
-        points = self._pixels(table.points.index_select(1, seg), matrices, poses, agent)
+        points = self._pixels(columns_at(table.points, seg), matrices, poses, agent)
         crossings = crossing_counts(points[..., :fill_segments], w)
         cover = supercover_counts(points[..., fill_segments:], w, h)
         tables = self._rule_tables(crossings, cover, plane, fill_segments)
@@ -528,14 +529,14 @@ class VectorDrawer:
         ``Points`` (2, 2, S) in ``self.coordinates``."""
         if self.coordinates == torch.float64:
             rows = matrices[:, :2].reshape(-1, 6).T.contiguous()
-            return moved(rows.index_select(1, agent), ends[:2], ends[2:])
+            return moved(columns_at(rows, agent), ends[:2], ends[2:])
         linear = matrices[:, :2, :2]
         at_px = (linear @ poses[:, :2, None]) + matrices[:, :2, 2:]  # the agent's pixel
         rows = torch.cat([linear, at_px], 2).reshape(-1, 6).T
         rows = rows.to(self.coordinates, memory_format=torch.contiguous_format)
-        at = poses[:, :2].T.index_select(1, agent)  # (2, S) the agent's x, y
+        at = columns_at(poses[:, :2].T, agent)  # (2, S) the agent's x, y
         rel = (ends.view(2, 2, -1) - at[:, None]).to(self.coordinates)
-        return moved(rows.index_select(1, agent), rel[0], rel[1])
+        return moved(columns_at(rows, agent), rel[0], rel[1])
 
     def _winding(self, n: int) -> torch.Tensor:
         """The int8 winding buffer of all fill layers of ``n`` agents, zeroed (layout: see

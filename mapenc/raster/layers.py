@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from scipy.ndimage import distance_transform_edt
 from shapely.geometry.base import BaseGeometry
 
-from mapenc.maps.types import Lane, VectorMap
+from mapenc.maps.types import FloatArray, Lane, VectorMap
 from mapenc.raster.exact import burn_lines, fill_polygons, paint_polygons
 from mapenc.raster.grid import NorthUpGrid
 from mapenc.raster.mapgeom import MapGeometry, window_corners
@@ -92,6 +92,9 @@ class Layer:
         description: one line for ``list_layers`` and pictures.
         colour: RGB (0..1) in pictures.
         faint: opacity in pictures (layers that cover large areas are blended in faintly).
+        geometry: the city-frame shapes a fill or line layer draws, as shapely geometries.
+        polylines: a line layer's lines as (K, 2) city-frame point arrays (what it draws;
+            ``geometry`` gives them as LineStrings).
     """
 
     name: str
@@ -103,6 +106,12 @@ class Layer:
     binary: ClassVar[bool] = False  # values are 0 or 1 only (the fast mode packs them in bits)
     background_code: ClassVar[int] = 0  # code of a grid cell far from any geometry
     geometry: Callable[[VectorMap], list[BaseGeometry]] | None = None
+    polylines: Callable[[VectorMap], list[FloatArray]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.polylines is not None and self.geometry is None:
+            polylines = self.polylines
+            object.__setattr__(self, "geometry", lambda m: _lines(polylines(m)))
 
     @property
     def fills(self) -> bool:
@@ -337,14 +346,14 @@ class SceneLayer(Layer):
     component: str = "agents"
 
 
-def _lines(polylines: list[NDArray[np.float64]]) -> list[BaseGeometry]:
+def _lines(polylines: list[FloatArray]) -> list[BaseGeometry]:
     if not polylines:
         return []
     owner = np.repeat(np.arange(len(polylines)), [len(p) for p in polylines])
     return list(shapely.linestrings(np.concatenate(polylines), indices=owner))
 
 
-def _boundaries(m: VectorMap, keep: Callable[[Lane, str], bool]) -> list[BaseGeometry]:
+def _boundaries(m: VectorMap, keep: Callable[[Lane, str], bool]) -> list[FloatArray]:
     """Lane boundaries whose mark passes ``keep``; a boundary shared by neighbouring lanes (in
     either direction) is kept once."""
     lines = [lane.left_boundary for lane in m.lanes if keep(lane, "left")]
@@ -356,7 +365,7 @@ def _boundaries(m: VectorMap, keep: Callable[[Lane, str], bool]) -> list[BaseGeo
         if key not in seen:
             seen.add(key)
             unique.append(line)
-    return _lines(unique)
+    return unique
 
 
 def _solid(lane: Lane, side: str) -> bool:
@@ -388,25 +397,25 @@ LAYERS: dict[str, Layer] = {
             "lane_boundaries",
             "lane boundaries and road edges",
             (0.95, 0.95, 0.95),
-            geometry=lambda m: _boundaries(m, lambda _lane, _side: True) + _lines(m.road_edges),
+            polylines=lambda m: _boundaries(m, lambda _lane, _side: True) + list(m.road_edges),
         ),
         LineLayer(
             "lane_boundaries_solid",
             "boundaries not to be crossed (solid, double solid, curb)",
             (1.0, 1.0, 1.0),
-            geometry=lambda m: _boundaries(m, _solid) + _lines(m.road_edges),
+            polylines=lambda m: _boundaries(m, _solid) + list(m.road_edges),
         ),
         LineLayer(
             "lane_boundaries_dashed",
             "boundaries that may be crossed (dashed and mixed marks)",
             (0.7, 0.7, 0.95),
-            geometry=lambda m: _boundaries(m, _dashed),
+            polylines=lambda m: _boundaries(m, _dashed),
         ),
         LineLayer(
             "centerlines",
             "lane centerlines",
             (0.3, 0.6, 1.0),
-            geometry=lambda m: _lines([lane.centerline for lane in m.lanes]),
+            polylines=lambda m: [lane.centerline for lane in m.lanes],
         ),
         HeadingLayer(
             "lane_heading_sin", "sin(lane direction - agent heading)", (0.6, 0.2, 0.6), 0.25

@@ -54,6 +54,9 @@ class DrawnFromMap(Protocol):
     def geometry(self) -> Callable[[VectorMap], list[BaseGeometry]] | None: ...
 
     @property
+    def polylines(self) -> Callable[[VectorMap], list[FloatArray]] | None: ...
+
+    @property
     def fills(self) -> bool: ...
 
 
@@ -104,21 +107,25 @@ def split_polygons(
     return pieces
 
 
-def line_runs(lines: list[BaseGeometry], max_segments: int = LINE_PIECE_SEGMENTS) -> Segments:
-    """The segments of every part of ``lines`` (LineStrings, MultiLineStrings; city frame), in
-    order, grouped into runs of at most ``max_segments`` consecutive segments of one part (the
-    pieces of ``Pieces``). Parts with fewer than 2 points have no segment."""
-    parts = shapely.get_parts(np.asarray(lines, dtype=object))
-    coords, owner = shapely.get_coordinates(parts, return_index=True)
-    same_part = owner[1:] == owner[:-1]
-    segment_part = owner[:-1][same_part]
-    per_part = np.bincount(segment_part, minlength=len(parts))
+def line_runs(polylines: list[FloatArray], max_segments: int = LINE_PIECE_SEGMENTS) -> Segments:
+    """The segments of every polyline ((K, 2) points, city frame), in order, grouped into runs of
+    at most ``max_segments`` consecutive segments of one polyline (the pieces of ``Pieces``).
+    Polylines with fewer than 2 points have no segment."""
+    if not polylines:
+        return Segments(np.empty((0, 2)), np.empty((0, 2)), np.zeros(1, dtype=np.intp))
+    coords = np.concatenate(polylines).astype(np.float64, copy=False)
+    points = np.array([len(p) for p in polylines], dtype=np.intp)
+    per_part = np.maximum(points - 1, 0)
+    # Segment i of the whole array joins points i and i + 1; the last point of each polyline
+    # starts none.
+    starts = np.ones(len(coords), dtype=bool)
+    starts[np.cumsum(points)[points > 0] - 1] = False
     runs = -(-per_part // max_segments)  # ceil
-    # Run r of a part holds its segments from r * max_segments on, up to max_segments of them.
+    # Run r of a polyline holds its segments from r * max_segments on, up to max_segments.
     run_part, run = ramp(runs)
     part_first = np.cumsum(per_part) - per_part
-    first = np.append(part_first[run_part] + run * max_segments, len(segment_part))
-    return Segments(coords[:-1][same_part], coords[1:][same_part], first.astype(np.intp))
+    first = np.append(part_first[run_part] + run * max_segments, per_part.sum())
+    return Segments(coords[:-1][starts[:-1]], coords[1:][starts[:-1]], first.astype(np.intp))
 
 
 def window_corners(raster_from_city: NDArray[np.float64], size_px: tuple[int, int]) -> FloatArray:
@@ -253,13 +260,14 @@ class MapGeometry:
 
     def pieces(self, layer: DrawnFromMap) -> Pieces:
         """The pieces of a fill or line layer: split polygons (their oriented rings, see
-        ``Segments.of``) or runs of line segments."""
+        ``Segments.of``) or runs of line segments (taken from the layer's point arrays, no
+        GEOS object made)."""
         if layer.name not in self._pieces:
-            geoms = layer.geometry(self.map) if layer.geometry is not None else []
-            if layer.fills:
-                segments = Segments.of(np.array(split_polygons(geoms), dtype=object).reshape(-1))
+            if layer.polylines is not None:
+                segments = line_runs(layer.polylines(self.map))
             else:
-                segments = line_runs(geoms)
+                geoms = layer.geometry(self.map) if layer.geometry is not None else []
+                segments = Segments.of(np.array(split_polygons(geoms), dtype=object).reshape(-1))
             self._pieces[layer.name] = Pieces.of(segments)
         return self._pieces[layer.name]
 
