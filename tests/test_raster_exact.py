@@ -11,7 +11,7 @@ from affine import Affine
 from rasterio.features import rasterize
 
 from mapenc.raster.exact import Segments, burn_lines, fill_polygons, paint_polygons
-from mapenc.raster.segments import columns_at, selected
+from mapenc.raster.segments import columns_at
 
 SIZE = (40, 56)
 
@@ -65,22 +65,6 @@ def test_lines_match_rasterio_all_touched(seed: int) -> None:
     expected = reference(lines, all_touched=True) > 0
     assert expected.sum() > 50
     assert (out[0, 0].astype(bool) != expected).mean() <= 2e-3
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("otherwise", [0.0, 1.0, -1.0, -0.0, float("inf")])
-def test_selected_has_the_bits_of_torch_where(dtype: torch.dtype, otherwise: float) -> None:
-    """The CPU's bit blend picks the same bits as ``torch.where``: signed zeros, infinities and
-    NaN included, with the condition broadcast over the values."""
-    rng = np.random.default_rng(0)
-    values = torch.from_numpy(rng.normal(size=(2, 300))).to(dtype)
-    values[0, :4] = torch.tensor([0.0, -0.0, float("inf"), float("nan")], dtype=dtype)
-    for condition in (values > 0, torch.from_numpy(rng.random(300) < 0.5)):
-        got = selected(condition, values, otherwise)
-        expected = torch.where(condition, values, otherwise)
-        assert got.dtype == dtype == expected.dtype
-        bits = {torch.float64: torch.int64, torch.float32: torch.int32}[dtype]
-        assert torch.equal(got.view(bits), expected.view(bits))
 
 
 def test_columns_at_gathers_like_index_select() -> None:

@@ -15,7 +15,6 @@ operations in the same order, so on the CPU in float64 both modes light the same
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,27 +48,6 @@ def ramp_tensor(
     owner = torch.repeat_interleave(counts, output_size=total)
     k = torch.arange(len(owner), device=counts.device, dtype=counts.dtype)
     return owner, k - (ends - counts).index_select(0, owner)
-
-
-# Integer dtypes of the float dtypes' bits, with their ``struct`` formats (``selected``).
-_BITS = {torch.float64: (torch.int64, "d", "q"), torch.float32: (torch.int32, "f", "i")}
-
-
-def selected(condition: torch.Tensor, values: torch.Tensor, otherwise: float) -> torch.Tensor:
-    """``torch.where(condition, values, otherwise)`` for float ``values`` (``condition``
-    broadcast to their shape), the same bits.
-
-    On the CPU the bits are blended under a mask instead: a select there branches per element,
-    about 4 ns each where the condition is mixed (a segment's direction), several times the
-    arithmetic around it. Elsewhere it is ``torch.where`` (one kernel).
-    """
-    if values.device.type != "cpu" or values.dtype not in _BITS:
-        return torch.where(condition, values, otherwise)
-    bits_dtype, float_format, int_format = _BITS[values.dtype]
-    (other,) = struct.unpack(int_format, struct.pack(float_format, otherwise))
-    mask = condition.to(bits_dtype).neg_()  # every bit set where the condition holds
-    bits = values.view(bits_dtype)
-    return ((bits ^ other).bitwise_and_(mask).bitwise_xor_(other)).view(values.dtype)
 
 
 @dataclass(frozen=True)
@@ -211,11 +189,11 @@ def crossing_counts(points: torch.Tensor, w: int) -> Crossings:
     cols = torch.ceil(torch.stack(ends) - 0.5).clamp_(0, w)  # (2, S) lo, hi
     moving = du != 0
     rules = PixelRules(
-        count=selected(moving, cols[1] - cols[0], 0.0),
+        count=torch.where(moving, cols[1] - cols[0], 0),
         first=cols[0] + 0.5,
         along=u[0],
         across=v[0],
-        slope=(v[1] - v[0]) / selected(moving, du, 1.0),
+        slope=(v[1] - v[0]) / torch.where(moving, du, 1.0),
         shift=torch.full_like(du, -0.5),
     )
     return Crossings(rules=rules, sign=torch.sign(du).to(torch.int8))
@@ -237,9 +215,9 @@ def clip_to_raster(points: torch.Tensor, w: int, h: int) -> tuple[torch.Tensor, 
     p = torch.cat([-d, d])  # -du, -dv, du, dv
     q = torch.cat([start, (w - start[0])[None], (h - start[1])[None]])  # u0, v0, w - u0, h - v0
     parallel = p == 0
-    ratio = q / selected(~parallel, p, 1.0)
-    t0 = selected(p < 0, ratio, 0.0).amax(0)  # entering the box: the last entry
-    t1 = selected(p > 0, ratio, 1.0).amin(0)  # leaving it: the first exit
+    ratio = q / torch.where(parallel, 1.0, p)
+    t0 = torch.where(p < 0, ratio, 0.0).amax(0)  # entering the box: the last entry
+    t1 = torch.where(p > 0, ratio, 1.0).amin(0)  # leaving it: the first exit
     keep = ~(parallel & (q < 0)).any(0) & (t0 <= t1)
     return start[:, None] + torch.stack([t0, t1]) * d[:, None], keep
 
@@ -286,9 +264,9 @@ def supercover_counts(points: torch.Tensor, w: int, h: int) -> Supercover:
     lower = torch.minimum(clipped[:, 0], clipped[:, 1])
     upper = torch.maximum(clipped[:, 0], clipped[:, 1])
     first = torch.floor(lower) + 1
-    crossed = selected(keep, (torch.ceil(upper) - first).clamp_(min=0), 0.0)
+    crossed = torch.where(keep, (torch.ceil(upper) - first).clamp_(min=0), 0)
     slope = d.flip(0) / d
-    shift = selected(d < 0, torch.full_like(d, -1.0), 0.0)
+    shift = torch.where(d < 0, -1.0, 0.0)
     zero = torch.zeros_like(d[0])
     parts = [
         PixelRules(keep, first_end[0], zero, first_end[1], zero, zero),
