@@ -11,8 +11,16 @@ import torch
 from test_raster import transformed
 
 from mapenc.errors import ConfigError, MapFormatError, PoseError, RasterSizeError
+from mapenc.maps.synthetic import TownConfig, make_town
 from mapenc.maps.types import Lane, VectorMap
-from mapenc.raster import RASTER_MODES, Rasterizer, RasterSpec, TorchSettings, rasterizer
+from mapenc.raster import (
+    RASTER_MODES,
+    Rasterizer,
+    RasterSpec,
+    TorchSettings,
+    device_draw,
+    rasterizer,
+)
 from mapenc.raster.mapgeom import TILE_SIZE_M, split_polygons
 from mapenc.testing import crosswalk_square, l_junction, straight_road
 
@@ -222,3 +230,29 @@ def test_a_jagged_lane_of_a_million_points_is_refused() -> None:
     # when the drivable area is first needed.
     with pytest.raises(MapFormatError, match="lane jagged: polygon with 2,000,001 vertices"):
         Rasterizer(VectorMap([lane]), SPEC).rasterize(POSES)
+
+
+def test_bins_reach_the_far_corner_of_a_turned_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window turned 45 degrees, centred on its agent, whose diagonal is just under a whole
+    number of bins: the bins under its widened bounding box reach one further than its radius
+    alone says, and the torch mode still draws every pixel exact draws (it missed corner pixels
+    when the bins per axis came from the radius)."""
+    monkeypatch.setattr(device_draw, "BIN_M", 4.0)
+    town = make_town(TownConfig(seed=3, curvature=0.05))
+    m = VectorMap(lanes=town.lanes, crosswalks=town.crosswalks, road_edges=town.road_edges)
+    size_px = 64
+    spec = RasterSpec(
+        size_px=(size_px, size_px),
+        pixel_size_m=13.99 * device_draw.BIN_M / (np.sqrt(2) * size_px),
+        agent_at=(0.5, 0.5),
+        layers=("lane_boundaries", "centerlines"),
+    )
+    rng = np.random.default_rng(0)
+    xmin, ymin, xmax, ymax = m.bounds
+    n = 400
+    headings = np.pi / 4 + rng.choice([0.0, np.pi / 2, np.pi, -np.pi / 2], n)
+    poses = np.stack([rng.uniform(xmin, xmax, n), rng.uniform(ymin, ymax, n), headings], 1)
+    exact = Rasterizer(m, spec).rasterize(poses, np.uint8)
+    drawn = Rasterizer(m, spec, mode="torch", device="cpu").rasterize(poses, np.uint8)
+    np.testing.assert_array_equal(drawn, exact)
+    assert exact.any()

@@ -253,6 +253,8 @@ class VectorDrawer:
         f64 = torch.float64
         self._window_mid = torch.tensor([[mx, my], [-my, mx]], dtype=f64, device=device)
         self._window_half = torch.tensor([[hx, hy], [hy, hx]], dtype=f64, device=device)
+        # The widest that bounding box gets (at any heading): the widened window's diagonal.
+        self._window_span_m = 2.0 * float(np.hypot(hx, hy))
         self._lower_upper = torch.tensor([[-1.0], [1.0]], dtype=f64, device=device)
         self._line_channels = [spec.layers.index(n) for n in self.line_layers]
         # Line channels as runs of consecutive channels [first, stop), each cleared at once.
@@ -284,9 +286,9 @@ class VectorDrawer:
         return MapTable.build(geometry, self.layers, self.device)
 
     def bins_per_axis(self, table: MapTable) -> int:
-        """Most bins a window's bounding box spans along an axis (its side is at most twice the
-        raster's radius)."""
-        return int(2 * self.spec.radius_m // table.smallest_bin_m) + 2
+        """Most bins a window's bounding box spans along an axis: a side of length L spans at
+        most floor(L / bin) + 2 bins, and the side is at most the widened window's diagonal."""
+        return int(self._window_span_m // table.smallest_bin_m) + 2
 
     def draw(
         self,
