@@ -21,8 +21,9 @@ import pytest
 from mapenc.data.mnist import read_idx, read_mnist_npz
 from mapenc.data.traj_sources import load_scenarios
 from mapenc.errors import DataError, MapencError, MapFormatError, ScenarioFormatError
-from mapenc.maps import load_map, load_scenario
+from mapenc.maps import jsonparse, load_map, load_scenario
 from mapenc.maps.io import load_map_or_scenario
+from mapenc.maps.jsonparse import parse_json
 from mapenc.safeio import gunzip
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
@@ -276,6 +277,10 @@ def geojson_text() -> str:
             "has 5000 digits",
         ),
         (b'{"type": "FeatureCollection", "features": [], "n": 1e400}', "beyond float range"),
+        (
+            b'{"type": "FeatureCollection", "features": [], "n": ' + b"9" * 400 + b".5}",
+            "beyond float range",
+        ),
     ],
 )
 def test_hostile_json_numbers_and_nesting(tmp_path: Path, content: bytes, message: str) -> None:
@@ -283,6 +288,20 @@ def test_hostile_json_numbers_and_nesting(tmp_path: Path, content: bytes, messag
     path.write_bytes(content)
     with pytest.raises(MapFormatError, match=message):
         load_map(path)
+
+
+def test_json_numbers_parse_alike_with_and_without_the_checks(tmp_path: Path) -> None:
+    """A document whose numbers cannot exceed the limits is parsed without a check per number;
+    one that holds a long digit run (here an id string) is parsed with the checks: both give the
+    same values."""
+    numbers = [1, -7, 0.1, -2.5e-3, 1.5e99, 123456789012345678901234567890, 3.0e-99]
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps({"n": numbers}))
+    checked = tmp_path / "checked.json"
+    checked.write_text(json.dumps({"n": numbers, "id": "7" * 60}))
+    assert not jsonparse._numbers_need_checks(plain.read_bytes())
+    assert jsonparse._numbers_need_checks(checked.read_bytes())
+    assert parse_json(plain)["n"] == parse_json(checked)["n"] == numbers
 
 
 def test_av2_successors_not_a_list(tmp_path: Path) -> None:

@@ -26,6 +26,8 @@ from mapenc.maps.types import FloatArray, as_polyline, repair_polygon
 # Longer integer literals are refused: no coordinate, id or count needs them, and Python's int()
 # gives up (ValueError) beyond 4300 digits.
 MAX_INTEGER_DIGITS = 40
+# Every digit as 0, e and E as e, + and - as + (``_numbers_need_checks``).
+_NUMBER_SHAPES = bytes.maketrans(b"0123456789eE+-", b"0000000000ee++")
 
 
 def parse_json(path: Path) -> Any:
@@ -63,18 +65,29 @@ def parse_json(path: Path) -> Any:
             )
         return record
 
+    checked = _numbers_need_checks(raw)
     try:
         return json.loads(
             raw,
             parse_constant=refuse_constant,
-            parse_float=finite_float,
-            parse_int=bounded_int,
+            parse_float=finite_float if checked else float,
+            parse_int=bounded_int if checked else int,
             object_pairs_hook=unique_keys,
         )
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise MapFormatError(path, f"malformed or truncated JSON ({err})") from None
     except RecursionError:
         raise MapFormatError(path, "JSON nested too deeply to read") from None
+
+
+def _numbers_need_checks(raw: bytes) -> bool:
+    """Whether a JSON document may hold an integer longer than ``MAX_INTEGER_DIGITS`` digits or
+    a float beyond float range. Without a run of more digits than that and without an exponent
+    of 3 digits or more, every number is an int within the limit or a float below 1e140, and
+    the document is parsed without a check per number (json's own C paths, about 5x faster on
+    AV2 maps); a long digit run anywhere (an id string too) keeps the checks."""
+    shapes = raw.translate(_NUMBER_SHAPES)
+    return b"0" * (MAX_INTEGER_DIGITS + 1) in shapes or b"e000" in shapes or b"e+000" in shapes
 
 
 def _shortened(text: str, keep: int = 12) -> str:
