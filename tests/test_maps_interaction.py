@@ -20,7 +20,8 @@ from rasterio.warp import transform
 
 from mapenc.cli import main
 from mapenc.data.recordings import file_digest
-from mapenc.data.split import FIXED_SPLITS_DIR, location_of, plan_split
+from mapenc.data.scenario_store import prepare_store
+from mapenc.data.split import FIXED_SPLITS_DIR, is_own_recording, location_of, plan_split
 from mapenc.data.traj_sources import load_scenarios, scene_names
 from mapenc.errors import MapFormatError, ScenarioFormatError
 from mapenc.maps import iter_scenarios, load_map, load_scenario
@@ -253,6 +254,23 @@ def test_split_keeps_each_track_file_a_recording_and_drops_copies(release: Path)
     kept = [n for n in names if n not in plan.dropped]
     assert len({plan.recording[n] for n in kept}) == 3
     assert {plan.location[n] for n in names} == {LOCATION}
+
+
+def test_a_store_of_a_release_keeps_locations_and_track_files_as_recordings(
+    release: Path, tmp_path: Path
+) -> None:
+    folder = release / "recorded_trackfiles" / LOCATION
+    # Repeats the car of 001: content grouping would chain them, a track file stays its own.
+    write_csv(folder / "vehicle_tracks_002.csv", VEHICLE_HEADER, vehicle_rows("9", 1, 60, 10.0))
+    paths, store = [str(release)], tmp_path / "store"
+    prepare_store(paths, store, progress=False)
+    raw, back = load_scenarios(paths), load_scenarios([str(store)])
+    names = scene_names(raw, paths)
+    assert scene_names(back, [str(store)]) == names
+    assert all(is_own_recording(scene) for scene in back)
+    plan = plan_split(back, names)
+    assert plan == plan_split(raw, names)
+    assert len(set(plan.recording.values())) == 3 and set(plan.location.values()) == {LOCATION}
 
 
 def test_location_of_a_release_folder_name() -> None:

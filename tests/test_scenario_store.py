@@ -1,11 +1,13 @@
 """The scenario store: scenarios written by ``mapenc prepare`` read back unchanged (map content,
 tracks, metadata and rasters), on synthetic scenes and on the real Waymo, AV2 and INTERACTION
-files; reuse of converted sources, corrupt and foreign files."""
+files; reuse of converted sources, corrupt, foreign and old-version files; a store splits as the
+sources it was prepared from (names, locations, fixed split files)."""
 
 from __future__ import annotations
 
 import json
 import pickle
+import shutil
 import warnings
 from itertools import islice
 from pathlib import Path
@@ -15,12 +17,15 @@ import pytest
 import shapely
 
 from mapenc.cli import main
+from mapenc.data import split
 from mapenc.data.raster_cache import content_digest
 from mapenc.data.scenario_store import prepare_store, source_digest, source_files
+from mapenc.data.split import SplitPlan, fixed_plan, plan_split, write_fixed_split
+from mapenc.data.traj_sources import load_scenarios, plan_for, scene_names
 from mapenc.errors import MapFormatError
 from mapenc.maps import Scenario, iter_scenarios, load_scenario
 from mapenc.maps.geojson import write_generic_scene
-from mapenc.maps.store import StoreShard, write_store_shard
+from mapenc.maps.store import STORE_VERSION, StoreShard, write_store_shard
 from mapenc.maps.synthetic import make_scenarios
 from mapenc.raster import Rasterizer, RasterSpec
 
@@ -250,3 +255,113 @@ def test_prepare_names_an_unreadable_source_in_one_line(
     assert main(args) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
     assert line.startswith("mapenc prepare: error: ") and "broken.tfrecord" in line
+
+
+def test_a_shard_of_another_version_asks_for_a_new_store(tmp_path: Path) -> None:
+    shard = tmp_path / "old.scenarios"
+    write_store_shard(list(make_scenarios(1, seed=9)), shard, "old")
+    raw = shard.read_bytes()
+    current = f'"version": {STORE_VERSION},'.encode()
+    assert raw.count(current) == 1
+    shard.write_bytes(raw.replace(current, f'"version": {STORE_VERSION - 1},'.encode()))
+    with pytest.raises(MapFormatError, match=r"old\.scenarios.*prepare the store again"):
+        StoreShard(shard)
+
+
+def _loaded(path: Path) -> tuple[list[Scenario], list[str]]:
+    """The scenes under one data path and their names (map repairs not reported)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scenes = load_scenarios([str(path)])
+    return scenes, scene_names(scenes, [str(path)])
+
+
+def _store_of(data: Path, out: Path) -> tuple[list[Scenario], list[str]]:
+    """Prepare ``data`` into a store at ``out``; its scenes and their names, loaded back."""
+    prepare_store([data], out, progress=False)
+    return _loaded(out)
+
+
+def test_a_store_keeps_its_sources_names_order_and_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Scene folders in two location folders: the store's shards sit flat, in another order.
+    data = tmp_path / "data"
+    for i, scenario in enumerate(make_scenarios(6, seed=10)):
+        write_generic_scene(scenario, data / ("north" if i % 2 else "south") / f"scene{i}")
+    raw, names = _loaded(data)
+    back, store_names = _store_of(data, tmp_path / "store")
+    assert store_names == names  # same names, in the same order
+    assert [content_digest(sc) for sc in back] == [content_digest(sc) for sc in raw]
+    planned = plan_split(raw, names)
+    assert plan_split(back, store_names) == planned
+    assert set(planned.location.values()) == {"north", "south"}
+    # A fixed split file written from the sources lists the store's scenes too, and back.
+    monkeypatch.setattr(split, "FIXED_SPLITS_DIR", tmp_path / "splits")
+    write_fixed_split(planned, raw, tmp_path / "splits" / "scenes.json")
+    from_raw, from_store = fixed_plan(raw, names), fixed_plan(back, store_names)
+    assert from_raw is not None and from_raw.source == "fixed:scenes.json"
+    assert from_store == from_raw
+    write_fixed_split(planned, back, tmp_path / "splits" / "scenes.json")
+    assert fixed_plan(raw, names) == from_raw
+
+
+def test_a_store_of_a_file_of_many_scenarios_names_each_record(tmp_path: Path) -> None:
+    pytest.importorskip("google_crc32c", reason="the waymo extra is not installed")
+    from mapenc.maps.waymo_write import write_waymo_shard
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_waymo_shard(data / "town.tfrecord", make_scenarios(3, seed=11))
+    raw, names = _loaded(data)
+    back, store_names = _store_of(data, tmp_path / "store")
+    assert store_names == names == [f"town.tfrecord#{i}" for i in range(3)]
+    # A fixed split file lists whole files: none applies to records of a file of many.
+    assert all(sc.provenance is not None and sc.provenance.sha256 is None for sc in back)
+    assert fixed_plan(back, store_names) is None and fixed_plan(raw, names) is None
+
+
+# Small real files listed in the fixed split files, from several locations (one NGSIM file an
+# exact duplicate of another, one without a sample, so both ways of being dropped are covered).
+REAL_SUBSETS = {
+    "interaction": (
+        "recorded_trackfiles/DR_DEU_Merging_MT/vehicle_tracks_005.csv.gz",
+        "recorded_trackfiles/DR_USA_Intersection_GL/vehicle_tracks_002.csv.gz",
+        "recorded_trackfiles/DR_USA_Intersection_EP0/vehicle_tracks_000.csv.gz",
+    ),
+    "commonroad_ngsim": (
+        "US101/USA_US101-1_1_T-1.xml.gz",
+        "Peachtree/USA_Peach-3_1_T-1.xml.gz",
+        "Peachtree/USA_Peach-3_4_T-1.xml.gz",
+        "Peachtree/USA_Peach-1_1_T-1.xml.gz",
+        "Lankershim/USA_Lanker-1_15_T-1.xml.gz",
+    ),
+}
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("data_set", sorted(REAL_SUBSETS))
+def test_real_store_splits_as_its_sources(
+    real_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_set: str
+) -> None:
+    # A copy of a few files laid out as the data set ships them (maps and pedestrians included):
+    # links would be named by where they point.
+    data = tmp_path / data_set
+    for name in REAL_SUBSETS[data_set]:
+        for path in source_files(real_data / data_set / name):
+            copy = data / path.relative_to(real_data / data_set)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
+    raw, names = _loaded(data)
+    back, store_names = _store_of(data, tmp_path / "store")
+    assert store_names == names
+    fixed = plan_for(raw, [str(data)])
+    assert fixed.source == f"fixed:{data_set}.json"
+    assert plan_for(back, [str(tmp_path / "store")]) == fixed
+    locations = {Path(name).parent.name for name in REAL_SUBSETS[data_set]}
+    assert set(fixed.location.values()) == locations
+    # Planned instead (no fixed split file): the same plan too.
+    monkeypatch.setattr(split, "FIXED_SPLITS_DIR", tmp_path / "no_splits")
+    planned: SplitPlan = plan_split(raw, names)
+    assert plan_split(back, store_names) == planned
+    assert planned.source == "computed" and set(planned.location.values()) == locations

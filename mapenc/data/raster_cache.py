@@ -51,12 +51,14 @@ CACHE_VERSION = 2
 _HASH_CHUNK = 1 << 24
 # (path, size, mtime, inode) of cache files whose digest this process has already checked.
 _VERIFIED: set[tuple[str, int, int, int]] = set()
+# Fields that say where a value was read from, not what it holds: left out of content digests.
+_WHERE_FROM = ("source", "provenance")
 
 
 def content_digest(value: Any) -> str:
     """SHA-256 (hex) of a scenario, map or any value built of dataclasses, arrays, geometries,
-    enums, sequences, mappings and scalars. ``source`` fields (file names) are left out, so the
-    digest changes with the content only."""
+    enums, sequences, mappings and scalars. ``source`` and ``provenance`` fields (where a value was
+    read from) are left out, so the digest changes with the content only."""
     h = hashlib.sha256()
     _feed(h, value)
     return h.hexdigest()
@@ -67,7 +69,7 @@ def _feed(h: Any, value: Any) -> None:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         h.update(f"<{type(value).__name__}".encode())
         for field in dataclasses.fields(value):
-            if field.name != "source":
+            if field.name not in _WHERE_FROM:
                 h.update(field.name.encode())
                 _feed(h, getattr(value, field.name))
         h.update(b">")

@@ -10,14 +10,16 @@ recordings). The search is deterministic (seeded restarts of a local search).
 A *fixed* split is a JSON file under ``mapenc/data/splits/`` that lists every file of a data set
 by content (SHA-256) with its split, its recording and why it was dropped, plus how it was made
 (``provenance``). ``resolve_split`` uses a fixed split when every loaded scene file is listed in
-one (wherever the files sit and whatever the folder is called), and otherwise plans one at load
-time with the same grouping. ``mapenc split --data PATH... --json`` prints the result.
+one (wherever the files sit and whatever the folder is called, or read back from a scenario
+store prepared from them), and otherwise plans one at load time with the same grouping.
+``mapenc split --data PATH... --json`` prints the result.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,12 +127,11 @@ def is_own_recording(scene: Scenario) -> bool:
     Generated scenes come from independent seeds, and their ideal kinematics make vehicles of
     different scenes match by chance. Every INTERACTION track file is a separate recording (its
     track ids and frames restart), and a content search over their million 3 s windows would cost
-    many minutes to find only chance look-alikes. Known by the name of the scene's source (a scene
-    read back from the scenario store keeps it, even where the file itself is absent).
+    many minutes to find only chance look-alikes. Known by the file name of the scene's source
+    (for a scene read back from the scenario store, of the source it was prepared from).
     """
-    return (
-        is_generated(scene) or INTERACTION_VEHICLE_FILE.match(Path(scene.source).name) is not None
-    )
+    source = scene.source if scene.provenance is None else scene.provenance.name
+    return is_generated(scene) or INTERACTION_VEHICLE_FILE.match(Path(source).name) is not None
 
 
 def _cost(
@@ -206,7 +207,12 @@ def plan_split(scenes: Sequence[Scenario], names: Sequence[str]) -> SplitPlan:
     if len(scenes) != len(names):
         raise ConfigError("plan_split needs one name per scene")
     if len(set(names)) != len(names):
-        raise DataError("two scenes have the same name; give each data folder once")
+        (twice, _), *_ = Counter(names).most_common(1)
+        raise DataError(
+            f"two scenes are named {twice!r}: give each data folder once (a scenario store names "
+            "its scenes as their sources were named when prepared: it must not hold a source "
+            "prepared twice, such as the old shard of a changed file)"
+        )
     recorded = [i for i, sc in enumerate(scenes) if not is_own_recording(sc)]
     recordings = group_recordings([scenes[i] for i in recorded], [names[i] for i in recorded])
     component = {names[i]: int(c) for i, c in zip(recorded, recordings.component, strict=True)}
@@ -273,15 +279,34 @@ def scene_digest(source: str) -> str:
     return h.hexdigest()
 
 
+def source_sha256(scene: Scenario) -> str | None:
+    """SHA-256 by which fixed split files list the file (or scene folder) ``scene`` was read from:
+    ``scene_digest`` of its source, or for a scene read back from the scenario store the digest
+    of the source it was prepared from; None for a scene without a file of its own (generated,
+    or a record of a file of many)."""
+    if scene.provenance is not None:
+        return scene.provenance.sha256
+    if not scene.source or not Path(scene.source).exists():
+        return None
+    return scene_digest(scene.source)
+
+
 def write_fixed_split(
     plan: SplitPlan, scenes: Sequence[Scenario], path: Path, **provenance: Any
 ) -> None:
-    """Save ``plan`` as a fixed split file (files keyed by content; see the module docstring)."""
+    """Save ``plan`` as a fixed split file (files keyed by content; see the module docstring);
+    DataError for a scene without a file of its own (``source_sha256``)."""
     files = []
     for name, scene in zip(plan.names, scenes, strict=True):
+        sha256 = source_sha256(scene)
+        if sha256 is None:
+            raise DataError(
+                f"{name}: not a file of its own (generated, or a record of a file of many); "
+                "a fixed split lists whole files"
+            )
         entry: dict[str, Any] = {
             "name": name,
-            "sha256": scene_digest(scene.source),
+            "sha256": sha256,
             "recording": plan.recording[name],
             "location": plan.location[name],
             "samples": plan.samples[name],
@@ -300,10 +325,16 @@ def _fixed_split_files() -> list[Path]:
 
 
 def fixed_plan(scenes: Sequence[Scenario], names: Sequence[str]) -> SplitPlan | None:
-    """The plan of the fixed split file that lists every one of ``scenes`` by content, or None."""
-    if not scenes or any(not sc.source or not Path(sc.source).exists() for sc in scenes):
+    """The plan of the fixed split file that lists every one of ``scenes`` by content
+    (``source_sha256``), or None."""
+    digests = []
+    for scene in scenes:
+        digest = source_sha256(scene)
+        if digest is None:
+            return None
+        digests.append(digest)
+    if not digests:
         return None
-    digests = [scene_digest(sc.source) for sc in scenes]
     for path in _fixed_split_files():
         document = json.loads(path.read_text())
         entries = {entry["sha256"]: entry for entry in document["files"]}

@@ -9,7 +9,8 @@ folders, generic scene folders (``map.geojson`` + ``tracks.csv``), and ``synthet
 
 Each scene is *named* by its path relative to the data path it was found under (a file given
 directly is named by its file name; an INTERACTION recording by its vehicle track file; synthetic
-scenes ``synthetic/<i>``). The split
+scenes ``synthetic/<i>``); a scene read back from a scenario store keeps the name its source had
+under the data path it was prepared from (``Scenario.provenance``). The split
 (``split_scenarios``) keeps whole recordings per split and drops exact duplicates; it is the fixed
 split file that lists the scenes by content, or one planned at load time (``mapenc.data.split``).
 """
@@ -117,7 +118,9 @@ def _load_scenes(
 
 
 def load_scenarios(paths: Sequence[str], skipped: dict[str, str] | None = None) -> list[Scenario]:
-    """Every scenario found under ``paths`` (see the module docstring), in a stable order.
+    """Every scenario found under ``paths`` (see the module docstring), in a stable order: per
+    data path, the order of its files (a scenario store's in the order of the sources it was
+    prepared from, so a store of one data path loads, and splits, as that data path does).
 
     Scenes are parsed once per process and shared (they are never modified); a file that changes
     on disk is read again. Raises MapFormatError naming a file that cannot be read, DataError when
@@ -144,8 +147,22 @@ def load_scenarios(paths: Sequence[str], skipped: dict[str, str] | None = None) 
             raise DataError(
                 f"{path}: no CommonRoad, AV2, Waymo, INTERACTION or generic scene found{unreadable}"
             )
+        prepared = [sc.provenance.name for sc in found if sc.provenance is not None]
+        if len(prepared) == len(found):  # a scenario store's: in the order of its sources
+            found = [sc for _, sc in sorted(zip(prepared, found, strict=True), key=_source_order)]
         scenarios.extend(found)
     return scenarios
+
+
+def _source_order(named: tuple[str, Scenario]) -> tuple[tuple[str, ...], int]:
+    """Sort key of a scene read back from a scenario store, given with its provenance name: where
+    its source stood in the walk of the data path it was prepared from (``_scene_files``: folder
+    and file names in order), then its record number (``FILE#i``; -1 for a file of one)."""
+    name = named[0]
+    file, mark, record = name.rpartition("#")
+    if mark and record.isdigit():
+        return Path(file).parts, int(record)
+    return Path(name).parts, -1
 
 
 def shard_files(paths: Sequence[str]) -> list[Path]:
@@ -167,21 +184,30 @@ def shard_files(paths: Sequence[str]) -> list[Path]:
     return shards
 
 
+def source_name(source: str, roots: Sequence[Path]) -> str:
+    """The name of a scene read from ``source`` (a file or folder; ``FILE#i`` for record i of a
+    file of many): its path relative to the first of ``roots`` (resolved data paths) that is a
+    folder holding it, else its own name."""
+    path = Path(source).resolve()
+    for root in roots:
+        if root.is_dir() and path.is_relative_to(root) and path != root:
+            return path.relative_to(root).as_posix()
+    return path.name
+
+
 def scene_names(scenarios: Sequence[Scenario], paths: Sequence[str]) -> list[str]:
-    """Name of each scene: its path relative to the data path (of ``paths``) it lies under."""
+    """Name of each scene: its path relative to the data path (of ``paths``) it lies under; for
+    a scene read back from a scenario store, the name its source had when prepared (a store of
+    several data paths can hold two of one name: splitting refuses them)."""
     roots = [Path(p).resolve() for p in paths if Path(p).exists()]
     names = []
     for index, sc in enumerate(scenarios):
-        if not sc.source:
+        if sc.provenance is not None:
+            names.append(sc.provenance.name)
+        elif not sc.source:
             names.append(f"{SYNTHETIC_PREFIX}/{index}")
-            continue
-        source = Path(sc.source).resolve()
-        name = source.name
-        for root in roots:
-            if root.is_dir() and source.is_relative_to(root) and source != root:
-                name = source.relative_to(root).as_posix()
-                break
-        names.append(name)
+        else:
+            names.append(source_name(sc.source, roots))
     return names
 
 

@@ -9,7 +9,8 @@ For S scenarios:
 
 - header: format version, the source file, and per scenario its metadata
   (``source``, ``dt``, ``scenario_id``, ``current_step``, ``ego_track_id``, ``focal_track_id``,
-  ``tracks_to_predict``, ``first_step``, map ``source``, ``projection``, ``boundaries_offset``);
+  ``tracks_to_predict``, ``first_step``, ``provenance`` (``{"name", "sha256"}`` or null: see
+  ``Provenance``), map ``source``, ``projection``, ``boundaries_offset``);
 - tracks: ``track_first`` (S + 1) offsets into the per-track arrays ``track_id``, ``track_kind``,
   ``track_box`` (N, 2) length and width in metres, ``track_category`` (-1: none),
   ``track_has_velocity``; ``step_first`` (N + 1) offsets into the per-step rows ``states``
@@ -57,6 +58,7 @@ from mapenc.maps.types import (
     LaneType,
     MarkType,
     Projection,
+    Provenance,
     RoadLine,
     Scenario,
     StopSign,
@@ -65,7 +67,7 @@ from mapenc.maps.types import (
 )
 from mapenc.safeio import write_atomic
 
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: per-scenario provenance
 STORE_SUFFIX = ".scenarios"
 MAGIC = b"mapenc scenario store\n"
 _LENGTH = struct.Struct("<Q")  # bytes of the JSON header, padding included
@@ -260,6 +262,11 @@ def _scenario_metadata(scenario: Scenario) -> dict[str, Any]:
         "focal_track_id": scenario.focal_track_id,
         "tracks_to_predict": list(scenario.tracks_to_predict),
         "first_step": scenario.first_step,
+        "provenance": (
+            None
+            if scenario.provenance is None
+            else {"name": scenario.provenance.name, "sha256": scenario.provenance.sha256}
+        ),
         "map_source": scenario.map.source,
         "boundaries_offset": scenario.map.boundaries_offset,
         "projection": (
@@ -312,7 +319,8 @@ def _header(handle: IO[bytes], path: Path) -> dict[str, Any]:
         raise MapFormatError(
             path,
             f"scenario-store version {header.get('version')}, this mapenc reads "
-            f"{STORE_VERSION}: prepare the store again",
+            f"{STORE_VERSION}: prepare the store again into a new folder (or remove the "
+            "old shards first)",
         )
     return header
 
@@ -438,9 +446,11 @@ class StoreShard:
 
     def scenario(self, index: int) -> Scenario:
         """The scenario at ``index`` (0..len - 1), as it was written, except its ``source``: the
-        shard (``SHARD#i`` when the shard holds several), the file it is now read from, so scenes
-        are named under the store's data path; ``metadata[index]["source"]`` keeps the original."""
+        shard (``SHARD#i`` when the shard holds several), the file it is now read from;
+        ``metadata[index]["source"]`` keeps the original path, and ``provenance`` (when
+        ``mapenc prepare`` wrote it) the original name and content digest."""
         meta = self.metadata[index]
+        provenance = meta["provenance"]
         return Scenario(
             map=self._map(index, meta),
             dt=float(meta["dt"]),
@@ -452,6 +462,11 @@ class StoreShard:
             ego_track_id=meta["ego_track_id"],
             tracks_to_predict=tuple(meta["tracks_to_predict"]),
             first_step=int(meta["first_step"]),
+            provenance=(
+                None
+                if provenance is None
+                else Provenance(name=provenance["name"], sha256=provenance["sha256"])
+            ),
         )
 
     def __iter__(self) -> Iterator[Scenario]:

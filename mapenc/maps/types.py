@@ -638,6 +638,24 @@ class Track:
     category: int | None = None
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Where a scenario read back from the scenario store (``mapenc prepare``) was first read:
+    what splitting needs of the original file, which the store's own file (``Scenario.source``)
+    does not give.
+
+    Attributes:
+        name: the scene's name under the data path it was prepared from (its path relative to
+            that folder, ``FILE#i`` for record i of a file of many), the name the original file
+            gets when loaded directly; INTERACTION locations and recordings are read from it.
+        sha256: hex SHA-256 of the original file or scene folder, by which fixed split files list
+            it; None for a record of a file of many (fixed split files list whole files).
+    """
+
+    name: str
+    sha256: str | None
+
+
 @dataclass(eq=False)
 class Scenario:
     """A map and the tracks recorded on it, sampled every ``dt`` seconds.
@@ -654,6 +672,8 @@ class Scenario:
         tracks_to_predict: ids of the tracks the source asks to predict (Waymo), in its order.
         first_step: the source's own number of step 0 (INTERACTION: the first ``frame_id``), so
             that step ``t`` of the arrays is step ``first_step + t`` of the file.
+        provenance: for a scenario read back from the scenario store, the name and content
+            digest of the file it was first read from; None for a scenario read from its source.
     """
 
     map: VectorMap
@@ -666,6 +686,7 @@ class Scenario:
     ego_track_id: str | None = None
     tracks_to_predict: tuple[str, ...] = ()
     first_step: int = 0
+    provenance: Provenance | None = None
 
     @property
     def num_steps(self) -> int:
