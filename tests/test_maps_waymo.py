@@ -23,6 +23,7 @@ pytest.importorskip("google_crc32c", reason="the waymo extra is not installed")
 
 from mapenc.maps.tfrecord import frame_record, iter_records, write_records
 from mapenc.maps.waymo_proto import map_pb2, scenario_pb2
+from mapenc.maps.waymo_wire import ScenarioBytes
 
 REAL_FILES = {
     "motion_data_one_scenario.tfrecord": "637f20cafde22ff8",
@@ -451,3 +452,103 @@ def test_split_reads_shards_and_skips_bad_files(
     assert named == [f"towns.tfrecord-00000-of-00001#{i}" for i in range(3)]
     assert list(listing["skipped"]) == [str(broken)]
     assert "CRC mismatch" in listing["skipped"][str(broken)]
+
+
+def _states_from_messages(sc: Any) -> np.ndarray:
+    """(N, T, 8) states copied field by field from the messages (``ScenarioBytes.states``'s
+    columns)."""
+    names = ("center_x", "center_y", "heading", "velocity_x", "velocity_y", "length", "width")
+    return np.array(
+        [[[*(getattr(s, n) for n in names), float(s.valid)] for s in t.states] for t in sc.tracks]
+    )
+
+
+def _points_from_messages(sc: Any) -> tuple[np.ndarray, list[int]]:
+    """(P, 2) map points and the count of each feature, from the messages."""
+    fields = {"lane": "polyline", "road_line": "polyline", "road_edge": "polyline"}
+    fields |= {"crosswalk": "polygon", "speed_bump": "polygon", "driveway": "polygon"}
+    containers = []
+    for feature in sc.map_features:
+        kind = feature.WhichOneof("feature_data")
+        containers.append(
+            list(getattr(getattr(feature, kind), fields[kind])) if kind in fields else []
+        )
+    points = [[p.x, p.y] for c in containers for p in c]
+    return np.array(points, dtype=np.float64).reshape(-1, 2), [len(c) for c in containers]
+
+
+def regular_scenario() -> Any:
+    """``make_scenario`` with every state field set (invalid states: ``valid`` alone), as in
+    the released files."""
+    sc = make_scenario("regular")
+    for track in sc.tracks:
+        for state in track.states:
+            if state.valid:
+                state.center_z, state.velocity_y, state.height = 0.5, -1.25, 1.5
+            else:
+                state.Clear()
+                state.valid = False
+    return sc
+
+
+def test_states_and_points_from_the_bytes_equal_the_messages() -> None:
+    sc = regular_scenario()
+    raw = ScenarioBytes(sc.SerializeToString())
+    states = raw.states(STEPS)
+    assert states is not None
+    np.testing.assert_array_equal(states, _states_from_messages(sc))
+    assert (states[2, :4, 7] == 0).all() and (states[2, 4:, 7] == 1).all()
+    points, counts = _points_from_messages(sc)
+    read = raw.points(counts)
+    assert read is not None
+    np.testing.assert_array_equal(read, points)
+    assert raw.points([*counts[:-1], 1]) is None  # a count that does not match the bytes
+    assert raw.states(STEPS + 1) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "read_from_bytes"),
+    [
+        # a state of 54 bytes
+        (lambda sc: sc.tracks[0].states[3].ClearField("velocity_y"), "points"),
+        # a map point of 18 bytes
+        (lambda sc: sc.map_features[2].lane.polyline[4].ClearField("z"), "states"),
+    ],
+)
+def test_other_encodings_are_read_from_the_messages(
+    tmp_path: Path, change: Any, read_from_bytes: str
+) -> None:
+    """A state or point encoded otherwise than in the released files is not read from the bytes,
+    and the reader still gives the values of the messages."""
+    sc = regular_scenario()
+    change(sc)
+    raw = ScenarioBytes(sc.SerializeToString())
+    points, counts = _points_from_messages(sc)
+    from_bytes = {"states": raw.states(STEPS), "points": raw.points(counts)}
+    assert [k for k, v in from_bytes.items() if v is not None] == [read_from_bytes]
+    path = write_records(tmp_path / "one.tfrecord", [sc.SerializeToString()])
+    loaded = quiet_load(path)
+    expected = _states_from_messages(sc)
+    for track, values in zip(loaded.tracks, expected, strict=True):
+        valid = values[:, 7] > 0
+        np.testing.assert_array_equal(track.xy[valid], values[valid, :2])
+        np.testing.assert_array_equal(track.velocity[valid], values[valid, 3:5])
+    np.testing.assert_array_equal(loaded.map.road_edges[0], points[2:4])
+
+
+@pytest.mark.real_data
+def test_real_states_and_points_from_the_bytes_equal_the_messages(real_data: Path) -> None:
+    """Every scenario of a womd_210 shard is read from its bytes (the regular encoding), with the
+    values the messages give, bit for bit."""
+    shard = real_data / "waymo" / "womd_210" / "womd_210.tfrecord-00000-of-00004.gz"
+    payloads = list(iter_records(shard))
+    assert len(payloads) > 10
+    for payload in payloads:
+        sc = scenario_pb2.Scenario.FromString(payload)
+        raw = ScenarioBytes(payload)
+        states = raw.states(len(sc.timestamps_seconds))
+        points, counts = _points_from_messages(sc)
+        read = raw.points(counts)
+        assert states is not None and read is not None
+        np.testing.assert_array_equal(states, _states_from_messages(sc))
+        np.testing.assert_array_equal(read, points)

@@ -55,6 +55,7 @@ from mapenc.maps.types import (
     Track,
 )
 from mapenc.maps.waymo_map import map_from_features
+from mapenc.maps.waymo_wire import ScenarioBytes
 
 KINDS = {1: "vehicle", 2: "pedestrian", 3: "cyclist", 4: "other"}
 UNKNOWN_KIND = "unknown"
@@ -152,16 +153,17 @@ def scenario_from_record(
             path, f"{where}: not a Waymo Scenario protocol buffer ({err})"
         ) from None
     try:
-        return _scenario(message, source)
+        return _scenario(message, source, ScenarioBytes(payload))
     except MapencError as err:
         raise MapFormatError(path, f"{where}: {err}") from None
 
 
-def _scenario(message: Any, source: str) -> Scenario:
-    """Scenario from a parsed ``Scenario`` message (see the module docstring)."""
+def _scenario(message: Any, source: str, raw: ScenarioBytes) -> Scenario:
+    """Scenario from a parsed ``Scenario`` message and its bytes ``raw`` (see the module
+    docstring)."""
     stamps = np.asarray(message.timestamps_seconds, dtype=np.float64)
     dt = _step_seconds(stamps)
-    tracks = _tracks(message.tracks, len(stamps))
+    tracks = _tracks(message.tracks, len(stamps), raw)
     ids = [track.id for track in tracks]
     if len(set(ids)) != len(ids):
         repeated = next(i for i, count in Counter(ids).items() if count > 1)
@@ -176,7 +178,7 @@ def _scenario(message: Any, source: str) -> Scenario:
     if current is not None and not 0 <= current < len(stamps):
         raise MapencError(f"current_time_index {current} outside 0..{len(stamps) - 1}")
     return Scenario(
-        map=map_from_features(message.map_features, source),
+        map=map_from_features(message.map_features, source, raw),
         dt=dt,
         tracks=tracks,
         source=source,
@@ -207,19 +209,24 @@ def _step_seconds(stamps: FloatArray) -> float:
     return dt
 
 
-def _tracks(messages: Sequence[Any], num_steps: int) -> list[Track]:
+def _tracks(messages: Sequence[Any], num_steps: int, raw: ScenarioBytes) -> list[Track]:
     """Tracks from ``Track`` messages of ``num_steps`` states each (see the module docstring);
-    the states of all tracks are read into one (N, T, 8) array."""
+    the states of all tracks are read into one (N, T, 8) array, from the scenario's bytes
+    ``raw`` where their encoding allows (``mapenc.maps.waymo_wire``), else from the messages."""
     for track in messages:
         if len(track.states) != num_steps:
             raise MapencError(
                 f"track {track.id} has {len(track.states)} states for {num_steps} timestamps"
             )
-    values = np.fromiter(
-        chain.from_iterable(map(_STATE_FIELDS, chain.from_iterable(t.states for t in messages))),
-        dtype=np.float64,
-        count=len(messages) * num_steps * 8,
-    ).reshape(len(messages), num_steps, 8)
+    values = raw.states(num_steps)
+    if values is None or len(values) != len(messages):
+        values = np.fromiter(
+            chain.from_iterable(
+                map(_STATE_FIELDS, chain.from_iterable(t.states for t in messages))
+            ),
+            dtype=np.float64,
+            count=len(messages) * num_steps * 8,
+        ).reshape(len(messages), num_steps, 8)
     valid = values[..., 7] > 0
     bad = ~np.isfinite(values[..., :7]).all(axis=2) & valid
     if bad.any():

@@ -29,6 +29,7 @@ from mapenc.maps.types import (
     distinct_point_counts,
     ring_polygons,
 )
+from mapenc.maps.waymo_wire import ScenarioBytes
 
 # LaneCenter.LaneType: undefined, freeway, surface street, bike lane.
 LANE_TYPES = {0: LaneType.UNKNOWN, 1: LaneType.VEHICLE, 2: LaneType.VEHICLE, 3: LaneType.BIKE}
@@ -75,19 +76,24 @@ class _FeaturePoints:
     new: list[NDArray[np.bool_]]
 
     @classmethod
-    def of(cls, features: Sequence[Any], kinds: Sequence[str | None]) -> _FeaturePoints:
-        """The points of ``features`` of the given kinds; MapencError naming the first feature
-        with NaN or inf coordinates."""
+    def of(
+        cls, features: Sequence[Any], kinds: Sequence[str | None], raw: ScenarioBytes
+    ) -> _FeaturePoints:
+        """The points of ``features`` of the given kinds, from the scenario's bytes ``raw``
+        where their encoding allows (``mapenc.maps.waymo_wire``), else from the messages;
+        MapencError naming the first feature with NaN or inf coordinates."""
         containers = [
             getattr(getattr(feature, kind), POINT_FIELDS[kind]) if kind in POINT_FIELDS else ()
             for feature, kind in zip(features, kinds, strict=True)
         ]
         sizes = np.fromiter(map(len, containers), dtype=np.intp, count=len(containers))
-        flat = np.fromiter(
-            chain.from_iterable(map(_XY, chain.from_iterable(containers))),
-            dtype=np.float64,
-            count=2 * int(sizes.sum()),
-        ).reshape(-1, 2)
+        flat = raw.points(sizes.tolist())
+        if flat is None:
+            flat = np.fromiter(
+                chain.from_iterable(map(_XY, chain.from_iterable(containers))),
+                dtype=np.float64,
+                count=2 * int(sizes.sum()),
+            ).reshape(-1, 2)
         ends = np.cumsum(sizes)
         bad = ~np.isfinite(flat).all(axis=1)
         if bad.any():
@@ -99,13 +105,14 @@ class _FeaturePoints:
         return cls(np.split(flat, ends[:-1]), np.split(new, ends[:-1]))
 
 
-def map_from_features(features: Sequence[Any], source: str) -> VectorMap:
-    """VectorMap of the scenario's ``map_features``; degenerate features skipped with a warning.
+def map_from_features(features: Sequence[Any], source: str, raw: ScenarioBytes) -> VectorMap:
+    """VectorMap of the scenario's ``map_features`` (``raw``: the scenario's bytes, for its map
+    points); degenerate features skipped with a warning.
 
     Lanes, lines and polygons come out as arrays; lane polygons and the drivable area are left
     to ``VectorMap`` to build when a caller needs them."""
     kinds = [feature.WhichOneof("feature_data") for feature in features]
-    read = _FeaturePoints.of(features, kinds)
+    read = _FeaturePoints.of(features, kinds, raw)
     points, new = read.points, read.new
     lines: dict[int, FloatArray] = {}
     line_marks: dict[int, MarkType] = {}  # road line id -> its mark; road edges are curbs
