@@ -3,8 +3,10 @@ spans of pixels) stored one after another in flat arrays."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 
 def ramp(counts: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
@@ -12,3 +14,11 @@ def ramp(counts: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     owner = np.repeat(np.arange(len(counts)), counts)
     k = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
     return owner, k
+
+
+def split_rows(array: NDArray[Any], sizes: ArrayLike) -> list[NDArray[Any]]:
+    """``array`` cut into consecutive views of ``sizes`` rows each (sizes summing to its
+    length): ``np.split`` at the running totals, without its per-piece overhead (several times
+    faster for thousands of small pieces)."""
+    ends = np.cumsum(sizes, dtype=np.intp).tolist()
+    return [array[a:b] for a, b in zip([0, *ends], ends, strict=False)]

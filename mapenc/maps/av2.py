@@ -27,6 +27,7 @@ import shapely
 from numpy.typing import NDArray
 
 from mapenc.errors import MapencError, ScenarioFormatError
+from mapenc.geometry.ragged import split_rows
 from mapenc.maps.io import SENSOR_LOG_TRACKS, find_map_in_folder
 from mapenc.maps.jsonparse import (
     format_errors,
@@ -144,7 +145,7 @@ def _lane_polylines(segments: Mapping[str, Any]) -> list[LanePolylines] | None:
     sizes = [len(value) for value in present]
     if min(sizes, default=2) < 2 or not np.isfinite(flat).all():
         return None
-    arrays = iter(np.split(flat, np.cumsum(sizes)[:-1]))
+    arrays = iter(split_rows(flat, sizes))
     converted = [None if value is None else next(arrays) for value in lists]
     return [
         (converted[i], converted[i + 1], converted[i + 2])  # type: ignore[misc]

@@ -20,7 +20,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.strtree import STRtree
 
 from mapenc.errors import MapencError, MapFormatError, PoseError
-from mapenc.geometry.ragged import ramp
+from mapenc.geometry.ragged import ramp, split_rows
 from mapenc.safeio import limit_setting
 
 FloatArray = NDArray[np.float64]
@@ -161,7 +161,7 @@ def resample_polylines(polylines: Sequence[FloatArray], nums: NDArray[np.intp]) 
     out = np.where((s == x0)[:, None], points[j], out)
     at_end = s >= cum[end]
     out[at_end] = points[end[at_end]]
-    return np.split(out, last[:-1] + 1)
+    return split_rows(out, nums)
 
 
 def _cumulative_lengths(points: FloatArray, sizes: NDArray[np.intp]) -> FloatArray:

@@ -16,6 +16,7 @@ import shapely
 from numpy.typing import NDArray
 
 from mapenc.errors import MapencError
+from mapenc.geometry.ragged import split_rows
 from mapenc.maps.geojson import _MAX_MITER as MAX_MITER
 from mapenc.maps.geojson import DEFAULT_LANE_WIDTH_M, offset_polyline
 from mapenc.maps.types import (
@@ -102,7 +103,7 @@ class _FeaturePoints:
         new = np.ones(len(flat), dtype=bool)
         new[1:] = (flat[1:] != flat[:-1]).any(axis=1)
         new[(ends - sizes)[sizes > 0]] = True  # each feature's first point
-        return cls(np.split(flat, ends[:-1]), np.split(new, ends[:-1]))
+        return cls(split_rows(flat, sizes), split_rows(new, sizes))
 
 
 def map_from_features(features: Sequence[Any], source: str, raw: ScenarioBytes) -> VectorMap:
@@ -224,7 +225,7 @@ def _boundary_distances(
             sizes,
         )
         flat = shapely.distance(shapely.points(queried), targets)
-        distances = np.split(flat, np.cumsum(sizes)[:-1])
+        distances = split_rows(flat, sizes)
     covered: list[tuple[list[Covered], list[Covered]]] = [([], []) for _ in lane_features]
     for (i, side, segment, start, stop), distance in zip(jobs, distances, strict=True):
         covered[i][side].append((segment, start, stop, distance))
@@ -327,7 +328,7 @@ def offset_polylines(lines: list[FloatArray], distances: list[FloatArray]) -> li
         if is_last:
             miter = 1.0 / np.maximum((normal * segment_normal).sum(axis=1), 1.0 / MAX_MITER)
         moved[ends] = joined[ends] + (distance[ends] * miter)[:, None] * normal
-    return np.split(moved, last[:-1] + 1)
+    return split_rows(moved, sizes)
 
 
 def _half_widths(
