@@ -325,6 +325,13 @@ def _as_float(columns: Mapping[str, NDArray[Any]], *names: str) -> FloatArray:
         raise MapencError(f"columns {list(names)} must be numeric") from None
 
 
+def _lower_case(values: NDArray[Any]) -> NDArray[np.str_]:
+    """(N,) lower-case strings of a column of N values (strings as read, or anything ``str``
+    takes), converted once per distinct value."""
+    distinct, index = factorize(values)
+    return np.char.lower(distinct.astype(str))[index]
+
+
 def _forecasting_rows(columns: Mapping[str, NDArray[Any]]) -> tuple[TrackRows, int | None, float]:
     """Rows, step count (``num_timestamps``, 110, when given) and dt of a forecasting scenario."""
     _require_columns(
@@ -347,11 +354,11 @@ def _forecasting_rows(columns: Mapping[str, NDArray[Any]]) -> tuple[TrackRows, i
         counts = as_time_steps(_as_float(columns, "num_timestamps")[:, 0], "num_timestamps")
         num_steps = int(counts.max())
     rows = TrackRows(
-        track_id=columns["track_id"].astype(str),
+        track_id=columns["track_id"],
         step=as_time_steps(_as_float(columns, "timestep")[:, 0], "timestep"),
         xy=_as_float(columns, "position_x", "position_y"),
         heading=_as_float(columns, "heading")[:, 0],
-        kind=np.char.lower(columns["object_type"].astype(str)),
+        kind=_lower_case(columns["object_type"]),
         velocity=_as_float(columns, "velocity_x", "velocity_y"),
         category=_as_float(columns, "object_category")[:, 0].astype(np.int64),
     )
@@ -376,10 +383,10 @@ def _sensor_log_rows(columns: Mapping[str, NDArray[Any]]) -> tuple[TrackRows, in
     times, step = np.unique(columns["timestamp_ns"].astype(np.int64), return_inverse=True)
     if len(times) < 2:
         raise MapencError("a sensor log needs at least 2 timestamps")
-    categories, category_index = factorize(columns["category"].astype(str))
-    kinds = np.array([_SENSOR_CATEGORY_KINDS.get(c, c.lower()) for c in categories])
+    categories, category_index = factorize(columns["category"])
+    kinds = np.array([_SENSOR_CATEGORY_KINDS.get(str(c), str(c).lower()) for c in categories])
     rows = TrackRows(
-        track_id=columns["track_uuid"].astype(str),
+        track_id=columns["track_uuid"],
         step=step.astype(np.int64),
         xy=_as_float(columns, "x_city_m", "y_city_m"),
         heading=_as_float(columns, "yaw_city_rad")[:, 0],

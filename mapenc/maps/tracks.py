@@ -46,7 +46,8 @@ class TrackRows:
     """Columns of a track table, N rows, one per observed (track, step).
 
     Attributes:
-        track_id: (N,) str.
+        track_id: (N,) ids: str, or any values ``str`` turns into the track's id (e.g. the
+            Python strings of a parquet column as read).
         step: (N,) int64 time-step index, >= 0.
         xy: (N, 2) float64 city-frame positions (metres).
         heading: (N,) float64 (rad).
@@ -56,7 +57,7 @@ class TrackRows:
         category: (N,) int64, or None.
     """
 
-    track_id: NDArray[np.str_]
+    track_id: NDArray[Any]
     step: NDArray[np.int64]
     xy: FloatArray
     heading: FloatArray
