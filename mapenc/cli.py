@@ -79,10 +79,17 @@ def _run(args: argparse.Namespace) -> int:
     except MapencError as err:
         # One line per problem (e.g. per bad flag), control characters in names escaped.
         for line in err.message_lines():
-            print(f"mapenc {args.command}: error: {line}", file=sys.stderr)
+            _error_line(args.command, line)
         return 2
     except OSError as err:  # the file system refused: a name too long, no permission, no space
         name = printable(str(err.filename or ""))
         shown = name if len(name) <= 120 else f"{name[:60]}...{name[-57:]}"
-        print(f"mapenc {args.command}: error: {shown}: {err.strerror or err}", file=sys.stderr)
+        _error_line(args.command, f"{shown}: {err.strerror or err}")
         return 2
+
+
+def _error_line(command: str, text: str) -> None:
+    """``mapenc COMMAND: error: TEXT`` and its newline on stderr in one write, so that the lines
+    of several processes (torchrun ranks) never run into each other on unbuffered streams."""
+    sys.stderr.write(f"mapenc {command}: error: {text}\n")
+    sys.stderr.flush()

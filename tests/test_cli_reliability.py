@@ -40,6 +40,28 @@ def test_every_bad_numeric_flag_gets_its_own_line(
     assert not (tmp_path / "r" / "config.json").exists()
 
 
+def test_each_error_line_is_written_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every error line reaches stderr in one write with its newline, so that the lines of
+    several ranks never run into each other where stderr is unbuffered (PYTHONUNBUFFERED)."""
+    writes: list[str] = []
+
+    class Recorder:
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setattr("sys.stderr", Recorder())
+    bad = ["--lr", "nan", "--epochs", "0"]
+    assert main(["train-traj", "--data", "synthetic:2", "--out", str(tmp_path / "r"), *bad]) == 2
+    errors = [w for w in writes if "error:" in w]
+    assert len(errors) == 2, writes
+    assert all(w.startswith("mapenc train-traj: error: ") and w.endswith("\n") for w in errors)
+    assert all(w.count("\n") == 1 for w in errors)
+
+
 @pytest.mark.parametrize(
     ("settings", "field"),
     [
