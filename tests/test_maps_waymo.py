@@ -496,7 +496,7 @@ def regular_scenario() -> Any:
 def test_states_and_points_from_the_bytes_equal_the_messages() -> None:
     sc = regular_scenario()
     raw = ScenarioBytes(sc.SerializeToString())
-    states = raw.states(STEPS)
+    states = raw.states(len(sc.tracks), STEPS)
     assert states is not None
     np.testing.assert_array_equal(states, _states_from_messages(sc))
     assert (states[2, :4, 7] == 0).all() and (states[2, 4:, 7] == 1).all()
@@ -505,7 +505,8 @@ def test_states_and_points_from_the_bytes_equal_the_messages() -> None:
     assert read is not None
     np.testing.assert_array_equal(read, points)
     assert raw.points([*counts[:-1], 1]) is None  # a count that does not match the bytes
-    assert raw.states(STEPS + 1) is None
+    assert raw.states(len(sc.tracks), STEPS + 1) is None
+    assert raw.states(len(sc.tracks) + 1, STEPS) is None  # a track count that does not match
 
 
 @pytest.mark.parametrize(
@@ -526,7 +527,7 @@ def test_other_encodings_are_read_from_the_messages(
     change(sc)
     raw = ScenarioBytes(sc.SerializeToString())
     points, counts = _points_from_messages(sc)
-    from_bytes = {"states": raw.states(STEPS), "points": raw.points(counts)}
+    from_bytes = {"states": raw.states(len(sc.tracks), STEPS), "points": raw.points(counts)}
     assert [k for k, v in from_bytes.items() if v is not None] == [read_from_bytes]
     path = write_records(tmp_path / "one.tfrecord", [sc.SerializeToString()])
     loaded = quiet_load(path)
@@ -548,7 +549,7 @@ def test_real_states_and_points_from_the_bytes_equal_the_messages(real_data: Pat
     for payload in payloads:
         sc = scenario_pb2.Scenario.FromString(payload)
         raw = ScenarioBytes(payload)
-        states = raw.states(len(sc.timestamps_seconds))
+        states = raw.states(len(sc.tracks), len(sc.timestamps_seconds))
         points, counts = _points_from_messages(sc)
         read = raw.points(counts)
         assert states is not None and read is not None
@@ -572,7 +573,7 @@ def test_bytes_changed_anywhere_never_give_other_values_than_the_messages() -> N
             continue
         raw = ScenarioBytes(bytes(changed))
         steps = {len(track.states) for track in sc.tracks}
-        states = raw.states(steps.pop()) if len(steps) == 1 else None
+        states = raw.states(len(sc.tracks), steps.pop()) if len(steps) == 1 else None
         if states is not None:
             np.testing.assert_array_equal(states, _states_from_messages(sc))
             compared += 1

@@ -218,8 +218,8 @@ def _tracks(messages: Sequence[Any], num_steps: int, raw: ScenarioBytes) -> list
             raise MapencError(
                 f"track {track.id} has {len(track.states)} states for {num_steps} timestamps"
             )
-    values = raw.states(num_steps)
-    if values is None or len(values) != len(messages):
+    values = raw.states(len(messages), num_steps)
+    if values is None:
         values = np.fromiter(
             chain.from_iterable(
                 map(_STATE_FIELDS, chain.from_iterable(t.states for t in messages))

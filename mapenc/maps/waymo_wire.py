@@ -125,13 +125,16 @@ class ScenarioBytes:
             self._parts = tracks, features
         return self._parts
 
-    def states(self, num_steps: int) -> FloatArray | None:
+    def states(self, num_tracks: int, num_steps: int) -> FloatArray | None:
         """(N, T, 8) float64 per track and step [center x, center y, heading, velocity x,
-        velocity y, length, width, valid (0 / 1)] of tracks of ``num_steps`` states each; a
-        field a state leaves out reads 0, as from the messages. None where the encoding is not
-        the regular one."""
+        velocity y, length, width, valid (0 / 1)] of ``num_tracks`` tracks of ``num_steps``
+        states each (from the parsed messages); a field a state leaves out reads 0, as from the
+        messages. None where the encoding is not the regular one."""
         try:
-            return _states(self.buf, self._top_level()[0], num_steps)
+            tracks = self._top_level()[0]
+            if len(tracks) != num_tracks:
+                return None
+            return _states(self.buf, tracks, num_steps)
         except (_Irregular, IndexError):
             return None
 
@@ -197,8 +200,11 @@ def _points(buf: bytes, features: list[tuple[int, int]], point_counts: Sequence[
     run_starts: list[int] = []
     run_counts: list[int] = []
     for (start, end), count in zip(features, point_counts, strict=True):
-        kind = [(n, a, b) for n, w, a, b in _fields(buf, start, end) if w == _LENGTH_DELIMITED]
-        kind = [(n, a, b) for n, a, b in kind if n in _POINT_FIELD or n == _STOP_SIGN]
+        kind = [
+            (n, a, b)
+            for n, w, a, b in _fields(buf, start, end)
+            if w == _LENGTH_DELIMITED and (n in _POINT_FIELD or n == _STOP_SIGN)
+        ]
         if len(kind) != 1:
             raise _Irregular
         number, pos, kind_end = kind[0]
