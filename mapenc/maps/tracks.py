@@ -138,7 +138,10 @@ def build_tracks(rows: TrackRows, num_steps: int | None = None) -> list[Track]:
     if rows.velocity is not None:
         velocity = _dense(rows.velocity, flat, len(ids) * steps).reshape(len(ids), steps, 2)
     sizes = None if rows.size is None else _group_medians(rows.size, track_index, len(ids))
-    first_row = np.unique(track_index, return_index=True)[1]
+    # factorize numbers ids in order of first appearance: a row is its track's first where its
+    # code exceeds every code before it.
+    seen_before = np.maximum.accumulate(np.concatenate([[-1], track_index[:-1]]))
+    first_row = np.flatnonzero(track_index > seen_before)
     tracks = []
     for k, first in enumerate(first_row):  # ids come in order of first appearance
         kind = str(rows.kind[first])
