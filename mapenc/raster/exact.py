@@ -42,7 +42,6 @@ __all__ = [
     "burn_lines",
     "fill_polygons",
     "paint_polygons",
-    "ramp",
 ]
 
 

@@ -416,18 +416,18 @@ class Rasterizer:
         for c, name in names:
             steps = self.spec.history_steps if name == "history" else 1
             boxes = scene_boxes(self.scenario, t, steps)
+            segments = Segments.of(boxes.geoms)
             if name == "ego":
                 if track_ids is None:
                     raise ConfigError("the ego layer needs track_ids, one per pose")
                 agent_idx = np.arange(n)
                 box_idx = np.array([self._box_of(boxes.track, k, t) for k in own], dtype=np.intp)
             else:
-                agent_idx, box_idx = Pieces.of(Segments.of(boxes.geoms)).meeting(windows)
+                agent_idx, box_idx = Pieces.of(segments).meeting(windows)
                 if name == "agents" and track_ids is not None:
                     others = boxes.track[box_idx] != own[agent_idx]
                     agent_idx, box_idx = agent_idx[others], box_idx[others]
             painted = np.zeros((n, h, w))
-            segments = Segments.of(boxes.geoms)
             paint_polygons(
                 painted, boxes.value[box_idx], segments, agent_idx, box_idx, raster_from_city
             )
