@@ -61,6 +61,7 @@ from mapenc.raster.segments import (
     stepped_at,
     supercover_cells,
     supercover_counts,
+    to_pixels,
 )
 from mapenc.raster.spec import RasterSpec
 from mapenc.raster.values import empty_tensor
@@ -530,8 +531,7 @@ class VectorDrawer:
         """Segments (4, S) city metres (rows x0, x1, y0, y1) of agents ``agent`` (S,) ->
         ``Points`` (2, 2, S) in ``self.coordinates``."""
         if self.coordinates == torch.float64:
-            rows = matrices[:, :2].reshape(-1, 6).T.contiguous()
-            return moved(columns_at(rows, agent), ends[:2], ends[2:])
+            return to_pixels(matrices, agent, ends[:2], ends[2:])
         linear = matrices[:, :2, :2]
         at_px = (linear @ poses[:, :2, None]) + matrices[:, :2, 2:]  # the agent's pixel
         rows = torch.cat([linear, at_px], 2).reshape(-1, 6).T

@@ -82,11 +82,12 @@ def _pixel_segments(
     """(pair of each segment, ``Points`` (2, 2, S)) of every segment of every (agent, geometry)
     pair, in that agent's pixel coordinates (float64 tensors on numpy's memory)."""
     seg_pair, seg = segments.for_pairs(agent_idx, geom_idx)
+    ends = torch.from_numpy(np.stack([segments.start[seg], segments.end[seg]]))  # (2, S, 2)
     points = to_pixels(
         torch.from_numpy(np.ascontiguousarray(raster_from_city, dtype=np.float64)),
         torch.from_numpy(agent_idx[seg_pair]),
-        torch.from_numpy(segments.start[seg]),
-        torch.from_numpy(segments.end[seg]),
+        ends[..., 0],
+        ends[..., 1],
     )
     return seg_pair, points
 

@@ -102,13 +102,12 @@ def columns_at(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def to_pixels(
-    raster_from_city: torch.Tensor, agent: torch.Tensor, start: torch.Tensor, end: torch.Tensor
+    raster_from_city: torch.Tensor, agent: torch.Tensor, x: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
-    """Segments (S, 2) city metres -> (2, 2, S) float64 pixel coordinates of their agent's
-    raster (``Points``), through each agent's (N, 3, 3) ``raster_from_city``."""
+    """Segments' city x, y (2, S) each (start, end; metres) -> ``Points`` (2, 2, S) float64,
+    pixel coordinates of their agent's raster, through each agent's (N, 3, 3)
+    ``raster_from_city``."""
     rows = raster_from_city[:, :2].reshape(-1, 6).T.contiguous()  # (6, N)
-    x = torch.stack([start[:, 0], end[:, 0]])
-    y = torch.stack([start[:, 1], end[:, 1]])
     return moved(columns_at(rows, agent), x, y)
 
 
