@@ -11,9 +11,9 @@ defaults to test on the data the run was trained on and to all of any other data
 ``"zero_shot": true`` in the JSON). The JSON goes to ``--out`` (default
 ``DIR/eval_<split>.json``), PNGs of sampled cases to ``DIR/eval_<split>/``, and with
 ``--predictions`` the forecasts to an ``.npz`` for rescoring. ``--stream`` scores all of the data
-one scenario at a time (memory bounded by a scenario, whatever the data's size). A table of minFDE for all agents,
-then the moving, turning and each type's, beside the kinematic baseline and the versus run, goes
-to stderr.
+one scenario at a time (memory bounded by a scenario, whatever the data's size). A table of
+minFDE for all agents, then the moving, turning and each type's, beside the kinematic baseline
+and the versus run, goes to stderr.
 """
 
 from __future__ import annotations

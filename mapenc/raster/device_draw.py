@@ -242,7 +242,7 @@ class VectorDrawer:
         self.fill_layers = tuple(n for n in layers if LAYERS[n].fills)
         self.line_layers = tuple(n for n in layers if not LAYERS[n].fills)
         self.layers = self.fill_layers + self.line_layers  # ``MapTable.item_layer`` indexes these
-        self.row_sums = device.type == "cpu"  # the fills' running sums (see ``_fill``)
+        self.row_sums = device.type == "cpu"  # the fills' running sums (see ``_write_fills``)
         h, w = spec.size_px
         self._raster_from_agent = torch.as_tensor(spec.raster_from_agent(), device=device)
         xmin, ymin, xmax, ymax = spec.extent_m
