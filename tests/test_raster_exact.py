@@ -10,7 +10,7 @@ import torch
 from affine import Affine
 from rasterio.features import rasterize
 
-from mapenc.raster.exact import Segments, burn_lines, fill_polygons, paint_polygons
+from mapenc.raster.exact import LayerPairs, Segments, burn_lines, fill_polygons, paint_polygons
 from mapenc.raster.segments import columns_at
 
 SIZE = (40, 56)
@@ -40,15 +40,13 @@ def test_fill_and_paint_match_rasterio(seed: int) -> None:
     geoms = np.array(polys, dtype=object)
     segments = Segments.of(geoms)
     identity = np.eye(3)[None]
-    pairs = np.zeros(len(geoms), dtype=np.intp), np.arange(len(geoms))
-    filled = fill_polygons(segments, *pairs, identity, SIZE)[0]
+    pairs = LayerPairs(segments, np.zeros(len(geoms), dtype=np.intp), np.arange(len(geoms)))
+    filled = fill_polygons([pairs], identity, SIZE)[0, 0]
     expected = reference(polys, all_touched=False) > 0
     assert expected.sum() > 50
     assert (filled != expected).mean() <= 2e-3
     painted = np.zeros((1, *SIZE), dtype=np.int32)
-    paint_polygons(
-        painted, np.arange(1, len(geoms) + 1, dtype=np.int32), segments, *pairs, identity
-    )
+    paint_polygons(painted, np.arange(1, len(geoms) + 1, dtype=np.int32), pairs, identity)
     expected_values = reference(polys, all_touched=False, values=list(range(1, len(geoms) + 1)))
     assert (painted[0] != expected_values).mean() <= 2e-3
 
@@ -59,12 +57,53 @@ def test_lines_match_rasterio_all_touched(seed: int) -> None:
     lines = [shapely.LineString(rng.uniform([-10, -10], [66, 50], (6, 2))) for _ in range(4)]
     out = np.zeros((1, 1, *SIZE), dtype=np.uint8)
     geoms = np.array(lines, dtype=object)
-    burn_lines(
-        out, 0, 1, Segments.of(geoms), np.zeros(4, dtype=np.intp), np.arange(4), np.eye(3)[None]
-    )
+    pairs = LayerPairs(Segments.of(geoms), np.zeros(4, dtype=np.intp), np.arange(4))
+    burn_lines(out, 1, np.eye(3)[None], [pairs], [0])
     expected = reference(lines, all_touched=True) > 0
     assert expected.sum() > 50
     assert (out[0, 0].astype(bool) != expected).mean() <= 2e-3
+
+
+def _random_layer(rng: np.random.Generator, polygons: bool, agents: int) -> LayerPairs:
+    """Random polygons or lines (pixel units) and random (agent, geometry) pairs of them."""
+    if polygons:
+        geoms = [star(rng, rng.uniform([0, 0], [56, 40])) for _ in range(3)]
+    else:
+        geoms = [shapely.LineString(rng.uniform([-10, -10], [66, 50], (6, 2))) for _ in range(4)]
+    pairs = [(a, g) for a in range(agents) for g in range(len(geoms)) if rng.random() < 0.7]
+    agent_idx, geom_idx = np.array(pairs, dtype=np.intp).T
+    return LayerPairs(Segments.of(np.array(geoms, dtype=object)), agent_idx, geom_idx)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_layers_drawn_in_one_pass_equal_layers_drawn_alone(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    agents = 3
+    # Each agent's raster sees the shapes shifted and turned differently.
+    turns = rng.uniform(-0.4, 0.4, agents)
+    shifts = rng.uniform(-5, 5, (agents, 2))
+    raster_from_city = np.stack(
+        [
+            [[np.cos(t), -np.sin(t), dx], [np.sin(t), np.cos(t), dy], [0.0, 0.0, 1.0]]
+            for t, (dx, dy) in zip(turns, shifts, strict=True)
+        ]
+    )
+    fills = [_random_layer(rng, True, agents) for _ in range(2)]
+    together = fill_polygons(fills, raster_from_city, SIZE)
+    assert together.shape == (2, agents, *SIZE)
+    for layer, drawn in zip(fills, together, strict=True):
+        alone = fill_polygons([layer], raster_from_city, SIZE)[0]
+        assert alone.any(axis=(1, 2)).all()
+        np.testing.assert_array_equal(drawn, alone)
+    lines = [_random_layer(rng, False, agents) for _ in range(2)]
+    out = np.zeros((agents, 4, *SIZE), dtype=np.uint8)
+    burn_lines(out, 255, raster_from_city, lines, [3, 1])
+    for layer, channel in zip(lines, [3, 1], strict=True):
+        alone = np.zeros((agents, 1, *SIZE), dtype=np.uint8)
+        burn_lines(alone, 255, raster_from_city, [layer], [0])
+        assert alone.any(axis=(1, 2, 3)).all()
+        np.testing.assert_array_equal(out[:, channel], alone[:, 0])
+    assert not out[:, [0, 2]].any()
 
 
 def test_columns_at_gathers_like_index_select() -> None:

@@ -32,7 +32,7 @@ from scipy.ndimage import distance_transform_edt
 from shapely.geometry.base import BaseGeometry
 
 from mapenc.maps.types import FloatArray, Lane, VectorMap
-from mapenc.raster.exact import burn_lines, fill_polygons, paint_polygons
+from mapenc.raster.exact import LayerPairs, burn_lines, fill_polygons, paint_polygons
 from mapenc.raster.grid import NorthUpGrid
 from mapenc.raster.mapgeom import MapGeometry, window_corners
 from mapenc.raster.values import SIGNED, UNIT, Codec, torch_dtype, write_binary
@@ -66,6 +66,8 @@ class ExactBatch:
         poses: (N, 3) city-frame poses.
         raster_from_city: (N, 3, 3) city metres -> pixel coordinates (``RasterSpec.raster_from_city``).
         out: (N, C, H, W) output, float or uint8, written in place.
+        fills, lines: (channel, pairs) of the binary fill and line layers, queued by their
+            ``draw_exact`` and drawn by ``draw_binary``, each kind in one pass.
     """
 
     geometry: MapGeometry
@@ -74,6 +76,29 @@ class ExactBatch:
     raster_from_city: NDArray[np.float64]
     out: NDArray[Any]
     shared: dict[str, Any] = field(default_factory=dict)
+    fills: list[tuple[int, LayerPairs]] = field(default_factory=list)
+    lines: list[tuple[int, LayerPairs]] = field(default_factory=list)
+
+    def draw_binary(self) -> None:
+        """Draw the queued binary layers (each writes only its own channel): all fill layers in
+        one pass, all line layers in another."""
+        if self.fills:
+            inside = fill_polygons(
+                [pairs for _, pairs in self.fills], self.raster_from_city, self.spec.size_px
+            )
+            for (channel, _), layer_inside in zip(self.fills, inside, strict=True):
+                write_binary(self.out[:, channel], layer_inside)
+        if self.lines:
+            on = 255 if self.out.dtype == np.uint8 else 1.0
+            burn_lines(
+                self.out,
+                on,
+                self.raster_from_city,
+                [pairs for _, pairs in self.lines],
+                [channel for channel, _ in self.lines],
+            )
+        self.fills.clear()
+        self.lines.clear()
 
     @property
     def windows(self) -> NDArray[np.float64]:
@@ -162,12 +187,9 @@ class FillLayer(Layer):
     binary: ClassVar[bool] = True
 
     def draw_exact(self, batch: ExactBatch, channel: int) -> None:
+        """Queued: ``ExactBatch.draw_binary`` draws every fill layer of the batch at once."""
         pieces = batch.geometry.pieces(self)
-        agent_idx, piece_idx = pieces.meeting(batch.windows)
-        inside = fill_polygons(
-            pieces.segments, agent_idx, piece_idx, batch.raster_from_city, batch.spec.size_px
-        )
-        write_binary(batch.out[:, channel], inside)
+        batch.fills.append((channel, LayerPairs(pieces.segments, *pieces.meeting(batch.windows))))
 
     def draw_codes(
         self, geometry: MapGeometry, grid: NorthUpGrid, spec: LayerSpec, widen: int
@@ -175,7 +197,9 @@ class FillLayer(Layer):
         pieces = geometry.pieces(self)
         idx = pieces.in_box(grid.box_city())
         inside = fill_polygons(
-            pieces.segments, np.zeros_like(idx), idx, grid.raster_from_city(), grid.shape
+            [LayerPairs(pieces.segments, np.zeros_like(idx), idx)],
+            grid.raster_from_city(),
+            grid.shape,
         )
         return inside.reshape(grid.shape).astype(np.uint8)
 
@@ -186,7 +210,9 @@ def _line_cells(geometry: MapGeometry, layer: Layer, grid: NorthUpGrid) -> NDArr
     pieces = geometry.pieces(layer)
     idx = pieces.in_box(grid.box_city())
     raster_from_city = grid.raster_from_city()
-    burn_lines(lines, 0, 1, pieces.segments, np.zeros_like(idx), idx, raster_from_city)
+    burn_lines(
+        lines, 1, raster_from_city, [LayerPairs(pieces.segments, np.zeros_like(idx), idx)], [0]
+    )
     return lines[0, 0].astype(bool)
 
 
@@ -209,12 +235,9 @@ class LineLayer(Layer):
     binary: ClassVar[bool] = True
 
     def draw_exact(self, batch: ExactBatch, channel: int) -> None:
+        """Queued: ``ExactBatch.draw_binary`` draws every line layer of the batch at once."""
         pieces = batch.geometry.pieces(self)
-        agent_idx, piece_idx = pieces.meeting(batch.windows)
-        on = 255 if batch.out.dtype == np.uint8 else 1.0
-        burn_lines(
-            batch.out, channel, on, pieces.segments, agent_idx, piece_idx, batch.raster_from_city
-        )
+        batch.lines.append((channel, LayerPairs(pieces.segments, *pieces.meeting(batch.windows))))
 
     def halo_cells(self, spec: LayerSpec, cell_m: float, widen: int) -> int:
         return widen + 1
@@ -264,7 +287,10 @@ class HeadingLayer(Layer):
         values = (1 + direction % HEADING_CODES).astype(np.uint8)
         raster_from_city = grid.raster_from_city()
         paint_polygons(
-            codes[None], values, pieces.segments, np.zeros_like(idx), idx, raster_from_city
+            codes[None],
+            values,
+            LayerPairs(pieces.segments, np.zeros_like(idx), idx),
+            raster_from_city,
         )
         return codes
 
@@ -284,7 +310,8 @@ def _paint_quad_pairs(
     pieces = batch.geometry.quads[1]
     agent_idx, quad_idx = pieces.meeting(batch.windows)
     pair_code = np.arange(1, len(quad_idx) + 1, dtype=np.int32)
-    paint_polygons(codes, pair_code, pieces.segments, agent_idx, quad_idx, batch.raster_from_city)
+    pairs = LayerPairs(pieces.segments, agent_idx, quad_idx)
+    paint_polygons(codes, pair_code, pairs, batch.raster_from_city)
     return codes, agent_idx, quad_idx
 
 
@@ -311,7 +338,7 @@ class DistanceLayer(Layer):
         target = LAYERS[self.to]
         pieces = batch.geometry.pieces(target)
         agent_idx, piece_idx = pieces.meeting(window_corners(padded, lines.shape[2:]))
-        burn_lines(lines, 0, 1, pieces.segments, agent_idx, piece_idx, padded)
+        burn_lines(lines, 1, padded, [LayerPairs(pieces.segments, agent_idx, piece_idx)], [0])
         if not lines.any():
             batch.out[:, channel] = self.codec.encode(np.ones((n, h, w)), batch.out.dtype)
             return

@@ -38,7 +38,7 @@ from mapenc.errors import ConfigError, PoseError, RasterSizeError
 from mapenc.geometry import check_poses
 from mapenc.maps.types import Scenario, VectorMap
 from mapenc.raster.device_draw import MapTable, VectorDrawer
-from mapenc.raster.exact import paint_polygons
+from mapenc.raster.exact import LayerPairs, paint_polygons
 from mapenc.raster.fast import FastSettings, GlobalLayers
 from mapenc.raster.layers import LAYERS, ExactBatch
 from mapenc.raster.mapgeom import MapGeometry, Pieces, window_corners
@@ -363,6 +363,7 @@ class Rasterizer:
             for c, name in enumerate(self.spec.layers):
                 if not LAYERS[name].from_scenario:
                     LAYERS[name].draw_exact(batch, c)
+            batch.draw_binary()
         self._draw_scene(raster_from_city, out, t, track_ids)
 
     def rasterize_tracks(
@@ -429,6 +430,9 @@ class Rasterizer:
                     agent_idx, box_idx = agent_idx[others], box_idx[others]
             painted = np.zeros((n, h, w))
             paint_polygons(
-                painted, boxes.value[box_idx], segments, agent_idx, box_idx, raster_from_city
+                painted,
+                boxes.value[box_idx],
+                LayerPairs(segments, agent_idx, box_idx),
+                raster_from_city,
             )
             out[:, c] = LAYERS[name].codec.encode(painted, out.dtype)
