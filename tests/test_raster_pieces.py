@@ -64,7 +64,8 @@ def test_pieces_meeting_a_window_are_those_whose_box_intersects_it(
     low = rng.uniform(-100, 100, (300, 2))
     box = np.concatenate([low, low + rng.uniform(0.1, 30, (300, 2))], axis=1)
     starts, ends = box[:, :2], box[:, 2:]
-    pieces = Pieces.of(Segments(starts, ends, np.arange(len(box) + 1)))
+    xy = np.stack([starts[:, 0], ends[:, 0], starts[:, 1], ends[:, 1]])
+    pieces = Pieces.of(Segments(xy, np.arange(len(box) + 1)))
     np.testing.assert_array_equal(pieces.box, box)
     poses = np.concatenate([rng.uniform(-80, 80, (7, 2)), rng.uniform(-np.pi, np.pi, (7, 1))], 1)
     corners = window_corners(SPEC.raster_from_city(poses), SPEC.size_px)

@@ -116,7 +116,7 @@ class MapTable:
     ) -> MapTable:
         """The table of one map's ``layers`` (fill or line layers, at least one), built on the
         host."""
-        starts, ends, firsts, counts, owners, boxes, kinds = [], [], [], [], [], [], []
+        ends, firsts, counts, owners, boxes, kinds = [], [], [], [], [], []
         offset = 0
         for index, name in enumerate(layers):
             layer = LAYERS[name]
@@ -126,23 +126,25 @@ class MapTable:
                 box = pieces.box
                 first, count = segments.first[:-1], np.diff(segments.first)
             else:
-                box = np.concatenate(
+                x0, x1, y0, y1 = segments.ends
+                box = np.stack(
                     [
-                        np.minimum(segments.start, segments.end),
-                        np.maximum(segments.start, segments.end),
+                        np.minimum(x0, x1),
+                        np.minimum(y0, y1),
+                        np.maximum(x0, x1),
+                        np.maximum(y0, y1),
                     ],
                     axis=1,
-                ).reshape(-1, 4)
-                first = np.arange(len(segments.start))
-                count = np.ones(len(segments.start), dtype=np.intp)
-            starts.append(segments.start.reshape(-1, 2))
-            ends.append(segments.end.reshape(-1, 2))
+                )
+                first = np.arange(len(x0))
+                count = np.ones(len(x0), dtype=np.intp)
+            ends.append(segments.ends)
             firsts.append(first + offset)
             counts.append(count)
             owners.append(np.full(len(first), index))
             boxes.append(box)
             kinds.append(np.full(len(first), 0 if layer.fills else 1))
-            offset += len(segments.start)
+            offset += segments.ends.shape[1]
         box = np.concatenate(boxes)
         xmin, ymin, xmax, ymax = geometry.map.bounds
         bin_m = max(BIN_M, (xmax - xmin) / MAX_BINS_AXIS, (ymax - ymin) / MAX_BINS_AXIS)
@@ -156,14 +158,13 @@ class MapTable:
         key += np.concatenate(kinds)[item] * (rows * cols)  # line items' bins after fills'
         order = np.argsort(key, kind="stable")
         in_bin = np.bincount(key, minlength=2 * rows * cols)
-        start, end = np.concatenate(starts), np.concatenate(ends)
 
         def put(array: ArrayLike, dtype: torch.dtype) -> torch.Tensor:
             return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=device)
 
         f64, i64 = torch.float64, torch.int64
         return cls(
-            points=put([start[:, 0], end[:, 0], start[:, 1], end[:, 1]], f64),
+            points=put(np.concatenate(ends, axis=1), f64),
             item_first=put(np.concatenate(firsts), i64),
             item_count=put(np.concatenate(counts), i64),
             item_layer=put(np.concatenate(owners), i64),

@@ -31,6 +31,7 @@ from mapenc.raster.segments import (
     SUPERCOVER_RULES,
     PixelRules,
     Segments,
+    columns_at,
     crossing_cells,
     crossing_counts,
     ramp_tensor,
@@ -99,16 +100,16 @@ def _pixel_segments(
     for layer in layers:
         seg_pair, seg = layer.segments.for_pairs(layer.agent_idx, layer.geom_idx)
         pairs.append(seg_pair + first_pair)
-        ends.append(np.stack([layer.segments.start[seg], layer.segments.end[seg]]))  # (2, S, 2)
+        ends.append(columns_at(torch.from_numpy(layer.segments.ends), torch.from_numpy(seg)))
         first_pair += len(layer.agent_idx)
     seg_pair = _joined(pairs)
     agent_idx = _joined([layer.agent_idx for layer in layers])
-    xy = torch.from_numpy(_joined(ends, axis=1))
+    xy = ends[0] if len(ends) == 1 else torch.cat(ends, 1)  # (4, S) x0, x1, y0, y1
     points = to_pixels(
         torch.from_numpy(np.ascontiguousarray(raster_from_city, dtype=np.float64)),
         torch.from_numpy(agent_idx[seg_pair]),
-        xy[..., 0],
-        xy[..., 1],
+        xy[:2],
+        xy[2:],
     )
     return seg_pair, points
 

@@ -112,7 +112,7 @@ def line_runs(polylines: list[FloatArray], max_segments: int = LINE_PIECE_SEGMEN
     at most ``max_segments`` consecutive segments of one polyline (the pieces of ``Pieces``).
     Polylines with fewer than 2 points have no segment."""
     if not polylines:
-        return Segments(np.empty((0, 2)), np.empty((0, 2)), np.zeros(1, dtype=np.intp))
+        return Segments(np.empty((4, 0)), np.zeros(1, dtype=np.intp))
     coords = np.concatenate(polylines).astype(np.float64, copy=False)
     points = np.array([len(p) for p in polylines], dtype=np.intp)
     per_part = np.maximum(points - 1, 0)
@@ -125,7 +125,7 @@ def line_runs(polylines: list[FloatArray], max_segments: int = LINE_PIECE_SEGMEN
     run_part, run = ramp(runs)
     part_first = np.cumsum(per_part) - per_part
     first = np.append(part_first[run_part] + run * max_segments, per_part.sum())
-    return Segments(coords[:-1][starts[:-1]], coords[1:][starts[:-1]], first.astype(np.intp))
+    return Segments.joining(coords, starts[:-1], first.astype(np.intp))
 
 
 def window_corners(raster_from_city: NDArray[np.float64], size_px: tuple[int, int]) -> FloatArray:
@@ -164,10 +164,10 @@ class Pieces:
         filled = count > 0
         if filled.any():
             at = segments.first[:-1][filled]
-            low = np.minimum(segments.start, segments.end)
-            high = np.maximum(segments.start, segments.end)
-            box[filled, :2] = np.minimum.reduceat(low, at)
-            box[filled, 2:] = np.maximum.reduceat(high, at)
+            x0, x1, y0, y1 = segments.ends
+            for column, (lows, highs) in enumerate(((x0, x1), (y0, y1))):
+                box[filled, column] = np.minimum.reduceat(np.minimum(lows, highs), at)
+                box[filled, column + 2] = np.maximum.reduceat(np.maximum(lows, highs), at)
         return cls(segments, box)
 
     def __len__(self) -> int:
