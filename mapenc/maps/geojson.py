@@ -352,22 +352,24 @@ def offset_polyline(points: FloatArray, distance_m: float | FloatArray) -> Float
     at 2) so straight parts keep exactly ``|distance_m|`` from the input. Consecutive points must
     differ. Returns (K, 2) float64.
     """
-    seg = np.diff(points, axis=0)
-    unit = seg / np.linalg.norm(seg, axis=1, keepdims=True)
-    seg_normal = np.stack([-unit[:, 1], unit[:, 0]], axis=1)
-    normal = np.zeros_like(points)
-    normal[:-1] += seg_normal
-    normal[1:] += seg_normal
-    length = np.linalg.norm(normal, axis=1, keepdims=True)
+    # x and y as separate rows: numpy reduces and gathers along an axis of two ~10x slower.
+    x, y = np.asarray(points, dtype=np.float64).T
+    seg_x, seg_y = np.diff(x), np.diff(y)
+    seg_length = np.sqrt(seg_x * seg_x + seg_y * seg_y)
+    seg_normal = np.stack([-(seg_y / seg_length), seg_x / seg_length])  # (2, K - 1) left normals
+    normal = np.zeros((2, len(x)))
+    normal[:, :-1] += seg_normal
+    normal[:, 1:] += seg_normal
     # A U-turn cancels the two normals: use the incoming segment's normal there.
-    reversed_at = length[:, 0] < 1e-9
-    normal[reversed_at] = seg_normal[np.maximum(np.flatnonzero(reversed_at) - 1, 0)]
-    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
-    cos_half = (normal[1:] * seg_normal).sum(axis=1)
-    miter = np.ones(len(points))
+    reversed_at = np.sqrt(normal[0] * normal[0] + normal[1] * normal[1]) < 1e-9
+    normal[:, reversed_at] = seg_normal[:, np.maximum(np.flatnonzero(reversed_at) - 1, 0)]
+    normal /= np.sqrt(normal[0] * normal[0] + normal[1] * normal[1])
+    cos_half = normal[0, 1:] * seg_normal[0] + normal[1, 1:] * seg_normal[1]
+    miter = np.ones(len(x))
     miter[1:] = 1.0 / np.maximum(cos_half, 1.0 / _MAX_MITER)
     distance = np.broadcast_to(np.asarray(distance_m, dtype=np.float64), miter.shape)
-    return np.asarray(points + (distance * miter)[:, None] * normal, dtype=np.float64)
+    step = distance * miter
+    return np.stack([x + step * normal[0], y + step * normal[1]], axis=1)
 
 
 def write_generic_scene(scene: Scenario | VectorMap, folder: Path) -> Path:

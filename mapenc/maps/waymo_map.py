@@ -96,12 +96,13 @@ class _FeaturePoints:
                 count=2 * int(sizes.sum()),
             ).reshape(-1, 2)
         ends = np.cumsum(sizes)
-        bad = ~np.isfinite(flat).all(axis=1)
+        x, y = flat.T  # 1-D rows: reducing along an axis of two is ~10x slower in numpy
+        bad = ~(np.isfinite(x) & np.isfinite(y))
         if bad.any():
             feature = features[int(np.searchsorted(ends, np.argmax(bad), side="right"))]
             raise MapencError(f"map feature {feature.id}: NaN or inf map coordinates")
         new = np.ones(len(flat), dtype=bool)
-        new[1:] = (flat[1:] != flat[:-1]).any(axis=1)
+        new[1:] = (x[1:] != x[:-1]) | (y[1:] != y[:-1])
         new[(ends - sizes)[sizes > 0]] = True  # each feature's first point
         return cls(split_rows(flat, sizes), split_rows(new, sizes))
 
@@ -319,15 +320,20 @@ def offset_polylines(lines: list[FloatArray], distances: list[FloatArray]) -> li
         moved = offset_polyline(joined, distance)
     last = np.cumsum(sizes) - 1
     first = last - sizes + 1
+    x, y = joined.T
     for ends, segment_start, is_last in ((first, first, False), (last, last - 1, True)):
-        segment = joined[segment_start + 1] - joined[segment_start]
-        unit = segment / np.linalg.norm(segment, axis=1, keepdims=True)
-        segment_normal = np.stack([-unit[:, 1], unit[:, 0]], axis=1)
-        normal = segment_normal / np.linalg.norm(segment_normal, axis=1, keepdims=True)
+        seg_x = x[segment_start + 1] - x[segment_start]
+        seg_y = y[segment_start + 1] - y[segment_start]
+        seg_length = np.sqrt(seg_x * seg_x + seg_y * seg_y)
+        normal_x, normal_y = -(seg_y / seg_length), seg_x / seg_length
+        length = np.sqrt(normal_x * normal_x + normal_y * normal_y)
         miter = np.ones(len(ends))
         if is_last:
-            miter = 1.0 / np.maximum((normal * segment_normal).sum(axis=1), 1.0 / MAX_MITER)
-        moved[ends] = joined[ends] + (distance[ends] * miter)[:, None] * normal
+            cos_half = (normal_x / length) * normal_x + (normal_y / length) * normal_y
+            miter = 1.0 / np.maximum(cos_half, 1.0 / MAX_MITER)
+        step = distance[ends] * miter
+        moved[ends, 0] = x[ends] + step * (normal_x / length)
+        moved[ends, 1] = y[ends] + step * (normal_y / length)
     return split_rows(moved, sizes)
 
 
