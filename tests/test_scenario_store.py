@@ -148,6 +148,21 @@ def test_corrupt_truncated_and_foreign_files_name_the_file(tmp_path: Path) -> No
         list(iter_scenarios(foreign))
 
 
+def test_arrays_read_back_are_writable_and_writes_stay_in_the_process(tmp_path: Path) -> None:
+    """The shard is mapped copy-on-write: a caller may change a track in place, and neither the
+    file nor a later read of it sees the change."""
+    shard = tmp_path / "w.scenarios"
+    write_store_shard(list(make_scenarios(1, seed=5)), shard, "w")
+    on_disk = shard.read_bytes()
+    (first,) = list(iter_scenarios(shard))
+    track = first.tracks[0]
+    original = track.xy.copy()
+    track.xy[:] += 1000.0
+    assert shard.read_bytes() == on_disk
+    (again,) = list(iter_scenarios(shard))
+    np.testing.assert_array_equal(again.tracks[0].xy, original)
+
+
 def test_prepare_converts_once_and_reuses(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -36,6 +36,8 @@ content, same rasters). ``write_store_shard`` writes atomically (temporary file 
 from __future__ import annotations
 
 import json
+import math
+import mmap
 import os
 import struct
 import zlib
@@ -335,13 +337,17 @@ def shard_header(path: Path) -> dict[str, Any]:
 
 
 def _read_shard(path: Path) -> tuple[dict[str, Any], Arrays]:
-    """(header, arrays) of a store shard; the arrays are writable views of one buffer. The data's
-    CRC-32 is checked once per process per file (path, size, mtime, inode)."""
+    """(header, arrays) of a store shard; the arrays are writable views of one copy-on-write
+    mapping of the file (pages are read from the page cache as they are touched, without the
+    copy a read makes; a write changes this process's copy only). The data's CRC-32 is checked
+    once per process per file (path, size, mtime, inode)."""
     with path.open("rb") as handle:
         header = _header(handle, path)
-        data = np.empty(header["data_bytes"], dtype=np.uint8)
-        if handle.readinto(data.data) != len(data):
+        data_start = handle.tell()
+        if os.fstat(handle.fileno()).st_size - data_start < header["data_bytes"]:
             raise MapFormatError(path, "truncated: the data ends before the header says")
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
+    data = np.frombuffer(mapped, dtype=np.uint8, count=header["data_bytes"], offset=data_start)
     info = path.stat()
     key = (str(path.resolve()), info.st_size, info.st_mtime_ns, info.st_ino)
     if key not in _VERIFIED:
@@ -357,7 +363,7 @@ def _read_shard(path: Path) -> tuple[dict[str, Any], Arrays]:
         name: np.frombuffer(
             data,
             dtype=np.dtype(item["dtype"]),
-            count=int(np.prod(item["shape"])),
+            count=math.prod(item["shape"]),
             offset=item["offset"],
         ).reshape(item["shape"])
         for name, item in header["arrays"].items()
