@@ -38,7 +38,7 @@ from mapenc.maps.jsonparse import (
     require_dict,
     require_list,
 )
-from mapenc.maps.tracks import TrackRows, as_time_steps, build_tracks, factorize
+from mapenc.maps.tracks import Factorized, TrackRows, as_time_steps, build_tracks, factorize
 from mapenc.maps.types import (
     FloatArray,
     Lane,
@@ -288,8 +288,14 @@ def _scenario_parquet(path: Path) -> Path:
     return found[0]
 
 
-def _read_parquet(path: Path) -> dict[str, NDArray[Any]]:
-    """Every column of the parquet file as a numpy array; nulls refused."""
+# A parquet column as read: numbers as a numpy array, strings ``Factorized``.
+Column = NDArray[Any] | Factorized
+
+
+def _read_parquet(path: Path) -> dict[str, Column]:
+    """Every column of the parquet file: numbers as numpy arrays, strings dictionary-encoded by
+    Arrow (``Factorized``: distinct strings in order of first appearance, no Python string per
+    row); nulls refused."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -308,31 +314,47 @@ def _read_parquet(path: Path) -> dict[str, NDArray[Any]]:
     for name in table.column_names:
         if table.column(name).null_count:
             raise ScenarioFormatError(path, f"column {name!r} has null values")
-    return {name: table.column(name).to_numpy() for name in table.column_names}
+    return {name: _column(table.column(name)) for name in table.column_names}
 
 
-def _require_columns(columns: Mapping[str, NDArray[Any]], names: list[str]) -> None:
+def _column(column: Any) -> Column:
+    """A pyarrow ChunkedArray as ``_read_parquet`` hands it out."""
+    import pyarrow as pa
+
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        encoded = column.combine_chunks().dictionary_encode()
+        return Factorized(
+            encoded.dictionary.to_numpy(zero_copy_only=False),
+            encoded.indices.to_numpy().astype(np.intp),
+        )
+    return column.to_numpy()
+
+
+def _require_columns(columns: Mapping[str, Column], names: list[str]) -> None:
     missing = [n for n in names if n not in columns]
     if missing:
         raise MapencError(f"missing columns {missing}")
 
 
-def _as_float(columns: Mapping[str, NDArray[Any]], *names: str) -> FloatArray:
+def _as_float(columns: Mapping[str, Column], *names: str) -> FloatArray:
     """(N, len(names)) float64 from numeric columns."""
+    picked = [columns[n] for n in names]
     try:
-        return np.stack([columns[n].astype(np.float64) for n in names], axis=1)
+        if any(isinstance(column, Factorized) for column in picked):
+            raise TypeError("a column of strings")
+        return np.stack([np.asarray(column).astype(np.float64) for column in picked], axis=1)
     except (TypeError, ValueError):
         raise MapencError(f"columns {list(names)} must be numeric") from None
 
 
-def _lower_case(values: NDArray[Any]) -> NDArray[np.str_]:
+def _lower_case(values: Column) -> NDArray[np.str_]:
     """(N,) lower-case strings of a column of N values (strings as read, or anything ``str``
     takes), converted once per distinct value."""
     distinct, index = factorize(values)
     return np.char.lower(distinct.astype(str))[index]
 
 
-def _forecasting_rows(columns: Mapping[str, NDArray[Any]]) -> tuple[TrackRows, int | None, float]:
+def _forecasting_rows(columns: Mapping[str, Column]) -> tuple[TrackRows, int | None, float]:
     """Rows, step count (``num_timestamps``, 110, when given) and dt of a forecasting scenario."""
     _require_columns(
         columns,
@@ -365,7 +387,7 @@ def _forecasting_rows(columns: Mapping[str, NDArray[Any]]) -> tuple[TrackRows, i
     return rows, num_steps, AV2_DT_S
 
 
-def _sensor_log_rows(columns: Mapping[str, NDArray[Any]]) -> tuple[TrackRows, int | None, float]:
+def _sensor_log_rows(columns: Mapping[str, Column]) -> tuple[TrackRows, int | None, float]:
     """Rows, step count and dt of a sensor log: one step per distinct lidar timestamp."""
     _require_columns(
         columns,
@@ -380,7 +402,10 @@ def _sensor_log_rows(columns: Mapping[str, NDArray[Any]]) -> tuple[TrackRows, in
             "width_m",
         ],
     )
-    times, step = np.unique(columns["timestamp_ns"].astype(np.int64), return_inverse=True)
+    stamps = columns["timestamp_ns"]
+    if isinstance(stamps, Factorized):
+        raise MapencError("column 'timestamp_ns' must be numeric")
+    times, step = np.unique(stamps.astype(np.int64), return_inverse=True)
     if len(times) < 2:
         raise MapencError("a sensor log needs at least 2 timestamps")
     categories, category_index = factorize(columns["category"])

@@ -42,12 +42,34 @@ def default_box_size(kind: str) -> tuple[float, float]:
 
 
 @dataclass(frozen=True)
+class Factorized:
+    """A column of N values held as its distinct values in order of first appearance and each
+    row's index among them (what ``factorize`` returns), e.g. a string column that Arrow
+    dictionary-encoded without making a Python string per row.
+
+    Attributes:
+        values: (D,) the distinct values.
+        index: (N,) intp, row i holds ``values[index[i]]``.
+    """
+
+    values: NDArray[Any]
+    index: NDArray[np.intp]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, row: int) -> Any:
+        """The value of one row."""
+        return self.values[self.index[row]]
+
+
+@dataclass(frozen=True)
 class TrackRows:
     """Columns of a track table, N rows, one per observed (track, step).
 
     Attributes:
         track_id: (N,) ids: str, or any values ``str`` turns into the track's id (e.g. the
-            Python strings of a parquet column as read).
+            Python strings of a parquet column as read), as an array or ``Factorized``.
         step: (N,) int64 time-step index, >= 0.
         xy: (N, 2) float64 city-frame positions (metres).
         heading: (N,) float64 (rad).
@@ -57,7 +79,7 @@ class TrackRows:
         category: (N,) int64, or None.
     """
 
-    track_id: NDArray[Any]
+    track_id: NDArray[Any] | Factorized
     step: NDArray[np.int64]
     xy: FloatArray
     heading: FloatArray
@@ -162,10 +184,12 @@ def build_tracks(rows: TrackRows, num_steps: int | None = None) -> list[Track]:
     return tracks
 
 
-def factorize(values: NDArray[Any]) -> tuple[NDArray[Any], NDArray[np.intp]]:
+def factorize(values: NDArray[Any] | Factorized) -> tuple[NDArray[Any], NDArray[np.intp]]:
     """(distinct values in order of first appearance, (N,) index of each value among them) of
     ``values`` (N,) (strings, ints): one dict lookup per value, about twice as fast as
-    ``np.unique`` on strings and without its sort."""
+    ``np.unique`` on strings and without its sort; a ``Factorized`` column as it is."""
+    if isinstance(values, Factorized):
+        return values.values, values.index
     codes: dict[Any, int] = {}
     index = np.fromiter(
         (codes.setdefault(v, len(codes)) for v in values.tolist()), dtype=np.intp, count=len(values)

@@ -108,8 +108,9 @@ def read_tracks_csv(path: Path, heading_units: str = "rad") -> TrackRows:
             raise MapencError(f"give both columns {list(pair)} or neither")
     if not lines:
         raise MapencError("no track rows")
+    track_id = np.array(columns["track_id"], dtype=str)
     rows = TrackRows(
-        track_id=np.array(columns["track_id"], dtype=str),
+        track_id=track_id,
         step=table.integers("timestep"),
         xy=numbers("x", "y"),
         heading=_radians(numbers("heading")[:, 0], heading_units, lines),
@@ -118,7 +119,7 @@ def read_tracks_csv(path: Path, heading_units: str = "rad") -> TrackRows:
         size=numbers("length", "width") if "length" in has else None,
         category=table.integers("category") if "category" in has else None,
     )
-    _, first_row, track_index = np.unique(rows.track_id, return_index=True, return_inverse=True)
+    _, first_row, track_index = np.unique(track_id, return_index=True, return_inverse=True)
     order = np.lexsort((np.arange(len(lines)), rows.step, first_row[track_index]))
     line_of = np.asarray(lines)[order]
     columns_in_order: dict[str, Any] = {
@@ -126,7 +127,7 @@ def read_tracks_csv(path: Path, heading_units: str = "rad") -> TrackRows:
         for f in fields(rows)
     }
     rows = TrackRows(**columns_in_order)
-    _check_repeated_steps(rows, line_of)
+    _check_repeated_steps(track_id[order], rows.step, line_of)
     return rows
 
 
@@ -148,10 +149,12 @@ def _radians(heading: FloatArray, units: str, lines: list[int]) -> FloatArray:
     return np.deg2rad(heading) if units == "deg" else heading
 
 
-def _check_repeated_steps(rows: TrackRows, lines: NDArray[np.int_]) -> None:
-    """MapencError naming both lines when two rows give the same (track_id, timestep)."""
-    order = np.lexsort((lines, rows.step, rows.track_id))
-    ids, steps = rows.track_id[order], rows.step[order]
+def _check_repeated_steps(
+    track_id: NDArray[np.str_], step: NDArray[np.int64], lines: NDArray[np.int_]
+) -> None:
+    """MapencError naming both lines when two rows (N,) give the same (track_id, timestep)."""
+    order = np.lexsort((lines, step, track_id))
+    ids, steps = track_id[order], step[order]
     same = np.flatnonzero((ids[1:] == ids[:-1]) & (steps[1:] == steps[:-1]))
     if same.size:
         first, second = order[same[0]], order[same[0] + 1]
