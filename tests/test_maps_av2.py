@@ -287,3 +287,22 @@ def test_missing_pyarrow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(MapencError, match=r"pip install mapenc\[av2\]"):
         load_scenario(TINY)
+
+
+def test_string_columns_come_factorized_in_order_of_first_appearance(tmp_path: Path) -> None:
+    """Arrow's dictionary encoding gives the same distinct values and indices as ``factorize``
+    on the strings, over chunks, so tracks keep their order of first appearance."""
+    from mapenc.maps.av2 import _read_parquet
+    from mapenc.maps.tracks import Factorized, factorize
+
+    rng = np.random.default_rng(0)
+    ids = np.array([f"t{k}" for k in rng.integers(0, 40, 500)], dtype=object)
+    path = tmp_path / "scenario_x.parquet"
+    pq.write_table(pa.table({"track_id": ids, "x": rng.normal(size=500)}), path, row_group_size=77)
+    columns = _read_parquet(path)
+    read = columns["track_id"]
+    assert isinstance(read, Factorized) and not isinstance(columns["x"], Factorized)
+    values, index = factorize(ids)
+    assert read.values.tolist() == values.tolist()
+    np.testing.assert_array_equal(read.index, index)
+    assert read[3] == ids[3]
