@@ -127,6 +127,23 @@ def test_several_maps_are_drawn_in_one_pass() -> None:
         np.testing.assert_array_equal(out[map_index == k].numpy(), own)
 
 
+def test_a_drawer_clears_its_channels_unless_told_they_come_zeroed() -> None:
+    """Rasters drawn into a buffer holding old values equal rasters drawn into zeros: the line
+    channels are cleared unless ``zeroed`` says there is nothing to clear."""
+    m = l_junction()
+    drawer = VectorDrawer(SPEC, BINARY, torch.device("cpu"), torch.float64)
+    table = drawer.table(MapGeometry(m))
+    poses = poses_near(6, seed=4)
+    used = torch.full((6, 4, *SPEC.size_px), 7, dtype=torch.uint8)
+    assert drawer.draw(table, poses, used)
+    fresh = torch.zeros((6, 4, *SPEC.size_px), dtype=torch.uint8)
+    assert drawer.draw(table, poses, fresh, zeroed=True)
+    assert fresh.any() and torch.equal(used, fresh)
+    np.testing.assert_array_equal(
+        fresh.numpy(), Rasterizer(m, SPEC).rasterize(poses.numpy(), np.uint8)
+    )
+
+
 def test_a_pose_that_is_not_finite_is_found_in_the_first_read() -> None:
     r = Rasterizer(l_junction(), SPEC, mode="torch", device="cpu")
     poses = poses_near(4)

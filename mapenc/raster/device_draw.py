@@ -299,9 +299,11 @@ class VectorDrawer:
         out: torch.Tensor,
         map_index: torch.Tensor | None = None,
         finite: torch.Tensor | None = None,
+        zeroed: bool = False,
     ) -> bool:
         """Write the drawn layers' channels of ``out`` (N, C, H, W) for city poses (N, 3) float64
-        on ``table``'s map ``map_index`` (N,) int64 (None: map 0).
+        on ``table``'s map ``map_index`` (N,) int64 (None: map 0); ``zeroed``: ``out`` comes
+        zeroed, so its line channels are not cleared again.
 
         Returns False, having drawn nothing, when ``finite`` (a bool tensor on the device, e.g.
         whether every pose of the call is finite) is given and False: it is read with the first
@@ -357,7 +359,7 @@ class VectorDrawer:
         blocks = self._blocks(tables)
         # Stage 4: crossings into the winding buffer, touched pixels straight into ``out``.
         winding = self._winding(n) if self.fill_layers else None
-        for run_start, run_stop in self._line_channel_runs:
+        for run_start, run_stop in [] if zeroed else self._line_channel_runs:
             out[:, run_start:run_stop].zero_()
         if self.device.type == "cpu":
             self._write_end_pixels(cover, plane[fill_segments:], out)

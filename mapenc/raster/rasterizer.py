@@ -262,8 +262,9 @@ class Rasterizer:
         memory on the CPU), copied to ``out`` once."""
         dtype = torch_dtype(out.dtype)
         chunk = device_chunk(self.spec, self.device, len(poses), dtype)
-        if self.device.type == "cpu":
-            self._draw_tensor(torch.from_numpy(poses), torch.from_numpy(out), chunk, t, track_ids)
+        if self.device.type == "cpu":  # ``out`` comes zeroed
+            cpu_out = torch.from_numpy(out)
+            self._draw_tensor(torch.from_numpy(poses), cpu_out, chunk, t, track_ids, zeroed=True)
             return
         drawn = torch.empty(out.shape, dtype=dtype, device=self.device)
         self._draw_tensor(torch.from_numpy(poses).to(self.device), drawn, chunk, t, track_ids)
@@ -320,9 +321,10 @@ class Rasterizer:
         chunk: int,
         t: int | None,
         track_ids: list[str] | None,
+        zeroed: bool = False,
     ) -> None:
         """The torch mode: every channel of ``out`` (N, C, H, W) on the device for poses (N, 3)
-        float64 there; PoseError when a pose is not finite."""
+        float64 there (``zeroed``: ``out`` comes zeroed); PoseError when a pose is not finite."""
         n, _, h, w = out.shape
         if n == 0:
             return
@@ -331,7 +333,10 @@ class Rasterizer:
             for start in range(0, n, chunk):
                 part = slice(start, start + chunk)
                 check = finite if start == 0 else None
-                if not self._vectors.draw(self._table, poses[part], out[part], finite=check):
+                drawn = self._vectors.draw(
+                    self._table, poses[part], out[part], finite=check, zeroed=zeroed
+                )
+                if not drawn:
                     raise PoseError("poses has NaN or inf values")
         elif not bool(finite):
             raise PoseError("poses has NaN or inf values")
