@@ -370,16 +370,14 @@ class VectorDrawer:
         return True
 
     def _write_end_pixels(self, cover: Supercover, plane: torch.Tensor, out: torch.Tensor) -> None:
-        """On the CPU, the line segments' two end-pixel rules (one pixel per kept segment; plane
-        (S,) of each segment) written into ``out`` straight from their tables, the values
-        stage 4's expansion would give them (``_rule_tables`` leaves them out there)."""
+        """On the CPU, the line segments' two end pixels (``Supercover.end_cells``; plane (S,)
+        of each segment) written into ``out`` without expanding their rules (``_rule_tables``
+        leaves them out there)."""
         h, w = self.spec.size_px
         # Segments clipped away write 0 through a maximum: no pixel changes, and no wait to
         # find the kept ones.
         value = cover.keep.to(out.dtype) * (255 if out.dtype == torch.uint8 else 1)
-        for part in cover.parts[:2]:
-            row = part.across.clamp(0, h - 1)
-            col = part.first.clamp(0, w - 1)
+        for row, col in cover.end_cells(w, h):
             flat = torch.add(col.to(torch.int64), row.to(torch.int64), alpha=w)
             flat += plane
             out.view(-1).scatter_reduce_(0, flat, value, "amax")

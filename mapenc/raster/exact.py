@@ -192,13 +192,11 @@ def burn_lines(
     )
     base = pair_base[seg_pair]  # (S,) row 0 of each segment's channel
     flat_out = out.reshape(-1)
-    # The two end-pixel rules give one pixel per kept segment (k = 0): read straight from their
-    # tables, the values ``stepped_at`` and ``supercover_cells`` give them.
+    # The two end pixels of each kept segment, not expanded.
     kept = np.flatnonzero(cover.keep.numpy())
-    for part in cover.parts[:2]:
-        row = np.clip(part.across.numpy()[kept], 0, h - 1).astype(np.intp)
-        col = np.clip(part.first.numpy()[kept], 0, w - 1).astype(np.intp)
-        flat_out[(base[kept] + row) * w + col] = value
+    for row, col in cover.end_cells(w, h):
+        row_kept, col_kept = row.long().numpy()[kept], col.long().numpy()[kept]
+        flat_out[(base[kept] + row_kept) * w + col_kept] = value
     # The grid-line rules rule by rule (each expanded as it is): joining them into one table
     # first costs copies and a per-pixel choice of axis that take longer than the pixels.
     for rule in range(2, SUPERCOVER_RULES):

@@ -262,6 +262,15 @@ class Supercover:
     keep: torch.Tensor
     parts: list[PixelRules]
 
+    def end_cells(self, w: int, h: int) -> list[Pair]:
+        """(row, col) float of each segment's start pixel, then of its end pixel: rules 0 and 1
+        read straight from their tables (one pixel each, k = 0: the values ``stepped_at`` and
+        ``supercover_cells`` give them), for a drawer that writes them without expanding them;
+        meaningless where ``keep`` is False."""
+        return [
+            (part.across.clamp(0, h - 1), part.first.clamp(0, w - 1)) for part in self.parts[:2]
+        ]
+
     @property
     def row_rules_start(self) -> int:
         """Index of the first rule stepping along rows (rule 3) in the joined parts."""
