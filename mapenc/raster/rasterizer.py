@@ -54,12 +54,11 @@ RASTER_MODES: tuple[str, ...] = ("exact", "fast", "torch", "auto")
 MODES = RASTER_MODES  # the older name
 # Poses per call from which the auto mode draws with fast: where the fast mode's set-up (drawing
 # the map once) is paid back by its cheaper poses. Measured by benchmarks/raster_modes.py --parts
-# crossover (one thread, 4 x 224 x 224 uint8, batch 256), three runs since the exact mode draws
-# the binary layers of a kind in one pass: AV2 forecasting map 456, 125, 128 poses, INTERACTION
-# DR_USA_Intersection_EP0 74, 107, 115, NGSIM Lankershim 29, 46, 67, Peachtree 128, 102, 133,
-# US101 159, 105, 151; this is the median of the fifteen. An AV2 or Waymo scene's few dozen
+# crossover (one thread, 4 x 224 x 224 uint8, batch 256), since the exact mode's per-map set-up
+# is numpy pieces: AV2 forecasting map 145 poses, INTERACTION DR_USA_Intersection_EP0 38, NGSIM
+# Lankershim 51, Peachtree 84, US101 74; this is the median. An AV2 or Waymo scene's few dozen
 # agents stay exact; INTERACTION and NGSIM recordings (thousands of poses on one map) go fast.
-AUTO_FAST_POSES = 115
+AUTO_FAST_POSES = 74
 OUTPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.uint8))
 # Poses drawn together (bounds the working memory, e.g. the distance layer's padded rasters).
 CHUNK_PIXELS = 2**23
