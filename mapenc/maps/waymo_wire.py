@@ -154,18 +154,27 @@ class ScenarioBytes:
 def _states(buf: bytes, tracks: list[tuple[int, int]], num_steps: int) -> FloatArray:
     """(N, T, 8) states of the tracks at byte ranges ``tracks`` (``ScenarioBytes.states``)."""
     starts: list[int] = []
-    append = starts.append
+    full_runs: list[tuple[int, int]] = []  # (first record's start, records) of full states
     state_key = (_TRACK_STATES << 3) | _LENGTH_DELIMITED
+    key_byte = bytes([state_key])
     for start, end in tracks:
         before = len(starts)
         pos = start
         while pos < end:
             if buf[pos] == state_key:
                 size = buf[pos + 1]
-                if size < 0x80:  # a state of a one-byte length
-                    pos += 2
-                    append(pos)
-                    pos += size
+                if size < 0x80:  # states of a one-byte length, taken a run of one size at once
+                    step = size + 2
+                    keys = buf[pos:end:step]
+                    sizes = buf[pos + 1 : end : step]
+                    run = min(
+                        len(keys) - len(keys.lstrip(key_byte)),
+                        len(sizes) - len(sizes.lstrip(bytes([size]))),
+                    )
+                    starts.extend(range(pos + 2, pos + 2 + run * step, step))
+                    if size == _STATE_BYTES:
+                        full_runs.append((pos + 2, run))
+                    pos += run * step
                     continue
             number, _, _, pos = _field(buf, pos)  # id, object type
             if number == _TRACK_STATES:
@@ -178,7 +187,11 @@ def _states(buf: bytes, tracks: list[tuple[int, int]], num_steps: int) -> FloatA
     full = length == _STATE_BYTES
     values = np.zeros((len(at), 8))
     if full.any():
-        record = data[at[full][:, None] + np.arange(_STATE_BYTES)]
+        # A run's records lie a fixed step apart: one strided view each, joined in one copy.
+        strides = (_STATE_BYTES + 2, 1)
+        record = np.concatenate(
+            [np.ndarray((n, _STATE_BYTES), np.uint8, buf, first, strides) for first, n in full_runs]
+        )
         if (record[:, _STATE_KEY_AT] != _STATE_KEYS).any():
             raise _Irregular
         fields = record.reshape(-1).view(_STATE_VALUES)
