@@ -359,8 +359,9 @@ class VectorDrawer:
         blocks = self._blocks(tables)
         # Stage 4: crossings into the winding buffer, touched pixels straight into ``out``.
         winding = self._winding(n) if self.fill_layers else None
-        for run_start, run_stop in [] if zeroed else self._line_channel_runs:
-            out[:, run_start:run_stop].zero_()
+        if not zeroed:
+            for run_start, run_stop in self._line_channel_runs:
+                out[:, run_start:run_stop].zero_()
         if self.device.type == "cpu":
             self._write_end_pixels(cover, plane[fill_segments:], out)
         for table_index, block in blocks:
@@ -451,7 +452,7 @@ class VectorDrawer:
             flat = torch.add(col.to(torch.int64), row.to(torch.int64), alpha=w)
             flat += target[pixel]
             on = 255 if out.dtype == torch.uint8 else 1
-            if self.device.type == "cpu":  # a scatter of maxima: about 2x index_fill_ there
+            if self.device.type == "cpu":  # a scatter of maxima: 1.0-1.4x index_fill_'s speed
                 out.view(-1).scatter_reduce_(
                     0, flat, torch.full_like(flat, on, dtype=out.dtype), "amax"
                 )
