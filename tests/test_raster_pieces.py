@@ -45,13 +45,13 @@ def test_line_runs_keep_every_segment_in_order(max_segments: int) -> None:
     runs = line_runs(lines, max_segments)
     drawn = [shapely.LineString(line) for line in lines if len(line) >= 2]
     whole = Segments.of(np.array(drawn, dtype=object))
-    np.testing.assert_array_equal(runs.start, whole.start)
-    np.testing.assert_array_equal(runs.end, whole.end)
+    np.testing.assert_array_equal(runs.ends, whole.ends)  # starts and ends, x and y
     size = np.diff(runs.first)
     assert (size >= 1).all() and (size <= max_segments).all()
+    starts, ends = runs.ends[0::2], runs.ends[1::2]  # (2, S) x, y of each segment's ends
     for first, last in zip(runs.first[:-1], runs.first[1:], strict=True):  # one line per run
-        np.testing.assert_array_equal(runs.start[first + 1 : last], runs.end[first : last - 1])
-    assert len(line_runs([], max_segments).start) == 0
+        np.testing.assert_array_equal(starts[:, first + 1 : last], ends[:, first : last - 1])
+    assert line_runs([], max_segments).ends.shape == (4, 0)
     assert len(line_runs([np.zeros((1, 2))], max_segments).first) == 1
 
 

@@ -336,13 +336,18 @@ def _require_columns(columns: Mapping[str, Column], names: list[str]) -> None:
         raise MapencError(f"missing columns {missing}")
 
 
+def _numeric(columns: Mapping[str, Column], name: str) -> NDArray[Any]:
+    """A column that must hold numbers; MapencError for one of strings."""
+    column = columns[name]
+    if isinstance(column, Factorized):
+        raise MapencError(f"column {name!r} must be numeric")
+    return column
+
+
 def _as_float(columns: Mapping[str, Column], *names: str) -> FloatArray:
     """(N, len(names)) float64 from numeric columns."""
-    picked = [columns[n] for n in names]
     try:
-        if any(isinstance(column, Factorized) for column in picked):
-            raise TypeError("a column of strings")
-        return np.stack([np.asarray(column).astype(np.float64) for column in picked], axis=1)
+        return np.stack([_numeric(columns, n).astype(np.float64) for n in names], axis=1)
     except (TypeError, ValueError):
         raise MapencError(f"columns {list(names)} must be numeric") from None
 
@@ -402,10 +407,7 @@ def _sensor_log_rows(columns: Mapping[str, Column]) -> tuple[TrackRows, int | No
             "width_m",
         ],
     )
-    stamps = columns["timestamp_ns"]
-    if isinstance(stamps, Factorized):
-        raise MapencError("column 'timestamp_ns' must be numeric")
-    times, step = np.unique(stamps.astype(np.int64), return_inverse=True)
+    times, step = np.unique(_numeric(columns, "timestamp_ns").astype(np.int64), return_inverse=True)
     if len(times) < 2:
         raise MapencError("a sensor log needs at least 2 timestamps")
     categories, category_index = factorize(columns["category"])

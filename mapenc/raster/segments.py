@@ -88,16 +88,6 @@ class Segments:
         first = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
         return cls.joining(coords, same_path, first)
 
-    @property
-    def start(self) -> NDArray[np.float64]:
-        """(S, 2) start points (a view)."""
-        return self.ends[0::2].T
-
-    @property
-    def end(self) -> NDArray[np.float64]:
-        """(S, 2) end points (a view)."""
-        return self.ends[1::2].T
-
     def for_pairs(
         self, agent_idx: NDArray[np.intp], geom_idx: NDArray[np.intp]
     ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
