@@ -11,7 +11,7 @@ from affine import Affine
 from rasterio.features import rasterize
 
 from mapenc.raster.exact import LayerPairs, Segments, burn_lines, fill_polygons, paint_polygons
-from mapenc.raster.segments import columns_at
+from mapenc.raster.segments import clip_to_raster, columns_at
 
 SIZE = (40, 56)
 
@@ -111,3 +111,52 @@ def test_columns_at_gathers_like_index_select() -> None:
     index = torch.tensor([5, 0, 0, 3, 2])
     assert torch.equal(columns_at(table, index), table.index_select(1, index))
     assert columns_at(table, index[:0]).shape == (4, 0)
+
+
+def liang_barsky(start: tuple[float, float], end: tuple[float, float], w: int, h: int):
+    """Textbook Liang-Barsky for one segment against [0, w] x [0, h]: (t0, t1) or None."""
+    du, dv = end[0] - start[0], end[1] - start[1]
+    t0, t1 = 0.0, 1.0
+    for p, q in ((-du, start[0]), (du, w - start[0]), (-dv, start[1]), (dv, h - start[1])):
+        if p == 0:
+            if q < 0:
+                return None
+        elif p < 0:
+            t0 = max(t0, q / p)
+        else:
+            t1 = min(t1, q / p)
+    return (t0, t1) if t0 <= t1 else None
+
+
+def test_clip_to_raster_matches_textbook_liang_barsky() -> None:
+    rng = np.random.default_rng(7)
+    w, h = SIZE[1], SIZE[0]
+    random = rng.uniform(-20, 80, (400, 2, 2))
+    # Axis-parallel segments inside, outside and lying on the box's edges, and ends on them.
+    edges = np.array(
+        [
+            [[0, 5], [0, 30]],
+            [[w, -3], [w, 50]],
+            [[-1, 5], [-1, 30]],
+            [[w + 1, 5], [w + 1, 30]],
+            [[3, 0], [50, 0]],
+            [[3, h], [-9, h]],
+            [[3, h + 2], [9, h + 2]],
+            [[10, 10], [10, 10]],
+            [[0, 0], [w, h]],
+            [[-5, 7], [0, 7]],
+            [[w / 2, -8], [w / 2, h + 8]],
+        ],
+        dtype=np.float64,
+    )
+    segments = np.concatenate([random, np.round(random[:100]), edges])  # (S, end, axis)
+    points = torch.from_numpy(segments.transpose(2, 1, 0).copy())  # (2, 2, S) [axis][end][s]
+    clipped, keep = clip_to_raster(points, w, h)
+    for s, (start, end) in enumerate(segments):
+        expected = liang_barsky(tuple(start), tuple(end), w, h)
+        assert bool(keep[s]) == (expected is not None), (s, start, end)
+        if expected is not None:
+            d = end - start
+            for k, t in enumerate(expected):
+                np.testing.assert_array_equal(clipped[:, k, s].numpy(), start + t * d)
+    assert 0 < int(keep.sum()) < len(segments)

@@ -195,13 +195,12 @@ def crossing_counts(points: torch.Tensor, w: int) -> Crossings:
     # Elementwise min / max of start and end (aminmax over the short axis is ~7x slower).
     ends = (torch.minimum(u[0], u[1]), torch.maximum(u[0], u[1]))
     cols = torch.ceil(torch.stack(ends) - 0.5).clamp_(0, w)  # (2, S) lo, hi
-    moving = du != 0
     rules = PixelRules(
-        count=torch.where(moving, cols[1] - cols[0], 0),
+        count=cols[1] - cols[0],  # 0 for an edge with du = 0: its slope is never read
         first=cols[0] + 0.5,
         along=u[0],
         across=v[0],
-        slope=(v[1] - v[0]) / torch.where(moving, du, 1.0),
+        slope=(v[1] - v[0]) / du,
         shift=torch.full_like(du, -0.5),
     )
     return Crossings(rules=rules, sign=torch.sign(du).to(torch.int8))
@@ -217,16 +216,25 @@ def crossing_cells(entered: torch.Tensor, other: torch.Tensor, h: int) -> Pair:
 def clip_to_raster(points: torch.Tensor, w: int, h: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Segments ``Points`` (2, 2, S) clipped to the box [0, w] x [0, h] (Liang-Barsky):
     (``Points`` of the clipped segments, keep (S,)), keep False for segments wholly outside
-    (their points are then meaningless). The four box edges are handled as one (4, S) array."""
+    (their points are then meaningless).
+
+    Per axis, the segment meets the box's two lines (0 and w, or 0 and h) at parameters t; it
+    enters the slab at the smaller and leaves it at the larger (whichever line that is), so no
+    per-element choice by the direction's sign is made: such selects run as unpredictable
+    branches on the CPU, several times slower than the arithmetic. A segment parallel to an
+    axis (d = 0) is kept on that axis when it lies within the slab, edges included.
+    """
     start = points[:, 0]  # (2, S) u, v
     d = points[:, 1] - start
-    p = torch.cat([-d, d])  # -du, -dv, du, dv
-    q = torch.cat([start, (w - start[0])[None], (h - start[1])[None]])  # u0, v0, w - u0, h - v0
-    parallel = p == 0
-    ratio = q / torch.where(parallel, 1.0, p)
-    t0 = torch.where(p < 0, ratio, 0.0).amax(0)  # entering the box: the last entry
-    t1 = torch.where(p > 0, ratio, 1.0).amin(0)  # leaving it: the first exit
-    keep = ~(parallel & (q < 0)).any(0) & (t0 <= t1)
+    room = torch.stack([w - start[0], h - start[1]])  # to the far lines u = w, v = h
+    near, far = start / -d, room / d  # inf or NaN where d = 0: replaced below
+    parallel = d == 0  # rare: a predictable select
+    enter = torch.where(parallel, -torch.inf, torch.minimum(near, far))
+    leave = torch.where(parallel, torch.inf, torch.maximum(near, far))
+    t0 = torch.maximum(enter[0], enter[1]).clamp_(min=0)
+    t1 = torch.minimum(leave[0], leave[1]).clamp_(max=1)
+    outside = parallel & ((start < 0) | (room < 0))
+    keep = ~(outside[0] | outside[1]) & (t0 <= t1)
     return start[:, None] + torch.stack([t0, t1]) * d[:, None], keep
 
 
@@ -283,7 +291,7 @@ def supercover_counts(points: torch.Tensor, w: int, h: int) -> Supercover:
     first = torch.floor(lower) + 1
     crossed = torch.where(keep, (torch.ceil(upper) - first).clamp_(min=0), 0)
     slope = d.flip(0) / d
-    shift = torch.where(d < 0, -1.0, 0.0)
+    shift = torch.sign(d).clamp_(max=0)  # -1 going down the axis, else 0 (no select: see above)
     zero = torch.zeros_like(d[0])
     parts = [
         PixelRules(keep, first_end[0], zero, first_end[1], zero, zero),
