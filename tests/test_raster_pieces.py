@@ -11,6 +11,7 @@ import shapely
 from mapenc.maps.synthetic import TownConfig, make_town
 from mapenc.maps.types import VectorMap
 from mapenc.raster import Rasterizer, RasterSpec, mapgeom
+from mapenc.raster.layers import LAYERS
 from mapenc.raster.mapgeom import Pieces, line_runs, window_corners
 from mapenc.raster.rasterizer import RASTER_MODES
 from mapenc.raster.segments import Segments
@@ -108,3 +109,23 @@ def test_drivable_area_from_lane_polygons_equals_the_raster_of_their_union(mode:
     whole = Rasterizer(union, SPEC, mode=mode).rasterize(poses, np.uint8)  # type: ignore[arg-type]
     np.testing.assert_array_equal(parts, whole)
     assert 0 < parts[:, 0].mean() < 255
+
+
+@pytest.mark.parametrize("mode", RASTER_MODES)
+def test_shared_boundaries_searched_or_not_draw_the_same_pixels(mode: str) -> None:
+    """A town's neighbouring lanes share boundary arrays: they are drawn once, unless the map's
+    boundaries are offset per lane (Waymo), where no search is made and a shared one is drawn
+    twice, lighting the same pixels."""
+    m = town_without_area()
+    offset = VectorMap(
+        lanes=m.lanes, crosswalks=m.crosswalks, road_edges=m.road_edges, boundaries_offset=True
+    )
+    layer = LAYERS["lane_boundaries"]
+    assert layer.polylines is not None
+    searched, kept = layer.polylines(m), layer.polylines(offset)
+    assert len(searched) < len(kept) == 2 * len(m.lanes) + len(m.road_edges)
+    poses = poses_on_lanes(m, 12)
+    np.testing.assert_array_equal(
+        Rasterizer(m, SPEC, mode=mode).rasterize(poses, np.uint8),  # type: ignore[arg-type]
+        Rasterizer(offset, SPEC, mode=mode).rasterize(poses, np.uint8),  # type: ignore[arg-type]
+    )

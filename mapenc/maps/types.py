@@ -313,8 +313,20 @@ def ring_polygons(
     needs at least 3 distinct points (``distinct_point_counts``)."""
     if not rings:
         return []
-    owner = np.repeat(np.arange(len(rings)), [len(ring) for ring in rings])
-    built = shapely.polygons(shapely.linearrings(np.concatenate(rings), indices=owner))
+    sizes = [len(ring) for ring in rings]
+    return joined_ring_polygons(np.concatenate(rings), sizes, names, where, quiet=quiet)
+
+
+def joined_ring_polygons(
+    coords: FloatArray,
+    sizes: Sequence[int],
+    names: Sequence[str],
+    where: str,
+    quiet: bool = False,
+) -> list[BaseGeometry]:
+    """``ring_polygons`` of rings given joined: (P, 2) points, ring i the next ``sizes[i]``."""
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    built = shapely.polygons(shapely.linearrings(coords, indices=owner))
     return repair_polygons(list(built), names, where, quiet=quiet)
 
 
@@ -534,8 +546,11 @@ class VectorMap:
         ``boundaries_offset``). Each lane's own ``polygon`` is then the same object."""
         todo = [lane for lane in self.lanes if "polygon" not in lane.__dict__]
         if todo:
-            polygons = ring_polygons(
-                [np.concatenate([t.left_boundary, t.right_boundary[::-1]]) for t in todo],
+            # Each ring: the left boundary, then the right one backwards (one concatenation).
+            sides = [side for t in todo for side in (t.left_boundary, t.right_boundary[::-1])]
+            polygons = joined_ring_polygons(
+                np.concatenate(sides),
+                [len(t.left_boundary) + len(t.right_boundary) for t in todo],
                 [f"lane {lane.id}" for lane in todo],
                 self.source or "map",
                 quiet=self.boundaries_offset,

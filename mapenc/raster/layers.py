@@ -382,9 +382,13 @@ def _lines(polylines: list[FloatArray]) -> list[BaseGeometry]:
 
 def _boundaries(m: VectorMap, keep: Callable[[Lane, str], bool]) -> list[FloatArray]:
     """Lane boundaries whose mark passes ``keep``; a boundary shared by neighbouring lanes (in
-    either direction) is kept once."""
+    either direction) is kept once, the first time it comes. Boundaries offset from each lane's
+    own centerline (``VectorMap.boundaries_offset``: Waymo) are not searched for shared ones
+    (a line drawn twice lights the same pixels; the search would cost more than it saves)."""
     lines = [lane.left_boundary for lane in m.lanes if keep(lane, "left")]
     lines += [lane.right_boundary for lane in m.lanes if keep(lane, "right")]
+    if m.boundaries_offset:
+        return lines
     seen: set[bytes] = set()
     unique = []
     for line in lines:
