@@ -335,8 +335,12 @@ def distinct_point_counts(rings: Sequence[FloatArray]) -> NDArray[np.intp]:
     if not rings:
         return np.zeros(0, dtype=np.intp)
     owner = np.repeat(np.arange(len(rings)), [len(ring) for ring in rings])
-    rows = np.unique(np.column_stack([owner, np.concatenate(rings)]), axis=0)
-    return np.bincount(rows[:, 0].astype(np.intp), minlength=len(rings))
+    points = np.concatenate(rings)
+    order = np.lexsort((points[:, 1], points[:, 0], owner))  # by ring, then x, then y
+    ring, x, y = owner[order], points[order, 0], points[order, 1]
+    new = np.ones(len(ring), dtype=bool)
+    new[1:] = (ring[1:] != ring[:-1]) | (x[1:] != x[:-1]) | (y[1:] != y[:-1])
+    return np.bincount(ring[new], minlength=len(rings))
 
 
 def _made_valid(geom: BaseGeometry) -> BaseGeometry:

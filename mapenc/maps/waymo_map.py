@@ -202,11 +202,7 @@ def _boundary_distances(
     Segments naming a line outside the map's extent, or covering no point, are left out. All
     distances come from one vectorised shapely call.
     """
-    geometry = {
-        line_id: shapely.linestrings(line) if len(line) > 1 else shapely.points(line[0])
-        for line_id, line in lines.items()
-        if len(line)
-    }
+    geometry = _line_geometries(lines)
     jobs: list[tuple[int, int, Any, int, int]] = []  # lane, side (0 left, 1 right), segment, range
     for i, (feature, points) in enumerate(zip(lane_features, lane_points, strict=True)):
         for side, segments in enumerate(
@@ -233,6 +229,24 @@ def _boundary_distances(
     return zip(lane_points, covered, strict=True)
 
 
+def _line_geometries(lines: dict[int, FloatArray]) -> dict[int, Any]:
+    """Each line with points as a shapely LineString (a Point for a line of one point), all
+    made in one call per kind."""
+    geometry: dict[int, Any] = {}
+    for single in (False, True):
+        ids = [i for i, line in lines.items() if len(line) and (len(line) == 1) == single]
+        if not ids:
+            continue
+        points = np.concatenate([lines[i] for i in ids])
+        if single:
+            made = shapely.points(points)
+        else:
+            owner = np.repeat(np.arange(len(ids)), [len(lines[i]) for i in ids])
+            made = shapely.linestrings(points, indices=owner)
+        geometry.update(zip(ids, made, strict=True))
+    return geometry
+
+
 @dataclass(frozen=True)
 class _LaneParts:
     """What a lane is made of before its boundaries are offset (all lanes together).
@@ -240,14 +254,15 @@ class _LaneParts:
     Attributes:
         feature: the ``lane`` map feature.
         centerline: (K, 2) polyline without repeated points (metres, city frame).
-        left_half, right_half: (K,) distances (metres) to the left / right boundary.
+        left_half, right_half: (K,) distances (metres) to the left / right boundary; None for a
+            side no boundary segment covers (``DEFAULT_LANE_WIDTH_M`` / 2 everywhere).
         left_mark, right_mark: the boundaries' marks.
     """
 
     feature: Any
     centerline: FloatArray
-    left_half: FloatArray
-    right_half: FloatArray
+    left_half: FloatArray | None
+    right_half: FloatArray | None
     left_mark: MarkType
     right_mark: MarkType
 
@@ -262,20 +277,35 @@ def _lane_parts(
     """The parts of a ``lane`` map feature with polyline ``points`` (``keep``: each point that
     differs from the one before) and its boundary segments' distances per side, or None when the
     polyline has < 2 distinct points."""
-    if keep.sum() < 2:
+    if np.count_nonzero(keep) < 2:
         return None
-    left_half, left_mark = _half_widths(len(points), sides[0], line_marks)
-    right_half, right_mark = _half_widths(len(points), sides[1], line_marks)
-    return _LaneParts(
-        feature, points[keep], left_half[keep], right_half[keep], left_mark, right_mark
-    )
+    halves: list[FloatArray | None] = [None, None]
+    marks = [MarkType.NONE, MarkType.NONE]
+    for side, covered in enumerate(sides):
+        if covered:
+            half, marks[side] = _half_widths(len(points), covered, line_marks)
+            halves[side] = half[keep]
+    return _LaneParts(feature, points[keep], halves[0], halves[1], marks[0], marks[1])
+
+
+def _joined_halves(sizes: list[int], halves: list[FloatArray | None]) -> FloatArray:
+    """(sum(sizes),) the lanes' half widths of one side end to end (``_LaneParts``: None is
+    ``DEFAULT_LANE_WIDTH_M`` / 2 for each of that lane's ``sizes[i]`` points)."""
+    joined = np.full(sum(sizes), DEFAULT_LANE_WIDTH_M / 2)
+    start = 0
+    for size, half in zip(sizes, halves, strict=True):
+        if half is not None:
+            joined[start : start + size] = half
+        start += size
+    return joined
 
 
 def _lanes(parts: list[_LaneParts]) -> list[Lane]:
     """The Lanes, their boundaries offset from the centerlines all in one call per side."""
     centerlines = [p.centerline for p in parts]
-    lefts = offset_polylines(centerlines, [p.left_half for p in parts])
-    rights = offset_polylines(centerlines, [-p.right_half for p in parts])
+    sizes = [len(line) for line in centerlines]
+    lefts = offset_polylines(centerlines, _joined_halves(sizes, [p.left_half for p in parts]))
+    rights = offset_polylines(centerlines, -_joined_halves(sizes, [p.right_half for p in parts]))
     lanes = []
     for p, left, right in zip(parts, lefts, rights, strict=True):
         center = p.feature.lane
@@ -302,9 +332,9 @@ def _lanes(parts: list[_LaneParts]) -> list[Lane]:
     return lanes
 
 
-def offset_polylines(lines: list[FloatArray], distances: list[FloatArray]) -> list[FloatArray]:
-    """``offset_polyline`` of each (K_i, 2) polyline by its (K_i,) distances (metres, to the
-    left), in one call over all of them.
+def offset_polylines(lines: list[FloatArray], distance: FloatArray) -> list[FloatArray]:
+    """``offset_polyline`` of each (K_i, 2) polyline by its K_i distances (metres, to the left;
+    ``distance``: every polyline's, end to end), in one call over all of them.
 
     The polylines are joined end to start. Inner points come out as ``offset_polyline`` moves
     them; the first and last point of each polyline, whose normals the joins bend, are then moved
@@ -315,7 +345,6 @@ def offset_polylines(lines: list[FloatArray], distances: list[FloatArray]) -> li
         return []
     sizes = np.array([len(line) for line in lines])
     joined = np.concatenate(lines)
-    distance = np.concatenate(distances)
     with np.errstate(divide="ignore", invalid="ignore"):  # a join may repeat a point
         moved = offset_polyline(joined, distance)
     last = np.cumsum(sizes) - 1
@@ -347,8 +376,6 @@ def _half_widths(
     mark is its ``boundary_type``, else that of the line it names; the side's mark is the one
     covering most points.
     """
-    if not covered:
-        return np.full(num_points, DEFAULT_LANE_WIDTH_M / 2), MarkType.NONE
     half = np.full(num_points, np.nan)
     coverage: Counter[MarkType] = Counter()
     for segment, start, stop, distance in covered:

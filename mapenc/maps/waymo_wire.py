@@ -248,6 +248,8 @@ def _points(buf: bytes, features: list[tuple[int, int]], point_counts: Sequence[
     for offset, expected in _POINT_KEYS_AT.items():
         if (data[at + offset] != expected).any():
             raise _Irregular
-    xs = data[(at + 3)[:, None] + np.arange(8)].reshape(-1).view("<f8")
-    ys = data[(at + 12)[:, None] + np.arange(8)].reshape(-1).view("<f8")
+    # Every 8 bytes of the buffer from each offset on, as rows: a row gather per point.
+    doubles = np.lib.stride_tricks.sliding_window_view(data, 8)
+    xs = doubles[at + 3].reshape(-1).view("<f8")
+    ys = doubles[at + 12].reshape(-1).view("<f8")
     return np.stack([xs, ys], axis=1).astype(np.float64)
