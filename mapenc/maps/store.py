@@ -412,6 +412,10 @@ class StoreShard:
         self.metadata: list[dict[str, Any]] = header["scenarios"]
         self._polygons = {kind: self._geometries(kind) for kind in MAP_POLYGON_KINDS}
         self._area_wkb = self._wkb("drivable_area")
+        # Every step's [x, y], heading, [vx, vy] and valid flag: a track's are rows of each
+        # (slicing rows of these views is cheaper than cutting each track's block apart).
+        states = self.arrays["states"]
+        self._state_columns = (states[:, 0:2], states[:, 2], states[:, 3:5], self.arrays["valid"])
 
     def __len__(self) -> int:
         return len(self.metadata)
@@ -487,21 +491,21 @@ class StoreShard:
         boxes = a["track_box"][span.start : span.stop].tolist()
         categories = a["track_category"][span.start : span.stop].tolist()
         has_velocity = a["track_has_velocity"][span.start : span.stop].tolist()
-        states, valid = a["states"], a["valid"]
+        xy, heading, velocity, valid = self._state_columns
         tracks = []
         for k in range(len(ids)):
-            rows = states[first[k] : first[k + 1]]
+            steps = slice(first[k], first[k + 1])
             tracks.append(
                 _stored(
                     Track,
                     id=ids[k],
                     kind=kinds[k],
-                    xy=rows[:, 0:2],
-                    heading=rows[:, 2],
-                    valid=valid[first[k] : first[k + 1]],
+                    xy=xy[steps],
+                    heading=heading[steps],
+                    valid=valid[steps],
                     length=boxes[k][0],
                     width=boxes[k][1],
-                    velocity=rows[:, 3:5] if has_velocity[k] else None,
+                    velocity=velocity[steps] if has_velocity[k] else None,
                     category=None if categories[k] < 0 else categories[k],
                 )
             )
@@ -578,7 +582,7 @@ def _stored(cls: type[T], **values: Any) -> T:
         assert values.keys() == _FIELDS[cls], f"{cls.__name__} fields changed: update the store"
         _CHECKED.add(cls)
     made = object.__new__(cls)
-    made.__dict__.update(values)
+    object.__setattr__(made, "__dict__", values)  # the keyword dict itself, not a copy
     return made
 
 
