@@ -42,10 +42,10 @@ import os
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import numpy as np
 import shapely
@@ -66,6 +66,7 @@ from mapenc.maps.types import (
     StopSign,
     Track,
     VectorMap,
+    made_with_fields,
 )
 from mapenc.safeio import write_atomic
 
@@ -496,7 +497,7 @@ class StoreShard:
         for k in range(len(ids)):
             steps = slice(first[k], first[k + 1])
             tracks.append(
-                _stored(
+                made_with_fields(
                     Track,
                     id=ids[k],
                     kind=kinds[k],
@@ -569,23 +570,6 @@ class StoreShard:
         return vector_map
 
 
-_FIELDS = {cls: frozenset(f.name for f in fields(cls)) for cls in (Lane, Track)}
-_CHECKED: set[type] = set()
-T = TypeVar("T", Lane, Track)
-
-
-def _stored(cls: type[T], **values: Any) -> T:
-    """A Lane or Track made from stored values, without its generated ``__init__``: a frozen
-    dataclass sets every field through ``object.__setattr__``, three times slower than filling
-    the instance dict, and these values came from a valid object when the store was written."""
-    if cls not in _CHECKED:  # once per class and process
-        assert values.keys() == _FIELDS[cls], f"{cls.__name__} fields changed: update the store"
-        _CHECKED.add(cls)
-    made = object.__new__(cls)
-    object.__setattr__(made, "__dict__", values)  # the keyword dict itself, not a copy
-    return made
-
-
 @dataclass(frozen=True)
 class _DecodedWkb:
     """A stored geometry, decoded when called (picklable, unlike a closure)."""
@@ -613,7 +597,7 @@ def _lanes(
     neighbors = a["lane_neighbors"][lanes_range.start : lanes_range.stop].tolist()
     has_neighbor = a["lane_has_neighbor"][lanes_range.start : lanes_range.stop].tolist()
     return [
-        _stored(
+        made_with_fields(
             Lane,
             id=ids[k],
             centerline=centerlines[k],

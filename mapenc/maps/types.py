@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from functools import cached_property
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import shapely
@@ -655,6 +655,25 @@ class Track:
     width: float = 2.0
     velocity: FloatArray | None = None
     category: int | None = None
+
+
+_FIELDS = {cls: frozenset(f.name for f in fields(cls)) for cls in (Lane, Track)}
+_CHECKED: set[type] = set()
+LaneOrTrack = TypeVar("LaneOrTrack", Lane, Track)
+
+
+def made_with_fields(cls: type[LaneOrTrack], **values: Any) -> LaneOrTrack:
+    """A Lane or Track whose fields are ``values``, made without the generated ``__init__`` (a
+    frozen dataclass sets every field through ``object.__setattr__``, about twice the time), for
+    readers whose values are already checked (the scenario store, the Waymo reader). The names
+    are checked against the fields on the first call per class and process."""
+    if cls not in _CHECKED:
+        if values.keys() != _FIELDS[cls]:
+            raise TypeError(f"{cls.__name__} fields are {sorted(_FIELDS[cls])}")
+        _CHECKED.add(cls)
+    made = object.__new__(cls)
+    object.__setattr__(made, "__dict__", values)  # the keyword dict itself, not a copy
+    return made
 
 
 @dataclass(frozen=True)

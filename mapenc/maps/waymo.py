@@ -53,6 +53,7 @@ from mapenc.maps.types import (
     FloatArray,
     Scenario,
     Track,
+    made_with_fields,
 )
 from mapenc.maps.waymo_map import map_from_features
 from mapenc.maps.waymo_wire import ScenarioBytes
@@ -233,23 +234,28 @@ def _tracks(messages: Sequence[Any], num_steps: int, raw: ScenarioBytes) -> list
         raise MapencError(f"track {messages[int(bad.any(axis=1).argmax())].id}: NaN or inf values")
     values[~valid] = np.nan
     box = _median_over_valid(values[..., 5:7], valid)
+    # Each column of all tracks copied once; a track's arrays are rows of these.
+    xy, heading = np.ascontiguousarray(values[..., 0:2]), np.ascontiguousarray(values[..., 2])
+    velocity = np.ascontiguousarray(values[..., 3:5])
     tracks = []
-    for track, rows, observed, median_box in zip(messages, values, valid, box, strict=True):
+    for i, (track, observed) in enumerate(zip(messages, valid, strict=True)):
         kind = KINDS.get(track.object_type, UNKNOWN_KIND)
         if observed.any():
-            length, width = (float(v) for v in median_box)
+            length, width = (float(v) for v in box[i])
         else:
             length, width = default_box_size(kind)
         tracks.append(
-            Track(
+            made_with_fields(
+                Track,
                 id=str(track.id),
                 kind=kind,
-                xy=rows[:, 0:2].copy(),
-                heading=rows[:, 2].copy(),
+                xy=xy[i],
+                heading=heading[i],
                 valid=observed,
                 length=length,
                 width=width,
-                velocity=rows[:, 3:5].copy(),
+                velocity=velocity[i],
+                category=None,
             )
         )
     return tracks
