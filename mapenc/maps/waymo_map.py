@@ -28,6 +28,7 @@ from mapenc.maps.types import (
     StopSign,
     VectorMap,
     distinct_point_counts,
+    made_with_fields,
     ring_polygons,
 )
 from mapenc.maps.waymo_wire import ScenarioBytes
@@ -310,7 +311,8 @@ def _lanes(parts: list[_LaneParts]) -> list[Lane]:
     for p, left, right in zip(parts, lefts, rights, strict=True):
         center = p.feature.lane
         lanes.append(
-            Lane(
+            made_with_fields(
+                Lane,
                 id=str(p.feature.id),
                 centerline=p.centerline,
                 left_boundary=left,
