@@ -88,22 +88,22 @@ def split_polygons(
 
     pieces: list[BaseGeometry] = []
     todo = settle(polygon_parts(polygons))
-    while todo:
-        poly = todo.pop()
-        xmin, ymin, xmax, ymax = poly.bounds
-        if xmax - xmin >= ymax - ymin:
-            mid = 0.5 * (xmin + xmax)
-            halves = [(xmin, ymin, mid, ymax), (mid, ymin, xmax, ymax)]
-        else:
-            mid = 0.5 * (ymin + ymax)
-            halves = [(xmin, ymin, xmax, mid), (xmin, mid, xmax, ymax)]
-        try:
-            halves_clipped = [shapely.clip_by_rect(poly, *box) for box in halves]
-        except shapely.errors.GEOSException:
-            # A ring GEOS cannot clip (e.g. a hole of 3 points in a repaired lanelet): kept whole.
-            pieces.append(poly)
-            continue
-        todo += settle(polygon_parts(halves_clipped))
+    while todo:  # one round halves every polygon still too big; their halves are sorted together
+        halves_clipped: list[BaseGeometry] = []
+        for poly, (xmin, ymin, xmax, ymax) in zip(todo, shapely.bounds(todo), strict=True):
+            if xmax - xmin >= ymax - ymin:
+                mid = 0.5 * (xmin + xmax)
+                halves = [(xmin, ymin, mid, ymax), (mid, ymin, xmax, ymax)]
+            else:
+                mid = 0.5 * (ymin + ymax)
+                halves = [(xmin, ymin, xmax, mid), (xmin, mid, xmax, ymax)]
+            try:
+                halves_clipped += [shapely.clip_by_rect(poly, *box) for box in halves]
+            except shapely.errors.GEOSException:
+                # A ring GEOS cannot clip (e.g. a hole of 3 points in a repaired lanelet): kept
+                # whole.
+                pieces.append(poly)
+        todo = settle(polygon_parts(halves_clipped)) if halves_clipped else []
     return pieces
 
 
