@@ -153,12 +153,12 @@ class ScenarioBytes:
 
 def _states(buf: bytes, tracks: list[tuple[int, int]], num_steps: int) -> FloatArray:
     """(N, T, 8) states of the tracks at byte ranges ``tracks`` (``ScenarioBytes.states``)."""
-    starts: list[int] = []
+    runs: list[tuple[int, int, int]] = []  # (first record's start, records, step) of a run
     full_runs: list[tuple[int, int]] = []  # (first record's start, records) of full states
     state_key = (_TRACK_STATES << 3) | _LENGTH_DELIMITED
     key_byte = bytes([state_key])
     for start, end in tracks:
-        before = len(starts)
+        states = 0
         pos = start
         while pos < end:
             if buf[pos] == state_key:
@@ -171,7 +171,8 @@ def _states(buf: bytes, tracks: list[tuple[int, int]], num_steps: int) -> FloatA
                         len(keys) - len(keys.lstrip(key_byte)),
                         len(sizes) - len(sizes.lstrip(bytes([size]))),
                     )
-                    starts.extend(range(pos + 2, pos + 2 + run * step, step))
+                    runs.append((pos + 2, run, step))
+                    states += run
                     if size == _STATE_BYTES:
                         full_runs.append((pos + 2, run))
                     pos += run * step
@@ -179,10 +180,12 @@ def _states(buf: bytes, tracks: list[tuple[int, int]], num_steps: int) -> FloatA
             number, _, _, pos = _field(buf, pos)  # id, object type
             if number == _TRACK_STATES:
                 raise _Irregular
-        if pos != end or len(starts) - before != num_steps:
+        if pos != end or states != num_steps:
             raise _Irregular
     data = np.frombuffer(buf, dtype=np.uint8)
-    at = np.asarray(starts, dtype=np.intp)
+    run_first, run_count, run_step = np.array(runs, dtype=np.intp).reshape(-1, 3).T
+    run, k = ramp(run_count)
+    at = run_first[run] + k * run_step[run]  # each record's start
     length = data[at - 1]
     full = length == _STATE_BYTES
     values = np.zeros((len(at), 8))
@@ -196,7 +199,9 @@ def _states(buf: bytes, tracks: list[tuple[int, int]], num_steps: int) -> FloatA
             raise _Irregular
         fields = record.reshape(-1).view(_STATE_VALUES)
         names = ("x", "y", "heading", "vx", "vy", "length", "width", "valid")
-        values[full] = np.stack([fields[name].astype(np.float64) for name in names], axis=1)
+        rows = slice(None) if len(fields) == len(values) else np.flatnonzero(full)
+        for column, name in enumerate(names):
+            values[rows, column] = fields[name]
     short = ~full
     if short.any():
         if (length[short] != _VALID_ONLY_BYTES).any() or (data[at[short]] != _VALID_KEY).any():
