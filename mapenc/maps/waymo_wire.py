@@ -184,8 +184,8 @@ def _states(buf: bytes, tracks: list[tuple[int, int]], num_steps: int) -> FloatA
             raise _Irregular
     data = np.frombuffer(buf, dtype=np.uint8)
     run_first, run_count, run_step = np.array(runs, dtype=np.intp).reshape(-1, 3).T
-    run, k = ramp(run_count)
-    at = run_first[run] + k * run_step[run]  # each record's start
+    record_run, k = ramp(run_count)
+    at = run_first[record_run] + k * run_step[record_run]  # each record's start
     length = data[at - 1]
     full = length == _STATE_BYTES
     values = np.zeros((len(at), 8))
