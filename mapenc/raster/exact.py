@@ -96,15 +96,21 @@ def _pixel_segments(
     """(pair of each segment, ``Points`` (2, 2, S)) of every segment of every (agent, geometry)
     pair of ``layers``, pairs numbered across the layers in order, in that agent's pixel
     coordinates (float64 tensors on numpy's memory)."""
-    pairs, ends, first_pair = [], [], 0
+    pairs, segs, first_pair = [], [], 0
     for layer in layers:
         seg_pair, seg = layer.segments.for_pairs(layer.agent_idx, layer.geom_idx)
         pairs.append(seg_pair + first_pair)
-        ends.append(columns_at(torch.from_numpy(layer.segments.ends), torch.from_numpy(seg)))
+        segs.append(seg)
         first_pair += len(layer.agent_idx)
     seg_pair = _joined(pairs)
     agent_idx = _joined([layer.agent_idx for layer in layers])
-    xy = ends[0] if len(ends) == 1 else torch.cat(ends, 1)  # (4, S) x0, x1, y0, y1
+    xy = torch.empty((4, len(seg_pair)), dtype=torch.float64)  # (4, S) x0, x1, y0, y1
+    at = 0
+    for layer, seg in zip(layers, segs, strict=True):  # each layer's rows gathered in place
+        columns_at(
+            torch.from_numpy(layer.segments.ends), torch.from_numpy(seg), xy[:, at : at + len(seg)]
+        )
+        at += len(seg)
     points = to_pixels(
         torch.from_numpy(np.ascontiguousarray(raster_from_city, dtype=np.float64)),
         torch.from_numpy(agent_idx[seg_pair]),
