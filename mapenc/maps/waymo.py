@@ -228,8 +228,11 @@ def _tracks(messages: Sequence[Any], num_steps: int, raw: ScenarioBytes) -> list
             dtype=np.float64,
             count=len(messages) * num_steps * 8,
         ).reshape(len(messages), num_steps, 8)
-    valid = values[..., 7] > 0
-    bad = ~np.isfinite(values[..., :7]).all(axis=2) & valid
+    valid: NDArray[np.bool_] = values[..., 7] > 0
+    finite = np.isfinite(values[..., 0])
+    for column in range(1, 7):  # column by column: numpy reduces an axis of 7 ~5x slower
+        finite &= np.isfinite(values[..., column])
+    bad = ~finite & valid
     if bad.any():
         raise MapencError(f"track {messages[int(bad.any(axis=1).argmax())].id}: NaN or inf values")
     values[~valid] = np.nan
@@ -237,13 +240,12 @@ def _tracks(messages: Sequence[Any], num_steps: int, raw: ScenarioBytes) -> list
     # Each column of all tracks copied once; a track's arrays are rows of these.
     xy, heading = np.ascontiguousarray(values[..., 0:2]), np.ascontiguousarray(values[..., 2])
     velocity = np.ascontiguousarray(values[..., 3:5])
+    boxes: list[list[float]] = box.tolist()
+    seen: list[bool] = np.any(valid, axis=1).tolist()
     tracks = []
     for i, (track, observed) in enumerate(zip(messages, valid, strict=True)):
         kind = KINDS.get(track.object_type, UNKNOWN_KIND)
-        if observed.any():
-            length, width = (float(v) for v in box[i])
-        else:
-            length, width = default_box_size(kind)
+        length, width = boxes[i] if seen[i] else default_box_size(kind)  # median or default
         tracks.append(
             made_with_fields(
                 Track,

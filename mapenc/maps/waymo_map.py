@@ -72,10 +72,12 @@ class _FeaturePoints:
         points: (K, 2) float64 [x, y] of each feature's polyline or polygon ring (z dropped;
             (0, 2) for features without points).
         new: (K,) bool per feature, True for each point that differs from the one before.
+        distinct: (D, 2) per feature, its points where ``new`` is True.
     """
 
     points: list[FloatArray]
     new: list[NDArray[np.bool_]]
+    distinct: list[FloatArray]
 
     @classmethod
     def of(
@@ -105,7 +107,13 @@ class _FeaturePoints:
         new = np.ones(len(flat), dtype=bool)
         new[1:] = (x[1:] != x[:-1]) | (y[1:] != y[:-1])
         new[(ends - sizes)[sizes > 0]] = True  # each feature's first point
-        return cls(split_rows(flat, sizes), split_rows(new, sizes))
+        # One mask for every feature's distinct points (2-D masks per feature cost ~10x).
+        owner = np.repeat(np.arange(len(sizes)), sizes)
+        distinct_sizes = np.bincount(owner[new], minlength=len(sizes))
+        distinct = np.column_stack([x[new], y[new]])
+        return cls(
+            split_rows(flat, sizes), split_rows(new, sizes), split_rows(distinct, distinct_sizes)
+        )
 
 
 def map_from_features(features: Sequence[Any], source: str, raw: ScenarioBytes) -> VectorMap:
@@ -116,7 +124,7 @@ def map_from_features(features: Sequence[Any], source: str, raw: ScenarioBytes) 
     to ``VectorMap`` to build when a caller needs them."""
     kinds = [feature.WhichOneof("feature_data") for feature in features]
     read = _FeaturePoints.of(features, kinds, raw)
-    points, new = read.points, read.new
+    points, new, distinct = read.points, read.new, read.distinct
     lines: dict[int, FloatArray] = {}
     line_marks: dict[int, MarkType] = {}  # road line id -> its mark; road edges are curbs
     for feature, kind, feature_points in zip(features, kinds, points, strict=True):
@@ -130,6 +138,7 @@ def map_from_features(features: Sequence[Any], source: str, raw: ScenarioBytes) 
     lane_features = [f for f, kind in zip(features, kinds, strict=True) if kind == "lane"]
     lane_points = [p for p, kind in zip(points, kinds, strict=True) if kind == "lane"]
     lane_new = iter([n for n, kind in zip(new, kinds, strict=True) if kind == "lane"])
+    lane_distinct = iter([d for d, kind in zip(distinct, kinds, strict=True) if kind == "lane"])
     boundaries = _boundary_distances(lane_features, lane_points, lines)
     skipped: Counter[str] = Counter()
     lane_parts: list[_LaneParts] = []
@@ -138,15 +147,19 @@ def map_from_features(features: Sequence[Any], source: str, raw: ScenarioBytes) 
     rings: dict[str, list[FloatArray]] = {kind: [] for kind in POLYGON_KINDS}
     ring_names: dict[str, list[str]] = {kind: [] for kind in POLYGON_KINDS}
     stop_signs: list[StopSign] = []
-    for feature, kind, feature_points, distinct in zip(features, kinds, points, new, strict=True):
+    for feature, kind, feature_points, distinct_points in zip(
+        features, kinds, points, distinct, strict=True
+    ):
         if kind == "lane":
-            parts = _lane_parts(feature, *next(boundaries), next(lane_new), line_marks)
+            parts = _lane_parts(
+                feature, *next(boundaries), next(lane_new), next(lane_distinct), line_marks
+            )
             if parts is None:
                 skipped["lane(s) with fewer than 2 distinct points"] += 1
             else:
                 lane_parts.append(parts)
         elif kind in ("road_line", "road_edge"):
-            if distinct.sum() < 2:
+            if len(distinct_points) < 2:
                 skipped[f"{kind}(s) with fewer than 2 distinct points"] += 1
             elif kind == "road_edge":
                 road_edges.append(feature_points)
@@ -273,12 +286,13 @@ def _lane_parts(
     points: FloatArray,
     sides: tuple[list[Covered], list[Covered]],
     keep: NDArray[np.bool_],
+    distinct: FloatArray,
     line_marks: dict[int, MarkType],
 ) -> _LaneParts | None:
     """The parts of a ``lane`` map feature with polyline ``points`` (``keep``: each point that
-    differs from the one before) and its boundary segments' distances per side, or None when the
-    polyline has < 2 distinct points."""
-    if np.count_nonzero(keep) < 2:
+    differs from the one before; ``distinct``: those points) and its boundary segments'
+    distances per side, or None when the polyline has < 2 distinct points."""
+    if len(distinct) < 2:
         return None
     halves: list[FloatArray | None] = [None, None]
     marks = [MarkType.NONE, MarkType.NONE]
@@ -286,7 +300,7 @@ def _lane_parts(
         if covered:
             half, marks[side] = _half_widths(len(points), covered, line_marks)
             halves[side] = half[keep]
-    return _LaneParts(feature, points[keep], halves[0], halves[1], marks[0], marks[1])
+    return _LaneParts(feature, distinct, halves[0], halves[1], marks[0], marks[1])
 
 
 def _joined_halves(sizes: list[int], halves: list[FloatArray | None]) -> FloatArray:

@@ -53,6 +53,9 @@ _VALID_KEY = 0x58
 _POINT_RECORD_BYTES = 29
 _POINT_LENGTH = 27
 _POINT_KEYS_AT = {1: _POINT_LENGTH, 2: 0x09, 11: 0x11, 20: 0x19}
+# A point record's x and y from x's first byte (record byte 3) on: y follows x's 8 bytes and
+# its key byte.
+_XY_BYTES = np.dtype({"names": ["x", "y"], "formats": ["<f8", "<f8"], "offsets": [0, 9]})
 
 
 class _Irregular(Exception):
@@ -253,8 +256,9 @@ def _points(buf: bytes, features: list[tuple[int, int]], point_counts: Sequence[
     for offset, expected in _POINT_KEYS_AT.items():
         if (data[at + offset] != expected).any():
             raise _Irregular
-    # Every 8 bytes of the buffer from each offset on, as rows: a row gather per point.
-    doubles = np.lib.stride_tricks.sliding_window_view(data, 8)
-    xs = doubles[at + 3].reshape(-1).view("<f8")
-    ys = doubles[at + 12].reshape(-1).view("<f8")
-    return np.stack([xs, ys], axis=1).astype(np.float64)
+    # The 17 bytes from x to the end of y of each point, one row gather, read as two doubles.
+    values = np.lib.stride_tricks.sliding_window_view(data, _XY_BYTES.itemsize)[at + 3]
+    xy = values.reshape(-1).view(_XY_BYTES)
+    points = np.empty((len(at), 2))
+    points[:, 0], points[:, 1] = xy["x"], xy["y"]
+    return points
