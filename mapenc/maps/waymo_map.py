@@ -216,7 +216,6 @@ def _boundary_distances(
     Segments naming a line outside the map's extent, or covering no point, are left out. All
     distances come from one vectorised shapely call.
     """
-    geometry = _line_geometries(lines)
     jobs: list[tuple[int, int, Any, int, int]] = []  # lane, side (0 left, 1 right), segment, range
     for i, (feature, points) in enumerate(zip(lane_features, lane_points, strict=True)):
         for side, segments in enumerate(
@@ -225,11 +224,15 @@ def _boundary_distances(
             for segment in segments:
                 start = max(segment.lane_start_index, 0)
                 stop = min(segment.lane_end_index + 1, len(points))
-                if segment.boundary_feature_id in geometry and start < stop:
+                line = lines.get(segment.boundary_feature_id)
+                if line is not None and len(line) and start < stop:
                     jobs.append((i, side, segment, start, stop))
     sizes = [stop - start for *_, start, stop in jobs]
     distances: list[FloatArray] = []
-    if jobs:
+    if jobs:  # geometry made only for the lines some segment names
+        geometry = _line_geometries(
+            {seg.boundary_feature_id: lines[seg.boundary_feature_id] for _, _, seg, _, _ in jobs}
+        )
         queried = np.concatenate([lane_points[i][start:stop] for i, _, _, start, stop in jobs])
         targets = np.repeat(
             np.array([geometry[seg.boundary_feature_id] for _, _, seg, _, _ in jobs], dtype=object),
