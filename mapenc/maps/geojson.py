@@ -352,6 +352,34 @@ def offset_polyline(points: FloatArray, distance_m: float | FloatArray) -> Float
     at 2) so straight parts keep exactly ``|distance_m|`` from the input. Consecutive points must
     differ. Returns (K, 2) float64.
     """
+    return offset_frame(points).moved(distance_m)
+
+
+@dataclass(frozen=True)
+class OffsetFrame:
+    """Where a polyline's vertices move when offset (``offset_polyline``): the vertices and
+    their unit directions and miter factors, shared by every distance.
+
+    Attributes:
+        x, y: (K,) the vertices (metres).
+        normal: (2, K) unit direction each vertex moves in for a positive distance (left).
+        miter: (K,) the factor a distance is lengthened by.
+    """
+
+    x: FloatArray
+    y: FloatArray
+    normal: FloatArray
+    miter: FloatArray
+
+    def moved(self, distance_m: float | FloatArray) -> FloatArray:
+        """(K, 2) the vertices moved ``distance_m`` (one, or (K,) per vertex) along the frame."""
+        distance = np.broadcast_to(np.asarray(distance_m, dtype=np.float64), self.miter.shape)
+        step = distance * self.miter
+        return np.stack([self.x + step * self.normal[0], self.y + step * self.normal[1]], axis=1)
+
+
+def offset_frame(points: FloatArray) -> OffsetFrame:
+    """The ``OffsetFrame`` of a (K, 2) polyline whose consecutive points differ."""
     # x and y as separate rows: numpy reduces and gathers along an axis of two ~10x slower.
     x, y = np.asarray(points, dtype=np.float64).T
     seg_x, seg_y = np.diff(x), np.diff(y)
@@ -367,9 +395,7 @@ def offset_polyline(points: FloatArray, distance_m: float | FloatArray) -> Float
     cos_half = normal[0, 1:] * seg_normal[0] + normal[1, 1:] * seg_normal[1]
     miter = np.ones(len(x))
     miter[1:] = 1.0 / np.maximum(cos_half, 1.0 / _MAX_MITER)
-    distance = np.broadcast_to(np.asarray(distance_m, dtype=np.float64), miter.shape)
-    step = distance * miter
-    return np.stack([x + step * normal[0], y + step * normal[1]], axis=1)
+    return OffsetFrame(x, y, normal, miter)
 
 
 def write_generic_scene(scene: Scenario | VectorMap, folder: Path) -> Path:

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from mapenc.errors import MapencError
 from mapenc.geometry.ragged import split_rows
 from mapenc.maps.geojson import _MAX_MITER as MAX_MITER
-from mapenc.maps.geojson import DEFAULT_LANE_WIDTH_M, offset_polyline
+from mapenc.maps.geojson import DEFAULT_LANE_WIDTH_M, offset_frame
 from mapenc.maps.types import (
     FloatArray,
     Lane,
@@ -322,8 +322,13 @@ def _lanes(parts: list[_LaneParts]) -> list[Lane]:
     """The Lanes, their boundaries offset from the centerlines all in one call per side."""
     centerlines = [p.centerline for p in parts]
     sizes = [len(line) for line in centerlines]
-    lefts = offset_polylines(centerlines, _joined_halves(sizes, [p.left_half for p in parts]))
-    rights = offset_polylines(centerlines, -_joined_halves(sizes, [p.right_half for p in parts]))
+    lefts, rights = offset_polylines(
+        centerlines,
+        [
+            _joined_halves(sizes, [p.left_half for p in parts]),
+            -_joined_halves(sizes, [p.right_half for p in parts]),
+        ],
+    )
     lanes = []
     for p, left, right in zip(parts, lefts, rights, strict=True):
         center = p.feature.lane
@@ -351,38 +356,39 @@ def _lanes(parts: list[_LaneParts]) -> list[Lane]:
     return lanes
 
 
-def offset_polylines(lines: list[FloatArray], distance: FloatArray) -> list[FloatArray]:
-    """``offset_polyline`` of each (K_i, 2) polyline by its K_i distances (metres, to the left;
-    ``distance``: every polyline's, end to end), in one call over all of them.
+def offset_polylines(
+    lines: list[FloatArray], distances: Sequence[FloatArray]
+) -> list[list[FloatArray]]:
+    """``offset_polyline`` of each (K_i, 2) polyline by its K_i distances (metres, to the left),
+    for each array of ``distances`` (every polyline's, end to end), in one call over all of
+    them: per array, the (K_i, 2) offset polylines.
 
-    The polylines are joined end to start. Inner points come out as ``offset_polyline`` moves
-    them; the first and last point of each polyline, whose normals the joins bend, are then moved
-    as ``offset_polyline`` moves end points: along their own segment's normal, the last one with
-    its miter factor. Returns the (K_i, 2) offset polylines.
+    The polylines are joined end to start, and their frame (normals and miter factors) is found
+    once for every distance. Inner points come out as ``offset_polyline`` moves them; the first
+    and last point of each polyline, whose normals the joins bend, move as ``offset_polyline``
+    moves end points: along their own segment's normal, the last one with its miter factor.
     """
     if not lines:
-        return []
+        return [[] for _ in distances]
     sizes = np.array([len(line) for line in lines])
-    joined = np.concatenate(lines)
     with np.errstate(divide="ignore", invalid="ignore"):  # a join may repeat a point
-        moved = offset_polyline(joined, distance)
+        frame = offset_frame(np.concatenate(lines))
     last = np.cumsum(sizes) - 1
     first = last - sizes + 1
-    x, y = joined.T
+    x, y = frame.x, frame.y
     for ends, segment_start, is_last in ((first, first, False), (last, last - 1, True)):
         seg_x = x[segment_start + 1] - x[segment_start]
         seg_y = y[segment_start + 1] - y[segment_start]
         seg_length = np.sqrt(seg_x * seg_x + seg_y * seg_y)
         normal_x, normal_y = -(seg_y / seg_length), seg_x / seg_length
         length = np.sqrt(normal_x * normal_x + normal_y * normal_y)
-        miter = np.ones(len(ends))
+        frame.normal[0, ends], frame.normal[1, ends] = normal_x / length, normal_y / length
         if is_last:
             cos_half = (normal_x / length) * normal_x + (normal_y / length) * normal_y
-            miter = 1.0 / np.maximum(cos_half, 1.0 / MAX_MITER)
-        step = distance[ends] * miter
-        moved[ends, 0] = x[ends] + step * (normal_x / length)
-        moved[ends, 1] = y[ends] + step * (normal_y / length)
-    return split_rows(moved, sizes)
+            frame.miter[ends] = 1.0 / np.maximum(cos_half, 1.0 / MAX_MITER)
+        else:
+            frame.miter[ends] = 1.0
+    return [split_rows(frame.moved(distance), sizes) for distance in distances]
 
 
 def _half_widths(
