@@ -173,6 +173,14 @@ class Pieces:
     def __len__(self) -> int:
         return len(self.box)
 
+    @cached_property
+    def _widened(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """(2, P) rows x, y of the boxes widened by ``BOX_MARGIN_M``: low and high corners,
+        centres and half sides (the window test's per-piece constants)."""
+        box = np.ascontiguousarray(self.box.T)  # (4, P)
+        lo, hi = box[:2] - BOX_MARGIN_M, box[2:] + BOX_MARGIN_M
+        return lo, hi, 0.5 * (lo + hi), 0.5 * (hi - lo)
+
     def meeting(self, corners: FloatArray) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         """(agent index, piece index) of every piece whose box meets an agent's window (corners
         (N, 4, 2) from ``window_corners``), sorted by piece, then agent, so that drawing keeps
@@ -195,14 +203,15 @@ class Pieces:
         self, corners: FloatArray, first_agent: int
     ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         """``meeting`` for the windows ``corners`` (n, 4, 2) of agents ``first_agent`` onwards."""
-        lo, hi = self.box[:, :2] - BOX_MARGIN_M, self.box[:, 2:] + BOX_MARGIN_M  # (P, 2)
+        lo, hi, centre, half = self._widened
         window_lo, window_hi = corners.min(axis=1), corners.max(axis=1)  # (n, 2)
-        meet = ((lo[None] <= window_hi[:, None]) & (hi[None] >= window_lo[:, None])).all(axis=2)
-        centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+        # Axis by axis: numpy reduces an axis of two ~10x slower than it combines two arrays.
+        meet = (lo[0] <= window_hi[:, 0, None]) & (hi[0] >= window_lo[:, 0, None])
+        meet &= (lo[1] <= window_hi[:, 1, None]) & (hi[1] >= window_lo[:, 1, None])
         for edge in (corners[:, 1] - corners[:, 0], corners[:, 3] - corners[:, 0]):  # (n, 2)
             start = np.einsum("nk,nk->n", corners[:, 0], edge)[:, None]
             end = start + np.einsum("nk,nk->n", edge, edge)[:, None]
-            box_centre, box_half = edge @ centre.T, np.abs(edge) @ half.T  # (n, P)
+            box_centre, box_half = edge @ centre, np.abs(edge) @ half  # (n, P)
             meet &= (box_centre + box_half >= start) & (box_centre - box_half <= end)
         agent_idx, piece_idx = np.nonzero(meet)
         return (agent_idx + first_agent).astype(np.intp), piece_idx.astype(np.intp)
