@@ -112,6 +112,9 @@ def test_sample_geometry_equals_raw_json() -> None:
         np.testing.assert_array_equal(lane.centerline, xy_of(seg["centerline"]))
     areas = [Polygon(xy_of(a["area_boundary"])) for a in raw["drivable_areas"].values()]
     assert len(areas) == 2
+    # The raster fills the areas as read; their union is built only when the area is read.
+    assert [p.equals(a) for p, a in zip(m.drivable_parts, areas, strict=True)] == [True, True]
+    assert m._drivable_area is None
     assert m.area.symmetric_difference(shapely.union_all(areas)).area < 1e-6
 
 

@@ -9,7 +9,7 @@ import pytest
 import shapely
 
 from mapenc.maps.synthetic import TownConfig, make_town
-from mapenc.maps.types import VectorMap
+from mapenc.maps.types import UnionOf, VectorMap
 from mapenc.raster import Rasterizer, RasterSpec, mapgeom
 from mapenc.raster.layers import LAYERS
 from mapenc.raster.mapgeom import Pieces, line_runs, window_corners
@@ -129,3 +129,27 @@ def test_shared_boundaries_searched_or_not_draw_the_same_pixels(mode: str) -> No
         Rasterizer(m, SPEC, mode=mode).rasterize(poses, np.uint8),  # type: ignore[arg-type]
         Rasterizer(offset, SPEC, mode=mode).rasterize(poses, np.uint8),  # type: ignore[arg-type]
     )
+
+
+@pytest.mark.parametrize("mode", RASTER_MODES)
+def test_area_given_as_parts_draws_their_union_without_building_it(mode: str) -> None:
+    """A map given overlapping drivable polygons with a loader of their union (the AV2 reader's
+    areas) fills the polygons: the same pixels as the union, which is built only when read."""
+    m = town_without_area()
+    lanes = m.lane_polygons
+    parts = [shapely.union_all(lanes[i : i + 3]) for i in range(0, len(lanes), 2)]  # overlapping
+    given = VectorMap(lanes=m.lanes, crosswalks=m.crosswalks, road_edges=m.road_edges)
+    given.load_drivable_area_when_read(UnionOf(tuple(parts)), parts=parts)
+    union = VectorMap(
+        lanes=m.lanes,
+        crosswalks=m.crosswalks,
+        road_edges=m.road_edges,
+        drivable_area=shapely.union_all(parts),
+    )
+    poses = poses_on_lanes(m, 12)
+    drawn = Rasterizer(given, SPEC, mode=mode).rasterize(poses, np.uint8)  # type: ignore[arg-type]
+    assert given._drivable_area is None  # no union was built
+    whole = Rasterizer(union, SPEC, mode=mode).rasterize(poses, np.uint8)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(drawn, whole)
+    assert 0 < drawn[:, 0].mean() < 255
+    assert given.drivable_area.equals(union.drivable_area)

@@ -2,7 +2,8 @@
 
 Maps (city frame, metres; z dropped): lane segments with boundaries and mark types (colour
 dropped, ``DOUBLE_SOLID_YELLOW`` -> ``MarkType.DOUBLE_SOLID``), drivable areas (union of the
-``area_boundary`` rings, closed implicitly) and pedestrian crossings (``edge1`` + reversed
+``area_boundary`` rings, closed implicitly, built when first read; the raster fills the rings'
+polygons) and pedestrian crossings (``edge1`` + reversed
 ``edge2``). Sensor-log maps have no ``centerline``: it is derived midway between the boundaries.
 A lane segment's ``id`` that is missing or ``null`` counts as no id: the segment takes the key it
 is filed under in ``lane_segments`` (the id successors name), the same rule as the GeoJSON reader's
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import shapely
 from numpy.typing import NDArray
 
 from mapenc.errors import MapencError, ScenarioFormatError
@@ -45,6 +45,7 @@ from mapenc.maps.types import (
     LaneType,
     MarkType,
     Scenario,
+    UnionOf,
     VectorMap,
     distinct_point_counts,
     ring_polygons,
@@ -225,12 +226,10 @@ def read_av2_map(path: Path) -> VectorMap:
         ]
         areas = _polygons(area_rings, area_names, path)
         crosswalks = _polygons(crossing_rings, crossing_names, path)
-        return VectorMap(
-            lanes=lanes,
-            crosswalks=crosswalks,
-            drivable_area=shapely.union_all(areas) if areas else None,
-            source=str(path),
-        )
+        vector_map = VectorMap(lanes=lanes, crosswalks=crosswalks, source=str(path))
+        if areas:  # their union is built when the area is read: a raster fills the areas
+            vector_map.load_drivable_area_when_read(UnionOf(tuple(areas)), parts=areas)
+        return vector_map
 
 
 def _crossing_ring(record: Mapping[str, Any], what: str) -> FloatArray:

@@ -457,6 +457,17 @@ class Projection:
         return np.stack([np.asarray(lon), np.asarray(lat)], axis=1)
 
 
+@dataclass(frozen=True)
+class UnionOf:
+    """The union of ``polygons``, built when called (a picklable loader for
+    ``VectorMap.load_drivable_area_when_read``)."""
+
+    polygons: tuple[BaseGeometry, ...]
+
+    def __call__(self) -> BaseGeometry:
+        return shapely.union_all(self.polygons)
+
+
 class _DrivableArea:
     """The ``VectorMap.drivable_area`` attribute: the area given to the map, or else the union of
     the lane polygons, built when first read. Most work never needs the union (a fill of the lane
@@ -481,6 +492,7 @@ class _DrivableArea:
         obj._drivable_area = value
         obj._area_given = value is not None
         obj._area_loader = None
+        obj._area_parts = None
 
 
 @dataclass(eq=False)
@@ -520,16 +532,21 @@ class VectorMap:
         self._drivable_area: BaseGeometry | None
         self._area_given: bool
         self._area_loader: Callable[[], BaseGeometry] | None
+        self._area_parts: list[BaseGeometry] | None
         ids = [lane.id for lane in self.lanes]
         if len(set(ids)) != len(ids):
             raise MapencError(f"{self.source or 'map'}: duplicate lane ids")
         self._lane_by_id = {lane.id: lane for lane in self.lanes}
 
-    def load_drivable_area_when_read(self, load: Callable[[], BaseGeometry]) -> None:
+    def load_drivable_area_when_read(
+        self, load: Callable[[], BaseGeometry], parts: Sequence[BaseGeometry] | None = None
+    ) -> None:
         """Give the map its drivable area as ``load``, called when the area is first read (a
-        stored area that most work never decodes). ``load`` must be picklable when the map is
-        sent to other processes."""
+        stored area that most work never decodes, or a union most work never needs). ``load``
+        must be picklable when the map is sent to other processes. ``parts``: polygons whose
+        union ``load`` returns, known without it; ``drivable_parts`` gives them."""
         self._drivable_area, self._area_given, self._area_loader = None, True, load
+        self._area_parts = None if parts is None else list(parts)
 
     def lane(self, lane_id: str) -> Lane:
         """The lane with this id; MapencError if there is none."""
@@ -565,8 +582,12 @@ class VectorMap:
 
     @property
     def drivable_parts(self) -> list[BaseGeometry]:
-        """Polygons whose union is ``drivable_area``: the parts of the area given to the map, else
+        """Polygons whose union is ``drivable_area``: the parts given with its loader
+        (``load_drivable_area_when_read``), else the parts of the area given to the map, else
         the lane polygons (no union built). A pixel or point inside any of them is drivable."""
+        if self._area_parts is not None:
+            parts = shapely.get_parts(np.array(self._area_parts, dtype=object).reshape(-1))
+            return [g for g in parts if not g.is_empty]
         if self._area_given:
             return [g for g in shapely.get_parts(self.drivable_area) if not g.is_empty]
         return [g for g in self.lane_polygons if not g.is_empty]
