@@ -48,6 +48,7 @@ from mapenc.maps.types import (
     UnionOf,
     VectorMap,
     distinct_point_counts,
+    made_with_fields,
     ring_polygons,
 )
 from mapenc.maps.types import centerline_from_boundaries as derive_centerline
@@ -97,12 +98,20 @@ _SENSOR_CATEGORY_KINDS: dict[str, str] = {
 
 def av2_mark_type(value: Any) -> MarkType:
     """MarkType of an AV2 mark-type string such as ``DASHED_YELLOW``; MapencError if unknown."""
+    if isinstance(value, str) and value in _MARKS_SEEN:
+        return _MARKS_SEEN[value]
     pattern = str(value)
     for colour in _MARK_COLOURS:
         pattern = pattern.removesuffix(colour)
     if pattern not in _MARK_PATTERNS:
         raise MapencError(f"unknown lane mark type {value!r}")
+    if isinstance(value, str):
+        _MARKS_SEEN[value] = _MARK_PATTERNS[pattern]
     return _MARK_PATTERNS[pattern]
+
+
+# Mark-type strings already read (a map names a few kinds, thousands of times).
+_MARKS_SEEN: dict[str, MarkType] = {}
 
 
 def _points(record: Mapping[str, Any], key: str, what: str) -> FloatArray:
@@ -181,7 +190,8 @@ def _lane(
     lane_type = str(require(record, "lane_type", what))
     if lane_type not in _LANE_TYPES:
         raise MapencError(f"{what}: unknown lane_type {lane_type!r}")
-    return Lane(
+    return made_with_fields(
+        Lane,
         id=_optional_id(record.get("id")) or key,
         centerline=centerline,
         left_boundary=left,
