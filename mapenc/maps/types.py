@@ -585,8 +585,9 @@ class VectorMap:
         """Polygons whose union is ``drivable_area``: the parts given with its loader
         (``load_drivable_area_when_read``), else the parts of the area given to the map, else
         the lane polygons (no union built). A pixel or point inside any of them is drivable."""
-        if self._area_parts is not None:
-            parts = shapely.get_parts(np.array(self._area_parts, dtype=object).reshape(-1))
+        given = getattr(self, "_area_parts", None)  # None in maps pickled before it existed
+        if given is not None:
+            parts = shapely.get_parts(np.array(given, dtype=object).reshape(-1))
             return [g for g in parts if not g.is_empty]
         if self._area_given:
             return [g for g in shapely.get_parts(self.drivable_area) if not g.is_empty]
