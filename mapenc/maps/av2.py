@@ -3,8 +3,8 @@
 Maps (city frame, metres; z dropped): lane segments with boundaries and mark types (colour
 dropped, ``DOUBLE_SOLID_YELLOW`` -> ``MarkType.DOUBLE_SOLID``), drivable areas (union of the
 ``area_boundary`` rings, closed implicitly, built when first read; the raster fills the rings'
-polygons) and pedestrian crossings (``edge1`` + reversed
-``edge2``). Sensor-log maps have no ``centerline``: it is derived midway between the boundaries.
+polygons) and pedestrian crossings (``edge1`` + reversed ``edge2``). Sensor-log maps have no
+``centerline``: it is derived midway between the boundaries.
 A lane segment's ``id`` that is missing or ``null`` counts as no id: the segment takes the key it
 is filed under in ``lane_segments`` (the id successors name), the same rule as the GeoJSON reader's
 fall-back from ``properties.id`` to the feature's ``id``.

@@ -687,8 +687,8 @@ LaneOrTrack = TypeVar("LaneOrTrack", Lane, Track)
 def made_with_fields(cls: type[LaneOrTrack], **values: Any) -> LaneOrTrack:
     """A Lane or Track whose fields are ``values``, made without the generated ``__init__`` (a
     frozen dataclass sets every field through ``object.__setattr__``, about twice the time), for
-    readers whose values are already checked (the scenario store, the Waymo reader). The names
-    are checked against the fields on the first call per class and process."""
+    readers whose values are already checked (the scenario store, the Waymo and AV2 readers).
+    The names are checked against the fields on the first call per class and process."""
     if cls not in _CHECKED:
         if values.keys() != _FIELDS[cls]:
             raise TypeError(f"{cls.__name__} fields are {sorted(_FIELDS[cls])}")

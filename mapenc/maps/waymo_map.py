@@ -319,7 +319,7 @@ def _joined_halves(sizes: list[int], halves: list[FloatArray | None]) -> FloatAr
 
 
 def _lanes(parts: list[_LaneParts]) -> list[Lane]:
-    """The Lanes, their boundaries offset from the centerlines all in one call per side."""
+    """The Lanes, both boundaries of every lane offset from the centerlines in one call."""
     centerlines = [p.centerline for p in parts]
     sizes = [len(line) for line in centerlines]
     lefts, rights = offset_polylines(
