@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import shapely
-from numpy.typing import NDArray
 
 from mapenc.errors import MapencError
 from mapenc.geometry.ragged import split_rows
@@ -71,12 +70,10 @@ class _FeaturePoints:
     Attributes:
         points: (K, 2) float64 [x, y] of each feature's polyline or polygon ring (z dropped;
             (0, 2) for features without points).
-        new: (K,) bool per feature, True for each point that differs from the one before.
-        distinct: (D, 2) per feature, its points where ``new`` is True.
+        distinct: (D, 2) per feature, its points that differ from the one before.
     """
 
     points: list[FloatArray]
-    new: list[NDArray[np.bool_]]
     distinct: list[FloatArray]
 
     @classmethod
@@ -111,9 +108,7 @@ class _FeaturePoints:
         owner = np.repeat(np.arange(len(sizes)), sizes)
         distinct_sizes = np.bincount(owner[new], minlength=len(sizes))
         distinct = np.column_stack([x[new], y[new]])
-        return cls(
-            split_rows(flat, sizes), split_rows(new, sizes), split_rows(distinct, distinct_sizes)
-        )
+        return cls(split_rows(flat, sizes), split_rows(distinct, distinct_sizes))
 
 
 def map_from_features(features: Sequence[Any], source: str, raw: ScenarioBytes) -> VectorMap:
@@ -124,7 +119,7 @@ def map_from_features(features: Sequence[Any], source: str, raw: ScenarioBytes) 
     to ``VectorMap`` to build when a caller needs them."""
     kinds = [feature.WhichOneof("feature_data") for feature in features]
     read = _FeaturePoints.of(features, kinds, raw)
-    points, new, distinct = read.points, read.new, read.distinct
+    points, distinct = read.points, read.distinct
     lines: dict[int, FloatArray] = {}
     line_marks: dict[int, MarkType] = {}  # road line id -> its mark; road edges are curbs
     for feature, kind, feature_points in zip(features, kinds, points, strict=True):
@@ -137,7 +132,6 @@ def map_from_features(features: Sequence[Any], source: str, raw: ScenarioBytes) 
             )
     lane_features = [f for f, kind in zip(features, kinds, strict=True) if kind == "lane"]
     lane_points = [p for p, kind in zip(points, kinds, strict=True) if kind == "lane"]
-    lane_new = iter([n for n, kind in zip(new, kinds, strict=True) if kind == "lane"])
     lane_distinct = iter([d for d, kind in zip(distinct, kinds, strict=True) if kind == "lane"])
     boundaries = _boundary_distances(lane_features, lane_points, lines)
     skipped: Counter[str] = Counter()
@@ -151,9 +145,7 @@ def map_from_features(features: Sequence[Any], source: str, raw: ScenarioBytes) 
         features, kinds, points, distinct, strict=True
     ):
         if kind == "lane":
-            parts = _lane_parts(
-                feature, *next(boundaries), next(lane_new), next(lane_distinct), line_marks
-            )
+            parts = _lane_parts(feature, *next(boundaries), next(lane_distinct), line_marks)
             if parts is None:
                 skipped["lane(s) with fewer than 2 distinct points"] += 1
             else:
@@ -288,13 +280,12 @@ def _lane_parts(
     feature: Any,
     points: FloatArray,
     sides: tuple[list[Covered], list[Covered]],
-    keep: NDArray[np.bool_],
     distinct: FloatArray,
     line_marks: dict[int, MarkType],
 ) -> _LaneParts | None:
-    """The parts of a ``lane`` map feature with polyline ``points`` (``keep``: each point that
-    differs from the one before; ``distinct``: those points) and its boundary segments'
-    distances per side, or None when the polyline has < 2 distinct points."""
+    """The parts of a ``lane`` map feature with polyline ``points`` (``distinct``: the points
+    that differ from the one before) and its boundary segments' distances per side, or None when
+    the polyline has < 2 distinct points."""
     if len(distinct) < 2:
         return None
     halves: list[FloatArray | None] = [None, None]
@@ -302,6 +293,8 @@ def _lane_parts(
     for side, covered in enumerate(sides):
         if covered:
             half, marks[side] = _half_widths(len(points), covered, line_marks)
+            keep = np.ones(len(points), dtype=bool)  # the points ``distinct`` holds
+            keep[1:] = (points[1:, 0] != points[:-1, 0]) | (points[1:, 1] != points[:-1, 1])
             halves[side] = half[keep]
     return _LaneParts(feature, distinct, halves[0], halves[1], marks[0], marks[1])
 
@@ -342,8 +335,8 @@ def _lanes(parts: list[_LaneParts]) -> list[Lane]:
                 left_mark=p.left_mark,
                 right_mark=p.right_mark,
                 lane_type=LANE_TYPES.get(center.type, LaneType.UNKNOWN),
-                predecessors=tuple(str(i) for i in center.entry_lanes),
-                successors=tuple(str(i) for i in center.exit_lanes),
+                predecessors=tuple(map(str, center.entry_lanes)),
+                successors=tuple(map(str, center.exit_lanes)),
                 left_neighbor=(
                     str(center.left_neighbors[0].feature_id) if center.left_neighbors else None
                 ),
