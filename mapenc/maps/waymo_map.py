@@ -290,12 +290,13 @@ def _lane_parts(
         return None
     halves: list[FloatArray | None] = [None, None]
     marks = [MarkType.NONE, MarkType.NONE]
-    for side, covered in enumerate(sides):
-        if covered:
-            half, marks[side] = _half_widths(len(points), covered, line_marks)
-            keep = np.ones(len(points), dtype=bool)  # the points ``distinct`` holds
-            keep[1:] = (points[1:, 0] != points[:-1, 0]) | (points[1:, 1] != points[:-1, 1])
-            halves[side] = half[keep]
+    if sides[0] or sides[1]:  # half widths are per stored point: keep those ``distinct`` holds
+        keep = np.ones(len(points), dtype=bool)
+        keep[1:] = (points[1:, 0] != points[:-1, 0]) | (points[1:, 1] != points[:-1, 1])
+        for side, covered in enumerate(sides):
+            if covered:
+                half, marks[side] = _half_widths(len(points), covered, line_marks)
+                halves[side] = half[keep]
     return _LaneParts(feature, distinct, halves[0], halves[1], marks[0], marks[1])
 
 
